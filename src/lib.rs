@@ -1,0 +1,17 @@
+//! Cortex: a control plane for AI coding agents. Sessions run agents in
+//! workspaces on nodes; everything they do is kept as git objects under
+//! `refs/cortex/*` in the workspace repository, and indexed in SQLite.
+//!
+//! Code map (see `docs/ARCHITECTURE.md`):
+//! - [`protocol`]: ids, lifecycle states, normalized events;
+//! - [`store`]: the git-native session store, the source of truth;
+//! - [`index`]: the SQLite index, rebuildable from the store;
+//! - [`provider`]: agent providers (the scripted `fake`);
+//! - [`node`]: runs sessions in workspaces;
+//! - [`core`]: the control plane's queries over the index;
+//! - [`cli`]: the `cortex` command line.
+
+pub mod protocol;
+pub mod provider;
+pub mod index;
+pub mod store;

@@ -1,0 +1,207 @@
+//! Normalized events: what every provider's output becomes. One event is one
+//! JSON line in the store's chunks, one row in the index, and (later) one item
+//! in an event batch from Node to Core.
+
+use serde::{Deserialize, Serialize};
+
+use super::SessionState;
+
+/// One entry of a session's ordered history. `seq` is assigned by the single
+/// writer of the session and is strictly increasing with no gaps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub at: jiff::Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<u32>,
+    /// The command id or earlier event (`seq:<n>`) this event answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    Lifecycle {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<SessionState>,
+        to: SessionState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    UserMessage {
+        text: String,
+    },
+    AssistantMessage {
+        text: String,
+    },
+    Reasoning {
+        text: String,
+    },
+    CommandStarted {
+        command_id: String,
+        command: String,
+    },
+    CommandOutput {
+        command_id: String,
+        stream: OutputStream,
+        text: String,
+    },
+    CommandFinished {
+        command_id: String,
+        /// `None` when the command was killed by a signal.
+        exit_code: Option<i32>,
+        duration_ms: u64,
+    },
+    FileChanged {
+        path: String,
+        change: FileChange,
+    },
+    ApprovalRequested {
+        approval_id: String,
+        prompt: String,
+    },
+    ApprovalResolved {
+        approval_id: String,
+        decision: ApprovalDecision,
+        by: String,
+    },
+    Warning {
+        message: String,
+    },
+    Error {
+        message: String,
+    },
+    TurnFinished {
+        outcome: TurnOutcome,
+    },
+    DiffCaptured {
+        files: u32,
+        insertions: u64,
+        deletions: u64,
+    },
+    CheckResult {
+        name: String,
+        passed: bool,
+        exit_code: Option<i32>,
+        duration_ms: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileChange {
+    Added,
+    Modified,
+    Deleted,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalDecision {
+    Approved,
+    Denied,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnOutcome {
+    Completed,
+    Failed,
+    Interrupted,
+}
+
+impl TurnOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl EventKind {
+    /// The snake_case name used on the wire and in the index.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Lifecycle { .. } => "lifecycle",
+            Self::UserMessage { .. } => "user_message",
+            Self::AssistantMessage { .. } => "assistant_message",
+            Self::Reasoning { .. } => "reasoning",
+            Self::CommandStarted { .. } => "command_started",
+            Self::CommandOutput { .. } => "command_output",
+            Self::CommandFinished { .. } => "command_finished",
+            Self::FileChanged { .. } => "file_changed",
+            Self::ApprovalRequested { .. } => "approval_requested",
+            Self::ApprovalResolved { .. } => "approval_resolved",
+            Self::Warning { .. } => "warning",
+            Self::Error { .. } => "error",
+            Self::TurnFinished { .. } => "turn_finished",
+            Self::DiffCaptured { .. } => "diff_captured",
+            Self::CheckResult { .. } => "check_result",
+        }
+    }
+
+    /// The words a person would search this event by: messages, reasoning,
+    /// commands and their output. `None` for purely structural events.
+    pub fn search_text(&self) -> Option<&str> {
+        match self {
+            Self::UserMessage { text }
+            | Self::AssistantMessage { text }
+            | Self::Reasoning { text }
+            | Self::CommandOutput { text, .. } => Some(text),
+            Self::CommandStarted { command, .. } => Some(command),
+            Self::ApprovalRequested { prompt, .. } => Some(prompt),
+            Self::Warning { message } | Self::Error { message } => Some(message),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(event: Event, expect: &str) {
+        let line = serde_json::to_string(&event).unwrap();
+        assert_eq!(line, expect);
+        let back: Event = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn events_are_flat_json_lines_that_round_trip() {
+        let at: jiff::Timestamp = "2026-11-24T08:00:00Z".parse().unwrap();
+        check(
+            Event { seq: 3, at, turn: Some(1), cause: None, kind: EventKind::AssistantMessage { text: "hi".into() } },
+            r#"{"seq":3,"at":"2026-11-24T08:00:00Z","turn":1,"kind":"assistant_message","text":"hi"}"#,
+        );
+        check(
+            Event {
+                seq: 1,
+                at,
+                turn: None,
+                cause: Some("seq:0".into()),
+                kind: EventKind::Lifecycle { from: None, to: SessionState::Starting, reason: None },
+            },
+            r#"{"seq":1,"at":"2026-11-24T08:00:00Z","cause":"seq:0","kind":"lifecycle","to":"starting"}"#,
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_are_refused() {
+        let error = serde_json::from_str::<Event>(r#"{"seq":1,"at":"2026-11-24T08:00:00Z","kind":"telepathy"}"#)
+            .unwrap_err();
+        assert!(error.to_string().contains("unknown variant `telepathy`"), "{error}");
+    }
+}

@@ -1,0 +1,20 @@
+//! Every type that crosses a boundary: session ids, lifecycle states and the
+//! normalized event stream written to the store, indexed, and later sent over
+//! the wire between Node and Core.
+//!
+//! Must not import anything else from the crate: `store`, `index`, `node` and
+//! `cli` all speak these types, so they live at the bottom of the graph.
+
+mod api;
+mod event;
+mod id;
+mod lifecycle;
+
+pub use api::{SearchHit, SessionSummary, TurnSummary, Workspace};
+pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TurnOutcome};
+pub use id::{SessionId, WorkspaceId};
+pub use lifecycle::{IllegalTransition, SessionState};
+
+/// Version of the normalized event schema and of the envelopes built on it.
+/// Bumped on any change a reader of an older version would misread.
+pub const PROTOCOL_VERSION: u32 = 1;

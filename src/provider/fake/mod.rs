@@ -1,0 +1,177 @@
+//! `fake`: a deterministic scripted agent shipped in the binary, for demos,
+//! docs and tests. Its commands and file edits are real: they run and write
+//! in the workspace. Turns beyond the script, or no script, echo the prompt.
+
+mod script;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub use script::{STEP_KINDS, Script, ScriptError, Step};
+
+use super::{Error, Provider, TurnEnd, TurnRequest, TurnSink};
+use crate::protocol::{ApprovalDecision, EventKind, FileChange, OutputStream};
+
+/// Output kept per command; the rest is dropped with a warning.
+const MAX_COMMAND_OUTPUT: usize = 1024 * 1024;
+
+pub struct FakeProvider {
+    script: Script,
+}
+
+impl FakeProvider {
+    pub fn new(script: Script) -> FakeProvider {
+        FakeProvider { script }
+    }
+}
+
+impl Provider for FakeProvider {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
+        let Some(steps) = self.script.turn(request.turn) else {
+            sink.emit(EventKind::AssistantMessage { text: format!("echo: {}", request.prompt) })?;
+            return Ok(TurnEnd::Completed);
+        };
+        let mut skip_next = false;
+        for (step_idx, step) in steps.iter().enumerate() {
+            if std::mem::take(&mut skip_next) {
+                continue;
+            }
+            match step {
+                Step::Message(text) => {
+                    sink.emit(EventKind::AssistantMessage { text: text.clone() })?;
+                }
+                Step::Reasoning(text) => {
+                    sink.emit(EventKind::Reasoning { text: text.clone() })?;
+                }
+                Step::Command(command) => {
+                    let command_id = format!("cmd_{}_{}", request.turn, step_idx + 1);
+                    run_command(request.workspace, &command_id, command, sink)?;
+                }
+                Step::WriteFile { path, content } => {
+                    let target = resolve(request.workspace, path)?;
+                    let change = if target.exists() { FileChange::Modified } else { FileChange::Added };
+                    if let Some(parent) = target.parent() {
+                        fs_err::create_dir_all(parent).map_err(|source| io(format!("cannot create the folder of `{path}`"), source))?;
+                    }
+                    fs_err::write(&target, content).map_err(|source| io(format!("cannot write `{path}`"), source))?;
+                    sink.emit(EventKind::FileChanged { path: path.clone(), change })?;
+                }
+                Step::DeleteFile(path) => {
+                    let target = resolve(request.workspace, path)?;
+                    match fs_err::remove_file(&target) {
+                        Ok(()) => {
+                            sink.emit(EventKind::FileChanged { path: path.clone(), change: FileChange::Deleted })?;
+                        }
+                        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                            sink.emit(EventKind::Warning { message: format!("`{path}` does not exist; nothing deleted") })?;
+                        }
+                        Err(source) => return Err(io(format!("cannot delete `{path}`"), source)),
+                    }
+                }
+                Step::Approval(prompt) => {
+                    // A denial skips the step the approval guards: the next one.
+                    skip_next = sink.approve(prompt)? == ApprovalDecision::Denied;
+                }
+                Step::SleepMs(ms) => std::thread::sleep(Duration::from_millis(*ms)),
+                Step::Fail(message) => return Ok(TurnEnd::Failed(message.clone())),
+            }
+        }
+        Ok(TurnEnd::Completed)
+    }
+}
+
+fn io(context: String, source: std::io::Error) -> Error {
+    Error::Io { context, source }
+}
+
+/// `workspace/path`, refusing a path whose existing parts lead outside the
+/// workspace through a symlink.
+fn resolve(workspace: &Path, path: &str) -> Result<PathBuf, Error> {
+    let target = workspace.join(path);
+    let mut existing = target.as_path();
+    while !existing.exists() {
+        match existing.parent() {
+            Some(parent) => existing = parent,
+            None => break,
+        }
+    }
+    let real = existing.canonicalize().map_err(|source| io(format!("cannot resolve `{path}`"), source))?;
+    let root = workspace.canonicalize().map_err(|source| io("cannot resolve the workspace".into(), source))?;
+    if !real.starts_with(&root) {
+        return Err(io(
+            format!("`{path}` resolves outside the workspace"),
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, "path escapes the workspace through a symlink"),
+        ));
+    }
+    Ok(target)
+}
+
+/// Runs `command` with `sh -c` in the workspace, streaming each output line
+/// as an event, then its exit code.
+fn run_command(workspace: &Path, command_id: &str, command: &str, sink: &mut dyn TurnSink) -> Result<(), Error> {
+    sink.emit(EventKind::CommandStarted { command_id: command_id.to_string(), command: command.to_string() })?;
+    let started = Instant::now();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(workspace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| io(format!("cannot run `{command}`"), source))?;
+    let (sender, receiver) = mpsc::channel();
+    let readers = [
+        spawn_reader(child.stdout.take().map(|out| Box::new(out) as Box<dyn Read + Send>), OutputStream::Stdout, sender.clone()),
+        spawn_reader(child.stderr.take().map(|err| Box::new(err) as Box<dyn Read + Send>), OutputStream::Stderr, sender),
+    ];
+    let mut kept = 0;
+    let mut truncated = false;
+    for (stream, text) in receiver {
+        if kept + text.len() > MAX_COMMAND_OUTPUT {
+            truncated = true;
+            continue;
+        }
+        kept += text.len();
+        sink.emit(EventKind::CommandOutput { command_id: command_id.to_string(), stream, text })?;
+    }
+    for reader in readers.into_iter().flatten() {
+        let _ = reader.join();
+    }
+    let status = child.wait().map_err(|source| io(format!("cannot wait for `{command}`"), source))?;
+    if truncated {
+        sink.emit(EventKind::Warning { message: format!("output of `{command}` truncated after {MAX_COMMAND_OUTPUT} bytes") })?;
+    }
+    sink.emit(EventKind::CommandFinished {
+        command_id: command_id.to_string(),
+        exit_code: status.code(),
+        duration_ms: started.elapsed().as_millis() as u64,
+    })?;
+    Ok(())
+}
+
+fn spawn_reader(
+    source: Option<Box<dyn Read + Send>>,
+    stream: OutputStream,
+    sender: mpsc::Sender<(OutputStream, String)>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let source = source?;
+    Some(std::thread::spawn(move || {
+        let mut reader = BufReader::new(source);
+        let mut line = Vec::new();
+        while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            let text = String::from_utf8_lossy(&line).into_owned();
+            if sender.send((stream, text)).is_err() {
+                break;
+            }
+            line.clear();
+        }
+    }))
+}

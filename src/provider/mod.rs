@@ -1,0 +1,54 @@
+//! Agent providers behind one trait. A provider runs one turn at a time in a
+//! workspace and reports what the agent does as normalized [`EventKind`]s
+//! through a [`TurnSink`]; it never writes the store itself.
+//!
+//! Only `node` and `provider` spawn processes.
+
+pub mod fake;
+
+use std::path::Path;
+
+use crate::protocol::{ApprovalDecision, EventKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Script(#[from] fake::ScriptError),
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The sink could not record an event; the turn cannot go on safely.
+    #[error("cannot record the agent's work")]
+    Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Where a provider's events go: the node's session runner, which assigns
+/// seqs, persists, and answers approvals.
+pub trait TurnSink {
+    /// Records one event and returns its seq.
+    fn emit(&mut self, kind: EventKind) -> Result<u64, Error>;
+    /// Asks a person to approve `prompt`; blocks until they answer.
+    fn approve(&mut self, prompt: &str) -> Result<ApprovalDecision, Error>;
+}
+
+/// One turn to run.
+pub struct TurnRequest<'a> {
+    pub workspace: &'a Path,
+    pub turn: u32,
+    pub prompt: &'a str,
+}
+
+/// How a turn ended, from the provider's point of view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnEnd {
+    Completed,
+    Failed(String),
+}
+
+pub trait Provider: Send {
+    fn name(&self) -> &'static str;
+    fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error>;
+}

@@ -1,0 +1,48 @@
+//! `meta.toml`: the session's identity and current state, rewritten in the
+//! tip tree whenever it changes, so the tip alone describes the session.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{SessionId, SessionState};
+
+pub const SCHEMA: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub schema: u32,
+    pub id: SessionId,
+    pub title: String,
+    pub provider: String,
+    pub node: String,
+    pub workspace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_commit: Option<String>,
+    pub state: SessionState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
+    /// The provider's own handle to continue the conversation (a Codex
+    /// thread id); `None` for providers that need none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_ref: Option<String>,
+    pub last_seq: u64,
+    pub turns: u32,
+    pub created_at: jiff::Timestamp,
+    pub updated_at: jiff::Timestamp,
+}
+
+impl Meta {
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("holds because Meta has only TOML-representable fields")
+    }
+
+    pub fn from_toml(text: &str) -> Result<Meta, String> {
+        let meta: Meta = toml::from_str(text).map_err(|error| error.to_string())?;
+        if meta.schema > SCHEMA {
+            return Err(format!(
+                "schema {} is newer than this Cortex understands ({SCHEMA}); upgrade Cortex",
+                meta.schema
+            ));
+        }
+        Ok(meta)
+    }
+}

@@ -13,5 +13,8 @@
 
 pub mod protocol;
 pub mod provider;
+pub mod cli;
+pub mod core;
 pub mod index;
+pub mod node;
 pub mod store;

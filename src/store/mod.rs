@@ -18,7 +18,7 @@ mod worktree;
 
 use std::path::{Path, PathBuf};
 
-pub use meta::Meta;
+pub use meta::{Meta, SCHEMA as META_SCHEMA};
 pub use read::{SessionView, TurnFiles};
 pub use remote::{RefsSummary, fetch, push};
 pub use session::{FlushReason, SessionWriter};
@@ -124,6 +124,12 @@ impl Store {
     /// `refs/cortex/*` is: spool, locks and private temp files.
     pub(crate) fn cortex_dir(&self) -> PathBuf {
         self.repo.common_dir().join("cortex")
+    }
+
+    /// Node-local files that are not part of the session's history (a fake
+    /// script, say); never pushed.
+    pub fn private_dir(&self) -> PathBuf {
+        self.cortex_dir()
     }
 
     pub fn ref_name(id: &SessionId) -> String {

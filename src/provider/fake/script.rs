@@ -43,7 +43,10 @@ impl Script {
 
     pub fn parse(text: &str, source_name: &str) -> Result<Script, ScriptError> {
         let fail = |detail: String| ScriptError { source_name: source_name.to_string(), detail };
-        let table: toml::Table = toml::from_str(text).map_err(|error| fail(format!("not valid TOML: {}", error.message())))?;
+        let table: toml::Table = toml::from_str(text).map_err(|error| {
+            let line = error.span().map_or(1, |span| text[..span.start].matches('\n').count() + 1);
+            fail(format!("not valid TOML at line {line}: {}", error.message()))
+        })?;
         let mut turns = Vec::new();
         for (key, value) in &table {
             match key.as_str() {
@@ -186,7 +189,7 @@ mod tests {
             "script `s.toml`: turn 1, step 1: `/etc/x` is absolute; paths are relative to the workspace root",
         );
         check("[[step]]\nsleep_ms = \"soon\"\n", "script `s.toml`: turn 1, step 1: `sleep_ms` takes a whole number of milliseconds");
-        check("[[step]\n", "script `s.toml`: not valid TOML: invalid table header\nexpected `.`, `]]`");
+        check("[[step]]\nmessage = 1\n[[step]\n", "script `s.toml`: not valid TOML at line 3: unclosed array table, expected `]`");
         check("title = 1\n", "script `s.toml`: unknown top-level key `title` (expected `[[turn]]` or `[[step]]`)");
     }
 }

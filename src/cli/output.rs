@@ -1,0 +1,129 @@
+//! How the CLI shows things: one line per event, coloured diffs, JSON, and
+//! the terminal's answers to approval requests.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use serde::Serialize;
+
+use crate::node::{Approver, Observer};
+use crate::protocol::{ApprovalDecision, Event, EventKind, FileChange, SessionId};
+
+pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Whether stdout gets ANSI colours: only a terminal, and never with NO_COLOR.
+pub(crate) fn colour_stdout() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// One human line (or a few, for multi-line text) describing an event.
+pub(crate) fn describe(event: &Event) -> String {
+    match &event.kind {
+        EventKind::Lifecycle { from, to, reason } => {
+            let from = from.map(|from| format!("{from} → ")).unwrap_or_default();
+            let reason = reason.as_ref().map(|reason| format!(" ({reason})")).unwrap_or_default();
+            format!("state {from}{to}{reason}")
+        }
+        EventKind::UserMessage { text } => format!("you: {text}"),
+        EventKind::AssistantMessage { text } => format!("agent: {text}"),
+        EventKind::Reasoning { text } => format!("thinking: {text}"),
+        EventKind::CommandStarted { command, .. } => format!("$ {command}"),
+        EventKind::CommandOutput { text, .. } => format!("  {}", text.trim_end_matches('\n')),
+        EventKind::CommandFinished { exit_code, duration_ms, .. } => match exit_code {
+            Some(code) => format!("  exit {code} in {duration_ms} ms"),
+            None => format!("  killed by a signal after {duration_ms} ms"),
+        },
+        EventKind::FileChanged { path, change } => {
+            let verb = match change {
+                FileChange::Added => "added",
+                FileChange::Modified => "modified",
+                FileChange::Deleted => "deleted",
+            };
+            format!("{verb} {path}")
+        }
+        EventKind::ApprovalRequested { prompt, .. } => format!("approval requested: {prompt}"),
+        EventKind::ApprovalResolved { decision, by, .. } => match decision {
+            ApprovalDecision::Approved => format!("approved by {by}"),
+            ApprovalDecision::Denied => format!("denied by {by}"),
+        },
+        EventKind::Warning { message } => format!("warning: {message}"),
+        EventKind::Error { message } => format!("error: {message}"),
+        EventKind::TurnFinished { outcome } => format!("turn {}", outcome.as_str()),
+        EventKind::DiffCaptured { files, insertions, deletions } => {
+            format!("diff: {files} file(s) changed, +{insertions} -{deletions}")
+        }
+        EventKind::CheckResult { name, passed, exit_code, duration_ms } => {
+            let verdict = if *passed { "passed" } else { "failed" };
+            let code = exit_code.map(|code| format!(", exit {code}")).unwrap_or_default();
+            format!("check {name} {verdict}{code} in {duration_ms} ms")
+        }
+    }
+}
+
+/// Prints each event as it happens, to stderr, so stdout stays for results.
+pub(crate) struct Transcript {
+    pub quiet: bool,
+}
+
+impl Observer for Transcript {
+    fn event(&mut self, event: &Event) {
+        // Redacted like the store: a CI log is as public as a pushed ref.
+        if !self.quiet {
+            eprintln!("{}", crate::store::redact::redact_str(&describe(event)));
+        }
+    }
+}
+
+/// Asks on the terminal; with no terminal, approves only when `--yes` was
+/// given, and otherwise denies (the denial is recorded as an event).
+pub(crate) struct TerminalApprover {
+    pub yes: bool,
+}
+
+impl Approver for TerminalApprover {
+    fn decide(&mut self, _session: &SessionId, prompt: &str) -> (ApprovalDecision, String) {
+        if self.yes {
+            return (ApprovalDecision::Approved, "--yes".into());
+        }
+        if !std::io::stdin().is_terminal() {
+            return (ApprovalDecision::Denied, "no terminal to ask (pass --yes to approve)".into());
+        }
+        eprint!("Approve: {prompt} [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        let by = std::env::var("USER").unwrap_or_else(|_| "terminal".into());
+        match answer.trim().to_lowercase().as_str() {
+            "y" | "yes" => (ApprovalDecision::Approved, by),
+            _ => (ApprovalDecision::Denied, by),
+        }
+    }
+}
+
+/// A unified diff, coloured like git's when `colour` is set.
+pub(crate) fn write_diff(out: &mut impl Write, patch: &str, colour: bool) -> std::io::Result<()> {
+    for line in patch.lines() {
+        let paint = if !colour {
+            None
+        } else if line.starts_with("+++") || line.starts_with("---") || line.starts_with("diff --git") {
+            Some("1")
+        } else if line.starts_with('+') {
+            Some("32")
+        } else if line.starts_with('-') {
+            Some("31")
+        } else if line.starts_with("@@") {
+            Some("36")
+        } else {
+            None
+        };
+        match paint {
+            Some(code) => writeln!(out, "\x1b[{code}m{line}\x1b[0m")?,
+            None => writeln!(out, "{line}")?,
+        }
+    }
+    Ok(())
+}

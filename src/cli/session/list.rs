@@ -1,0 +1,44 @@
+//! `cortex session list`.
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::Args;
+
+use crate::cli::Exit;
+use crate::cli::local::Local;
+use crate::cli::output::print_json;
+use crate::protocol::SessionState;
+
+/// List sessions, newest first.
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Only sessions in this state (starting, running, idle, awaiting_approval, interrupted, stopped, failed, expired).
+    #[arg(long, value_name = "STATE")]
+    state: Option<SessionState>,
+    /// Print a JSON array (docs/json.md).
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: ListArgs, data: &Path) -> anyhow::Result<Exit> {
+    let local = Local::open(data)?;
+    let sessions = local.core.sessions(args.state)?;
+    if args.json {
+        print_json(&sessions)?;
+        return Ok(Exit::Ok);
+    }
+    let mut out = std::io::stdout().lock();
+    if sessions.is_empty() {
+        writeln!(out, "No sessions yet. Start one with: cortex session start \"what the agent should do\"")?;
+        return Ok(Exit::Ok);
+    }
+    for session in sessions {
+        writeln!(
+            out,
+            "{}  {:<17}  {:>2} turn(s)  {}  {}",
+            session.id, session.state, session.turns, session.workspace_path, session.title
+        )?;
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,60 @@
+//! `cortex session show`.
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::cli::Exit;
+use crate::cli::local::Local;
+use crate::cli::output::print_json;
+use crate::protocol::{SessionSummary, TurnSummary};
+
+/// Show a session: its state, workspace and turns.
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// The session id, or a unique prefix of it.
+    id: String,
+    /// Print a JSON object (docs/json.md).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct ShowReport {
+    session: SessionSummary,
+    turns: Vec<TurnSummary>,
+}
+
+pub(crate) fn run(args: ShowArgs, data: &Path) -> anyhow::Result<Exit> {
+    let local = Local::open(data)?;
+    let session = local.core.resolve(&args.id)?;
+    let turns = local.core.turns(&session.id)?;
+    if args.json {
+        print_json(&ShowReport { session, turns })?;
+        return Ok(Exit::Ok);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "session   {}", session.id)?;
+    writeln!(out, "title     {}", session.title)?;
+    match &session.state_reason {
+        Some(reason) => writeln!(out, "state     {} ({reason})", session.state)?,
+        None => writeln!(out, "state     {}", session.state)?,
+    }
+    writeln!(out, "provider  {}", session.provider)?;
+    writeln!(out, "node      {}", session.node)?;
+    writeln!(out, "workspace {}", session.workspace_path)?;
+    writeln!(out, "ref       refs/cortex/sessions/{}", session.id)?;
+    writeln!(out, "created   {}", session.created_at)?;
+    writeln!(out, "events    {}", session.last_seq)?;
+    for turn in turns {
+        let outcome = turn.outcome.map(|outcome| outcome.as_str()).unwrap_or("in progress");
+        writeln!(
+            out,
+            "turn {:<3} {:<11} {} file(s) +{} -{}  {}",
+            turn.turn, outcome, turn.files_changed, turn.insertions, turn.deletions, turn.prompt
+        )?;
+    }
+    Ok(Exit::Ok)
+}

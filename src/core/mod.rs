@@ -1,0 +1,114 @@
+//! Core: the control plane's view of sessions across workspaces, answered
+//! from the SQLite index and kept in step with the stores. In this build Core
+//! runs inside the CLI process; the server (HTTP API, panel) wraps the same
+//! queries.
+//!
+//! Never writes a workspace: reading refs to index them and to show diffs is
+//! all it does with a repository.
+
+use std::path::{Path, PathBuf};
+
+use crate::index::{self, Index, SyncStats};
+use crate::protocol::{Event, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace};
+use crate::store::{self, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Index(#[from] index::Error),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("session `{session}` has no turn {turn} (it has {turns})")]
+    NoSuchTurn { session: SessionId, turn: u32, turns: u32 },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub struct Core {
+    index: Index,
+}
+
+impl Core {
+    pub fn index_path(data_dir: &Path) -> PathBuf {
+        data_dir.join("index.sqlite")
+    }
+
+    pub fn open(data_dir: &Path) -> Result<Core> {
+        Ok(Core { index: Index::open(&Self::index_path(data_dir))? })
+    }
+
+    /// Brings the index in step with the refs of `workspaces`, noticing refs
+    /// that changed behind Cortex's back (a plain `git fetch`).
+    pub fn sync(&mut self, workspaces: &[Workspace]) -> Result<SyncStats> {
+        let mut total = SyncStats::default();
+        for workspace in workspaces {
+            let store = match Store::discover(Path::new(&workspace.path)) {
+                Ok(store) => store,
+                Err(error) => {
+                    tracing::debug!(workspace = %workspace.path, %error, "workspace unavailable; keeping its rows");
+                    continue;
+                }
+            };
+            self.index.put_workspace(workspace)?;
+            let stats = self.index.sync_workspace(workspace, &store)?;
+            total.sessions += stats.sessions;
+            total.events += stats.events;
+            total.removed += stats.removed;
+        }
+        Ok(total)
+    }
+
+    /// Throws the index away and rebuilds it from the refs.
+    pub fn rebuild(
+        data_dir: &Path,
+        workspaces: &[Workspace],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(Core, SyncStats)> {
+        let (index, stats) = Index::rebuild(&Self::index_path(data_dir), workspaces, progress)?;
+        Ok((Core { index }, stats))
+    }
+
+    pub fn sessions(&self, state: Option<SessionState>) -> Result<Vec<SessionSummary>> {
+        Ok(self.index.sessions(state)?)
+    }
+
+    pub fn resolve(&self, prefix: &str) -> Result<SessionSummary> {
+        Ok(self.index.resolve_session(prefix)?)
+    }
+
+    pub fn events(&self, session: &SessionId, after: u64) -> Result<Vec<Event>> {
+        Ok(self.index.events(session, after)?)
+    }
+
+    pub fn turns(&self, session: &SessionId) -> Result<Vec<TurnSummary>> {
+        Ok(self.index.turns(session)?)
+    }
+
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
+        Ok(self.index.search(query, limit)?)
+    }
+
+    /// The unified diff of one turn, or of the whole session (from the base
+    /// of turn 1 to the working tree after the last turn).
+    pub fn diff(&self, session: &SessionSummary, turn: Option<u32>) -> Result<String> {
+        let store = Store::discover(Path::new(&session.workspace_path))?;
+        let view = store.read_session(&session.id)?;
+        let turns = view.meta.turns;
+        match turn {
+            Some(turn) => {
+                if turn == 0 || turn > turns {
+                    return Err(Error::NoSuchTurn { session: session.id.clone(), turn, turns });
+                }
+                Ok(store.turn_files(&view, turn)?.diff.unwrap_or_default())
+            }
+            None => {
+                let base = store.tree_at(&view, "turns/1/base")?;
+                let last = store.tree_at(&view, &format!("turns/{turns}/worktree"))?;
+                match (base, last) {
+                    (Some(base), Some(last)) => Ok(store.diff_trees(base, last)?.0),
+                    _ => Ok(String::new()),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The node: owns workspaces and runs sessions in them, writing each
+//! session's store. In this build the node runs in the CLI's process; the
+//! daemon that connects to Core reuses exactly these parts.
+//!
+//! Only `node` and `provider` spawn processes (the store's git plumbing
+//! aside).
+
+mod runner;
+mod workspaces;
+
+use std::path::{Path, PathBuf};
+
+pub use runner::{Approver, Observer, ProviderSpec, StartRequest, TurnResult};
+
+use crate::protocol::{SessionId, Workspace};
+use crate::store::{self, Recovered, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Provider(#[from] crate::provider::Error),
+    #[error(transparent)]
+    Lifecycle(#[from] crate::protocol::IllegalTransition),
+    #[error("session `{session}` uses provider `{provider}`, which this node does not have")]
+    UnknownProvider { session: SessionId, provider: String },
+    #[error("`{}` is malformed: {detail}", path.display())]
+    Config { path: PathBuf, detail: String },
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A node rooted at a data dir.
+pub struct Node {
+    data_dir: PathBuf,
+    name: String,
+}
+
+impl Node {
+    pub fn new(data_dir: &Path) -> Node {
+        Node { data_dir: data_dir.to_path_buf(), name: host_name() }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The workspaces bound on this node.
+    pub fn workspaces(&self) -> Result<Vec<Workspace>> {
+        workspaces::load(&self.data_dir)
+    }
+
+    /// Binds the repository `store` belongs to (idempotent).
+    pub fn bind(&self, store: &Store) -> Result<Workspace> {
+        workspaces::bind(&self.data_dir, &self.name, store)
+    }
+
+    /// Replays the spools of sessions whose process died, in every bound
+    /// workspace that still exists.
+    pub fn recover(&self) -> Result<Vec<Recovered>> {
+        let mut recovered = Vec::new();
+        for workspace in self.workspaces()? {
+            match Store::discover(Path::new(&workspace.path)) {
+                Ok(store) => recovered.extend(store.recover()?),
+                Err(error) => tracing::debug!(workspace = %workspace.path, %error, "workspace unavailable"),
+            }
+        }
+        Ok(recovered)
+    }
+}
+
+fn host_name() -> String {
+    fs_err::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "local".to_string())
+}

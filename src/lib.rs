@@ -11,10 +11,10 @@
 //! - [`core`]: the control plane's queries over the index;
 //! - [`cli`]: the `cortex` command line.
 
-pub mod protocol;
-pub mod provider;
 pub mod cli;
 pub mod core;
 pub mod index;
 pub mod node;
+pub mod protocol;
+pub mod provider;
 pub mod store;

@@ -16,7 +16,9 @@ use clap::{Parser, Subcommand};
 /// their work as git objects under `refs/cortex/*` in your repository.
 #[derive(Debug, Parser)]
 #[command(name = "cortex", version, propagate_version = true)]
-#[command(after_help = "Start here:\n  cortex session start \"fix the flaky test\"   run an agent session in this repository\n  cortex session list                        see every session and its state\n  cortex session diff <ID>                   review what a session changed")]
+#[command(
+    after_help = "Start here:\n  cortex session start \"fix the flaky test\"   run an agent session in this repository\n  cortex session list                        see every session and its state\n  cortex session diff <ID>                   review what a session changed"
+)]
 pub struct Cli {
     /// Where Cortex keeps its index and workspace bindings.
     #[arg(long, global = true, env = "CORTEX_HOME", value_name = "DIR")]

@@ -9,7 +9,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::index::{self, Index, SyncStats};
-use crate::protocol::{Event, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace};
+use crate::protocol::{
+    Event, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace,
+};
 use crate::store::{self, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +21,11 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error("session `{session}` has no turn {turn} (it has {turns})")]
-    NoSuchTurn { session: SessionId, turn: u32, turns: u32 },
+    NoSuchTurn {
+        session: SessionId,
+        turn: u32,
+        turns: u32,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -34,7 +40,9 @@ impl Core {
     }
 
     pub fn open(data_dir: &Path) -> Result<Core> {
-        Ok(Core { index: Index::open(&Self::index_path(data_dir))? })
+        Ok(Core {
+            index: Index::open(&Self::index_path(data_dir))?,
+        })
     }
 
     /// Brings the index in step with the refs of `workspaces`, noticing refs
@@ -97,7 +105,11 @@ impl Core {
         match turn {
             Some(turn) => {
                 if turn == 0 || turn > turns {
-                    return Err(Error::NoSuchTurn { session: session.id.clone(), turn, turns });
+                    return Err(Error::NoSuchTurn {
+                        session: session.id.clone(),
+                        turn,
+                        turns,
+                    });
                 }
                 Ok(store.turn_files(&view, turn)?.diff.unwrap_or_default())
             }

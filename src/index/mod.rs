@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::protocol::{
-    Event, EventKind, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace, WorkspaceId,
+    Event, EventKind, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace,
+    WorkspaceId,
 };
 use crate::store::{self, SessionView, Store};
 
@@ -30,7 +31,11 @@ pub enum Error {
     #[error("no session matches `{0}` (`cortex session list` shows the ids)")]
     UnknownSession(String),
     #[error("`{prefix}` matches {count} sessions ({examples}…): type more of the id")]
-    AmbiguousSession { prefix: String, count: usize, examples: String },
+    AmbiguousSession {
+        prefix: String,
+        count: usize,
+        examples: String,
+    },
     #[error("corrupt row in the index: {0} (run `cortex index rebuild`)")]
     Corrupt(String),
 }
@@ -61,13 +66,25 @@ impl Index {
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(source)),
             })?;
         }
-        let mut index = Index { conn: Self::connect(path)?, path: path.to_path_buf() };
-        let version: usize = index.conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sql_err(&index.path, "cannot read the schema version"))?;
+        let mut index = Index {
+            conn: Self::connect(path)?,
+            path: path.to_path_buf(),
+        };
+        let version: usize = index
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(sql_err(&index.path, "cannot read the schema version"))?;
         if version > schema::MIGRATIONS.len() {
-            tracing::warn!(version, "index written by a newer Cortex; starting a fresh one");
+            tracing::warn!(
+                version,
+                "index written by a newer Cortex; starting a fresh one"
+            );
             drop(index);
             remove_database(path);
-            index = Index { conn: Self::connect(path)?, path: path.to_path_buf() };
+            index = Index {
+                conn: Self::connect(path)?,
+                path: path.to_path_buf(),
+            };
         }
         index.migrate()?;
         Ok(index)
@@ -77,23 +94,38 @@ impl Index {
         let wrap = |context: &str| {
             let path = path.to_path_buf();
             let context = context.to_string();
-            move |source| Error::Sqlite { path, context, source }
+            move |source| Error::Sqlite {
+                path,
+                context,
+                source,
+            }
         };
         let conn = Connection::open(path).map_err(wrap("cannot open"))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap("cannot switch to WAL"))?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(wrap("cannot set synchronous"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(wrap("cannot set the busy timeout"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(wrap("cannot switch to WAL"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(wrap("cannot set synchronous"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(wrap("cannot set the busy timeout"))?;
         Ok(conn)
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let version: usize = self.conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sql_err(&self.path, "cannot read the schema version"))?;
+        let version: usize = self
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(sql_err(&self.path, "cannot read the schema version"))?;
         for (idx, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
             let err = sql_err(&self.path, &format!("migration {} failed", idx + 1));
-            let tx = self.conn.transaction().map_err(sql_err(&self.path, "cannot begin a migration"))?;
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(sql_err(&self.path, "cannot begin a migration"))?;
             tx.execute_batch(sql).map_err(err)?;
-            tx.pragma_update(None, "user_version", idx + 1).map_err(sql_err(&self.path, "cannot record the schema version"))?;
-            tx.commit().map_err(sql_err(&self.path, "cannot commit a migration"))?;
+            tx.pragma_update(None, "user_version", idx + 1)
+                .map_err(sql_err(&self.path, "cannot record the schema version"))?;
+            tx.commit()
+                .map_err(sql_err(&self.path, "cannot commit a migration"))?;
         }
         Ok(())
     }
@@ -135,7 +167,7 @@ impl Index {
         on_session: &mut dyn FnMut(&SessionId),
     ) -> Result<SyncStats> {
         let tips = store.session_tips()?;
-        let mut known: HashMap<String, (String, u64)> = HashMap::new();
+        let mut known: HashMap<String, (Option<gix::ObjectId>, u64)> = HashMap::new();
         {
             let mut statement = self
                 .conn
@@ -145,23 +177,30 @@ impl Index {
                 )
                 .map_err(sql_err(&self.path, "cannot read indexed tips"))?;
             let rows = statement
-                .query_map([workspace.id.as_str()], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))))
+                .query_map([workspace.id.as_str()], |row| {
+                    Ok((row.get(0)?, (row.get(1)?, row.get(2)?)))
+                })
                 .map_err(sql_err(&self.path, "cannot read indexed tips"))?;
             for row in rows {
-                let (id, value) = row.map_err(sql_err(&self.path, "cannot read indexed tips"))?;
-                known.insert(id, value);
+                let (id, (tip, last_seq)): (String, (String, u64)) =
+                    row.map_err(sql_err(&self.path, "cannot read indexed tips"))?;
+                known.insert(id, (gix::ObjectId::from_hex(tip.as_bytes()).ok(), last_seq));
             }
         }
         let mut stats = SyncStats::default();
         for (id, tip) in &tips {
             on_session(id);
             let previous = known.remove(id.as_str());
-            if previous.as_ref().is_some_and(|(old_tip, _)| *old_tip == tip.to_string()) {
+            if previous.is_some_and(|(old_tip, _)| old_tip == Some(*tip)) {
                 continue;
             }
             let owner: Option<String> = self
                 .conn
-                .query_row("SELECT workspace_id FROM store_refs WHERE session_id = ?1", [id.as_str()], |row| row.get(0))
+                .query_row(
+                    "SELECT workspace_id FROM store_refs WHERE session_id = ?1",
+                    [id.as_str()],
+                    |row| row.get(0),
+                )
                 .optional()
                 .map_err(sql_err(&self.path, "cannot read a session's workspace"))?;
             if owner.is_some_and(|owner| owner != workspace.id.as_str()) {
@@ -174,30 +213,38 @@ impl Index {
                     continue;
                 }
             };
-            let (after_seq, reset) = match &previous {
-                Some((old_tip, last_seq)) => {
-                    let old = gix::ObjectId::from_hex(old_tip.as_bytes()).ok();
-                    match old {
-                        Some(old) if store.is_ancestor(old, *tip).unwrap_or(false) => (*last_seq, false),
-                        _ => (0, true),
-                    }
+            let (after_seq, reset) = match previous {
+                Some((Some(old), last_seq)) if store.is_ancestor(old, *tip).unwrap_or(false) => {
+                    (last_seq, false)
                 }
+                Some(_) => (0, true),
                 None => (0, false),
             };
             let events = store.events_after(&view, after_seq)?;
-            let tx = self.conn.transaction().map_err(sql_err(&self.path, "cannot begin a sync"))?;
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(sql_err(&self.path, "cannot begin a sync"))?;
             if reset {
-                delete_session(&tx, id.as_str()).map_err(sql_err(&self.path, "cannot reset a rewritten session"))?;
+                delete_session(&tx, id.as_str())
+                    .map_err(sql_err(&self.path, "cannot reset a rewritten session"))?;
             }
-            ingest(&tx, workspace, &view, &events).map_err(sql_err(&self.path, "cannot index a session"))?;
-            tx.commit().map_err(sql_err(&self.path, "cannot commit a sync"))?;
+            ingest(&tx, workspace, &view, &events)
+                .map_err(sql_err(&self.path, "cannot index a session"))?;
+            tx.commit()
+                .map_err(sql_err(&self.path, "cannot commit a sync"))?;
             stats.sessions += 1;
             stats.events += events.len();
         }
         for gone in known.keys() {
-            let tx = self.conn.transaction().map_err(sql_err(&self.path, "cannot begin a sync"))?;
-            delete_session(&tx, gone).map_err(sql_err(&self.path, "cannot drop a vanished session"))?;
-            tx.commit().map_err(sql_err(&self.path, "cannot commit a sync"))?;
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(sql_err(&self.path, "cannot begin a sync"))?;
+            delete_session(&tx, gone)
+                .map_err(sql_err(&self.path, "cannot drop a vanished session"))?;
+            tx.commit()
+                .map_err(sql_err(&self.path, "cannot commit a sync"))?;
             stats.removed += 1;
         }
         Ok(stats)
@@ -220,7 +267,9 @@ impl Index {
                     total += store.session_tips()?.len();
                     stores.push((workspace, store));
                 }
-                Err(error) => tracing::warn!(workspace = %workspace.path, %error, "skipping an unreadable workspace"),
+                Err(error) => {
+                    tracing::warn!(workspace = %workspace.path, %error, "skipping an unreadable workspace")
+                }
             }
         }
         let mut stats = SyncStats::default();
@@ -249,19 +298,26 @@ impl Index {
         let rows = statement
             .query_map([state.map(|state| state.as_str())], session_from_row)
             .map_err(sql_err(&self.path, "cannot list sessions"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err(&self.path, "cannot list sessions"))
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql_err(&self.path, "cannot list sessions"))
     }
 
     /// The session whose id is `prefix` or starts with it (`ses_` optional).
     pub fn resolve_session(&self, prefix: &str) -> Result<SessionSummary> {
         let prefix = prefix.trim().to_lowercase();
-        let full = if prefix.starts_with(SessionId::PREFIX) { prefix.clone() } else { format!("{}{prefix}", SessionId::PREFIX) };
+        let full = if prefix.starts_with(SessionId::PREFIX) {
+            prefix.clone()
+        } else {
+            format!("{}{prefix}", SessionId::PREFIX)
+        };
         if prefix.is_empty() || !full.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(Error::UnknownSession(prefix));
         }
         let mut statement = self
             .conn
-            .prepare(&format!("{SESSION_SELECT} WHERE s.id >= ?1 AND s.id < ?1 || '~' ORDER BY s.id LIMIT 4"))
+            .prepare(&format!(
+                "{SESSION_SELECT} WHERE s.id >= ?1 AND s.id < ?1 || '~' ORDER BY s.id LIMIT 4"
+            ))
             .map_err(sql_err(&self.path, "cannot look up a session"))?;
         let matches = statement
             .query_map([&full], session_from_row)
@@ -270,14 +326,30 @@ impl Index {
             .map_err(sql_err(&self.path, "cannot look up a session"))?;
         match matches.len() {
             0 => Err(Error::UnknownSession(prefix)),
-            1 => Ok(matches.into_iter().next().expect("holds because there is one match")),
+            1 => Ok(matches
+                .into_iter()
+                .next()
+                .expect("holds because there is one match")),
             _ => {
                 let count: usize = self
                     .conn
-                    .query_row("SELECT COUNT(*) FROM sessions WHERE id >= ?1 AND id < ?1 || '~'", [&full], |row| row.get(0))
+                    .query_row(
+                        "SELECT COUNT(*) FROM sessions WHERE id >= ?1 AND id < ?1 || '~'",
+                        [&full],
+                        |row| row.get(0),
+                    )
                     .map_err(sql_err(&self.path, "cannot count matching sessions"))?;
-                let examples = matches.iter().take(3).map(|session| session.id.to_string()).collect::<Vec<_>>().join(", ");
-                Err(Error::AmbiguousSession { prefix, count, examples })
+                let examples = matches
+                    .iter()
+                    .take(3)
+                    .map(|session| session.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                Err(Error::AmbiguousSession {
+                    prefix,
+                    count,
+                    examples,
+                })
             }
         }
     }
@@ -289,12 +361,17 @@ impl Index {
             .prepare("SELECT body FROM events WHERE session_id = ?1 AND seq > ?2 ORDER BY seq")
             .map_err(sql_err(&self.path, "cannot read events"))?;
         let rows = statement
-            .query_map(params![session.as_str(), after], |row| row.get::<_, String>(0))
+            .query_map(params![session.as_str(), after], |row| {
+                row.get::<_, String>(0)
+            })
             .map_err(sql_err(&self.path, "cannot read events"))?;
         let mut events = Vec::new();
         for body in rows {
             let body = body.map_err(sql_err(&self.path, "cannot read events"))?;
-            events.push(serde_json::from_str(&body).map_err(|error| Error::Corrupt(format!("event of {session}: {error}")))?);
+            events.push(
+                serde_json::from_str(&body)
+                    .map_err(|error| Error::Corrupt(format!("event of {session}: {error}")))?,
+            );
         }
         Ok(events)
     }
@@ -313,21 +390,26 @@ impl Index {
                 Ok(TurnSummary {
                     turn: row.get(0)?,
                     prompt: row.get(1)?,
-                    outcome: outcome.and_then(|text| serde_json::from_value(serde_json::Value::String(text)).ok()),
+                    outcome: outcome.and_then(|text| {
+                        serde_json::from_value(serde_json::Value::String(text)).ok()
+                    }),
                     files_changed: row.get(3)?,
                     insertions: row.get(4)?,
                     deletions: row.get(5)?,
                 })
             })
             .map_err(sql_err(&self.path, "cannot read turns"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err(&self.path, "cannot read turns"))
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql_err(&self.path, "cannot read turns"))
     }
 
     /// Full-text search over messages, reasoning, commands and their output.
     /// Every word must match; words are taken literally, not as FTS syntax.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
-        let terms: Vec<String> =
-            query.split_whitespace().map(|word| format!("\"{}\"", word.replace('"', "\"\""))).collect();
+        let terms: Vec<String> = query
+            .split_whitespace()
+            .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+            .collect();
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -347,15 +429,22 @@ impl Index {
             .map_err(sql_err(&self.path, "cannot search"))?;
         let mut hits = Vec::new();
         for row in rows {
-            let (session, seq, kind, snippet) = row.map_err(sql_err(&self.path, "cannot search"))?;
+            let (session, seq, kind, snippet) =
+                row.map_err(sql_err(&self.path, "cannot search"))?;
             let session_id = session.parse().map_err(Error::Corrupt)?;
-            hits.push(SearchHit { session_id, seq, kind, snippet });
+            hits.push(SearchHit {
+                session_id,
+                seq,
+                kind,
+                snippet,
+            });
         }
         Ok(hits)
     }
 }
 
-const SESSION_SELECT: &str = "SELECT s.id, s.title, s.state, s.state_reason, s.provider, s.node, s.workspace_id,
+const SESSION_SELECT: &str =
+    "SELECT s.id, s.title, s.state, s.state_reason, s.provider, s.node, s.workspace_id,
     COALESCE(w.path, ''), s.base_commit, s.turns, s.last_seq, s.created_at, s.updated_at
     FROM sessions s LEFT JOIN workspaces w ON w.id = s.workspace_id";
 
@@ -366,7 +455,11 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary>
     {
         let text: String = row.get(idx)?;
         text.parse().map_err(|error: T::Err| {
-            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, error.to_string().into())
+            rusqlite::Error::FromSqlConversionFailure(
+                idx,
+                rusqlite::types::Type::Text,
+                error.to_string().into(),
+            )
         })
     }
     Ok(SessionSummary {
@@ -387,7 +480,10 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary>
 }
 
 fn delete_session(tx: &Transaction<'_>, session: &str) -> rusqlite::Result<()> {
-    tx.execute("DELETE FROM events_fts WHERE rowid IN (SELECT rowid FROM events WHERE session_id = ?1)", [session])?;
+    tx.execute(
+        "DELETE FROM events_fts WHERE rowid IN (SELECT rowid FROM events WHERE session_id = ?1)",
+        [session],
+    )?;
     tx.execute("DELETE FROM events WHERE session_id = ?1", [session])?;
     tx.execute("DELETE FROM turns WHERE session_id = ?1", [session])?;
     tx.execute("DELETE FROM sessions WHERE id = ?1", [session])?;
@@ -396,7 +492,12 @@ fn delete_session(tx: &Transaction<'_>, session: &str) -> rusqlite::Result<()> {
 }
 
 /// Writes a session's row, its new events and the turns they touch.
-fn ingest(tx: &Transaction<'_>, workspace: &Workspace, view: &SessionView, events: &[Event]) -> rusqlite::Result<()> {
+fn ingest(
+    tx: &Transaction<'_>,
+    workspace: &Workspace,
+    view: &SessionView,
+    events: &[Event],
+) -> rusqlite::Result<()> {
     let meta = &view.meta;
     tx.execute(
         "INSERT INTO sessions (id, workspace_id, title, state, state_reason, provider, node, base_commit, turns,
@@ -421,11 +522,17 @@ fn ingest(tx: &Transaction<'_>, workspace: &Workspace, view: &SessionView, event
     let mut insert_event = tx.prepare_cached(
         "INSERT OR IGNORE INTO events (session_id, seq, turn, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    let mut insert_text = tx.prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?;
+    let mut insert_text =
+        tx.prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?;
     for event in events {
         let body = serde_json::to_string(event).expect("holds because events serialize to JSON");
-        let inserted =
-            insert_event.execute(params![meta.id.as_str(), event.seq, event.turn, event.kind.name(), body])?;
+        let inserted = insert_event.execute(params![
+            meta.id.as_str(),
+            event.seq,
+            event.turn,
+            event.kind.name(),
+            body
+        ])?;
         if inserted == 1
             && let Some(text) = event.kind.search_text()
         {
@@ -438,13 +545,25 @@ fn ingest(tx: &Transaction<'_>, workspace: &Workspace, view: &SessionView, event
     tx.execute(
         "INSERT INTO store_refs (session_id, workspace_id, tip) VALUES (?1, ?2, ?3)
          ON CONFLICT (session_id) DO UPDATE SET workspace_id = ?2, tip = ?3",
-        params![meta.id.as_str(), workspace.id.as_str(), view.tip.to_string()],
+        params![
+            meta.id.as_str(),
+            workspace.id.as_str(),
+            view.tip.to_string()
+        ],
     )?;
     Ok(())
 }
 
-fn apply_to_turn(tx: &Transaction<'_>, session: &str, turn: u32, kind: &EventKind) -> rusqlite::Result<()> {
-    tx.execute("INSERT OR IGNORE INTO turns (session_id, turn) VALUES (?1, ?2)", params![session, turn])?;
+fn apply_to_turn(
+    tx: &Transaction<'_>,
+    session: &str,
+    turn: u32,
+    kind: &EventKind,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO turns (session_id, turn) VALUES (?1, ?2)",
+        params![session, turn],
+    )?;
     match kind {
         EventKind::UserMessage { text } => {
             tx.execute(
@@ -458,7 +577,11 @@ fn apply_to_turn(tx: &Transaction<'_>, session: &str, turn: u32, kind: &EventKin
                 params![session, turn, outcome.as_str()],
             )?;
         }
-        EventKind::DiffCaptured { files, insertions, deletions } => {
+        EventKind::DiffCaptured {
+            files,
+            insertions,
+            deletions,
+        } => {
             tx.execute(
                 "UPDATE turns SET files_changed = ?3, insertions = ?4, deletions = ?5 WHERE session_id = ?1 AND turn = ?2",
                 params![session, turn, files, insertions, deletions],
@@ -472,7 +595,11 @@ fn apply_to_turn(tx: &Transaction<'_>, session: &str, turn: u32, kind: &EventKin
 fn sql_err(path: &Path, context: &str) -> impl FnOnce(rusqlite::Error) -> Error + use<> {
     let path = path.to_path_buf();
     let context = context.to_string();
-    move |source| Error::Sqlite { path, context, source }
+    move |source| Error::Sqlite {
+        path,
+        context,
+        source,
+    }
 }
 
 fn remove_database(path: &Path) {

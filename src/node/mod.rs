@@ -24,7 +24,10 @@ pub enum Error {
     #[error(transparent)]
     Lifecycle(#[from] crate::protocol::IllegalTransition),
     #[error("session `{session}` uses provider `{provider}`, which this node does not have")]
-    UnknownProvider { session: SessionId, provider: String },
+    UnknownProvider {
+        session: SessionId,
+        provider: String,
+    },
     #[error("`{}` is malformed: {detail}", path.display())]
     Config { path: PathBuf, detail: String },
     #[error("{context}")]
@@ -45,7 +48,10 @@ pub struct Node {
 
 impl Node {
     pub fn new(data_dir: &Path) -> Node {
-        Node { data_dir: data_dir.to_path_buf(), name: host_name() }
+        Node {
+            data_dir: data_dir.to_path_buf(),
+            name: host_name(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -73,7 +79,9 @@ impl Node {
         for workspace in self.workspaces()? {
             match Store::discover(Path::new(&workspace.path)) {
                 Ok(store) => recovered.extend(store.recover()?),
-                Err(error) => tracing::debug!(workspace = %workspace.path, %error, "workspace unavailable"),
+                Err(error) => {
+                    tracing::debug!(workspace = %workspace.path, %error, "workspace unavailable")
+                }
             }
         }
         Ok(recovered)

@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{Error, Node, Result};
-use crate::protocol::{
-    ApprovalDecision, Event, EventKind, SessionId, SessionState, TurnOutcome,
-};
+use crate::protocol::{ApprovalDecision, Event, EventKind, SessionId, SessionState, TurnOutcome};
 use crate::provider::fake::{FakeProvider, Script};
 use crate::provider::{self, Provider, TurnEnd, TurnRequest, TurnSink};
 use crate::store::{FlushReason, META_SCHEMA, Meta, SessionWriter, Store};
@@ -74,8 +72,10 @@ impl Node {
         let (mut provider, script_text) = match &request.provider {
             ProviderSpec::Fake { script: Some(path) } => {
                 let script = Script::load(path).map_err(provider::Error::from)?;
-                let text = fs_err::read_to_string(path)
-                    .map_err(|source| Error::Io { context: format!("cannot read `{}`", path.display()), source })?;
+                let text = fs_err::read_to_string(path).map_err(|source| Error::Io {
+                    context: format!("cannot read `{}`", path.display()),
+                    source,
+                })?;
                 (FakeProvider::new(script), Some(text))
             }
             ProviderSpec::Fake { script: None } => (FakeProvider::new(Script::default()), None),
@@ -86,10 +86,16 @@ impl Node {
             let path = script_path(store, &id);
             fs_err::create_dir_all(path.parent().expect("holds because the path has a folder"))
                 .and_then(|()| fs_err::write(&path, text))
-                .map_err(|source| Error::Io { context: "cannot keep the session's script".into(), source })?;
+                .map_err(|source| Error::Io {
+                    context: "cannot keep the session's script".into(),
+                    source,
+                })?;
         }
         let now = jiff::Timestamp::now();
-        let title = request.title.clone().unwrap_or_else(|| first_line(&request.prompt));
+        let title = request
+            .title
+            .clone()
+            .unwrap_or_else(|| first_line(&request.prompt));
         let meta = Meta {
             schema: META_SCHEMA,
             id: id.clone(),
@@ -108,7 +114,11 @@ impl Node {
         };
         let writer = SessionWriter::create(store, meta)?;
         let mut runner = Runner::new(writer, approver, observer);
-        runner.record(EventKind::Lifecycle { from: None, to: SessionState::Starting, reason: None })?;
+        runner.record(EventKind::Lifecycle {
+            from: None,
+            to: SessionState::Starting,
+            reason: None,
+        })?;
         runner.run_turn(store, &mut provider, &request.prompt)
     }
 
@@ -121,23 +131,32 @@ impl Node {
         approver: &mut dyn Approver,
         observer: &mut dyn Observer,
     ) -> Result<TurnResult> {
-        let writer = SessionWriter::open(store, session)?;
-        if writer.replayed() > 0 {
-            // A dead writer's spool: recover first, then check the state again.
-            drop(writer);
-            store.recover()?;
-            return self.send_turn(store, session, prompt, approver, observer);
-        }
+        let mut writer = SessionWriter::open(store, session)?;
+        // Holding the lock, a session that looks mid-turn has a dead writer.
+        writer.recover_in_place()?;
         let state = writer.meta().state;
-        let next = if state == SessionState::Interrupted { SessionState::Idle } else { state };
+        let next = if state == SessionState::Interrupted {
+            SessionState::Idle
+        } else {
+            state
+        };
         next.check_transition(SessionState::Running)?;
         let mut provider: Box<dyn Provider> = match writer.meta().provider.as_str() {
             "fake" => {
                 let path = script_path(store, session);
-                let script = if path.exists() { Script::load(&path).map_err(provider::Error::from)? } else { Script::default() };
+                let script = if path.exists() {
+                    Script::load(&path).map_err(provider::Error::from)?
+                } else {
+                    Script::default()
+                };
                 Box::new(FakeProvider::new(script))
             }
-            other => return Err(Error::UnknownProvider { session: session.clone(), provider: other.to_string() }),
+            other => {
+                return Err(Error::UnknownProvider {
+                    session: session.clone(),
+                    provider: other.to_string(),
+                });
+            }
         };
         let mut runner = Runner::new(writer, approver, observer);
         if state == SessionState::Interrupted {
@@ -148,7 +167,10 @@ impl Node {
 }
 
 fn script_path(store: &Store, session: &SessionId) -> PathBuf {
-    store.private_dir().join("scripts").join(format!("{session}.toml"))
+    store
+        .private_dir()
+        .join("scripts")
+        .join(format!("{session}.toml"))
 }
 
 fn first_line(prompt: &str) -> String {
@@ -169,15 +191,28 @@ struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    fn new(writer: SessionWriter, approver: &'a mut dyn Approver, observer: &'a mut dyn Observer) -> Runner<'a> {
+    fn new(
+        writer: SessionWriter,
+        approver: &'a mut dyn Approver,
+        observer: &'a mut dyn Observer,
+    ) -> Runner<'a> {
         let session = writer.id().clone();
         let writer = Arc::new(Mutex::new(writer));
         let timer = FlushTimer::start(&writer);
-        Runner { writer, session, turn: None, approver, observer, timer }
+        Runner {
+            writer,
+            session,
+            turn: None,
+            approver,
+            observer,
+            timer,
+        }
     }
 
     fn writer(&self) -> MutexGuard<'_, SessionWriter> {
-        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn record(&mut self, kind: EventKind) -> Result<u64> {
@@ -192,7 +227,13 @@ impl<'a> Runner<'a> {
         };
         let event = {
             let mut writer = self.writer();
-            let event = Event { seq: writer.last_seq() + 1, at: jiff::Timestamp::now(), turn: self.turn, cause, kind };
+            let event = Event {
+                seq: writer.last_seq() + 1,
+                at: jiff::Timestamp::now(),
+                turn: self.turn,
+                cause,
+                kind,
+            };
             writer.append(std::slice::from_ref(&event))?;
             if let Some(reason) = flush {
                 writer.flush(reason)?;
@@ -207,11 +248,20 @@ impl<'a> Runner<'a> {
         let from = self.writer().meta().state;
         from.check_transition(to)?;
         self.writer().set_state(to, reason.clone());
-        self.record(EventKind::Lifecycle { from: Some(from), to, reason })?;
+        self.record(EventKind::Lifecycle {
+            from: Some(from),
+            to,
+            reason,
+        })?;
         Ok(())
     }
 
-    fn run_turn(mut self, store: &Store, provider: &mut dyn Provider, prompt: &str) -> Result<TurnResult> {
+    fn run_turn(
+        mut self,
+        store: &Store,
+        provider: &mut dyn Provider,
+        prompt: &str,
+    ) -> Result<TurnResult> {
         let (turn, known_clean) = {
             let writer = self.writer();
             let turn = writer.meta().turns + 1;
@@ -228,17 +278,27 @@ impl<'a> Runner<'a> {
             writer.put_tree(format!("turns/{turn}/base"), base.tree);
         }
         self.transition(SessionState::Running, None)?;
-        let prompt_seq = self.record(EventKind::UserMessage { text: prompt.to_string() })?;
+        let prompt_seq = self.record(EventKind::UserMessage {
+            text: prompt.to_string(),
+        })?;
 
-        let request = TurnRequest { workspace: store.workdir(), turn, prompt };
+        let request = TurnRequest {
+            workspace: store.workdir(),
+            turn,
+            prompt,
+        };
         let (outcome, error) = match provider.run_turn(request, &mut self) {
             Ok(TurnEnd::Completed) => (TurnOutcome::Completed, None),
             Ok(TurnEnd::Failed(message)) => (TurnOutcome::Failed, Some(message)),
-            Err(provider::Error::Sink(source)) => return Err(Error::Provider(provider::Error::Sink(source))),
+            Err(provider::Error::Sink(source)) => {
+                return Err(Error::Provider(provider::Error::Sink(source)));
+            }
             Err(error) => (TurnOutcome::Failed, Some(error.to_string())),
         };
         if let Some(message) = &error {
-            self.record(EventKind::Error { message: message.clone() })?;
+            self.record(EventKind::Error {
+                message: message.clone(),
+            })?;
         }
 
         let after = store.snapshot_worktree(base.tree)?;
@@ -253,21 +313,40 @@ impl<'a> Runner<'a> {
             insertions: stat.insertions(),
             deletions: stat.deletions(),
         })?;
-        self.record_caused(EventKind::TurnFinished { outcome }, Some(format!("seq:{prompt_seq}")))?;
-        let state = if outcome == TurnOutcome::Completed { SessionState::Idle } else { SessionState::Failed };
+        self.record_caused(
+            EventKind::TurnFinished { outcome },
+            Some(format!("seq:{prompt_seq}")),
+        )?;
+        let state = if outcome == TurnOutcome::Completed {
+            SessionState::Idle
+        } else {
+            SessionState::Failed
+        };
         self.transition(state, error.clone())?;
         self.finish(turn, outcome, error)
     }
 
     fn finish(self, turn: u32, outcome: TurnOutcome, error: Option<String>) -> Result<TurnResult> {
-        let Runner { writer, session, timer, .. } = self;
+        let Runner {
+            writer,
+            session,
+            timer,
+            ..
+        } = self;
         drop(timer);
         let writer = Arc::try_unwrap(writer)
             .ok()
             .expect("holds because the timer thread, the only other owner, has ended")
             .into_inner()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let result = TurnResult { session, turn, outcome, error, state: writer.meta().state, last_seq: writer.last_seq() };
+        let result = TurnResult {
+            session,
+            turn,
+            outcome,
+            error,
+            state: writer.meta().state,
+            last_seq: writer.last_seq(),
+        };
         writer.close()?;
         Ok(result)
     }
@@ -290,14 +369,19 @@ impl FlushTimer {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(TIMER_TICK);
-                    let mut writer = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let mut writer = writer
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
                     if let Err(error) = writer.flush_if_due() {
                         tracing::warn!(%error, "timed flush failed; the spool still holds the events");
                     }
                 }
             })
         };
-        FlushTimer { stop, handle: Some(handle) }
+        FlushTimer {
+            stop,
+            handle: Some(handle),
+        }
     }
 }
 
@@ -312,11 +396,13 @@ impl Drop for FlushTimer {
 
 impl TurnSink for Runner<'_> {
     fn emit(&mut self, kind: EventKind) -> Result<u64, provider::Error> {
-        self.record(kind).map_err(|error| provider::Error::Sink(Box::new(error)))
+        self.record(kind)
+            .map_err(|error| provider::Error::Sink(Box::new(error)))
     }
 
     fn approve(&mut self, prompt: &str) -> Result<ApprovalDecision, provider::Error> {
-        self.ask(prompt).map_err(|error| provider::Error::Sink(Box::new(error)))
+        self.ask(prompt)
+            .map_err(|error| provider::Error::Sink(Box::new(error)))
     }
 }
 
@@ -326,10 +412,20 @@ impl Runner<'_> {
     fn ask(&mut self, prompt: &str) -> Result<ApprovalDecision> {
         let seq = self.writer().last_seq() + 1;
         let approval_id = format!("apr_{seq}");
-        self.record(EventKind::ApprovalRequested { approval_id: approval_id.clone(), prompt: prompt.to_string() })?;
+        self.record(EventKind::ApprovalRequested {
+            approval_id: approval_id.clone(),
+            prompt: prompt.to_string(),
+        })?;
         self.transition(SessionState::AwaitingApproval, None)?;
         let (decision, by) = self.approver.decide(&self.session, prompt);
-        self.record_caused(EventKind::ApprovalResolved { approval_id, decision, by }, Some(format!("seq:{seq}")))?;
+        self.record_caused(
+            EventKind::ApprovalResolved {
+                approval_id,
+                decision,
+                by,
+            },
+            Some(format!("seq:{seq}")),
+        )?;
         self.transition(SessionState::Running, None)?;
         Ok(decision)
     }

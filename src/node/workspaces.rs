@@ -31,20 +31,36 @@ pub(super) fn load(data_dir: &Path) -> Result<Vec<Workspace>> {
             Ok(registry.workspaces)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(source) => Err(Error::Io { context: format!("cannot read `{}`", path.display()), source }),
+        Err(source) => Err(Error::Io {
+            context: format!("cannot read `{}`", path.display()),
+            source,
+        }),
     }
 }
 
 fn save(data_dir: &Path, workspaces: &[Workspace]) -> Result<()> {
     let path = registry_path(data_dir);
-    let text = toml::to_string(&Registry { workspaces: workspaces.to_vec() })
-        .expect("holds because workspaces are plain TOML");
-    fs_err::create_dir_all(data_dir).map_err(|source| Error::Io { context: "cannot create the data dir".into(), source })?;
+    let text = toml::to_string(&Registry {
+        workspaces: workspaces.to_vec(),
+    })
+    .expect("holds because workspaces are plain TOML");
+    fs_err::create_dir_all(data_dir).map_err(|source| Error::Io {
+        context: "cannot create the data dir".into(),
+        source,
+    })?;
     // Written whole and renamed into place, so a crash leaves the old file.
-    let tmp = tempfile::NamedTempFile::new_in(data_dir)
-        .map_err(|source| Error::Io { context: "cannot write the workspace registry".into(), source })?;
-    fs_err::write(tmp.path(), text).map_err(|source| Error::Io { context: "cannot write the workspace registry".into(), source })?;
-    tmp.persist(&path).map_err(|error| Error::Io { context: format!("cannot replace `{}`", path.display()), source: error.error })?;
+    let tmp = tempfile::NamedTempFile::new_in(data_dir).map_err(|source| Error::Io {
+        context: "cannot write the workspace registry".into(),
+        source,
+    })?;
+    fs_err::write(tmp.path(), text).map_err(|source| Error::Io {
+        context: "cannot write the workspace registry".into(),
+        source,
+    })?;
+    tmp.persist(&path).map_err(|error| Error::Io {
+        context: format!("cannot replace `{}`", path.display()),
+        source: error.error,
+    })?;
     Ok(())
 }
 
@@ -53,10 +69,16 @@ fn save(data_dir: &Path, workspaces: &[Workspace]) -> Result<()> {
 pub(super) fn bind(data_dir: &Path, node: &str, store: &Store) -> Result<Workspace> {
     let mut workspaces = load(data_dir)?;
     let path = store.workdir().to_string_lossy().into_owned();
-    let name = store.workdir().file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| path.clone());
+    let name = store
+        .workdir()
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.clone());
     let remote_url = store.remote_url("origin");
     let default_branch = store.head_branch();
-    let existing = workspaces.iter_mut().find(|workspace| workspace.path == path);
+    let existing = workspaces
+        .iter_mut()
+        .find(|workspace| workspace.path == path);
     let workspace = match existing {
         Some(workspace) => {
             if workspace.remote_url == remote_url && workspace.default_branch == default_branch {
@@ -67,8 +89,14 @@ pub(super) fn bind(data_dir: &Path, node: &str, store: &Store) -> Result<Workspa
             workspace.clone()
         }
         None => {
-            let workspace =
-                Workspace { id: WorkspaceId::generate(), node: node.to_string(), path, name, remote_url, default_branch };
+            let workspace = Workspace {
+                id: WorkspaceId::generate(),
+                node: node.to_string(),
+                path,
+                name,
+                remote_url,
+                default_branch,
+            };
             workspaces.push(workspace.clone());
             workspace
         }

@@ -62,7 +62,10 @@ impl SessionState {
 
     /// A turn is under way: the provider is working or waiting on a person.
     pub fn is_busy(self) -> bool {
-        matches!(self, Self::Starting | Self::Running | Self::AwaitingApproval)
+        matches!(
+            self,
+            Self::Starting | Self::Running | Self::AwaitingApproval
+        )
     }
 
     pub fn can_become(self, to: SessionState) -> bool {
@@ -90,7 +93,11 @@ impl SessionState {
             _ if self.is_busy() => " while a turn is under way (wait for it, or interrupt it)",
             _ => "",
         };
-        Err(IllegalTransition { from: self, to, hint })
+        Err(IllegalTransition {
+            from: self,
+            to,
+            hint,
+        })
     }
 }
 
@@ -103,10 +110,16 @@ impl fmt::Display for SessionState {
 impl FromStr for SessionState {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|state| state.as_str() == text).ok_or_else(|| {
-            let names: Vec<_> = Self::ALL.iter().map(|s| s.as_str()).collect();
-            format!("unknown session state `{text}` (expected one of {})", names.join(", "))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|s| s.as_str()).collect();
+                format!(
+                    "unknown session state `{text}` (expected one of {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -138,10 +151,26 @@ mod tests {
 
     #[test]
     fn illegal_moves_say_why() {
-        check(Failed, Running, "a session that is failed cannot become running (a failed session is final: start a new one)");
-        check(Running, Running, "a session that is running cannot become running while a turn is under way (wait for it, or interrupt it)");
-        check(Stopped, Stopped, "a session that is stopped cannot become stopped (resume it first)");
-        check(Idle, Interrupted, "a session that is idle cannot become interrupted");
+        check(
+            Failed,
+            Running,
+            "a session that is failed cannot become running (a failed session is final: start a new one)",
+        );
+        check(
+            Running,
+            Running,
+            "a session that is running cannot become running while a turn is under way (wait for it, or interrupt it)",
+        );
+        check(
+            Stopped,
+            Stopped,
+            "a session that is stopped cannot become stopped (resume it first)",
+        );
+        check(
+            Idle,
+            Interrupted,
+            "a session that is idle cannot become interrupted",
+        );
     }
 
     #[test]
@@ -149,6 +178,11 @@ mod tests {
         for state in SessionState::ALL {
             assert_eq!(state.as_str().parse::<SessionState>(), Ok(state));
         }
-        assert!("sleeping".parse::<SessionState>().unwrap_err().contains("expected one of"));
+        assert!(
+            "sleeping"
+                .parse::<SessionState>()
+                .unwrap_err()
+                .contains("expected one of")
+        );
     }
 }

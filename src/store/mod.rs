@@ -45,9 +45,13 @@ pub enum Error {
     SessionNotFound(SessionId),
     #[error("session `{0}` already exists in this repository")]
     SessionExists(SessionId),
-    #[error("session `{0}` is being written by another Cortex process; wait for it to finish or stop it")]
+    #[error(
+        "session `{0}` is being written by another Cortex process; wait for it to finish or stop it"
+    )]
     SessionBusy(SessionId),
-    #[error("ref `{name}` moved while Cortex was writing it, {attempts} times in a row; another writer is active")]
+    #[error(
+        "ref `{name}` moved while Cortex was writing it, {attempts} times in a row; another writer is active"
+    )]
     Contended { name: String, attempts: u32 },
     #[error("corrupt session data in `{what}`: {detail}")]
     Corrupt { what: String, detail: String },
@@ -58,7 +62,11 @@ pub enum Error {
         source: gix::Error,
     },
     #[error("`git {args}` failed in `{}`: {stderr}", dir.display())]
-    GitCommand { args: String, dir: PathBuf, stderr: String },
+    GitCommand {
+        args: String,
+        dir: PathBuf,
+        stderr: String,
+    },
     #[error("{context}")]
     Io {
         context: String,
@@ -76,7 +84,10 @@ trait GitContext<T> {
 
 impl<T, E: Into<gix::Error>> GitContext<T> for std::result::Result<T, E> {
     fn git(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Git { context: context(), source: source.into() })
+        self.map_err(|source| Error::Git {
+            context: context(),
+            source: source.into(),
+        })
     }
 }
 
@@ -86,7 +97,10 @@ trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn io(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Io { context: context(), source })
+        self.map_err(|source| Error::Io {
+            context: context(),
+            source,
+        })
     }
 }
 
@@ -99,19 +113,26 @@ pub struct Store {
 impl Store {
     /// Opens the repository containing `path`, as git would find it.
     pub fn discover(path: &Path) -> Result<Store> {
-        let repo = gix::discover(path).map_err(|_| Error::NotARepository { path: path.to_path_buf() })?;
+        let repo = gix::discover(path).map_err(|_| Error::NotARepository {
+            path: path.to_path_buf(),
+        })?;
         Self::from_repo(repo, path)
     }
 
     fn from_repo(repo: gix::Repository, path: &Path) -> Result<Store> {
-        let workdir = repo.workdir().ok_or_else(|| Error::Bare { path: path.to_path_buf() })?;
-        let workdir = workdir.canonicalize().io(|| format!("cannot resolve `{}`", workdir.display()))?;
+        let workdir = repo.workdir().ok_or_else(|| Error::Bare {
+            path: path.to_path_buf(),
+        })?;
+        let workdir = workdir
+            .canonicalize()
+            .io(|| format!("cannot resolve `{}`", workdir.display()))?;
         let ref_storage = repo.config_snapshot().string("extensions.refStorage");
         if ref_storage.is_some_and(|value| value.eq_ignore_ascii_case(b"reftable")) {
             return Err(Error::Reftable { path: workdir });
         }
         let store = Store { repo, workdir };
-        fs_err::create_dir_all(store.cortex_dir()).io(|| "cannot create Cortex's folder in the git directory".into())?;
+        fs_err::create_dir_all(store.cortex_dir())
+            .io(|| "cannot create Cortex's folder in the git directory".into())?;
         Ok(store)
     }
 
@@ -148,17 +169,25 @@ impl Store {
     }
 
     pub fn remote_url(&self, remote: &str) -> Option<String> {
-        let url = self.repo.config_snapshot().string(format!("remote.{remote}.url").as_str())?;
+        let url = self
+            .repo
+            .config_snapshot()
+            .string(format!("remote.{remote}.url").as_str())?;
         Some(url.to_string())
     }
 
     /// Every session ref in this repository with its tip, sorted by id.
     pub fn session_tips(&self) -> Result<Vec<(SessionId, gix::ObjectId)>> {
-        let platform = self.repo.references().git(|| "cannot list session refs".into())?;
-        let iter = platform.prefixed(SESSIONS_PREFIX).git(|| "cannot list session refs".into())?;
+        let platform = self
+            .repo
+            .references()
+            .git(|| "cannot list session refs".into())?;
+        let iter = platform
+            .prefixed(SESSIONS_PREFIX)
+            .git(|| "cannot list session refs".into())?;
         let mut tips = Vec::new();
         for reference in iter {
-            let mut reference = reference.map_err(|source| Error::Git {
+            let reference = reference.map_err(|source| Error::Git {
                 context: "cannot read a session ref".into(),
                 source: gix::Error::from_error(source),
             })?;
@@ -166,8 +195,12 @@ impl Store {
             let Ok(id) = name[SESSIONS_PREFIX.len()..].parse::<SessionId>() else {
                 continue; // not ours: a ref someone else put under the prefix
             };
-            let tip = reference.peel_to_id().git(|| format!("cannot resolve `{name}`"))?.detach();
-            tips.push((id, tip));
+            // Session refs are direct; not peeling keeps a tip whose object is
+            // missing visible, so it can be repaired rather than hidden.
+            let Some(tip) = reference.try_id() else {
+                continue;
+            };
+            tips.push((id, tip.detach()));
         }
         tips.sort();
         Ok(tips)
@@ -175,11 +208,13 @@ impl Store {
 
     pub fn session_tip(&self, id: &SessionId) -> Result<Option<gix::ObjectId>> {
         let name = Self::ref_name(id);
-        let reference = self.repo.try_find_reference(name.as_str()).git(|| format!("cannot read `{name}`"))?;
-        match reference {
-            None => Ok(None),
-            Some(mut reference) => Ok(Some(reference.peel_to_id().git(|| format!("cannot resolve `{name}`"))?.detach())),
-        }
+        let reference = self
+            .repo
+            .try_find_reference(name.as_str())
+            .git(|| format!("cannot read `{name}`"))?;
+        Ok(reference
+            .and_then(|reference| reference.try_id())
+            .map(|id| id.detach()))
     }
 
     /// Moves `name` to `new` only if it still points at `expected` (or does not
@@ -199,7 +234,11 @@ impl Store {
         };
         let edit = RefEdit {
             change: Change::Update {
-                log: LogChange { mode: RefLog::AndReference, force_create_reflog: true, message: message.into() },
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: true,
+                    message: message.into(),
+                },
                 expected,
                 new: Target::Object(new),
             },
@@ -208,7 +247,8 @@ impl Store {
         };
         let committer = session::signature(jiff::Timestamp::now());
         let mut time = gix::date::parse::TimeBuf::default();
-        self.repo.edit_references_as([edit], Some(committer.to_ref(&mut time)))?;
+        self.repo
+            .edit_references_as([edit], Some(committer.to_ref(&mut time)))?;
         Ok(())
     }
 }

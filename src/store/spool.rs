@@ -21,7 +21,9 @@ pub(crate) enum SpoolRecord {
 
 pub(crate) struct Spool {
     path: PathBuf,
-    file: File,
+    /// Opened on the first append, so a writer that records nothing leaves
+    /// no spool behind for recovery to find.
+    file: Option<File>,
     /// Held for the writer's lifetime; released by the OS if the process dies.
     _lock: File,
 }
@@ -42,43 +44,82 @@ impl Spool {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Err(Error::SessionBusy(id.clone())),
             Err(TryLockError::Error(source)) => {
-                return Err(Error::Io { context: format!("cannot lock `{}`", lock_path.display()), source });
+                return Err(Error::Io {
+                    context: format!("cannot lock `{}`", lock_path.display()),
+                    source,
+                });
             }
         }
         let path = dir.join(format!("{id}.jsonl"));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&path)
-            .io(|| format!("cannot open the spool `{}`", path.display()))?;
-        Ok(Spool { path, file, _lock: lock })
+        Ok(Spool {
+            path,
+            file: None,
+            _lock: lock,
+        })
     }
 
     pub(crate) fn append(&mut self, records: &[SpoolRecord]) -> Result<()> {
         let mut text = String::new();
         for record in records {
-            text.push_str(&serde_json::to_string(record).expect("holds because records are plain JSON"));
+            text.push_str(
+                &serde_json::to_string(record).expect("holds because records are plain JSON"),
+            );
             text.push('\n');
         }
-        self.file.write_all(text.as_bytes()).io(|| format!("cannot write the spool `{}`", self.path.display()))?;
-        self.file.sync_data().io(|| format!("cannot fsync the spool `{}`", self.path.display()))
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)
+                    .io(|| format!("cannot open the spool `{}`", self.path.display()))?;
+                self.file.insert(file)
+            }
+        };
+        file.write_all(text.as_bytes())
+            .io(|| format!("cannot write the spool `{}`", self.path.display()))?;
+        file.sync_data()
+            .io(|| format!("cannot fsync the spool `{}`", self.path.display()))
     }
 
     /// Every complete record; a torn last line (the crash hit mid-write) is
     /// dropped, since its event was never acknowledged to anyone.
     pub(crate) fn read(&self) -> Result<Vec<SpoolRecord>> {
-        let text = fs_err::read_to_string(&self.path).io(|| "cannot read the spool".into())?;
-        Ok(text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
+        let text = match fs_err::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(Error::Io {
+                    context: "cannot read the spool".into(),
+                    source,
+                });
+            }
+        };
+        Ok(text
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect())
     }
 
     pub(crate) fn clear(&mut self) -> Result<()> {
-        self.file.set_len(0).io(|| format!("cannot truncate the spool `{}`", self.path.display()))?;
-        self.file.sync_data().io(|| format!("cannot fsync the spool `{}`", self.path.display()))
+        let Some(file) = &mut self.file else {
+            return Ok(());
+        };
+        file.set_len(0)
+            .io(|| format!("cannot truncate the spool `{}`", self.path.display()))?;
+        file.sync_data()
+            .io(|| format!("cannot fsync the spool `{}`", self.path.display()))
     }
 
     pub(crate) fn remove(self) -> Result<()> {
-        fs_err::remove_file(&self.path).io(|| "cannot remove the spool".into())
+        match fs_err::remove_file(&self.path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+                context: "cannot remove the spool".into(),
+                source: error,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -104,7 +145,10 @@ impl Store {
         let mut recovered = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_suffix(".jsonl").and_then(|stem| stem.parse::<SessionId>().ok()) else {
+            let Some(id) = name
+                .strip_suffix(".jsonl")
+                .and_then(|stem| stem.parse::<SessionId>().ok())
+            else {
                 continue;
             };
             if self.session_tip(&id)?.is_none() {
@@ -116,44 +160,76 @@ impl Store {
                 Err(Error::SessionBusy(_)) => continue,
                 Err(error) => return Err(error),
             };
-            let replayed = writer.replayed();
-            let state = writer.meta().state;
-            let interrupted = state.is_busy();
-            if interrupted {
-                // A session that never got past `starting` has nothing to resume.
-                let to = if state == SessionState::Starting { SessionState::Failed } else { SessionState::Interrupted };
-                let reason = "the Cortex process running this session stopped during a turn".to_string();
-                let turn = (writer.meta().turns > 0).then_some(writer.meta().turns);
-                let at = jiff::Timestamp::now();
-                let seq = writer.last_seq();
-                let events = [
-                    Event { seq: seq + 1, at, turn, cause: None, kind: EventKind::Warning { message: reason.clone() } },
-                    Event {
-                        seq: seq + 2,
-                        at,
-                        turn,
-                        cause: None,
-                        kind: EventKind::TurnFinished { outcome: TurnOutcome::Interrupted },
-                    },
-                    Event {
-                        seq: seq + 3,
-                        at,
-                        turn,
-                        cause: None,
-                        kind: EventKind::Lifecycle {
-                            from: Some(state),
-                            to,
-                            reason: Some(reason.clone()),
-                        },
-                    },
-                ];
-                writer.append(&events)?;
-                writer.set_state(to, Some(reason));
-            }
-            writer.flush(super::FlushReason::Recovery)?;
+            let outcome = writer.recover_in_place()?;
             writer.close()?;
-            recovered.push(Recovered { session: id, replayed, interrupted });
+            if let Some(outcome) = outcome {
+                recovered.push(outcome);
+            }
         }
         Ok(recovered)
+    }
+}
+
+impl SessionWriter {
+    /// Called right after [`SessionWriter::open`], which took the session's
+    /// lock: if the session still looks mid-turn, its writer died. Spooled
+    /// events go into the ref, and the session becomes `interrupted` (or
+    /// `failed`, if it never got past `starting`). `None` when there was
+    /// nothing to recover.
+    pub fn recover_in_place(&mut self) -> Result<Option<Recovered>> {
+        let replayed = self.replayed();
+        let state = self.meta().state;
+        let interrupted = state.is_busy();
+        if interrupted {
+            let to = if state == SessionState::Starting {
+                SessionState::Failed
+            } else {
+                SessionState::Interrupted
+            };
+            let reason =
+                "the Cortex process running this session stopped during a turn".to_string();
+            let turn = (self.meta().turns > 0).then_some(self.meta().turns);
+            let at = jiff::Timestamp::now();
+            let seq = self.last_seq();
+            let event = |offset: u64, kind: EventKind| Event {
+                seq: seq + offset,
+                at,
+                turn,
+                cause: None,
+                kind,
+            };
+            self.append(&[
+                event(
+                    1,
+                    EventKind::Warning {
+                        message: reason.clone(),
+                    },
+                ),
+                event(
+                    2,
+                    EventKind::TurnFinished {
+                        outcome: TurnOutcome::Interrupted,
+                    },
+                ),
+                event(
+                    3,
+                    EventKind::Lifecycle {
+                        from: Some(state),
+                        to,
+                        reason: Some(reason.clone()),
+                    },
+                ),
+            ])?;
+            self.set_state(to, Some(reason));
+        }
+        if replayed == 0 && !interrupted {
+            return Ok(None);
+        }
+        self.flush(super::FlushReason::Recovery)?;
+        Ok(Some(Recovered {
+            session: self.id().clone(),
+            replayed,
+            interrupted,
+        }))
     }
 }

@@ -1,1 +1,10 @@
+//! The integration tests: the real `cortex` binary against real git
+//! repositories in temp dirs. One binary, a file per area.
 
+mod crash;
+mod index;
+mod refs;
+mod secrets;
+mod session;
+mod store;
+mod support;

@@ -56,7 +56,11 @@ struct TurnReport {
 }
 
 fn report_turn(result: TurnResult, workspace_path: &Path, json: bool) -> anyhow::Result<Exit> {
-    let exit = if result.outcome == TurnOutcome::Completed { Exit::Ok } else { Exit::No };
+    let exit = if result.outcome == TurnOutcome::Completed {
+        Exit::Ok
+    } else {
+        Exit::No
+    };
     if json {
         super::output::print_json(&TurnReport {
             ref_name: crate::store::Store::ref_name(&result.session),
@@ -70,7 +74,10 @@ fn report_turn(result: TurnResult, workspace_path: &Path, json: bool) -> anyhow:
         })?;
     } else {
         if let Some(error) = &result.error {
-            eprintln!("cortex: turn {} of {} failed: {error}", result.turn, result.session);
+            eprintln!(
+                "cortex: turn {} of {} failed: {error}",
+                result.turn, result.session
+            );
         }
         println!("{}", result.session);
     }

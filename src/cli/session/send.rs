@@ -34,7 +34,13 @@ pub(crate) fn run(args: SendArgs, data: &Path) -> anyhow::Result<Exit> {
     let store = Store::discover(Path::new(&session.workspace_path))?;
     let mut approver = TerminalApprover { yes: args.yes };
     let mut transcript = Transcript { quiet: args.json };
-    let result = local.node.send_turn(&store, &session.id, &args.prompt, &mut approver, &mut transcript)?;
+    let result = local.node.send_turn(
+        &store,
+        &session.id,
+        &args.prompt,
+        &mut approver,
+        &mut transcript,
+    )?;
     local.core.sync(&local.node.workspaces()?)?;
     report_turn(result, store.workdir(), args.json)
 }

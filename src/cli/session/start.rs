@@ -18,7 +18,9 @@ use crate::store::Store;
 /// recorded under refs/cortex/sessions/<id> in it. Exit codes: 0 the turn
 /// completed, 1 the agent failed, 2 bad input (nothing is written).
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  cortex session start \"fix the flaky test\"\n  cortex session start --provider fake --script .cortex/demo.toml --json")]
+#[command(
+    after_help = "Examples:\n  cortex session start \"fix the flaky test\"\n  cortex session start --provider fake --script .cortex/demo.toml --json"
+)]
 pub(crate) struct StartArgs {
     /// What the agent should do. Defaults to a note naming the script when --script is given.
     prompt: Option<String>,
@@ -54,13 +56,21 @@ pub(crate) fn run(args: StartArgs, data: &Path) -> anyhow::Result<Exit> {
         _ => anyhow::bail!("a prompt is needed: cortex session start \"what the agent should do\""),
     };
     let provider = match args.provider {
-        ProviderName::Fake => ProviderSpec::Fake { script: args.script.clone() },
+        ProviderName::Fake => ProviderSpec::Fake {
+            script: args.script.clone(),
+        },
     };
     let local = Local::open(data)?;
-    let request = StartRequest { provider, prompt, title: args.title };
+    let request = StartRequest {
+        provider,
+        prompt,
+        title: args.title,
+    };
     let mut approver = TerminalApprover { yes: args.yes };
     let mut transcript = Transcript { quiet: args.json };
-    let result = local.node.start_session(&store, request, &mut approver, &mut transcript)?;
+    let result = local
+        .node
+        .start_session(&store, request, &mut approver, &mut transcript)?;
     let mut local = local;
     local.core.sync(&local.node.workspaces()?)?;
     report_turn(result, store.workdir(), args.json)

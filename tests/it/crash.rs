@@ -1,0 +1,102 @@
+//! A `cortex` process killed mid-turn loses nothing: the next command in the
+//! repository replays the spool into the ref.
+
+use std::time::{Duration, Instant};
+
+use crate::support::TestEnv;
+
+#[test]
+fn events_spooled_before_a_sigkill_are_recovered_once() {
+    let env = TestEnv::new();
+    let script = env.script(
+        "slow.toml",
+        "[[turn]]\n[[turn.step]]\nmessage = \"one\"\n[[turn.step]]\nmessage = \"two\"\n[[turn.step]]\nreasoning = \"three\"\n[[turn.step]]\nsleep_ms = 60000\n[[turn.step]]\nmessage = \"never\"\n",
+    );
+    let mut child = env
+        .cortex_command(&env.repo)
+        .args([
+            "session",
+            "start",
+            "slow",
+            "--script",
+            script.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Wait until the reasoning event is durable in the spool, then kill.
+    let spool_dir = env.repo.join(".git/cortex/spool");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let spool = loop {
+        let found = std::fs::read_dir(&spool_dir).ok().and_then(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.path())
+                .find(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
+        });
+        if let Some(path) = found
+            && std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .contains("three")
+        {
+            break path;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session never reached its sleep"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let id = spool.file_stem().unwrap().to_str().unwrap().to_string();
+
+    let run = env.cortex_ok(["session", "log", &id, "--json"]);
+    assert!(
+        run.stderr
+            .contains(&format!("of session {id}, marked interrupted")),
+        "{}",
+        run.stderr
+    );
+    let events = run.json();
+    let events = events.as_array().unwrap();
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|event| event["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
+    let texts: Vec<&str> = events
+        .iter()
+        .filter_map(|event| event["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["slow", "one", "two", "three"]);
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last["kind"].as_str(), last["to"].as_str()),
+        (Some("lifecycle"), Some("interrupted"))
+    );
+
+    // The ref holds the same history, and the session can go on.
+    let show = env.cortex_ok(["session", "show", &id, "--json"]).json();
+    assert_eq!(show["session"]["state"], "interrupted");
+    assert_eq!(show["session"]["last_seq"], seqs.len() as u64);
+    assert!(!spool.exists(), "the spool is gone once replayed");
+    let sent = env
+        .cortex_ok(["session", "send", &id, "go on", "--json"])
+        .json();
+    assert_eq!(sent["state"], "idle");
+    let again = env.cortex_ok(["session", "log", &id, "--json"]).json();
+    let seqs: Vec<u64> = again
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+}

@@ -1,0 +1,228 @@
+//! The test sandbox: a temp dir with its own HOME and CORTEX_HOME, hermetic
+//! git (no global or system config, fixed author and dates), and helpers to
+//! run the real `cortex` binary and real `git` in it.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub struct TestEnv {
+    pub root: tempfile::TempDir,
+    pub home: PathBuf,
+    pub cortex_home: PathBuf,
+    /// The main repository, with one commit on `main`.
+    pub repo: PathBuf,
+}
+
+/// What a command printed and how it ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {}\n{}", self.stdout, self.stderr))
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let root = tempfile::Builder::new()
+            .prefix("cortex-it-")
+            .tempdir()
+            .expect("temp dir");
+        let home = root.path().join("home");
+        let cortex_home = root.path().join("cortex-home");
+        let repo = root.path().join("repo");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&repo).unwrap();
+        let env = TestEnv {
+            root,
+            home,
+            cortex_home,
+            repo,
+        };
+        env.git(&env.repo, ["init", "-q", "-b", "main"]);
+        std::fs::write(env.repo.join("README.md"), "# demo\n").unwrap();
+        std::fs::write(env.repo.join(".gitignore"), "target/\n").unwrap();
+        env.git(&env.repo, ["add", "."]);
+        env.git(&env.repo, ["commit", "-q", "-m", "initial"]);
+        env
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    fn hermetic(&self, command: &mut Command) {
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("CORTEX_HOME", &self.cortex_home)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Test Author")
+            .env("GIT_AUTHOR_EMAIL", "author@example.com")
+            .env("GIT_COMMITTER_NAME", "Test Committer")
+            .env("GIT_COMMITTER_EMAIL", "committer@example.com")
+            .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+            .stdin(Stdio::null());
+    }
+
+    /// Runs git in `dir` and returns stdout; panics on failure.
+    pub fn git<I, S>(&self, dir: &Path, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let run = self.git_run(dir, args);
+        assert_eq!(run.code, 0, "git failed: {}", run.stderr);
+        run.stdout
+    }
+
+    pub fn git_run<I, S>(&self, dir: &Path, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = Command::new("git");
+        self.hermetic(&mut command);
+        Run::from(
+            command
+                .current_dir(dir)
+                .args(args)
+                .output()
+                .expect("git runs"),
+        )
+    }
+
+    pub fn cortex_command(&self, dir: &Path) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cortex"));
+        self.hermetic(&mut command);
+        command.current_dir(dir);
+        command
+    }
+
+    /// Runs `cortex` in `dir`.
+    pub fn cortex_in<I, S>(&self, dir: &Path, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Run::from(
+            self.cortex_command(dir)
+                .args(args)
+                .output()
+                .expect("cortex runs"),
+        )
+    }
+
+    /// Runs `cortex` in the main repository.
+    pub fn cortex<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.cortex_in(&self.repo, args)
+    }
+
+    /// Runs `cortex` in the main repository and expects exit 0.
+    pub fn cortex_ok<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let run = self.cortex(args);
+        assert_eq!(
+            run.code, 0,
+            "cortex failed\nstdout: {}\nstderr: {}",
+            run.stdout, run.stderr
+        );
+        run
+    }
+
+    /// Writes a fake-provider script outside the repository and returns its path.
+    pub fn script(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Starts a session with `script` and returns its id.
+    pub fn start(&self, prompt: &str, script: &Path) -> String {
+        let run = self.cortex_ok([
+            "session",
+            "start",
+            prompt,
+            "--script",
+            script.to_str().unwrap(),
+            "--json",
+        ]);
+        run.json()["session_id"].as_str().unwrap().to_string()
+    }
+
+    /// Session refs of `repo`, as `git for-each-ref` sees them.
+    pub fn session_refs(&self, repo: &Path) -> Vec<String> {
+        self.git(
+            repo,
+            ["for-each-ref", "--format=%(refname)", "refs/cortex/"],
+        )
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+
+    /// The content of every object reachable from `refs/cortex/`, as text.
+    pub fn all_cortex_objects(&self, repo: &Path) -> String {
+        let objects = self.git(repo, ["rev-list", "--objects", "--glob=refs/cortex/*"]);
+        let mut text = String::new();
+        for line in objects.lines() {
+            let oid = line.split(' ').next().unwrap();
+            let kind = self.git(repo, ["cat-file", "-t", oid]);
+            let content = self.git_run(repo, ["cat-file", "-p", oid]);
+            text.push_str(&format!("== {oid} {kind}"));
+            text.push_str(&content.stdout);
+        }
+        text
+    }
+}
+
+impl TestEnv {
+    /// insta settings that hide what changes between runs: ids, times, paths.
+    pub fn redactions(&self) -> insta::Settings {
+        let mut settings = redactions();
+        let root = self.root.path().canonicalize().unwrap();
+        settings.add_filter(&regex::escape(&root.to_string_lossy()), "[TMP]");
+        settings.add_filter(&regex::escape(&self.root.path().to_string_lossy()), "[TMP]");
+        settings
+    }
+}
+
+fn redactions() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"ses_[0-9a-z]{26}", "[SESSION]");
+    settings.add_filter(r"wsp_[0-9a-z]{26}", "[WORKSPACE]");
+    settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]");
+    settings.add_filter(
+        r#""base_commit": "[0-9a-f]{40}""#,
+        r#""base_commit": "[COMMIT]""#,
+    );
+    settings.add_filter(r#""node": "[^"]+""#, r#""node": "[NODE]""#);
+    settings.add_filter(r#""duration_ms": \d+"#, r#""duration_ms": "[MS]""#);
+    settings
+}

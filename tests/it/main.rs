@@ -8,3 +8,4 @@ mod secrets;
 mod session;
 mod store;
 mod support;
+mod tidy;

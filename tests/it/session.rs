@@ -193,9 +193,15 @@ fn turns_continue_the_seq_and_add_their_own_files() {
     assert!(!env.repo.join("README.md").exists());
 
     let events = events.as_array().unwrap();
-    let stderr_line = events.iter().find(|event| event["stream"] == "stderr").unwrap();
+    let stderr_line = events
+        .iter()
+        .find(|event| event["stream"] == "stderr")
+        .unwrap();
     assert_eq!(stderr_line["text"], "oops\n");
-    let finished = events.iter().find(|event| event["kind"] == "command_finished").unwrap();
+    let finished = events
+        .iter()
+        .find(|event| event["kind"] == "command_finished")
+        .unwrap();
     assert_eq!(finished["exit_code"], 3);
 
     let per_turn = env
@@ -458,4 +464,51 @@ fn json_outputs_are_stable() {
         insta::assert_snapshot!("log_after_5", log.stdout);
         insta::assert_snapshot!("search", search.stdout);
     });
+}
+
+#[test]
+fn a_quiet_turn_still_reaches_the_ref_within_seconds() {
+    // While the agent is busy (a long command, a sleep), what it said so far
+    // is flushed to the ref by the timer, so others can see it live.
+    let env = TestEnv::new();
+    let script = env.script(
+        "slow.toml",
+        "[[step]]\nmessage = \"visible early\"\n[[step]]\nsleep_ms = 8000\n",
+    );
+    let subdir = env.repo.join("deep/inside");
+    std::fs::create_dir_all(&subdir).unwrap();
+    let mut child = env
+        .cortex_command(&subdir)
+        .args([
+            "session",
+            "start",
+            "slow",
+            "--script",
+            script.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let seen = loop {
+        let refs = env.session_refs(&env.repo);
+        if let Some(reference) = refs.first() {
+            let objects = env.git(&env.repo, ["log", "-p", "--format=", reference]);
+            if objects.contains("visible early") {
+                break true;
+            }
+        }
+        if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let still_running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        seen && still_running,
+        "the message must be in the ref while the turn is still running"
+    );
 }

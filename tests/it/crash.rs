@@ -1,9 +1,7 @@
 //! A `cortex` process killed mid-turn loses nothing: the next command in the
 //! repository replays the spool into the ref.
 
-use std::time::{Duration, Instant};
-
-use crate::support::TestEnv;
+use crate::support::{TestEnv, wait_for};
 
 #[test]
 fn events_spooled_before_a_sigkill_are_recovered_once() {
@@ -12,45 +10,23 @@ fn events_spooled_before_a_sigkill_are_recovered_once() {
         "slow.toml",
         "[[turn]]\n[[turn.step]]\nmessage = \"one\"\n[[turn.step]]\nmessage = \"two\"\n[[turn.step]]\nreasoning = \"three\"\n[[turn.step]]\nsleep_ms = 60000\n[[turn.step]]\nmessage = \"never\"\n",
     );
-    let mut child = env
-        .cortex_command(&env.repo)
-        .args([
-            "session",
-            "start",
-            "slow",
-            "--script",
-            script.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = env.spawn_start(&env.repo, "slow", &script);
 
     // Wait until the reasoning event is durable in the spool, then kill.
     let spool_dir = env.repo.join(".git/cortex/spool");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let spool = loop {
-        let found = std::fs::read_dir(&spool_dir).ok().and_then(|entries| {
-            entries
-                .flatten()
-                .map(|entry| entry.path())
-                .find(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
-        });
-        if let Some(path) = found
-            && std::fs::read_to_string(&path)
-                .unwrap_or_default()
-                .contains("three")
-        {
-            break path;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the session never reached its sleep"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let spool = wait_for(|| {
+        let entries = std::fs::read_dir(&spool_dir).ok()?;
+        let path = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| path.extension().is_some_and(|ext| ext == "jsonl"))?;
+        std::fs::read_to_string(&path)
+            .ok()?
+            .contains("three")
+            .then_some(path)
+    })
+    .expect("the session never reached its sleep");
+    child.kill(); // SIGKILL
     let id = spool.file_stem().unwrap().to_str().unwrap().to_string();
 
     let run = env.cortex_ok(["session", "log", &id, "--json"]);

@@ -5,15 +5,7 @@ use crate::support::TestEnv;
 #[test]
 fn sessions_pushed_from_one_clone_are_fetched_by_another() {
     let env = TestEnv::new();
-    let remote = env.path("remote.git");
-    env.git(
-        env.root.path(),
-        ["init", "-q", "--bare", remote.to_str().unwrap()],
-    );
-    env.git(
-        &env.repo,
-        ["remote", "add", "origin", remote.to_str().unwrap()],
-    );
+    let remote = env.origin("remote.git");
     env.git(&env.repo, ["push", "-q", "origin", "main"]);
 
     let script = env.script(
@@ -101,15 +93,7 @@ fn sessions_pushed_from_one_clone_are_fetched_by_another() {
 #[test]
 fn a_push_never_overwrites_history_the_remote_has() {
     let env = TestEnv::new();
-    let remote = env.path("remote.git");
-    env.git(
-        env.root.path(),
-        ["init", "-q", "--bare", remote.to_str().unwrap()],
-    );
-    env.git(
-        &env.repo,
-        ["remote", "add", "origin", remote.to_str().unwrap()],
-    );
+    let remote = env.origin("remote.git");
     let id = env.start("one", &env.script("s.toml", ""));
     env.cortex_ok(["refs", "push"]);
     env.cortex_ok(["session", "send", &id, "two"]);

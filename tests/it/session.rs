@@ -1,7 +1,7 @@
 //! `cortex session …` end to end: what a session leaves in the repository,
 //! what it must not touch, and what the commands print.
 
-use crate::support::TestEnv;
+use crate::support::{TestEnv, wait_for};
 
 const SCRIPT: &str = r#"
 [[turn]]
@@ -477,38 +477,14 @@ fn a_quiet_turn_still_reaches_the_ref_within_seconds() {
     );
     let subdir = env.repo.join("deep/inside");
     std::fs::create_dir_all(&subdir).unwrap();
-    let mut child = env
-        .cortex_command(&subdir)
-        .args([
-            "session",
-            "start",
-            "slow",
-            "--script",
-            script.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let seen = loop {
-        let refs = env.session_refs(&env.repo);
-        if let Some(reference) = refs.first() {
-            let objects = env.git(&env.repo, ["log", "-p", "--format=", reference]);
-            if objects.contains("visible early") {
-                break true;
-            }
-        }
-        if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
-            break false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    let still_running = child.try_wait().unwrap().is_none();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut child = env.spawn_start(&subdir, "slow", &script);
+    let seen = wait_for(|| {
+        let reference = env.session_refs(&env.repo).into_iter().next()?;
+        let history = env.git(&env.repo, ["log", "-p", "--format=", &reference]);
+        history.contains("visible early").then_some(())
+    });
     assert!(
-        seen && still_running,
+        seen.is_some() && child.is_running(),
         "the message must be in the ref while the turn is still running"
     );
 }

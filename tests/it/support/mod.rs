@@ -176,6 +176,39 @@ impl TestEnv {
         run.json()["session_id"].as_str().unwrap().to_string()
     }
 
+    /// Starts `cortex session start PROMPT --script SCRIPT` in `dir` in the
+    /// background, output discarded; the child is killed on drop.
+    pub fn spawn_start(&self, dir: &Path, prompt: &str, script: &Path) -> Background {
+        let child = self
+            .cortex_command(dir)
+            .args([
+                "session",
+                "start",
+                prompt,
+                "--script",
+                script.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cortex starts");
+        Background(child)
+    }
+
+    /// A bare repository `name` added as remote `origin` of the main repository.
+    pub fn origin(&self, name: &str) -> PathBuf {
+        let remote = self.path(name);
+        self.git(
+            self.root.path(),
+            ["init", "-q", "--bare", remote.to_str().unwrap()],
+        );
+        self.git(
+            &self.repo,
+            ["remote", "add", "origin", remote.to_str().unwrap()],
+        );
+        remote
+    }
+
     /// Session refs of `repo`, as `git for-each-ref` sees them.
     pub fn session_refs(&self, repo: &Path) -> Vec<String> {
         self.git(
@@ -225,4 +258,39 @@ fn redactions() -> insta::Settings {
     settings.add_filter(r#""node": "[^"]+""#, r#""node": "[NODE]""#);
     settings.add_filter(r#""duration_ms": \d+"#, r#""duration_ms": "[MS]""#);
     settings
+}
+
+/// A child process killed (SIGKILL) when dropped.
+pub struct Background(pub std::process::Child);
+
+impl Background {
+    pub fn is_running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `probe` every few milliseconds until it returns `Some`, for at most
+/// 30 seconds (a generous bound: machines here are shared and slow).
+pub fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

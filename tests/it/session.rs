@@ -1,7 +1,7 @@
 //! `cortex session …` end to end: what a session leaves in the repository,
 //! what it must not touch, and what the commands print.
 
-use crate::support::{TestEnv, wait_for};
+use crate::support::{TestEnv, assert_gapless, wait_for};
 
 const SCRIPT: &str = r#"
 [[turn]]
@@ -145,18 +145,7 @@ fn turns_continue_the_seq_and_add_their_own_files() {
     assert_eq!(sent["outcome"], "completed");
 
     let events = env.cortex_ok(["session", "log", &id, "--json"]).json();
-    let seqs: Vec<u64> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|event| event["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        seqs,
-        (1..=seqs.len() as u64).collect::<Vec<_>>(),
-        "seqs must be 1..n with no gaps"
-    );
-    assert!(seqs.len() > first_len);
+    assert!(assert_gapless(&events) > first_len);
     assert_eq!(
         &events.as_array().unwrap()[..first_len],
         first.as_array().unwrap().as_slice()

@@ -294,3 +294,20 @@ pub fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// Asserts that `events` (a `session log --json` array) have seqs 1..=n, in
+/// order, with no gap and no duplicate; returns n.
+pub fn assert_gapless(events: &serde_json::Value) -> usize {
+    let seqs: Vec<u64> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "seqs must be 1..n with no gap or duplicate"
+    );
+    seqs.len()
+}

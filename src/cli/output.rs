@@ -88,7 +88,7 @@ pub(crate) struct Transcript {
 }
 
 impl Observer for Transcript {
-    fn event(&mut self, event: &Event) {
+    fn event(&mut self, event: &Event, _meta: &crate::store::Meta) {
         // Redacted like the store: a CI log is as public as a pushed ref.
         if !self.quiet {
             eprintln!("{}", crate::store::redact::redact_str(&describe(event)));

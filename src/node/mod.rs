@@ -10,7 +10,9 @@ mod workspaces;
 
 use std::path::{Path, PathBuf};
 
-pub use runner::{Approver, Observer, ProviderSpec, StartRequest, TurnResult};
+pub use runner::{
+    Approver, Cancel, Observer, PreparedTurn, ProviderSpec, StartRequest, TurnResult,
+};
 
 use crate::protocol::{SessionId, Workspace};
 use crate::store::{self, Recovered, Store};

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{Error, Node, Result};
-use crate::protocol::{ApprovalDecision, Event, EventKind, SessionId, SessionState, TurnOutcome};
+use crate::protocol::{
+    ApprovalDecision, Event, EventKind, SessionId, SessionState, TurnOutcome, Workspace,
+};
 use crate::provider::fake::{FakeProvider, Script};
 use crate::provider::{self, Provider, TurnEnd, TurnRequest, TurnSink};
 use crate::store::{FlushReason, META_SCHEMA, Meta, SessionWriter, Store};
@@ -16,7 +18,12 @@ use crate::store::{FlushReason, META_SCHEMA, Meta, SessionWriter, Store};
 /// Which agent runs the session, with its options.
 #[derive(Clone, Debug)]
 pub enum ProviderSpec {
-    Fake { script: Option<PathBuf> },
+    /// The scripted agent; `script` is the script's text, `script_name` names
+    /// it in errors.
+    Fake {
+        script: Option<String>,
+        script_name: String,
+    },
 }
 
 impl ProviderSpec {
@@ -25,23 +32,41 @@ impl ProviderSpec {
             Self::Fake { .. } => "fake",
         }
     }
+
+    /// Builds the provider, checking its configuration completely.
+    fn build(&self) -> Result<Box<dyn Provider>> {
+        match self {
+            Self::Fake {
+                script: Some(text),
+                script_name,
+            } => {
+                let script = Script::parse(text, script_name).map_err(provider::Error::from)?;
+                Ok(Box::new(FakeProvider::new(script)))
+            }
+            Self::Fake { script: None, .. } => Ok(Box::new(FakeProvider::new(Script::default()))),
+        }
+    }
 }
 
 pub struct StartRequest {
     pub provider: ProviderSpec,
     pub prompt: String,
     pub title: Option<String>,
+    /// The id to use; a fresh one when `None`. Core assigns ids so a repeated
+    /// command answers with the same session.
+    pub session_id: Option<SessionId>,
 }
 
 /// Answers approval requests; the CLI asks on the terminal.
-pub trait Approver {
+pub trait Approver: Send {
     /// The decision and who made it (shown in the event).
     fn decide(&mut self, session: &SessionId, prompt: &str) -> (ApprovalDecision, String);
 }
 
-/// Sees every event as it is recorded; the CLI prints a live transcript.
-pub trait Observer {
-    fn event(&mut self, event: &Event);
+/// Sees every event as it is recorded, with the session's meta as it stands
+/// after it: the CLI prints a live transcript, the daemon forwards to Core.
+pub trait Observer: Send {
+    fn event(&mut self, event: &Event, meta: &Meta);
 }
 
 /// How a turn ended.
@@ -53,6 +78,36 @@ pub struct TurnResult {
     pub error: Option<String>,
     pub state: SessionState,
     pub last_seq: u64,
+}
+
+/// Asks a running turn to stop at the provider's next step.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn flag(&self) -> &AtomicBool {
+        &self.0
+    }
+}
+
+/// A session with its next turn ready to run: the lock is held, the state
+/// checked, the provider built. Running it may take long; the caller decides
+/// on which thread.
+pub struct PreparedTurn {
+    store: Store,
+    writer: SessionWriter,
+    provider: Box<dyn Provider>,
+    prompt: String,
+    /// Lifecycle moves to record before the turn starts.
+    preamble: Vec<(Option<SessionState>, SessionState)>,
 }
 
 /// How often the flush timer looks at the buffer.
@@ -69,20 +124,34 @@ impl Node {
         approver: &mut dyn Approver,
         observer: &mut dyn Observer,
     ) -> Result<TurnResult> {
-        let (mut provider, script_text) = match &request.provider {
-            ProviderSpec::Fake { script: Some(path) } => {
-                let script = Script::load(path).map_err(provider::Error::from)?;
-                let text = fs_err::read_to_string(path).map_err(|source| Error::Io {
-                    context: format!("cannot read `{}`", path.display()),
-                    source,
-                })?;
-                (FakeProvider::new(script), Some(text))
-            }
-            ProviderSpec::Fake { script: None } => (FakeProvider::new(Script::default()), None),
-        };
-        let workspace = self.bind(store)?;
-        let id = SessionId::generate();
-        if let Some(text) = script_text {
+        let workspace = self.bind_checked(store, &request.provider)?;
+        self.prepare_start(store, &workspace, request)?
+            .run(approver, observer, &Cancel::default())
+    }
+
+    /// Binds `store`'s repository, but only once the provider's
+    /// configuration is known to be good: a refused start writes nothing.
+    fn bind_checked(&self, store: &Store, provider: &ProviderSpec) -> Result<Workspace> {
+        provider.build()?;
+        self.bind(store)
+    }
+
+    /// Creates the session ref and readies its first turn.
+    pub fn prepare_start(
+        &self,
+        store: &Store,
+        workspace: &Workspace,
+        request: StartRequest,
+    ) -> Result<PreparedTurn> {
+        let provider = request.provider.build()?;
+        let id = request
+            .session_id
+            .clone()
+            .unwrap_or_else(SessionId::generate);
+        if let ProviderSpec::Fake {
+            script: Some(text), ..
+        } = &request.provider
+        {
             let path = script_path(store, &id);
             fs_err::create_dir_all(path.parent().expect("holds because the path has a folder"))
                 .and_then(|()| fs_err::write(&path, text))
@@ -92,14 +161,13 @@ impl Node {
                 })?;
         }
         let now = jiff::Timestamp::now();
-        let title = request
-            .title
-            .clone()
-            .unwrap_or_else(|| first_line(&request.prompt));
         let meta = Meta {
             schema: META_SCHEMA,
-            id: id.clone(),
-            title,
+            id,
+            title: request
+                .title
+                .clone()
+                .unwrap_or_else(|| first_line(&request.prompt)),
             provider: request.provider.name().to_string(),
             node: self.name.clone(),
             workspace: workspace.id.to_string(),
@@ -113,13 +181,13 @@ impl Node {
             updated_at: now,
         };
         let writer = SessionWriter::create(store, meta)?;
-        let mut runner = Runner::new(writer, approver, observer);
-        runner.record(EventKind::Lifecycle {
-            from: None,
-            to: SessionState::Starting,
-            reason: None,
-        })?;
-        runner.run_turn(store, &mut provider, &request.prompt)
+        Ok(PreparedTurn {
+            store: store.clone(),
+            writer,
+            provider,
+            prompt: request.prompt,
+            preamble: vec![(None, SessionState::Starting)],
+        })
     }
 
     /// Runs the next turn of an existing session.
@@ -131,17 +199,30 @@ impl Node {
         approver: &mut dyn Approver,
         observer: &mut dyn Observer,
     ) -> Result<TurnResult> {
+        self.prepare_send(store, session, prompt)?
+            .run(approver, observer, &Cancel::default())
+    }
+
+    /// Takes the session's lock and checks that it may run a turn now.
+    pub fn prepare_send(
+        &self,
+        store: &Store,
+        session: &SessionId,
+        prompt: &str,
+    ) -> Result<PreparedTurn> {
         let mut writer = SessionWriter::open(store, session)?;
         // Holding the lock, a session that looks mid-turn has a dead writer.
         writer.recover_in_place()?;
         let state = writer.meta().state;
-        let next = if state == SessionState::Interrupted {
-            SessionState::Idle
-        } else {
-            state
-        };
-        next.check_transition(SessionState::Running)?;
-        let mut provider: Box<dyn Provider> = match writer.meta().provider.as_str() {
+        let mut preamble = Vec::new();
+        if state == SessionState::Interrupted {
+            preamble.push((Some(state), SessionState::Idle));
+        }
+        preamble
+            .last()
+            .map_or(state, |(_, to)| *to)
+            .check_transition(SessionState::Running)?;
+        let provider: Box<dyn Provider> = match writer.meta().provider.as_str() {
             "fake" => {
                 let path = script_path(store, session);
                 let script = if path.exists() {
@@ -158,11 +239,81 @@ impl Node {
                 });
             }
         };
+        Ok(PreparedTurn {
+            store: store.clone(),
+            writer,
+            provider,
+            prompt: prompt.to_string(),
+            preamble,
+        })
+    }
+
+    /// Moves a session that is not mid-turn to `stopped`.
+    pub fn stop_idle(
+        &self,
+        store: &Store,
+        session: &SessionId,
+        observer: &mut dyn Observer,
+    ) -> Result<SessionState> {
+        let mut writer = SessionWriter::open(store, session)?;
+        writer.recover_in_place()?;
+        let from = writer.meta().state;
+        from.check_transition(SessionState::Stopped)?;
+        let mut approver = NoApprover;
+        let mut runner = Runner::new(writer, &mut approver, observer);
+        runner.transition(SessionState::Stopped, Some("stopped by request".into()))?;
+        let (_, writer) = runner.into_writer();
+        writer.close()?;
+        Ok(SessionState::Stopped)
+    }
+}
+
+impl PreparedTurn {
+    pub fn session(&self) -> &SessionId {
+        self.writer.id()
+    }
+
+    pub fn meta(&self) -> &Meta {
+        self.writer.meta()
+    }
+
+    /// Runs the turn to its end. `cancel` stops it at the provider's next
+    /// step; the turn then ends `interrupted` and the session `stopped`.
+    pub fn run(
+        self,
+        approver: &mut dyn Approver,
+        observer: &mut dyn Observer,
+        cancel: &Cancel,
+    ) -> Result<TurnResult> {
+        let PreparedTurn {
+            store,
+            writer,
+            mut provider,
+            prompt,
+            preamble,
+        } = self;
         let mut runner = Runner::new(writer, approver, observer);
-        if state == SessionState::Interrupted {
-            runner.transition(SessionState::Idle, None)?;
+        for (from, to) in preamble {
+            match from {
+                None => runner
+                    .record(EventKind::Lifecycle {
+                        from: None,
+                        to,
+                        reason: None,
+                    })
+                    .map(drop)?,
+                Some(_) => runner.transition(to, None)?,
+            }
         }
-        runner.run_turn(store, provider.as_mut(), prompt)
+        runner.run_turn(&store, provider.as_mut(), &prompt, cancel)
+    }
+}
+
+struct NoApprover;
+
+impl Approver for NoApprover {
+    fn decide(&mut self, _session: &SessionId, _prompt: &str) -> (ApprovalDecision, String) {
+        (ApprovalDecision::Denied, "nobody (no approver)".into())
     }
 }
 
@@ -238,9 +389,11 @@ impl<'a> Runner<'a> {
             if let Some(reason) = flush {
                 writer.flush(reason)?;
             }
-            event
+            let meta = writer.meta().clone();
+            (event, meta)
         };
-        self.observer.event(&event);
+        let (event, meta) = event;
+        self.observer.event(&event, &meta);
         Ok(event.seq)
     }
 
@@ -261,6 +414,7 @@ impl<'a> Runner<'a> {
         store: &Store,
         provider: &mut dyn Provider,
         prompt: &str,
+        cancel: &Cancel,
     ) -> Result<TurnResult> {
         let (turn, known_clean) = {
             let writer = self.writer();
@@ -286,8 +440,10 @@ impl<'a> Runner<'a> {
             workspace: store.workdir(),
             turn,
             prompt,
+            cancel: cancel.flag(),
         };
         let (outcome, error) = match provider.run_turn(request, &mut self) {
+            _ if cancel.is_cancelled() => (TurnOutcome::Interrupted, None),
             Ok(TurnEnd::Completed) => (TurnOutcome::Completed, None),
             Ok(TurnEnd::Failed(message)) => (TurnOutcome::Failed, Some(message)),
             Err(provider::Error::Sink(source)) => {
@@ -317,16 +473,19 @@ impl<'a> Runner<'a> {
             EventKind::TurnFinished { outcome },
             Some(format!("seq:{prompt_seq}")),
         )?;
-        let state = if outcome == TurnOutcome::Completed {
-            SessionState::Idle
-        } else {
-            SessionState::Failed
-        };
-        self.transition(state, error.clone())?;
+        match outcome {
+            TurnOutcome::Completed => self.transition(SessionState::Idle, None)?,
+            TurnOutcome::Failed => self.transition(SessionState::Failed, error.clone())?,
+            TurnOutcome::Interrupted => {
+                self.transition(SessionState::Interrupted, Some("stop requested".into()))?;
+                self.transition(SessionState::Stopped, Some("stopped by request".into()))?;
+            }
+        }
         self.finish(turn, outcome, error)
     }
 
-    fn finish(self, turn: u32, outcome: TurnOutcome, error: Option<String>) -> Result<TurnResult> {
+    /// Stops the flush timer and hands back the writer.
+    fn into_writer(self) -> (SessionId, SessionWriter) {
         let Runner {
             writer,
             session,
@@ -339,6 +498,11 @@ impl<'a> Runner<'a> {
             .expect("holds because the timer thread, the only other owner, has ended")
             .into_inner()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (session, writer)
+    }
+
+    fn finish(self, turn: u32, outcome: TurnOutcome, error: Option<String>) -> Result<TurnResult> {
+        let (session, writer) = self.into_writer();
         let result = TurnResult {
             session,
             turn,

@@ -9,11 +9,16 @@ mod api;
 mod event;
 mod id;
 mod lifecycle;
+mod wire;
 
 pub use api::{SearchHit, SessionSummary, TurnSummary, Workspace};
 pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TurnOutcome};
 pub use id::{SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
+pub use wire::{
+    Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, NodeFrame,
+    ProviderInfo, Refusal, Resources, SessionTip,
+};
 
 /// Version of the normalized event schema and of the envelopes built on it.
 /// Bumped on any change a reader of an older version would misread.

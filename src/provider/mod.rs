@@ -7,6 +7,7 @@
 pub mod fake;
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
 use crate::protocol::{ApprovalDecision, EventKind};
 
@@ -39,6 +40,9 @@ pub struct TurnRequest<'a> {
     pub workspace: &'a Path,
     pub turn: u32,
     pub prompt: &'a str,
+    /// Set when a person asked the turn to stop: the provider stops at its
+    /// next step and returns.
+    pub cancel: &'a AtomicBool,
 }
 
 /// How a turn ended, from the provider's point of view.

@@ -55,16 +55,13 @@ pub(crate) fn run(args: StartArgs, data: &Path) -> anyhow::Result<Exit> {
         (_, Some(script)) => format!("Run the script {}", script.display()),
         _ => anyhow::bail!("a prompt is needed: cortex session start \"what the agent should do\""),
     };
-    let provider = match args.provider {
-        ProviderName::Fake => ProviderSpec::Fake {
-            script: args.script.clone(),
-        },
-    };
+    let provider = provider_spec(args.provider, args.script.as_deref())?;
     let local = Local::open(data)?;
     let request = StartRequest {
         provider,
         prompt,
         title: args.title,
+        session_id: None,
     };
     let mut approver = TerminalApprover { yes: args.yes };
     let mut transcript = Transcript { quiet: args.json };
@@ -74,4 +71,30 @@ pub(crate) fn run(args: StartArgs, data: &Path) -> anyhow::Result<Exit> {
     let mut local = local;
     local.core.sync(&local.node.workspaces()?)?;
     report_turn(result, store.workdir(), args.json)
+}
+
+/// The provider as the node needs it: a script travels as text, since the
+/// node may be on another machine.
+fn provider_spec(name: ProviderName, script: Option<&Path>) -> anyhow::Result<ProviderSpec> {
+    match name {
+        ProviderName::Fake => {
+            let text = match script {
+                Some(path) => Some(fs_err::read_to_string(path).map_err(|error| {
+                    anyhow::anyhow!(
+                        "script `{}`: cannot read it: {}",
+                        path.display(),
+                        error.kind()
+                    )
+                })?),
+                None => None,
+            };
+            let script_name = script
+                .map(|path| path.display().to_string())
+                .unwrap_or_default();
+            Ok(ProviderSpec::Fake {
+                script: text,
+                script_name,
+            })
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod script;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,9 @@ impl Provider for FakeProvider {
         };
         let mut skip_next = false;
         for (step_idx, step) in steps.iter().enumerate() {
+            if request.cancel.load(Ordering::SeqCst) {
+                return Ok(TurnEnd::Completed);
+            }
             if std::mem::take(&mut skip_next) {
                 continue;
             }
@@ -100,7 +104,13 @@ impl Provider for FakeProvider {
                     // A denial skips the step the approval guards: the next one.
                     skip_next = sink.approve(prompt)? == ApprovalDecision::Denied;
                 }
-                Step::SleepMs(ms) => std::thread::sleep(Duration::from_millis(*ms)),
+                Step::SleepMs(ms) => {
+                    // In slices, so a stop request is noticed within 50 ms.
+                    let until = Instant::now() + Duration::from_millis(*ms);
+                    while Instant::now() < until && !request.cancel.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+                    }
+                }
                 Step::Fail(message) => return Ok(TurnEnd::Failed(message.clone())),
             }
         }

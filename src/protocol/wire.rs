@@ -1,0 +1,297 @@
+//! The Node ⇄ Core WebSocket protocol and the command envelope. Every frame
+//! is one JSON text message with a `type` and the protocol version `v`;
+//! commands are `{v, id, kind, target, payload}`, and `id` is an idempotency
+//! key: a command delivered twice has effect once and answers the same.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Event, SessionId, SessionSummary, Workspace, WorkspaceId};
+
+/// How a node proves who it is in its hello.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Credential {
+    /// A one-time enrollment token from `cortex node enroll`, exchanged for a
+    /// node credential in the welcome.
+    Enroll { token: String, name: String },
+    /// The node's own credential.
+    Node { node_id: String, secret: String },
+}
+
+/// What a node can do, sent in its hello.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub cortex_version: String,
+    pub protocol_version: u32,
+    pub os: String,
+    pub arch: String,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_version: Option<String>,
+    pub providers: Vec<ProviderInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// Readings sent with every heartbeat.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    pub load1: f64,
+    pub free_memory_bytes: u64,
+    pub total_memory_bytes: u64,
+    /// Free space under each workspace root.
+    pub disks: Vec<DiskFree>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskFree {
+    pub path: String,
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// A session the node has, with the last seq in its store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTip {
+    pub session_id: SessionId,
+    pub last_seq: u64,
+}
+
+/// Node → Core.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeFrame {
+    Hello {
+        v: u32,
+        credential: Credential,
+        capabilities: Capabilities,
+        workspaces: Vec<Workspace>,
+        sessions: Vec<SessionTip>,
+    },
+    Heartbeat {
+        v: u32,
+        resources: Resources,
+    },
+    /// Events of one session in seq order, with the session as it stands.
+    Events {
+        v: u32,
+        session: SessionSummary,
+        events: Vec<Event>,
+    },
+    CommandResult {
+        v: u32,
+        id: String,
+        outcome: CommandOutcome,
+    },
+}
+
+/// Why Core will not talk to a node; the node must not retry in a loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    Revoked,
+    UnknownCredential,
+    BadEnrollmentToken,
+    UnsupportedVersion,
+}
+
+/// Core → Node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CoreFrame {
+    Welcome {
+        v: u32,
+        node_id: String,
+        /// Set when the hello enrolled: the node's new secret, to keep.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
+        /// The last seq Core has committed, per session it knows on this node.
+        acked: BTreeMap<SessionId, u64>,
+        heartbeat_ms: u64,
+    },
+    Refused {
+        v: u32,
+        reason: Refusal,
+        message: String,
+    },
+    /// Core has committed every event of `session` up to `seq`.
+    Ack {
+        v: u32,
+        session: SessionId,
+        seq: u64,
+    },
+    /// Core is missing events after `after`: send them again.
+    Resend {
+        v: u32,
+        session: SessionId,
+        after: u64,
+    },
+    Command {
+        #[serde(flatten)]
+        command: Command,
+    },
+    /// A frame Core could not use; the connection goes on.
+    Error {
+        v: u32,
+        code: String,
+        message: String,
+    },
+}
+
+/// A request to change something, routed by Core to the node that owns the
+/// target. Serialized as `{v, id, kind, target, payload}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub v: u32,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(flatten)]
+    pub kind: CommandKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
+pub enum CommandKind {
+    StartSession {
+        /// Assigned by Core when it accepts the command, so a repeated command
+        /// answers with the same session.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<SessionId>,
+        workspace_id: WorkspaceId,
+        provider: String,
+        /// The `fake` provider's script, as text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        script: Option<String>,
+        prompt: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        #[serde(default)]
+        auto_approve: bool,
+    },
+    SendTurn {
+        session_id: SessionId,
+        prompt: String,
+        #[serde(default)]
+        auto_approve: bool,
+    },
+    StopSession {
+        session_id: SessionId,
+    },
+    BindWorkspace {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    UnbindWorkspace {
+        workspace_id: WorkspaceId,
+    },
+    ReadDiff {
+        session_id: SessionId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        turn: Option<u32>,
+    },
+    /// Send every session's events again from the refs (after an index rebuild).
+    Resync,
+}
+
+impl CommandKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::StartSession { .. } => "start_session",
+            Self::SendTurn { .. } => "send_turn",
+            Self::StopSession { .. } => "stop_session",
+            Self::BindWorkspace { .. } => "bind_workspace",
+            Self::UnbindWorkspace { .. } => "unbind_workspace",
+            Self::ReadDiff { .. } => "read_diff",
+            Self::Resync => "resync",
+        }
+    }
+}
+
+/// The answer to a command: a JSON value, or a typed error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CommandOutcome {
+    Ok { value: serde_json::Value },
+    Error { code: String, message: String },
+}
+
+impl CommandOutcome {
+    pub fn error(code: &str, message: impl Into<String>) -> CommandOutcome {
+        CommandOutcome::Error {
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::PROTOCOL_VERSION;
+
+    fn check<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+        value: T,
+        expect: &str,
+    ) {
+        let text = serde_json::to_string(&value).unwrap();
+        assert_eq!(text, expect);
+        assert_eq!(serde_json::from_str::<T>(&text).unwrap(), value);
+    }
+
+    #[test]
+    fn commands_have_the_documented_envelope() {
+        check(
+            Command {
+                v: PROTOCOL_VERSION,
+                id: "cmd_1".into(),
+                target: Some("node_a".into()),
+                kind: CommandKind::StopSession {
+                    session_id: "ses_01m86a629myn3cjx91da8nn0vx".parse().unwrap(),
+                },
+            },
+            r#"{"v":1,"id":"cmd_1","target":"node_a","kind":"stop_session","payload":{"session_id":"ses_01m86a629myn3cjx91da8nn0vx"}}"#,
+        );
+        check(
+            CoreFrame::Command {
+                command: Command {
+                    v: 1,
+                    id: "c".into(),
+                    target: None,
+                    kind: CommandKind::Resync,
+                },
+            },
+            r#"{"type":"command","v":1,"id":"c","kind":"resync"}"#,
+        );
+    }
+
+    #[test]
+    fn frames_are_tagged_by_type() {
+        check(
+            CoreFrame::Ack {
+                v: 1,
+                session: "ses_01m86a629myn3cjx91da8nn0vx".parse().unwrap(),
+                seq: 7,
+            },
+            r#"{"type":"ack","v":1,"session":"ses_01m86a629myn3cjx91da8nn0vx","seq":7}"#,
+        );
+        check(
+            NodeFrame::CommandResult {
+                v: 1,
+                id: "c".into(),
+                outcome: CommandOutcome::error("busy", "later"),
+            },
+            r#"{"type":"command_result","v":1,"id":"c","outcome":{"status":"error","code":"busy","message":"later"}}"#,
+        );
+        assert!(serde_json::from_str::<NodeFrame>(r#"{"type":"telepathy","v":1}"#).is_err());
+    }
+}

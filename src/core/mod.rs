@@ -6,7 +6,13 @@
 //! Never writes a workspace: reading refs to index them and to show diffs is
 //! all it does with a repository.
 
+mod link;
+mod registry;
+mod server;
+
 use std::path::{Path, PathBuf};
+
+pub use server::{ApiFailure, CoreState, ServeConfig, Server, serve, write_private};
 
 use crate::index::{self, Index, SyncStats};
 use crate::protocol::{
@@ -20,6 +26,19 @@ pub enum Error {
     Index(#[from] index::Error),
     #[error(transparent)]
     Store(#[from] store::Error),
+    #[error("Core's registry `{}`: {context}", path.display())]
+    Registry {
+        path: PathBuf,
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("session `{session}` has no turn {turn} (it has {turns})")]
     NoSuchTurn {
         session: SessionId,
@@ -96,31 +115,9 @@ impl Core {
         Ok(self.index.search(query, limit)?)
     }
 
-    /// The unified diff of one turn, or of the whole session (from the base
-    /// of turn 1 to the working tree after the last turn).
+    /// The unified diff of one turn, or of the whole session.
     pub fn diff(&self, session: &SessionSummary, turn: Option<u32>) -> Result<String> {
         let store = Store::discover(Path::new(&session.workspace_path))?;
-        let view = store.read_session(&session.id)?;
-        let turns = view.meta.turns;
-        match turn {
-            Some(turn) => {
-                if turn == 0 || turn > turns {
-                    return Err(Error::NoSuchTurn {
-                        session: session.id.clone(),
-                        turn,
-                        turns,
-                    });
-                }
-                Ok(store.turn_files(&view, turn)?.diff.unwrap_or_default())
-            }
-            None => {
-                let base = store.tree_at(&view, "turns/1/base")?;
-                let last = store.tree_at(&view, &format!("turns/{turns}/worktree"))?;
-                match (base, last) {
-                    (Some(base), Some(last)) => Ok(store.diff_trees(base, last)?.0),
-                    _ => Ok(String::new()),
-                }
-            }
-        }
+        Ok(store.session_diff(&session.id, turn)?)
     }
 }

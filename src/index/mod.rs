@@ -16,6 +16,7 @@ use crate::protocol::{
     WorkspaceId,
 };
 use crate::store::{self, SessionView, Store};
+use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -41,6 +42,17 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What [`Index::ingest_batch`] committed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ingested {
+    /// The last seq committed for the session, after this batch.
+    pub acked: u64,
+    /// Set when the batch skipped ahead: events after this seq are missing.
+    pub missing_after: Option<u64>,
+    /// The events committed now, in order (replays left out).
+    pub fresh: Vec<Event>,
+}
 
 /// What one sync changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -250,6 +262,12 @@ impl Index {
         Ok(stats)
     }
 
+    /// Deletes the database and opens an empty one.
+    pub fn reset(path: &Path) -> Result<Index> {
+        remove_database(path);
+        Index::open(path)
+    }
+
     /// Deletes the database and rebuilds it from the refs of `workspaces`.
     /// `progress(done, total)` is called as sessions are read.
     pub fn rebuild(
@@ -285,6 +303,136 @@ impl Index {
             stats.events += synced.events;
         }
         Ok((index, stats))
+    }
+
+    /// Takes a batch of events a node sent: each event must follow the last
+    /// one committed for its session. Already committed events are skipped
+    /// (a replay); a gap stops the batch and is reported, so the node can
+    /// send again from the last committed seq.
+    pub fn ingest_batch(&mut self, session: &SessionSummary, events: &[Event]) -> Result<Ingested> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sql_err(&self.path, "cannot begin an ingest"))?;
+        let mut last =
+            max_seq(&tx, &session.id).map_err(sql_err(&self.path, "cannot read the last seq"))?;
+        let mut fresh = Vec::new();
+        let mut missing_after = None;
+        for event in events {
+            if event.seq <= last {
+                continue;
+            }
+            if event.seq != last + 1 {
+                missing_after = Some(last);
+                break;
+            }
+            last = event.seq;
+            fresh.push(event.clone());
+        }
+        let mut summary = session.clone();
+        summary.last_seq = last;
+        upsert_session(&tx, &summary).map_err(sql_err(&self.path, "cannot record a session"))?;
+        insert_events(&tx, &session.id, &fresh)
+            .map_err(sql_err(&self.path, "cannot record events"))?;
+        tx.commit()
+            .map_err(sql_err(&self.path, "cannot commit an ingest"))?;
+        Ok(Ingested {
+            acked: last,
+            missing_after,
+            fresh,
+        })
+    }
+
+    /// The last committed seq of every session in a workspace of `node`.
+    pub fn acked_for_node(&self, node: &str) -> Result<BTreeMap<SessionId, u64>> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT s.id, (SELECT COALESCE(MAX(seq), 0) FROM events e WHERE e.session_id = s.id) FROM sessions s
+                 JOIN workspaces w ON w.id = s.workspace_id WHERE w.node = ?1",
+            )
+            .map_err(sql_err(&self.path, "cannot read acknowledged seqs"))?;
+        let rows = statement
+            .query_map([node], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?))
+            })
+            .map_err(sql_err(&self.path, "cannot read acknowledged seqs"))?;
+        let mut acked = BTreeMap::new();
+        for row in rows {
+            let (id, seq) = row.map_err(sql_err(&self.path, "cannot read acknowledged seqs"))?;
+            acked.insert(id.parse().map_err(Error::Corrupt)?, seq);
+        }
+        Ok(acked)
+    }
+
+    /// Marks the sessions of `node` that were mid-turn as `interrupted`, with
+    /// `reason`, and returns them. The node's own events will say what really
+    /// happened once it is back.
+    pub fn interrupt_node_sessions(&self, node: &str, reason: &str) -> Result<Vec<SessionId>> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "UPDATE sessions SET state = 'interrupted', state_reason = ?2
+                 WHERE state IN ('starting', 'running', 'awaiting_approval')
+                 AND workspace_id IN (SELECT id FROM workspaces WHERE node = ?1) RETURNING id",
+            )
+            .map_err(sql_err(&self.path, "cannot mark sessions interrupted"))?;
+        let rows = statement
+            .query_map(params![node, reason], |row| row.get::<_, String>(0))
+            .map_err(sql_err(&self.path, "cannot mark sessions interrupted"))?;
+        let mut ids = Vec::new();
+        for row in rows {
+            ids.push(
+                row.map_err(sql_err(&self.path, "cannot mark sessions interrupted"))?
+                    .parse()
+                    .map_err(Error::Corrupt)?,
+            );
+        }
+        Ok(ids)
+    }
+
+    pub fn workspaces(&self) -> Result<Vec<Workspace>> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT id, node, path, name, remote_url, default_branch FROM workspaces ORDER BY node, path")
+            .map_err(sql_err(&self.path, "cannot list workspaces"))?;
+        let rows = statement
+            .query_map([], |row| {
+                let id: String = row.get(0)?;
+                Ok((
+                    id,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
+            })
+            .map_err(sql_err(&self.path, "cannot list workspaces"))?;
+        let mut workspaces = Vec::new();
+        for row in rows {
+            let (id, node, path, name, remote_url, default_branch) =
+                row.map_err(sql_err(&self.path, "cannot list workspaces"))?;
+            workspaces.push(Workspace {
+                id: id.parse().map_err(Error::Corrupt)?,
+                node,
+                path,
+                name,
+                remote_url,
+                default_branch,
+            });
+        }
+        Ok(workspaces)
+    }
+
+    /// Forgets a workspace binding; its sessions' rows stay until a sync or
+    /// rebuild drops them.
+    pub fn remove_workspace(&self, id: &WorkspaceId) -> Result<bool> {
+        let removed = self
+            .conn
+            .execute("DELETE FROM workspaces WHERE id = ?1", [id.as_str()])
+            .map_err(sql_err(&self.path, "cannot remove a workspace"))?;
+        Ok(removed > 0)
     }
 
     /// Sessions, newest first, optionally only those in `state`.
@@ -479,6 +627,14 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary>
     })
 }
 
+fn max_seq(tx: &Transaction<'_>, session: &SessionId) -> rusqlite::Result<u64> {
+    tx.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?1",
+        [session.as_str()],
+        |row| row.get(0),
+    )
+}
+
 fn delete_session(tx: &Transaction<'_>, session: &str) -> rusqlite::Result<()> {
     tx.execute(
         "DELETE FROM events_fts WHERE rowid IN (SELECT rowid FROM events WHERE session_id = ?1)",
@@ -491,43 +647,65 @@ fn delete_session(tx: &Transaction<'_>, session: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Writes a session's row, its new events and the turns they touch.
+/// Writes a session's row, its new events and the turns they touch, and
+/// records the ref tip they were read from.
 fn ingest(
     tx: &Transaction<'_>,
     workspace: &Workspace,
     view: &SessionView,
     events: &[Event],
 ) -> rusqlite::Result<()> {
-    let meta = &view.meta;
+    upsert_session(tx, &view.meta.summary(workspace))?;
+    insert_events(tx, &view.meta.id, events)?;
+    tx.execute(
+        "INSERT INTO store_refs (session_id, workspace_id, tip) VALUES (?1, ?2, ?3)
+         ON CONFLICT (session_id) DO UPDATE SET workspace_id = ?2, tip = ?3",
+        params![
+            view.meta.id.as_str(),
+            workspace.id.as_str(),
+            view.tip.to_string()
+        ],
+    )?;
+    Ok(())
+}
+
+fn upsert_session(tx: &Transaction<'_>, session: &SessionSummary) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO sessions (id, workspace_id, title, state, state_reason, provider, node, base_commit, turns,
              last_seq, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (id) DO UPDATE SET workspace_id = ?2, title = ?3, state = ?4, state_reason = ?5, provider = ?6,
              node = ?7, base_commit = ?8, turns = ?9, last_seq = ?10, created_at = ?11, updated_at = ?12",
         params![
-            meta.id.as_str(),
-            workspace.id.as_str(),
-            meta.title,
-            meta.state.as_str(),
-            meta.state_reason,
-            meta.provider,
-            meta.node,
-            meta.base_commit,
-            meta.turns,
-            meta.last_seq,
-            meta.created_at.to_string(),
-            meta.updated_at.to_string()
+            session.id.as_str(),
+            session.workspace_id.as_str(),
+            session.title,
+            session.state.as_str(),
+            session.state_reason,
+            session.provider,
+            session.node,
+            session.base_commit,
+            session.turns,
+            session.last_seq,
+            session.created_at.to_string(),
+            session.updated_at.to_string()
         ],
     )?;
-    let mut insert_event = tx.prepare_cached(
-        "INSERT OR IGNORE INTO events (session_id, seq, turn, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
+    Ok(())
+}
+
+fn insert_events(
+    tx: &Transaction<'_>,
+    session: &SessionId,
+    events: &[Event],
+) -> rusqlite::Result<()> {
+    let mut insert_event =
+        tx.prepare_cached("INSERT OR IGNORE INTO events (session_id, seq, turn, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)")?;
     let mut insert_text =
         tx.prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?;
     for event in events {
         let body = serde_json::to_string(event).expect("holds because events serialize to JSON");
         let inserted = insert_event.execute(params![
-            meta.id.as_str(),
+            session.as_str(),
             event.seq,
             event.turn,
             event.kind.name(),
@@ -539,18 +717,9 @@ fn ingest(
             insert_text.execute(params![tx.last_insert_rowid(), text])?;
         }
         if let Some(turn) = event.turn {
-            apply_to_turn(tx, meta.id.as_str(), turn, &event.kind)?;
+            apply_to_turn(tx, session.as_str(), turn, &event.kind)?;
         }
     }
-    tx.execute(
-        "INSERT INTO store_refs (session_id, workspace_id, tip) VALUES (?1, ?2, ?3)
-         ON CONFLICT (session_id) DO UPDATE SET workspace_id = ?2, tip = ?3",
-        params![
-            meta.id.as_str(),
-            workspace.id.as_str(),
-            view.tip.to_string()
-        ],
-    )?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 //! Only `node` and `provider` spawn processes (the store's git plumbing
 //! aside).
 
+pub mod daemon;
 mod runner;
 mod workspaces;
 
@@ -30,6 +31,17 @@ pub enum Error {
         session: SessionId,
         provider: String,
     },
+    #[error("Core refused this node ({reason:?}): {message}")]
+    Refused {
+        reason: crate::protocol::Refusal,
+        message: String,
+    },
+    #[error(
+        "this node is not enrolled: get a token with `cortex node enroll` on Core's machine and pass it with --token"
+    )]
+    NotEnrolled,
+    #[error("{0}")]
+    Link(String),
     #[error("`{}` is malformed: {detail}", path.display())]
     Config { path: PathBuf, detail: String },
     #[error("{context}")]
@@ -43,17 +55,36 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A node rooted at a data dir.
+#[derive(Clone, Debug)]
 pub struct Node {
     data_dir: PathBuf,
     name: String,
+    /// Core's id for this node; the host name when running in-process.
+    id: String,
 }
 
 impl Node {
+    /// The in-process node of the CLI, named after this machine.
     pub fn new(data_dir: &Path) -> Node {
+        let name = host_name();
         Node {
             data_dir: data_dir.to_path_buf(),
-            name: host_name(),
+            id: name.clone(),
+            name,
         }
+    }
+
+    /// A node enrolled with Core under `id`.
+    pub fn with_identity(data_dir: &Path, id: &str, name: &str) -> Node {
+        Node {
+            data_dir: data_dir.to_path_buf(),
+            id: id.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     pub fn name(&self) -> &str {
@@ -71,7 +102,12 @@ impl Node {
 
     /// Binds the repository `store` belongs to (idempotent).
     pub fn bind(&self, store: &Store) -> Result<Workspace> {
-        workspaces::bind(&self.data_dir, &self.name, store)
+        workspaces::bind(&self.data_dir, &self.id, store)
+    }
+
+    /// Forgets a binding (the files and refs stay); `false` if unknown.
+    pub fn unbind(&self, workspace: &crate::protocol::WorkspaceId) -> Result<bool> {
+        workspaces::unbind(&self.data_dir, workspace)
     }
 
     /// Replays the spools of sessions whose process died, in every bound
@@ -90,7 +126,7 @@ impl Node {
     }
 }
 
-fn host_name() -> String {
+pub fn host_name() -> String {
     fs_err::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

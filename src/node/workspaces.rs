@@ -81,11 +81,15 @@ pub(super) fn bind(data_dir: &Path, node: &str, store: &Store) -> Result<Workspa
         .find(|workspace| workspace.path == path);
     let workspace = match existing {
         Some(workspace) => {
-            if workspace.remote_url == remote_url && workspace.default_branch == default_branch {
+            if workspace.remote_url == remote_url
+                && workspace.default_branch == default_branch
+                && workspace.node == node
+            {
                 return Ok(workspace.clone());
             }
             workspace.remote_url = remote_url;
             workspace.default_branch = default_branch;
+            workspace.node = node.to_string();
             workspace.clone()
         }
         None => {
@@ -103,4 +107,15 @@ pub(super) fn bind(data_dir: &Path, node: &str, store: &Store) -> Result<Workspa
     };
     save(data_dir, &workspaces)?;
     Ok(workspace)
+}
+
+pub(super) fn unbind(data_dir: &Path, id: &WorkspaceId) -> Result<bool> {
+    let mut workspaces = load(data_dir)?;
+    let before = workspaces.len();
+    workspaces.retain(|workspace| workspace.id != *id);
+    if workspaces.len() == before {
+        return Ok(false);
+    }
+    save(data_dir, &workspaces)?;
+    Ok(true)
 }

@@ -74,6 +74,7 @@ macro_rules! prefixed_id {
 
 prefixed_id!(SessionId, "ses_", "session");
 prefixed_id!(WorkspaceId, "wsp_", "workspace");
+prefixed_id!(NodeId, "nod_", "node");
 
 #[cfg(test)]
 mod tests {

@@ -11,9 +11,12 @@ mod id;
 mod lifecycle;
 mod wire;
 
-pub use api::{SearchHit, SessionSummary, TurnSummary, Workspace};
+pub use api::{
+    ApiError, Enrollment, NodeStatus, NodeSummary, SearchHit, SessionSummary, TurnSummary,
+    Workspace,
+};
 pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TurnOutcome};
-pub use id::{SessionId, WorkspaceId};
+pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
 pub use wire::{
     Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, NodeFrame,

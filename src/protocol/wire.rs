@@ -199,8 +199,6 @@ pub enum CommandKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         turn: Option<u32>,
     },
-    /// Send every session's events again from the refs (after an index rebuild).
-    Resync,
 }
 
 impl CommandKind {
@@ -212,7 +210,6 @@ impl CommandKind {
             Self::BindWorkspace { .. } => "bind_workspace",
             Self::UnbindWorkspace { .. } => "unbind_workspace",
             Self::ReadDiff { .. } => "read_diff",
-            Self::Resync => "resync",
         }
     }
 }
@@ -267,10 +264,13 @@ mod tests {
                     v: 1,
                     id: "c".into(),
                     target: None,
-                    kind: CommandKind::Resync,
+                    kind: CommandKind::ReadDiff {
+                        session_id: "ses_01m86a629myn3cjx91da8nn0vx".parse().unwrap(),
+                        turn: None,
+                    },
                 },
             },
-            r#"{"type":"command","v":1,"id":"c","kind":"resync"}"#,
+            r#"{"type":"command","v":1,"id":"c","kind":"read_diff","payload":{"session_id":"ses_01m86a629myn3cjx91da8nn0vx"}}"#,
         );
     }
 

@@ -46,3 +46,27 @@ impl Meta {
         Ok(meta)
     }
 }
+
+impl Meta {
+    /// The session as Core lists it, given the workspace it lives in.
+    pub fn summary(
+        &self,
+        workspace: &crate::protocol::Workspace,
+    ) -> crate::protocol::SessionSummary {
+        crate::protocol::SessionSummary {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            state: self.state,
+            state_reason: self.state_reason.clone(),
+            provider: self.provider.clone(),
+            node: self.node.clone(),
+            workspace_id: workspace.id.clone(),
+            workspace_path: workspace.path.clone(),
+            base_commit: self.base_commit.clone(),
+            turns: self.turns,
+            last_seq: self.last_seq,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}

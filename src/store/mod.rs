@@ -43,6 +43,12 @@ pub enum Error {
     Reftable { path: PathBuf },
     #[error("no session `{0}` in this repository")]
     SessionNotFound(SessionId),
+    #[error("session `{session}` has no turn {turn} (it has {turns})")]
+    NoSuchTurn {
+        session: SessionId,
+        turn: u32,
+        turns: u32,
+    },
     #[error("session `{0}` already exists in this repository")]
     SessionExists(SessionId),
     #[error(

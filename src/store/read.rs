@@ -214,6 +214,29 @@ impl Store {
             .map(|entry| entry.object_id()))
     }
 
+    /// The unified diff of one turn, or of the whole session (from the base
+    /// of turn 1 to the working tree after the last turn).
+    pub fn session_diff(&self, id: &SessionId, turn: Option<u32>) -> Result<String> {
+        let view = self.read_session(id)?;
+        let turns = view.meta.turns;
+        match turn {
+            Some(turn) if turn == 0 || turn > turns => Err(Error::NoSuchTurn {
+                session: id.clone(),
+                turn,
+                turns,
+            }),
+            Some(turn) => Ok(self.turn_files(&view, turn)?.diff.unwrap_or_default()),
+            None => {
+                let base = self.tree_at(&view, "turns/1/base")?;
+                let last = self.tree_at(&view, &format!("turns/{turns}/worktree"))?;
+                match (base, last) {
+                    (Some(base), Some(last)) => Ok(self.diff_trees(base, last)?.0),
+                    _ => Ok(String::new()),
+                }
+            }
+        }
+    }
+
     /// Whether `ancestor` is `descendant` or in its history.
     pub fn is_ancestor(&self, ancestor: ObjectId, descendant: ObjectId) -> Result<bool> {
         if ancestor == descendant {

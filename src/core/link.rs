@@ -1,0 +1,430 @@
+//! The WebSocket link from a node: hello and authentication (enrollment
+//! tokens are exchanged for a node credential here), then heartbeats, event
+//! batches (committed, acknowledged, broadcast to streams) and command
+//! results. A frame Core cannot use gets a typed error frame; the link goes
+//! on.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use super::server::{CoreState, Link, lock};
+use crate::protocol::{
+    Capabilities, Command, CoreFrame, Credential, NodeFrame, NodeStatus, PROTOCOL_VERSION, Refusal,
+    SessionSummary, Workspace,
+};
+
+/// How long a new link may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) async fn connect(ws: WebSocketUpgrade, State(state): State<Arc<CoreState>>) -> Response {
+    ws.max_message_size(64 << 20)
+        .on_upgrade(move |socket| link(socket, state))
+}
+
+fn text(frame: &CoreFrame) -> Message {
+    Message::Text(
+        serde_json::to_string(frame)
+            .expect("holds because frames are JSON")
+            .into(),
+    )
+}
+
+fn error_frame(code: &str, message: impl Into<String>) -> CoreFrame {
+    CoreFrame::Error {
+        v: PROTOCOL_VERSION,
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+async fn link(socket: WebSocket, state: Arc<CoreState>) {
+    let (mut sink, mut stream) = socket.split();
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str::<NodeFrame>(text.as_str()),
+        _ => {
+            let _ = sink
+                .send(text(&error_frame(
+                    "no_hello",
+                    "the first frame must be a hello",
+                )))
+                .await;
+            return;
+        }
+    };
+    let (credential, capabilities, workspaces) = match hello {
+        Ok(NodeFrame::Hello {
+            v,
+            credential,
+            capabilities,
+            workspaces,
+            ..
+        }) => {
+            if v != PROTOCOL_VERSION {
+                let refusal = refused(
+                    Refusal::UnsupportedVersion,
+                    format!("this Core speaks protocol {PROTOCOL_VERSION}, the node {v}"),
+                );
+                let _ = sink.send(text(&refusal)).await;
+                return;
+            }
+            (credential, capabilities, workspaces)
+        }
+        Ok(_) => {
+            let _ = sink
+                .send(text(&error_frame(
+                    "no_hello",
+                    "the first frame must be a hello",
+                )))
+                .await;
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "malformed hello from a node");
+            let _ = sink
+                .send(text(&error_frame(
+                    "malformed",
+                    format!("malformed hello: {error}"),
+                )))
+                .await;
+            return;
+        }
+    };
+    let (node_id, secret) = match authenticate(&state, credential) {
+        Ok(identity) => identity,
+        Err(refusal) => {
+            tracing::warn!(?refusal, "refused a node");
+            let _ = sink.send(text(&refusal)).await;
+            let _ = sink.close().await;
+            return;
+        }
+    };
+    if let Err(error) = accept_hello(&state, &node_id, &capabilities, &workspaces) {
+        tracing::error!(%error, "cannot record a node's hello");
+        return;
+    }
+    let acked = lock(&state.index)
+        .acked_for_node(&node_id)
+        .unwrap_or_default();
+    let welcome = CoreFrame::Welcome {
+        v: PROTOCOL_VERSION,
+        node_id: node_id.clone(),
+        secret,
+        acked,
+        heartbeat_ms: state.config.heartbeat.as_millis() as u64,
+    };
+    if sink.send(text(&welcome)).await.is_err() {
+        return;
+    }
+
+    let (tx, mut rx) = mpsc::channel::<CoreFrame>(1024);
+    let conn_id = state.next_conn_id();
+    let warnings = skew_warnings(&capabilities);
+    // Registered offline, then moved online, so the change is recorded.
+    lock(&state.links).insert(
+        node_id.clone(),
+        Link {
+            conn_id,
+            tx: tx.clone(),
+            status: NodeStatus::Offline,
+            last_heartbeat: Instant::now(),
+            warnings,
+        },
+    );
+    state.set_status(&node_id, Some(conn_id), NodeStatus::Online, "connected");
+    resend_unfinished(&state, &node_id, &tx).await;
+
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            let closing = matches!(frame, CoreFrame::Refused { .. });
+            if sink.send(text(&frame)).await.is_err() {
+                break;
+            }
+            if closing {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let mut reason = "link closed".to_string();
+    loop {
+        tokio::select! {
+            message = stream.next() => {
+                match message {
+                    Some(Ok(Message::Text(text))) => handle_frame(&state, &node_id, conn_id, text.as_str(), &tx).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        let _ = tx.send(error_frame("malformed", "binary frames are not part of the protocol")).await;
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => {
+                        reason = format!("link error: {error}");
+                        break;
+                    }
+                }
+            }
+            _ = tx.closed() => {
+                reason = "link dropped by Core".into();
+                break;
+            }
+        }
+    }
+    drop(tx);
+    state.set_status(&node_id, Some(conn_id), NodeStatus::Offline, &reason);
+    writer.abort();
+}
+
+fn refused(reason: Refusal, message: impl Into<String>) -> CoreFrame {
+    CoreFrame::Refused {
+        v: PROTOCOL_VERSION,
+        reason,
+        message: message.into(),
+    }
+}
+
+/// The node's id, and its new secret when this hello enrolled it.
+fn authenticate(
+    state: &CoreState,
+    credential: Credential,
+) -> Result<(String, Option<String>), CoreFrame> {
+    let mut registry = lock(&state.registry);
+    match credential {
+        Credential::Enroll { token, name } => match registry.enroll(&token, &name) {
+            Ok(Some((id, secret))) => Ok((id.to_string(), Some(secret))),
+            Ok(None) => Err(refused(
+                Refusal::BadEnrollmentToken,
+                "the enrollment token is unknown, used or expired; get a new one with `cortex node enroll`",
+            )),
+            Err(error) => Err(error_frame("internal", error.to_string())),
+        },
+        Credential::Node { node_id, secret } => match registry.authenticate(&node_id, &secret) {
+            Ok(Some(node)) if node.revoked => Err(refused(
+                Refusal::Revoked,
+                "this node was revoked; enroll it again with a new token",
+            )),
+            Ok(Some(node)) => Ok((node.id, None)),
+            Ok(None) => Err(refused(
+                Refusal::UnknownCredential,
+                "Core does not know this node's credential; enroll it with a token from `cortex node enroll`",
+            )),
+            Err(error) => Err(error_frame("internal", error.to_string())),
+        },
+    }
+}
+
+fn accept_hello(
+    state: &CoreState,
+    node_id: &str,
+    capabilities: &Capabilities,
+    workspaces: &[Workspace],
+) -> super::Result<()> {
+    lock(&state.registry).record_hello(node_id, capabilities)?;
+    let index = lock(&state.index);
+    for workspace in workspaces {
+        // The node is the authority on its bindings; Core records who owns them.
+        let mut workspace = workspace.clone();
+        workspace.node = node_id.to_string();
+        index.put_workspace(&workspace)?;
+    }
+    Ok(())
+}
+
+fn skew_warnings(capabilities: &Capabilities) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if capabilities.protocol_version != PROTOCOL_VERSION {
+        warnings.push(format!(
+            "version skew: node speaks protocol {}, Core {PROTOCOL_VERSION}",
+            capabilities.protocol_version
+        ));
+    } else if capabilities.cortex_version != env!("CARGO_PKG_VERSION") {
+        warnings.push(format!(
+            "version skew: node runs Cortex {}, Core {}",
+            capabilities.cortex_version,
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
+    warnings
+}
+
+/// Commands sent before the last link dropped, still unanswered: the node
+/// deduplicates by id, so sending again is safe.
+async fn resend_unfinished(state: &CoreState, node_id: &str, tx: &mpsc::Sender<CoreFrame>) {
+    let bodies = lock(&state.registry)
+        .unfinished_commands(node_id)
+        .unwrap_or_default();
+    for body in bodies {
+        if let Ok(command) = serde_json::from_str::<Command>(&body) {
+            let _ = tx.send(CoreFrame::Command { command }).await;
+        }
+    }
+}
+
+async fn handle_frame(
+    state: &Arc<CoreState>,
+    node_id: &str,
+    conn_id: u64,
+    text: &str,
+    tx: &mpsc::Sender<CoreFrame>,
+) {
+    let version = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|value| value.get("v")?.as_u64());
+    if let Some(version) = version
+        && version != u64::from(PROTOCOL_VERSION)
+    {
+        tracing::warn!(
+            node = node_id,
+            version,
+            "frame with an unsupported protocol version"
+        );
+        let message = format!(
+            "protocol version {version} is not supported (this Core speaks {PROTOCOL_VERSION}); frame ignored"
+        );
+        let _ = tx.send(error_frame("unsupported_version", message)).await;
+        return;
+    }
+    let frame = match serde_json::from_str::<NodeFrame>(text) {
+        Ok(frame) => frame,
+        Err(error) => {
+            tracing::warn!(node = node_id, %error, "malformed frame from a node");
+            let _ = tx
+                .send(error_frame(
+                    "malformed",
+                    format!("malformed frame ignored: {error}"),
+                ))
+                .await;
+            return;
+        }
+    };
+    let was_quiet = {
+        let mut links = lock(&state.links);
+        match links.get_mut(node_id) {
+            Some(link) if link.conn_id == conn_id => {
+                link.last_heartbeat = Instant::now();
+                link.status != NodeStatus::Online
+            }
+            _ => false,
+        }
+    };
+    if was_quiet {
+        state.set_status(
+            node_id,
+            Some(conn_id),
+            NodeStatus::Online,
+            "heard from again",
+        );
+    }
+    match frame {
+        NodeFrame::Hello { .. } => {
+            let _ = tx
+                .send(error_frame(
+                    "unexpected",
+                    "hello was already said on this link",
+                ))
+                .await;
+        }
+        NodeFrame::Heartbeat { resources, .. } => {
+            if let Err(error) =
+                lock(&state.registry).record_heartbeat(node_id, &resources, jiff::Timestamp::now())
+            {
+                tracing::error!(%error, "cannot record a heartbeat");
+            }
+        }
+        NodeFrame::Events {
+            session, events, ..
+        } => ingest(state, node_id, session, events, tx).await,
+        NodeFrame::CommandResult { id, outcome, .. } => {
+            record_binding(state, node_id, &id, &outcome);
+            state.complete_command(&id, outcome);
+        }
+    }
+}
+
+async fn ingest(
+    state: &Arc<CoreState>,
+    node_id: &str,
+    session: SessionSummary,
+    events: Vec<crate::protocol::Event>,
+    tx: &mpsc::Sender<CoreFrame>,
+) {
+    let owned = lock(&state.index)
+        .workspaces()
+        .map(|workspaces| {
+            workspaces
+                .iter()
+                .any(|workspace| workspace.id == session.workspace_id && workspace.node == node_id)
+        })
+        .unwrap_or(false);
+    if !owned {
+        let message = format!(
+            "session {} is in workspace {}, which is not bound to this node",
+            session.id, session.workspace_id
+        );
+        let _ = tx.send(error_frame("not_owner", message)).await;
+        return;
+    }
+    let ingested = lock(&state.index).ingest_batch(&session, &events);
+    match ingested {
+        Ok(ingested) => {
+            for event in ingested.fresh {
+                let _ = state.events.send(Arc::new((session.id.clone(), event)));
+            }
+            let _ = tx
+                .send(CoreFrame::Ack {
+                    v: PROTOCOL_VERSION,
+                    session: session.id.clone(),
+                    seq: ingested.acked,
+                })
+                .await;
+            if let Some(after) = ingested.missing_after {
+                let _ = tx
+                    .send(CoreFrame::Resend {
+                        v: PROTOCOL_VERSION,
+                        session: session.id,
+                        after,
+                    })
+                    .await;
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot commit a node's events");
+            let _ = tx
+                .send(error_frame(
+                    "internal",
+                    format!("events not committed: {error}"),
+                ))
+                .await;
+        }
+    }
+}
+
+/// A workspace the node bound on Core's request is Core's to list from now on.
+fn record_binding(
+    state: &CoreState,
+    node_id: &str,
+    command_id: &str,
+    outcome: &crate::protocol::CommandOutcome,
+) {
+    let kind = lock(&state.registry)
+        .command(command_id)
+        .ok()
+        .flatten()
+        .map(|record| record.kind);
+    if kind.as_deref() != Some("bind_workspace") {
+        return;
+    }
+    if let crate::protocol::CommandOutcome::Ok { value } = outcome
+        && let Ok(mut workspace) = serde_json::from_value::<Workspace>(value.clone())
+    {
+        workspace.node = node_id.to_string();
+        if let Err(error) = lock(&state.index).put_workspace(&workspace) {
+            tracing::error!(%error, "cannot record a bound workspace");
+        }
+    }
+}

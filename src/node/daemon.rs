@@ -1,0 +1,881 @@
+//! The node daemon: connects outbound to Core over WebSocket, enrolls or
+//! authenticates, heartbeats, runs the commands Core routes to it, and sends
+//! every event of its sessions until Core acknowledges it. Events are
+//! durable in the store's spool before they are sent; after a reconnect (or
+//! a restart, or an index rebuild on Core) the welcome says what Core has,
+//! and the rest is sent again from the refs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{Approver, Cancel, Error, Node, Observer, ProviderSpec, Result, StartRequest};
+use crate::protocol::{
+    ApprovalDecision, Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential,
+    DiskFree, Event, NodeFrame, PROTOCOL_VERSION, ProviderInfo, Refusal, Resources, SessionId,
+    SessionSummary, SessionTip, Workspace,
+};
+use crate::store::{self, Meta, Store};
+
+/// Events per frame when catching Core up.
+const BATCH: usize = 256;
+/// Reconnect delays grow from the first to the cap, with jitter.
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// Core's base URL, e.g. `http://127.0.0.1:7777`.
+    pub core_url: String,
+    /// A one-time enrollment token, for a node that has no credential yet.
+    pub enroll_token: Option<String>,
+    pub data_dir: PathBuf,
+    pub name: Option<String>,
+    /// When set, workspaces may only be bound under these folders.
+    pub allowed_roots: Vec<PathBuf>,
+}
+
+/// The node's credential, kept 0600 in its data dir as `node.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Identity {
+    pub node_id: String,
+    pub secret: String,
+    pub name: String,
+}
+
+pub fn identity_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("node.toml")
+}
+
+pub fn load_identity(data_dir: &Path) -> Result<Option<Identity>> {
+    let path = identity_path(data_dir);
+    match fs_err::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text)
+            .map(Some)
+            .map_err(|error| Error::Config {
+                path,
+                detail: error.to_string(),
+            }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io {
+            context: format!("cannot read `{}`", path.display()),
+            source,
+        }),
+    }
+}
+
+pub fn save_identity(data_dir: &Path, identity: &Identity) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = identity_path(data_dir);
+    let io = |source| Error::Io {
+        context: format!("cannot write `{}`", path.display()),
+        source,
+    };
+    fs_err::create_dir_all(data_dir).map_err(io)?;
+    let text = toml::to_string(identity).expect("holds because identities are plain TOML");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+/// Events not yet acknowledged by Core, per session.
+#[derive(Default)]
+struct Outbox {
+    sessions: BTreeMap<SessionId, Pending>,
+}
+
+struct Pending {
+    summary: SessionSummary,
+    events: BTreeMap<u64, Event>,
+    /// The last seq sent on the current link.
+    sent_upto: u64,
+    /// The last seq Core has committed.
+    acked: u64,
+}
+
+impl Outbox {
+    fn push(&mut self, summary: SessionSummary, event: Event) {
+        let pending = self
+            .sessions
+            .entry(summary.id.clone())
+            .or_insert_with(|| Pending {
+                summary: summary.clone(),
+                events: BTreeMap::new(),
+                sent_upto: 0,
+                acked: 0,
+            });
+        pending.summary = summary;
+        if event.seq > pending.acked {
+            pending.events.insert(event.seq, event);
+        }
+    }
+
+    fn ack(&mut self, session: &SessionId, seq: u64) {
+        if let Some(pending) = self.sessions.get_mut(session) {
+            pending.acked = pending.acked.max(seq);
+            pending.events.retain(|event_seq, _| *event_seq > seq);
+            if pending.events.is_empty() && pending.sent_upto <= pending.acked {
+                self.sessions.remove(session);
+            }
+        }
+    }
+
+    /// A new link: Core has `acked`; everything after it goes again.
+    fn restart(&mut self, acked: &BTreeMap<SessionId, u64>) {
+        for (id, pending) in &mut self.sessions {
+            pending.acked = acked.get(id).copied().unwrap_or(0);
+            pending.sent_upto = pending.acked;
+            let floor = pending.acked;
+            pending.events.retain(|seq, _| *seq > floor);
+        }
+    }
+
+    /// Whether the outbox can send `session` on from `after` without the store.
+    fn has_from(&self, session: &SessionId, after: u64) -> bool {
+        self.sessions
+            .get(session)
+            .is_some_and(|pending| pending.events.contains_key(&(after + 1)))
+    }
+
+    /// The next contiguous runs of unsent events, at most `BATCH` each.
+    fn take_batches(&mut self) -> Vec<(SessionSummary, Vec<Event>)> {
+        let mut batches = Vec::new();
+        for pending in self.sessions.values_mut() {
+            let mut run = Vec::new();
+            let mut next = pending.sent_upto + 1;
+            while let Some(event) = pending.events.get(&next) {
+                run.push(event.clone());
+                next += 1;
+                if run.len() == BATCH {
+                    pending.sent_upto = next - 1;
+                    batches.push((pending.summary.clone(), std::mem::take(&mut run)));
+                }
+            }
+            if !run.is_empty() {
+                pending.sent_upto = next - 1;
+                batches.push((pending.summary.clone(), run));
+            }
+        }
+        batches
+    }
+}
+
+/// State that outlives any one link.
+struct Runtime {
+    config: DaemonConfig,
+    node: OnceLock<Node>,
+    outbox: Mutex<Outbox>,
+    wake: Notify,
+    running: Mutex<HashMap<SessionId, Cancel>>,
+    results: Mutex<HashMap<String, CommandOutcome>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Runtime {
+    fn node(&self) -> &Node {
+        self.node
+            .get()
+            .expect("holds because the node is known after the first welcome")
+    }
+}
+
+/// Why a link ended.
+enum Ended {
+    Shutdown,
+    Dropped(String),
+}
+
+/// Runs the daemon until `shutdown` turns true or Core refuses the node.
+pub async fn run(config: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let runtime = Arc::new(Runtime {
+        config,
+        node: OnceLock::new(),
+        outbox: Mutex::new(Outbox::default()),
+        wake: Notify::new(),
+        running: Mutex::new(HashMap::new()),
+        results: Mutex::new(HashMap::new()),
+    });
+    let mut delay = BACKOFF_FIRST;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        match link(&runtime, &mut shutdown).await {
+            Ok(Ended::Shutdown) => break,
+            Ok(Ended::Dropped(reason)) => {
+                tracing::warn!(%reason, "link to Core lost; reconnecting");
+                delay = BACKOFF_FIRST;
+            }
+            Err(error @ (Error::Refused { .. } | Error::NotEnrolled)) => return Err(error),
+            Err(error) => {
+                tracing::warn!(%error, url = %runtime.config.core_url, "cannot reach Core; retrying")
+            }
+        }
+        let jitter = Duration::from_millis(rand::random_range(0..=delay.as_millis() as u64 / 2));
+        tokio::select! {
+            _ = tokio::time::sleep(delay + jitter) => {}
+            _ = shutdown.changed() => break,
+        }
+        delay = (delay * 2).min(BACKOFF_CAP);
+    }
+    stop_running_sessions(&runtime).await;
+    Ok(())
+}
+
+/// Stops every running turn (its store is flushed by the runner, and the
+/// session can be resumed with `send`), waiting a little for each.
+async fn stop_running_sessions(runtime: &Arc<Runtime>) {
+    let cancels: Vec<Cancel> = lock(&runtime.running).values().cloned().collect();
+    for cancel in &cancels {
+        cancel.cancel();
+    }
+    for _ in 0..100 {
+        if lock(&runtime.running).is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::warn!(
+        "some turns did not stop in time; their spools will be recovered on the next start"
+    );
+}
+
+fn websocket_url(core_url: &str) -> String {
+    let base = core_url.trim_end_matches('/');
+    let base = base
+        .strip_prefix("https://")
+        .map(|rest| format!("wss://{rest}"))
+        .unwrap_or_else(|| base.replacen("http://", "ws://", 1));
+    format!("{base}/api/v1/nodes/connect")
+}
+
+async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> Result<Ended> {
+    let config = &runtime.config;
+    let identity = load_identity(&config.data_dir)?;
+    let name = identity
+        .as_ref()
+        .map(|identity| identity.name.clone())
+        .or(config.name.clone())
+        .unwrap_or_else(super::host_name);
+    let credential = match (&identity, &config.enroll_token) {
+        (Some(identity), _) => Credential::Node {
+            node_id: identity.node_id.clone(),
+            secret: identity.secret.clone(),
+        },
+        (None, Some(token)) => Credential::Enroll {
+            token: token.clone(),
+            name: name.clone(),
+        },
+        (None, None) => return Err(Error::NotEnrolled),
+    };
+    let url = websocket_url(&config.core_url);
+    let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .map_err(|error| Error::Link(format!("cannot connect to {url}: {error}")))?;
+    let (mut sink, mut stream) = socket.split();
+
+    let hello_data = {
+        let data_dir = config.data_dir.clone();
+        let node_id = identity.as_ref().map(|identity| identity.node_id.clone());
+        tokio::task::spawn_blocking(move || hello_parts(&data_dir, node_id.as_deref()))
+            .await
+            .map_err(|error| Error::Link(error.to_string()))??
+    };
+    let (workspaces, sessions) = hello_data;
+    let hello = NodeFrame::Hello {
+        v: PROTOCOL_VERSION,
+        credential,
+        capabilities: capabilities(),
+        workspaces,
+        sessions,
+    };
+    send(&mut sink, &hello).await?;
+
+    let welcome = tokio::time::timeout(Duration::from_secs(30), stream.next())
+        .await
+        .map_err(|_| Error::Link("Core did not answer the hello".into()))?;
+    let frame = match welcome {
+        Some(Ok(Message::Text(text))) => serde_json::from_str::<CoreFrame>(text.as_str())
+            .map_err(|error| Error::Link(format!("malformed welcome: {error}")))?,
+        other => return Err(Error::Link(format!("no welcome from Core: {other:?}"))),
+    };
+    let (node_id, acked, heartbeat) = match frame {
+        CoreFrame::Welcome {
+            node_id,
+            secret,
+            acked,
+            heartbeat_ms,
+            ..
+        } => {
+            if let Some(secret) = secret {
+                save_identity(
+                    &config.data_dir,
+                    &Identity {
+                        node_id: node_id.clone(),
+                        secret,
+                        name: name.clone(),
+                    },
+                )?;
+                tracing::info!(%node_id, "enrolled with Core");
+            }
+            (node_id, acked, Duration::from_millis(heartbeat_ms.max(100)))
+        }
+        CoreFrame::Refused {
+            reason, message, ..
+        } => return Err(Error::Refused { reason, message }),
+        CoreFrame::Error { code, message, .. } => {
+            return Err(Error::Link(format!(
+                "Core refused the hello ({code}): {message}"
+            )));
+        }
+        other => return Err(Error::Link(format!("expected a welcome, got {other:?}"))),
+    };
+    let node = runtime
+        .node
+        .get_or_init(|| Node::with_identity(&config.data_dir, &node_id, &name));
+    if node.id() != node_id {
+        return Err(Error::Link(format!(
+            "Core now calls this node {node_id}, but it was {}; restart it",
+            node.id()
+        )));
+    }
+    tracing::info!(%node_id, "connected to Core");
+
+    lock(&runtime.outbox).restart(&acked);
+    {
+        // Sessions Core is behind on: load what the outbox lacks from the refs.
+        let runtime = runtime.clone();
+        tokio::task::spawn_blocking(move || catch_up(&runtime, &acked))
+            .await
+            .map_err(|error| Error::Link(error.to_string()))??;
+    }
+    runtime.wake.notify_one();
+
+    let (out_tx, mut out_rx) = mpsc::channel::<NodeFrame>(256);
+    let mut ticker = tokio::time::interval(heartbeat);
+    loop {
+        tokio::select! {
+            message = stream.next() => {
+                let text = match message {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(_))) | None => return Ok(Ended::Dropped("Core closed the link".into())),
+                    Some(Ok(_)) => continue,
+                    Some(Err(error)) => return Ok(Ended::Dropped(error.to_string())),
+                };
+                match serde_json::from_str::<CoreFrame>(text.as_str()) {
+                    Ok(CoreFrame::Ack { session, seq, .. }) => lock(&runtime.outbox).ack(&session, seq),
+                    Ok(CoreFrame::Resend { session, after, .. }) => {
+                        let runtime = runtime.clone();
+                        tokio::task::spawn_blocking(move || resend(&runtime, &session, after));
+                    }
+                    Ok(CoreFrame::Command { command }) => {
+                        let runtime = runtime.clone();
+                        let out_tx = out_tx.clone();
+                        tokio::spawn(async move {
+                            let id = command.id.clone();
+                            let outcome = execute(&runtime, command).await;
+                            let _ = out_tx.send(NodeFrame::CommandResult { v: PROTOCOL_VERSION, id, outcome }).await;
+                        });
+                    }
+                    Ok(CoreFrame::Refused { reason, message, .. }) => return Err(Error::Refused { reason, message }),
+                    Ok(CoreFrame::Error { code, message, .. }) => tracing::warn!(%code, %message, "Core reported an error"),
+                    Ok(CoreFrame::Welcome { .. }) => tracing::warn!("unexpected second welcome"),
+                    Err(error) => tracing::warn!(%error, "malformed frame from Core"),
+                }
+            }
+            frame = out_rx.recv() => {
+                if let Some(frame) = frame {
+                    send(&mut sink, &frame).await?;
+                }
+            }
+            _ = runtime.wake.notified() => {
+                let batches = lock(&runtime.outbox).take_batches();
+                for (session, events) in batches {
+                    send(&mut sink, &NodeFrame::Events { v: PROTOCOL_VERSION, session, events }).await?;
+                }
+            }
+            _ = ticker.tick() => {
+                let roots: Vec<String> = runtime.node().workspaces().unwrap_or_default().into_iter().map(|workspace| workspace.path).collect();
+                let resources = tokio::task::spawn_blocking(move || resources(&roots)).await.unwrap_or_default();
+                send(&mut sink, &NodeFrame::Heartbeat { v: PROTOCOL_VERSION, resources }).await?;
+            }
+            _ = shutdown.changed() => {
+                let _ = sink.close().await;
+                return Ok(Ended::Shutdown);
+            }
+        }
+    }
+}
+
+async fn send<S>(sink: &mut S, frame: &NodeFrame) -> Result<()>
+where
+    S: futures_util::Sink<Message> + Unpin,
+    S::Error: std::fmt::Display,
+{
+    let text = serde_json::to_string(frame).expect("holds because frames are JSON");
+    sink.send(Message::text(text))
+        .await
+        .map_err(|error| Error::Link(format!("cannot send to Core: {error}")))
+}
+
+/// The node's workspaces (tagged with its id) and the last seq of every
+/// session in them, for the hello. Also replays what crashed writers left.
+fn hello_parts(
+    data_dir: &Path,
+    node_id: Option<&str>,
+) -> Result<(Vec<Workspace>, Vec<SessionTip>)> {
+    let node = Node::new(data_dir);
+    node.recover()?;
+    let mut workspaces = node.workspaces()?;
+    let mut sessions = Vec::new();
+    for workspace in &mut workspaces {
+        if let Some(node_id) = node_id {
+            workspace.node = node_id.to_string();
+        }
+        let Ok(store) = Store::discover(Path::new(&workspace.path)) else {
+            continue;
+        };
+        for (session_id, tip) in store.session_tips()? {
+            if let Ok(view) = store.view_at(tip) {
+                sessions.push(SessionTip {
+                    session_id,
+                    last_seq: view.meta.last_seq,
+                });
+            }
+        }
+    }
+    Ok((workspaces, sessions))
+}
+
+/// Loads, from the refs, the events of every session Core is behind on
+/// and the outbox cannot supply.
+fn catch_up(runtime: &Runtime, acked: &BTreeMap<SessionId, u64>) -> Result<()> {
+    for workspace in runtime.node().workspaces()? {
+        let Ok(store) = Store::discover(Path::new(&workspace.path)) else {
+            continue;
+        };
+        for (session_id, tip) in store.session_tips()? {
+            let Ok(view) = store.view_at(tip) else {
+                continue;
+            };
+            let core_has = acked.get(&session_id).copied().unwrap_or(0);
+            if view.meta.last_seq > core_has
+                && !lock(&runtime.outbox).has_from(&session_id, core_has)
+            {
+                load_from_store(runtime, &store, &workspace, &view, core_has)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn load_from_store(
+    runtime: &Runtime,
+    store: &Store,
+    workspace: &Workspace,
+    view: &store::SessionView,
+    after: u64,
+) -> Result<()> {
+    let events = store.events_after(view, 0)?;
+    let summary = view.meta.summary(workspace);
+    let mut outbox = lock(&runtime.outbox);
+    for event in events.into_iter().filter(|event| event.seq > after) {
+        outbox.push(summary.clone(), event);
+    }
+    Ok(())
+}
+
+/// Core asked for events after `after` again.
+fn resend(runtime: &Arc<Runtime>, session: &SessionId, after: u64) {
+    let missing = !lock(&runtime.outbox).has_from(session, after);
+    if missing && let Some((store, workspace)) = find_session(runtime.node(), session) {
+        if let Ok(view) = store.read_session(session) {
+            if let Err(error) = load_from_store(runtime, &store, &workspace, &view, after) {
+                tracing::warn!(%error, %session, "cannot reload events to resend");
+            }
+        }
+    }
+    if let Some(pending) = lock(&runtime.outbox).sessions.get_mut(session) {
+        pending.sent_upto = after;
+    }
+    runtime.wake.notify_one();
+}
+
+fn find_session(node: &Node, session: &SessionId) -> Option<(Store, Workspace)> {
+    for workspace in node.workspaces().ok()? {
+        let Ok(store) = Store::discover(Path::new(&workspace.path)) else {
+            continue;
+        };
+        if store.session_tip(session).ok().flatten().is_some() {
+            return Some((store, workspace));
+        }
+    }
+    None
+}
+
+/// Forwards each recorded event to the outbox and wakes the link.
+struct Forward {
+    runtime: Arc<Runtime>,
+    workspace: Workspace,
+}
+
+impl Observer for Forward {
+    fn event(&mut self, event: &Event, meta: &Meta) {
+        lock(&self.runtime.outbox).push(meta.summary(&self.workspace), event.clone());
+        self.runtime.wake.notify_one();
+    }
+}
+
+/// Approvals in the daemon: granted when the session was started with
+/// auto-approve, denied otherwise (the denial is recorded with the reason).
+struct Policy {
+    approve: bool,
+}
+
+impl Approver for Policy {
+    fn decide(&mut self, _session: &SessionId, _prompt: &str) -> (ApprovalDecision, String) {
+        if self.approve {
+            (ApprovalDecision::Approved, "auto-approve (--yes)".into())
+        } else {
+            (
+                ApprovalDecision::Denied,
+                "no approver attached (start the session with --yes to approve)".into(),
+            )
+        }
+    }
+}
+
+async fn execute(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome {
+    if let Some(done) = lock(&runtime.results).get(&command.id) {
+        return done.clone();
+    }
+    let id = command.id.clone();
+    let worker = runtime.clone();
+    let outcome = tokio::task::spawn_blocking(move || execute_blocking(&worker, command))
+        .await
+        .unwrap_or_else(|error| {
+            CommandOutcome::error("failed", format!("the command panicked: {error}"))
+        });
+    lock(&runtime.results).insert(id, outcome.clone());
+    outcome
+}
+
+fn failure(error: &Error) -> CommandOutcome {
+    let code = match error {
+        Error::Provider(crate::provider::Error::Script(_)) => "bad_input",
+        Error::Lifecycle(_) => "illegal_transition",
+        Error::Store(store::Error::SessionBusy(_)) => "busy",
+        Error::Store(store::Error::SessionNotFound(_) | store::Error::NoSuchTurn { .. }) => {
+            "not_found"
+        }
+        Error::Store(
+            store::Error::NotARepository { .. }
+            | store::Error::Bare { .. }
+            | store::Error::Reftable { .. },
+        ) => "bad_input",
+        _ => "failed",
+    };
+    CommandOutcome::error(code, error.to_string())
+}
+
+fn ok(value: serde_json::Value) -> CommandOutcome {
+    CommandOutcome::Ok { value }
+}
+
+fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome {
+    let node = runtime.node();
+    match command.kind {
+        CommandKind::StartSession {
+            session_id,
+            workspace_id,
+            provider,
+            script,
+            prompt,
+            title,
+            auto_approve,
+        } => {
+            if provider != "fake" {
+                return CommandOutcome::error(
+                    "bad_input",
+                    format!("provider `{provider}` is not available on this node"),
+                );
+            }
+            let Some(workspace) = node
+                .workspaces()
+                .unwrap_or_default()
+                .into_iter()
+                .find(|workspace| workspace.id == workspace_id)
+            else {
+                return CommandOutcome::error(
+                    "not_found",
+                    format!("workspace `{workspace_id}` is not bound on this node"),
+                );
+            };
+            let store = match Store::discover(Path::new(&workspace.path)) {
+                Ok(store) => store,
+                Err(error) => return failure(&error.into()),
+            };
+            let request = StartRequest {
+                provider: ProviderSpec::Fake {
+                    script,
+                    script_name: "the script".into(),
+                },
+                prompt,
+                title,
+                session_id: session_id.clone(),
+            };
+            match node.prepare_start(&store, &workspace, request) {
+                Ok(prepared) => {
+                    let session_id = prepared.session().clone();
+                    spawn_turn(runtime, prepared, workspace, auto_approve);
+                    ok(serde_json::json!({ "session_id": session_id, "turn": 1 }))
+                }
+                // A command replayed after a restart: the session exists.
+                Err(Error::Store(store::Error::SessionExists(existing))) => {
+                    ok(serde_json::json!({ "session_id": existing, "turn": 1 }))
+                }
+                Err(error) => failure(&error),
+            }
+        }
+        CommandKind::SendTurn {
+            session_id,
+            prompt,
+            auto_approve,
+        } => {
+            let Some((store, workspace)) = find_session(node, &session_id) else {
+                return CommandOutcome::error(
+                    "not_found",
+                    format!("session `{session_id}` is not on this node"),
+                );
+            };
+            match node.prepare_send(&store, &session_id, &prompt) {
+                Ok(prepared) => {
+                    let turn = prepared.meta().turns + 1;
+                    spawn_turn(runtime, prepared, workspace, auto_approve);
+                    ok(serde_json::json!({ "session_id": session_id, "turn": turn }))
+                }
+                Err(error) => failure(&error),
+            }
+        }
+        CommandKind::StopSession { session_id } => {
+            if let Some(cancel) = lock(&runtime.running).get(&session_id) {
+                cancel.cancel();
+                return ok(serde_json::json!({ "session_id": session_id, "state": "stopping" }));
+            }
+            let Some((store, workspace)) = find_session(node, &session_id) else {
+                return CommandOutcome::error(
+                    "not_found",
+                    format!("session `{session_id}` is not on this node"),
+                );
+            };
+            let mut forward = Forward {
+                runtime: runtime.clone(),
+                workspace,
+            };
+            match node.stop_idle(&store, &session_id, &mut forward) {
+                Ok(state) => ok(serde_json::json!({ "session_id": session_id, "state": state })),
+                Err(error) => failure(&error),
+            }
+        }
+        CommandKind::BindWorkspace { path, name: _ } => bind(runtime, &path),
+        CommandKind::UnbindWorkspace { workspace_id } => match node.unbind(&workspace_id) {
+            Ok(found) => ok(serde_json::json!({ "unbound": found })),
+            Err(error) => failure(&error),
+        },
+        CommandKind::ReadDiff { session_id, turn } => {
+            let Some((store, _)) = find_session(node, &session_id) else {
+                return CommandOutcome::error(
+                    "not_found",
+                    format!("session `{session_id}` is not on this node"),
+                );
+            };
+            match store.session_diff(&session_id, turn) {
+                Ok(patch) => ok(serde_json::json!({ "patch": patch })),
+                Err(error) => failure(&error.into()),
+            }
+        }
+    }
+}
+
+/// Binds a repository after checking it: it exists, is a git repository
+/// with a working tree, and lies under an allowed root if any are set.
+fn bind(runtime: &Runtime, path: &str) -> CommandOutcome {
+    let path = Path::new(path);
+    if !path.is_absolute() {
+        return CommandOutcome::error(
+            "bad_input",
+            format!("`{}` is not an absolute path", path.display()),
+        );
+    }
+    if !path.exists() {
+        return CommandOutcome::error(
+            "bad_input",
+            format!("`{}` does not exist on this node", path.display()),
+        );
+    }
+    let store = match Store::discover(path) {
+        Ok(store) => store,
+        Err(error) => return failure(&error.into()),
+    };
+    let roots = &runtime.config.allowed_roots;
+    let allowed = roots.is_empty()
+        || roots.iter().any(|root| {
+            root.canonicalize()
+                .is_ok_and(|root| store.workdir().starts_with(root))
+        });
+    if !allowed {
+        let roots: Vec<_> = roots
+            .iter()
+            .map(|root| root.display().to_string())
+            .collect();
+        return CommandOutcome::error(
+            "bad_input",
+            format!(
+                "`{}` is outside this node's allowed roots ({})",
+                store.workdir().display(),
+                roots.join(", ")
+            ),
+        );
+    }
+    match runtime.node().bind(&store) {
+        Ok(workspace) => {
+            ok(serde_json::to_value(workspace).expect("holds because workspaces are JSON"))
+        }
+        Err(error) => failure(&error),
+    }
+}
+
+/// Runs a prepared turn on a thread of its own, forwarding its events.
+fn spawn_turn(
+    runtime: &Arc<Runtime>,
+    prepared: super::PreparedTurn,
+    workspace: Workspace,
+    auto_approve: bool,
+) {
+    let cancel = Cancel::default();
+    let session = prepared.session().clone();
+    lock(&runtime.running).insert(session.clone(), cancel.clone());
+    let runtime = runtime.clone();
+    std::thread::spawn(move || {
+        let mut forward = Forward {
+            runtime: runtime.clone(),
+            workspace,
+        };
+        let mut policy = Policy {
+            approve: auto_approve,
+        };
+        if let Err(error) = prepared.run(&mut policy, &mut forward, &cancel) {
+            tracing::error!(%error, %session, "a turn failed to run; the spool keeps its events for recovery");
+        }
+        lock(&runtime.running).remove(&session);
+    });
+}
+
+/// What the node can do: sent in every hello.
+fn capabilities() -> Capabilities {
+    let (_, total_memory) = memory();
+    let git_version = std::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| {
+            String::from_utf8_lossy(&output.stdout)
+                .trim()
+                .trim_start_matches("git version ")
+                .to_string()
+        });
+    Capabilities {
+        cortex_version: env!("CARGO_PKG_VERSION").to_string(),
+        protocol_version: PROTOCOL_VERSION,
+        os: std::env::consts::OS.to_string(),
+        arch: std::env::consts::ARCH.to_string(),
+        cpus: std::thread::available_parallelism().map_or(1, |cpus| cpus.get() as u32),
+        memory_bytes: total_memory,
+        git_version,
+        providers: vec![ProviderInfo {
+            name: "fake".into(),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+        }],
+    }
+}
+
+/// Load, free memory, and free disk under each workspace root.
+fn resources(roots: &[String]) -> Resources {
+    let (free_memory_bytes, total_memory_bytes) = memory();
+    let Ok(disks) = sysinfo::Disks::new_with_refreshed_list() else {
+        return Resources {
+            load1: load(),
+            free_memory_bytes,
+            total_memory_bytes,
+            disks: Vec::new(),
+        };
+    };
+    let disks = roots
+        .iter()
+        .filter_map(|root| {
+            let disk = disks
+                .iter()
+                .filter(|disk| Path::new(root).starts_with(disk.mount_point()))
+                .max_by_key(|disk| disk.mount_point().as_os_str().len())?;
+            Some(DiskFree {
+                path: root.clone(),
+                free_bytes: disk.available_space(),
+                total_bytes: disk.total_space(),
+            })
+        })
+        .collect();
+    Resources {
+        load1: load(),
+        free_memory_bytes,
+        total_memory_bytes,
+        disks,
+    }
+}
+
+/// Available and total memory in bytes; zeros where the OS will not say.
+fn memory() -> (u64, u64) {
+    match sysinfo::System::new() {
+        Ok(mut system) => {
+            system.refresh_memory();
+            (system.available_memory(), system.total_memory())
+        }
+        Err(_) => (0, 0),
+    }
+}
+
+fn load() -> f64 {
+    sysinfo::System::load_average().map_or(0.0, |load| load.one)
+}
+
+impl From<store::Error> for Box<Error> {
+    fn from(error: store::Error) -> Self {
+        Box::new(Error::Store(error))
+    }
+}
+
+/// Whether an error from [`run`] means the node must not be restarted as is.
+pub fn is_permanent(error: &Error) -> Option<Refusal> {
+    match error {
+        Error::Refused { reason, .. } => Some(*reason),
+        _ => None,
+    }
+}

@@ -9,6 +9,7 @@
 //! - [`provider`]: agent providers (the scripted `fake`);
 //! - [`node`]: runs sessions in workspaces;
 //! - [`core`]: the control plane's queries over the index;
+//! - [`web`]: server-rendered pages;
 //! - [`cli`]: the `cortex` command line.
 
 pub mod cli;
@@ -18,3 +19,4 @@ pub mod node;
 pub mod protocol;
 pub mod provider;
 pub mod store;
+pub mod web;

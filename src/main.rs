@@ -1,5 +1,6 @@
 //! The `cortex` binary: parse, start tracing, dispatch, pick the exit code.
-//! Exit 0: done; 1: ran, and the answer is no (the agent failed); 2: error.
+//! Exit 0: done; 1: ran, and the answer is no (the agent failed); 2: error;
+//! 3: the configured Core could not be reached.
 
 use std::process::ExitCode;
 
@@ -27,7 +28,10 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {error:#}");
-            ExitCode::from(2)
+            let unreachable = error
+                .chain()
+                .any(|cause| cause.is::<cortex::cli::Unreachable>());
+            ExitCode::from(if unreachable { 3 } else { 2 })
         }
     }
 }

@@ -1,31 +1,42 @@
 //! `cortex index …`.
 
 use std::io::IsTerminal;
-use std::path::Path;
 
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Exit;
+use super::backend::Ctx;
+use super::client::Target;
 use crate::core::Core;
 use crate::node::Node;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum IndexCommand {
-    /// Throw the index away and rebuild it from the session refs of every
-    /// bound workspace (and of the repository you are in). Loses nothing:
-    /// the refs are the source of truth.
+    /// Throw the index away and rebuild it from the session refs. Loses
+    /// nothing: the refs are the source of truth. With Core running, its
+    /// nodes send every session again; otherwise the refs of every bound
+    /// workspace (and of the repository you are in) are read here.
     Rebuild,
 }
 
-pub(crate) fn run(command: IndexCommand, data: &Path) -> anyhow::Result<Exit> {
+pub(crate) fn run(command: IndexCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
     match command {
-        IndexCommand::Rebuild => rebuild(data),
+        IndexCommand::Rebuild => rebuild(ctx),
     }
 }
 
-fn rebuild(data: &Path) -> anyhow::Result<Exit> {
-    let node = Node::new(data);
+fn rebuild(ctx: &Ctx) -> anyhow::Result<Exit> {
+    if let Target::Remote(client) = Target::find_or_local(&ctx.data, ctx.core.as_deref()) {
+        let answer: serde_json::Value =
+            client.post("/api/v1/index/rebuild", &serde_json::json!({}))?;
+        eprintln!(
+            "Core's index was reset; {} connected node(s) are sending their sessions again.",
+            answer["nodes_resending"].as_u64().unwrap_or(0)
+        );
+        return Ok(Exit::Ok);
+    }
+    let node = Node::new(&ctx.data);
     if let Ok(store) = crate::store::Store::discover(&std::env::current_dir()?) {
         node.bind(&store)?;
     }
@@ -40,7 +51,7 @@ fn rebuild(data: &Path) -> anyhow::Result<Exit> {
     if !std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let (_, stats) = Core::rebuild(data, &workspaces, &mut |done, total| {
+    let (_, stats) = Core::rebuild(&ctx.data, &workspaces, &mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;

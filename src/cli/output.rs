@@ -87,12 +87,18 @@ pub(crate) struct Transcript {
     pub quiet: bool,
 }
 
-impl Observer for Transcript {
-    fn event(&mut self, event: &Event, _meta: &crate::store::Meta) {
+impl Transcript {
+    pub(crate) fn show(&mut self, event: &Event) {
         // Redacted like the store: a CI log is as public as a pushed ref.
         if !self.quiet {
             eprintln!("{}", crate::store::redact::redact_str(&describe(event)));
         }
+    }
+}
+
+impl Observer for Transcript {
+    fn event(&mut self, event: &Event, _meta: &crate::store::Meta) {
+        self.show(event);
     }
 }
 

@@ -112,6 +112,31 @@ impl CoreState {
         &self.admin_token
     }
 
+    pub fn url_file(&self) -> PathBuf {
+        self.config.data_dir.join("core.url")
+    }
+
+    pub fn session_count(&self) -> usize {
+        lock(&self.index)
+            .sessions(None)
+            .map_or(0, |sessions| sessions.len())
+    }
+
+    /// The credential of the node embedded in `cortex up`: the one given if
+    /// Core still knows it, a new one otherwise.
+    pub fn local_node(&self, known: Option<(&str, &str)>, name: &str) -> Result<(String, String)> {
+        let registry = lock(&self.registry);
+        if let Some((id, secret)) = known
+            && registry
+                .authenticate(id, secret)?
+                .is_some_and(|node| !node.revoked)
+        {
+            return Ok((id.to_string(), secret.to_string()));
+        }
+        let (id, secret) = registry.create_node(name)?;
+        Ok((id.to_string(), secret))
+    }
+
     pub(crate) fn next_conn_id(&self) -> u64 {
         self.next_conn_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -931,8 +956,10 @@ async fn get_node(State(state): State<Arc<CoreState>>, Path(id): Path<String>) -
     let node = match state.find_node(&id) {
         Ok(Some(node)) => node,
         Ok(None) => {
-            return ApiFailure::not_found(format!("no node `{id}` (`cortex node list` shows them)"))
-                .into_response();
+            return ApiFailure::not_found(format!(
+                "no node `{id}` (`cortex node list` shows them)"
+            ))
+            .into_response();
         }
         Err(error) => return ApiFailure::internal(error).into_response(),
     };
@@ -979,8 +1006,10 @@ async fn post_revoke(State(state): State<Arc<CoreState>>, Path(id): Path<String>
     let node = match state.find_node(&id) {
         Ok(Some(node)) => node,
         Ok(None) => {
-            return ApiFailure::not_found(format!("no node `{id}` (`cortex node list` shows them)"))
-                .into_response();
+            return ApiFailure::not_found(format!(
+                "no node `{id}` (`cortex node list` shows them)"
+            ))
+            .into_response();
         }
         Err(error) => return ApiFailure::internal(error).into_response(),
     };

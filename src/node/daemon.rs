@@ -126,10 +126,9 @@ impl Outbox {
     fn ack(&mut self, session: &SessionId, seq: u64) {
         if let Some(pending) = self.sessions.get_mut(session) {
             pending.acked = pending.acked.max(seq);
+            // The entry stays, empty: its watermarks say where the next
+            // event of the session goes on from.
             pending.events.retain(|event_seq, _| *event_seq > seq);
-            if pending.events.is_empty() && pending.sent_upto <= pending.acked {
-                self.sessions.remove(session);
-            }
         }
     }
 
@@ -403,6 +402,12 @@ async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> R
             }
             frame = out_rx.recv() => {
                 if let Some(frame) = frame {
+                    // Events first: a command's answer may name a session whose
+                    // first events are waiting in the outbox.
+                    let batches = lock(&runtime.outbox).take_batches();
+                    for (session, events) in batches {
+                        send(&mut sink, &NodeFrame::Events { v: PROTOCOL_VERSION, session, events }).await?;
+                    }
                     send(&mut sink, &frame).await?;
                 }
             }
@@ -642,7 +647,11 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 title,
                 session_id: session_id.clone(),
             };
-            match node.prepare_start(&store, &workspace, request) {
+            let mut forward = Forward {
+                runtime: runtime.clone(),
+                workspace: workspace.clone(),
+            };
+            match node.prepare_start(&store, &workspace, request, &mut forward) {
                 Ok(prepared) => {
                     let session_id = prepared.session().clone();
                     spawn_turn(runtime, prepared, workspace, auto_approve);

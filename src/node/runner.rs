@@ -33,6 +33,12 @@ impl ProviderSpec {
         }
     }
 
+    /// Checks the provider's configuration completely (a script's every
+    /// step), so bad input is refused before anything is written.
+    pub fn check(&self) -> Result<()> {
+        self.build().map(drop)
+    }
+
     /// Builds the provider, checking its configuration completely.
     fn build(&self) -> Result<Box<dyn Provider>> {
         match self {
@@ -125,7 +131,7 @@ impl Node {
         observer: &mut dyn Observer,
     ) -> Result<TurnResult> {
         let workspace = self.bind_checked(store, &request.provider)?;
-        self.prepare_start(store, &workspace, request)?
+        self.prepare_start(store, &workspace, request, observer)?
             .run(approver, observer, &Cancel::default())
     }
 
@@ -142,6 +148,7 @@ impl Node {
         store: &Store,
         workspace: &Workspace,
         request: StartRequest,
+        observer: &mut dyn Observer,
     ) -> Result<PreparedTurn> {
         let provider = request.provider.build()?;
         let id = request
@@ -180,13 +187,29 @@ impl Node {
             created_at: now,
             updated_at: now,
         };
-        let writer = SessionWriter::create(store, meta)?;
+        let mut writer = SessionWriter::create(store, meta)?;
+        // The first event is part of creating the session: whoever learns the
+        // id has the event to go with it.
+        let first = Event {
+            seq: 1,
+            at: now,
+            turn: None,
+            cause: None,
+            kind: EventKind::Lifecycle {
+                from: None,
+                to: SessionState::Starting,
+                reason: None,
+            },
+        };
+        writer.append(std::slice::from_ref(&first))?;
+        writer.flush(FlushReason::Lifecycle)?;
+        observer.event(&first, writer.meta());
         Ok(PreparedTurn {
             store: store.clone(),
             writer,
             provider,
             prompt: request.prompt,
-            preamble: vec![(None, SessionState::Starting)],
+            preamble: Vec::new(),
         })
     }
 

@@ -1,11 +1,9 @@
 //! `cortex session diff`.
 
-use std::path::Path;
-
 use clap::Args;
 
 use crate::cli::Exit;
-use crate::cli::local::Local;
+use crate::cli::backend::{Backend, Ctx};
 use crate::cli::output::{colour_stdout, write_diff};
 
 /// Show what a session changed, as a unified diff.
@@ -21,10 +19,10 @@ pub(crate) struct DiffArgs {
     turn: Option<u32>,
 }
 
-pub(crate) fn run(args: DiffArgs, data: &Path) -> anyhow::Result<Exit> {
-    let local = Local::open(data)?;
-    let session = local.core.resolve(&args.id)?;
-    let patch = local.core.diff(&session, args.turn)?;
+pub(crate) fn run(args: DiffArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
+    let backend = Backend::open(ctx)?;
+    let (session, _) = backend.session(&args.id)?;
+    let patch = backend.diff(&session, args.turn)?;
     write_diff(&mut std::io::stdout().lock(), &patch, colour_stdout())?;
     Ok(Exit::Ok)
 }

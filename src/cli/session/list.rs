@@ -1,12 +1,11 @@
 //! `cortex session list`.
 
 use std::io::Write;
-use std::path::Path;
 
 use clap::Args;
 
 use crate::cli::Exit;
-use crate::cli::local::Local;
+use crate::cli::backend::{Backend, Ctx};
 use crate::cli::output::print_json;
 use crate::protocol::SessionState;
 
@@ -21,9 +20,9 @@ pub(crate) struct ListArgs {
     json: bool,
 }
 
-pub(crate) fn run(args: ListArgs, data: &Path) -> anyhow::Result<Exit> {
-    let local = Local::open(data)?;
-    let sessions = local.core.sessions(args.state)?;
+pub(crate) fn run(args: ListArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
+    let backend = Backend::open(ctx)?;
+    let sessions = backend.sessions(args.state)?;
     if args.json {
         print_json(&sessions)?;
         return Ok(Exit::Ok);

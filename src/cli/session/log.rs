@@ -1,12 +1,11 @@
 //! `cortex session log`.
 
 use std::io::Write;
-use std::path::Path;
 
 use clap::Args;
 
 use crate::cli::Exit;
-use crate::cli::local::Local;
+use crate::cli::backend::{Backend, Ctx};
 use crate::cli::output::{describe, print_json};
 
 /// Print a session's events in order.
@@ -22,10 +21,10 @@ pub(crate) struct LogArgs {
     json: bool,
 }
 
-pub(crate) fn run(args: LogArgs, data: &Path) -> anyhow::Result<Exit> {
-    let local = Local::open(data)?;
-    let session = local.core.resolve(&args.id)?;
-    let events = local.core.events(&session.id, args.after)?;
+pub(crate) fn run(args: LogArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
+    let backend = Backend::open(ctx)?;
+    let (session, _) = backend.session(&args.id)?;
+    let events = backend.events(&session.id, args.after)?;
     if args.json {
         print_json(&events)?;
         return Ok(Exit::Ok);

@@ -1,5 +1,6 @@
 //! `cortex session …`: one file per subcommand.
 
+mod attach;
 mod diff;
 mod list;
 mod log;
@@ -7,20 +8,27 @@ mod search;
 mod send;
 mod show;
 mod start;
+mod stop;
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use clap::Subcommand;
 use serde::Serialize;
 
 use super::Exit;
+use super::backend::Ctx;
+use super::client::Client;
+use super::output::Transcript;
 use crate::node::TurnResult;
-use crate::protocol::{SessionId, SessionState, TurnOutcome};
+use crate::protocol::{EventKind, SessionId, SessionState, TurnOutcome};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SessionCommand {
     Start(start::StartArgs),
     Send(send::SendArgs),
+    Attach(attach::AttachArgs),
+    Stop(stop::StopArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
     Log(log::LogArgs),
@@ -28,15 +36,17 @@ pub(crate) enum SessionCommand {
     Search(search::SearchArgs),
 }
 
-pub(crate) fn run(command: SessionCommand, data: &Path) -> anyhow::Result<Exit> {
+pub(crate) fn run(command: SessionCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
     match command {
-        SessionCommand::Start(args) => start::run(args, data),
-        SessionCommand::Send(args) => send::run(args, data),
-        SessionCommand::List(args) => list::run(args, data),
-        SessionCommand::Show(args) => show::run(args, data),
-        SessionCommand::Log(args) => log::run(args, data),
-        SessionCommand::Diff(args) => diff::run(args, data),
-        SessionCommand::Search(args) => search::run(args, data),
+        SessionCommand::Start(args) => start::run(args, ctx),
+        SessionCommand::Send(args) => send::run(args, ctx),
+        SessionCommand::Attach(args) => attach::run(args, ctx),
+        SessionCommand::Stop(args) => stop::run(args, ctx),
+        SessionCommand::List(args) => list::run(args, ctx),
+        SessionCommand::Show(args) => show::run(args, ctx),
+        SessionCommand::Log(args) => log::run(args, ctx),
+        SessionCommand::Diff(args) => diff::run(args, ctx),
+        SessionCommand::Search(args) => search::run(args, ctx),
     }
 }
 
@@ -82,4 +92,58 @@ fn report_turn(result: TurnResult, workspace_path: &Path, json: bool) -> anyhow:
         println!("{}", result.session);
     }
     Ok(exit)
+}
+
+/// Follows a session through Core until turn `turn` has ended and the
+/// session has settled, printing the transcript unless `quiet`. `None` when
+/// the person pressed Ctrl-C first (the session goes on).
+fn follow_turn(
+    client: &Client,
+    session: &SessionId,
+    turn: u32,
+    after: u64,
+    quiet: bool,
+) -> anyhow::Result<Option<TurnResult>> {
+    let mut transcript = Transcript { quiet };
+    let mut outcome = None;
+    let mut error = None;
+    let mut settled = None;
+    let last_seq = client.follow(session.as_str(), after, &mut |event| {
+        transcript.show(event);
+        if event.turn != Some(turn) {
+            return ControlFlow::Continue(());
+        }
+        match &event.kind {
+            EventKind::Error { message } => error = Some(message.clone()),
+            EventKind::TurnFinished { outcome: finished } => outcome = Some(*finished),
+            EventKind::Lifecycle { to, .. }
+                if outcome.is_some()
+                    && matches!(
+                        to,
+                        SessionState::Idle | SessionState::Failed | SessionState::Stopped
+                    ) =>
+            {
+                settled = Some(*to);
+                return ControlFlow::Break(());
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    })?;
+    let (Some(outcome), Some(state)) = (outcome, settled) else {
+        if !quiet {
+            eprintln!(
+                "Detached; the session goes on. Follow it again with: cortex session attach {session}"
+            );
+        }
+        return Ok(None);
+    };
+    Ok(Some(TurnResult {
+        session: session.clone(),
+        turn,
+        outcome,
+        error,
+        state,
+        last_seq,
+    }))
 }

@@ -1,12 +1,11 @@
 //! `cortex session search`.
 
 use std::io::Write;
-use std::path::Path;
 
 use clap::Args;
 
 use crate::cli::Exit;
-use crate::cli::local::Local;
+use crate::cli::backend::{Backend, Ctx};
 use crate::cli::output::print_json;
 
 /// Search messages, reasoning, commands and command output of every session.
@@ -24,9 +23,9 @@ pub(crate) struct SearchArgs {
     json: bool,
 }
 
-pub(crate) fn run(args: SearchArgs, data: &Path) -> anyhow::Result<Exit> {
-    let local = Local::open(data)?;
-    let hits = local.core.search(&args.query, args.limit)?;
+pub(crate) fn run(args: SearchArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
+    let backend = Backend::open(ctx)?;
+    let hits = backend.search(&args.query, args.limit)?;
     let exit = if hits.is_empty() { Exit::No } else { Exit::Ok };
     if args.json {
         print_json(&hits)?;

@@ -4,10 +4,13 @@ use std::path::Path;
 
 use clap::Args;
 
-use super::report_turn;
+use super::{follow_turn, report_turn};
 use crate::cli::Exit;
+use crate::cli::backend::Ctx;
+use crate::cli::client::Target;
 use crate::cli::local::Local;
 use crate::cli::output::{TerminalApprover, Transcript};
+use crate::protocol::{CommandKind, SessionSummary};
 use crate::store::Store;
 
 /// Send a prompt to a session: runs its next turn.
@@ -28,19 +31,44 @@ pub(crate) struct SendArgs {
     json: bool,
 }
 
-pub(crate) fn run(args: SendArgs, data: &Path) -> anyhow::Result<Exit> {
-    let mut local = Local::open(data)?;
-    let session = local.core.resolve(&args.id)?;
-    let store = Store::discover(Path::new(&session.workspace_path))?;
-    let mut approver = TerminalApprover { yes: args.yes };
-    let mut transcript = Transcript { quiet: args.json };
-    let result = local.node.send_turn(
-        &store,
-        &session.id,
-        &args.prompt,
-        &mut approver,
-        &mut transcript,
+pub(crate) fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
+    let client = match Target::find_or_local(&ctx.data, ctx.core.as_deref()) {
+        Target::Remote(client) => client,
+        Target::Local => {
+            let mut local = Local::open(&ctx.data)?;
+            let session = local.core.resolve(&args.id)?;
+            let store = Store::discover(Path::new(&session.workspace_path))?;
+            let mut approver = TerminalApprover { yes: args.yes };
+            let mut transcript = Transcript { quiet: args.json };
+            let result = local.node.send_turn(
+                &store,
+                &session.id,
+                &args.prompt,
+                &mut approver,
+                &mut transcript,
+            )?;
+            local.core.sync(&local.node.workspaces()?)?;
+            return report_turn(result, store.workdir(), args.json);
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct Detail {
+        session: SessionSummary,
+    }
+    let Detail { session } = client.get(&format!("/api/v1/sessions/{}", args.id), &[])?;
+    let answer = client.command(
+        CommandKind::SendTurn {
+            session_id: session.id.clone(),
+            prompt: args.prompt,
+            auto_approve: args.yes,
+        },
+        None,
     )?;
-    local.core.sync(&local.node.workspaces()?)?;
-    report_turn(result, store.workdir(), args.json)
+    let turn = answer["turn"]
+        .as_u64()
+        .unwrap_or(u64::from(session.turns) + 1) as u32;
+    match follow_turn(&client, &session.id, turn, session.last_seq, args.json)? {
+        Some(result) => report_turn(result, Path::new(&session.workspace_path), args.json),
+        None => Ok(Exit::Ok),
+    }
 }

@@ -1,13 +1,12 @@
 //! `cortex session show`.
 
 use std::io::Write;
-use std::path::Path;
 
 use clap::Args;
 use serde::Serialize;
 
 use crate::cli::Exit;
-use crate::cli::local::Local;
+use crate::cli::backend::{Backend, Ctx};
 use crate::cli::output::print_json;
 use crate::protocol::{SessionSummary, TurnSummary};
 
@@ -27,10 +26,9 @@ struct ShowReport {
     turns: Vec<TurnSummary>,
 }
 
-pub(crate) fn run(args: ShowArgs, data: &Path) -> anyhow::Result<Exit> {
-    let local = Local::open(data)?;
-    let session = local.core.resolve(&args.id)?;
-    let turns = local.core.turns(&session.id)?;
+pub(crate) fn run(args: ShowArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
+    let backend = Backend::open(ctx)?;
+    let (session, turns) = backend.session(&args.id)?;
     if args.json {
         print_json(&ShowReport { session, turns })?;
         return Ok(Exit::Ok);

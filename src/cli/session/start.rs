@@ -1,26 +1,38 @@
-//! `cortex session start`: bind the repository, start a session, run turn 1.
+//! `cortex session start`: start a session and run its first turn, through
+//! Core when one is running, in-process otherwise.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use super::report_turn;
+use super::{follow_turn, report_turn};
 use crate::cli::Exit;
+use crate::cli::backend::Ctx;
+use crate::cli::client::{Client, Target};
 use crate::cli::local::Local;
-use crate::cli::output::{TerminalApprover, Transcript};
+use crate::cli::output::{TerminalApprover, Transcript, print_json};
 use crate::node::{ProviderSpec, StartRequest};
+use crate::protocol::{CommandKind, SessionId, Workspace};
 use crate::store::Store;
 
-/// Start an agent session in the current repository and run its first turn.
+/// Start an agent session and run its first turn.
 ///
-/// The repository's root becomes a workspace. Everything the session does is
-/// recorded under refs/cortex/sessions/<id> in it. Exit codes: 0 the turn
-/// completed, 1 the agent failed, 2 bad input (nothing is written).
+/// From inside a git repository, its root becomes the workspace (bound on the
+/// node on this machine when Core runs). Everything the session does is
+/// recorded under refs/cortex/sessions/<id> in that repository.
+///
+/// With a running Core the session lives on its node: --detach returns at
+/// once, a terminal attaches, and otherwise (CI) the command waits for the
+/// turn. Without Core it runs in this process. Exit codes: 0 the turn
+/// completed, 1 the agent failed, 2 bad input (nothing is written), 3 Core
+/// unreachable.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  cortex session start \"fix the flaky test\"\n  cortex session start --provider fake --script .cortex/demo.toml --json"
-)]
+#[command(after_help = "Examples:
+  cortex session start \"fix the flaky test\"
+  cortex session start --script .cortex/scripts/demo.toml --json
+  cortex session start \"long job\" --detach")]
 pub(crate) struct StartArgs {
     /// What the agent should do. Defaults to a note naming the script when --script is given.
     prompt: Option<String>,
@@ -39,6 +51,15 @@ pub(crate) struct StartArgs {
     /// Print one JSON object (docs/json.md) instead of text; the transcript is not shown.
     #[arg(long)]
     json: bool,
+    /// Print the session id and return at once; the session runs on its node (needs Core).
+    #[arg(long)]
+    detach: bool,
+    /// The node to run on (id or name); default: the one the repository is bound on, or the only one online.
+    #[arg(long)]
+    node: Option<String>,
+    /// A workspace (id or name) to run in, instead of the repository you are in.
+    #[arg(long)]
+    workspace: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -47,16 +68,37 @@ enum ProviderName {
     Fake,
 }
 
-pub(crate) fn run(args: StartArgs, data: &Path) -> anyhow::Result<Exit> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let store = Store::discover(&cwd)?;
+pub(crate) fn run(args: StartArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let prompt = match (&args.prompt, &args.script) {
         (Some(prompt), _) if !prompt.trim().is_empty() => prompt.clone(),
         (_, Some(script)) => format!("Run the script {}", script.display()),
         _ => anyhow::bail!("a prompt is needed: cortex session start \"what the agent should do\""),
     };
     let provider = provider_spec(args.provider, args.script.as_deref())?;
-    let local = Local::open(data)?;
+    provider.check()?;
+    let target = if args.detach {
+        Target::require(&ctx.data, ctx.core.as_deref(), "--detach")?
+    } else {
+        match Target::find_or_local(&ctx.data, ctx.core.as_deref()) {
+            Target::Remote(client) => client,
+            Target::Local => return run_local(args, ctx, provider, prompt),
+        }
+    };
+    run_remote(args, &target, provider, prompt)
+}
+
+fn run_local(
+    args: StartArgs,
+    ctx: &Ctx,
+    provider: ProviderSpec,
+    prompt: String,
+) -> anyhow::Result<Exit> {
+    if args.workspace.is_some() || args.node.is_some() {
+        anyhow::bail!("--workspace and --node need a running Core: start one with `cortex up`");
+    }
+    let store =
+        Store::discover(&std::env::current_dir().context("cannot read the current directory")?)?;
+    let mut local = Local::open(&ctx.data)?;
     let request = StartRequest {
         provider,
         prompt,
@@ -68,9 +110,94 @@ pub(crate) fn run(args: StartArgs, data: &Path) -> anyhow::Result<Exit> {
     let result = local
         .node
         .start_session(&store, request, &mut approver, &mut transcript)?;
-    let mut local = local;
     local.core.sync(&local.node.workspaces()?)?;
     report_turn(result, store.workdir(), args.json)
+}
+
+fn run_remote(
+    args: StartArgs,
+    client: &Client,
+    provider: ProviderSpec,
+    prompt: String,
+) -> anyhow::Result<Exit> {
+    let workspace = find_workspace(client, args.workspace.as_deref(), args.node.as_deref())?;
+    let ProviderSpec::Fake { script, .. } = provider;
+    let answer = client.command(
+        CommandKind::StartSession {
+            session_id: None,
+            workspace_id: workspace.id.clone(),
+            provider: "fake".into(),
+            script,
+            prompt,
+            title: args.title,
+            auto_approve: args.yes,
+        },
+        None,
+    )?;
+    let session: SessionId = serde_json::from_value(answer["session_id"].clone())
+        .context("Core's answer has no session id")?;
+    if args.detach {
+        if args.json {
+            print_json(
+                &serde_json::json!({ "session_id": session, "workspace_path": workspace.path }),
+            )?;
+        } else {
+            println!("{session}");
+        }
+        return Ok(Exit::Ok);
+    }
+    if !args.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        return super::attach::attach(client, &session, 0, args.yes);
+    }
+    match follow_turn(client, &session, 1, 0, args.json)? {
+        Some(result) => report_turn(result, Path::new(&workspace.path), args.json),
+        None => Ok(Exit::Ok),
+    }
+}
+
+/// The workspace to run in: the one named, or the repository here (bound on
+/// the right node first if Core does not know it yet).
+fn find_workspace(
+    client: &Client,
+    named: Option<&str>,
+    node: Option<&str>,
+) -> anyhow::Result<Workspace> {
+    let workspaces: Vec<Workspace> = client.get("/api/v1/workspaces", &[])?;
+    if let Some(named) = named {
+        let found: Vec<_> = workspaces
+            .into_iter()
+            .filter(|workspace| workspace.id.as_str() == named || workspace.name == named)
+            .collect();
+        return match found.len() {
+            1 => Ok(found
+                .into_iter()
+                .next()
+                .expect("holds because there is one")),
+            0 => anyhow::bail!("no workspace `{named}` (`cortex workspace list` shows them)"),
+            _ => anyhow::bail!("`{named}` names several workspaces: use its id"),
+        };
+    }
+    let store =
+        Store::discover(&std::env::current_dir().context("cannot read the current directory")?)?;
+    let root = store.workdir().to_string_lossy().into_owned();
+    let node_id = match node {
+        Some(node) => Some(super::super::node::resolve_node(client, node)?),
+        None => None,
+    };
+    let here = workspaces.into_iter().find(|workspace| {
+        workspace.path == root && node_id.as_ref().is_none_or(|id| *id == workspace.node)
+    });
+    if let Some(workspace) = here {
+        return Ok(workspace);
+    }
+    let bound = client.command(
+        CommandKind::BindWorkspace {
+            path: root,
+            name: None,
+        },
+        node_id,
+    )?;
+    Ok(serde_json::from_value(bound).context("malformed workspace from Core")?)
 }
 
 /// The provider as the node needs it: a script travels as text, since the

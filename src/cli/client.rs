@@ -1,0 +1,305 @@
+//! Talking to Core over HTTP: where Core is (`--core`, `CORTEX_CORE`, or the
+//! `core.url` a local Core writes), its token (`CORTEX_TOKEN`, or the admin
+//! token in the data dir), JSON calls, commands with idempotency ids, and
+//! SSE event streams that resume from the last seq after a dropped link.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::protocol::{ApiError, Command, CommandKind, CommandOutcome, Event, PROTOCOL_VERSION};
+
+/// A configured Core that did not answer. Exit code 3 (docs/cli.md).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot reach Core at {url}: {reason} (start one with `cortex up`, or unset CORTEX_CORE to work in-process)"
+)]
+pub struct Unreachable {
+    pub url: String,
+    pub reason: String,
+}
+
+pub(crate) struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// Where a command goes.
+pub(crate) enum Target {
+    Remote(Client),
+    Local,
+}
+
+impl Target {
+    /// The configured Core if it answers; in-process when none is
+    /// configured. A configured Core that does not answer is an error.
+    pub(crate) fn find(data: &Path, core: Option<&str>) -> Result<Target, Unreachable> {
+        let recorded = fs_err::read_to_string(data.join("core.url"))
+            .ok()
+            .map(|url| url.trim().to_string());
+        let (url, explicit) = match (core, recorded) {
+            (Some(url), _) => (url.trim_end_matches('/').to_string(), true),
+            (None, Some(url)) if !url.is_empty() => (url, false),
+            _ => return Ok(Target::Local),
+        };
+        let token = std::env::var("CORTEX_TOKEN")
+            .ok()
+            .or_else(|| fs_err::read_to_string(data.join("admin.token")).ok())
+            .map(|token| token.trim().to_string())
+            .unwrap_or_default();
+        match Client::connect(&url, &token) {
+            Ok(client) => Ok(Target::Remote(client)),
+            Err(reason) if explicit => Err(Unreachable { url, reason }),
+            // A `core.url` left by a Core that has stopped: work in-process.
+            Err(_) => Ok(Target::Local),
+        }
+    }
+
+    /// Like [`Target::find`], but an unreachable Core falls back to
+    /// in-process work with a warning, for commands that can finish alone.
+    pub(crate) fn find_or_local(data: &Path, core: Option<&str>) -> Target {
+        match Target::find(data, core) {
+            Ok(target) => target,
+            Err(unreachable) => {
+                eprintln!("warning: {unreachable}; running in-process instead");
+                Target::Local
+            }
+        }
+    }
+
+    /// The Core client, for commands that cannot run without one.
+    pub(crate) fn require(data: &Path, core: Option<&str>, what: &str) -> anyhow::Result<Client> {
+        match Target::find(data, core)? {
+            Target::Remote(client) => Ok(client),
+            Target::Local => Err(anyhow!(
+                "{what} needs a running Core: start one with `cortex up` (or pass --core URL / set CORTEX_CORE)"
+            )),
+        }
+    }
+}
+
+impl Client {
+    fn connect(url: &str, token: &str) -> Result<Client, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|error| error.to_string())?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|error| error.to_string())?;
+        let client = Client {
+            base: url.to_string(),
+            token: token.to_string(),
+            http,
+            runtime,
+        };
+        let health = client.runtime.block_on(async {
+            client
+                .http
+                .get(format!("{url}/api/v1/health"))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+        });
+        match health {
+            Ok(response) if response.status().is_success() => Ok(client),
+            Ok(response) => Err(format!("it answered {}", response.status())),
+            Err(error) => Err(error_text(&error)),
+        }
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+    }
+
+    pub(crate) fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<T> {
+        self.runtime.block_on(async {
+            decode(
+                self.request(reqwest::Method::GET, path)
+                    .query(query)
+                    .send()
+                    .await,
+                &self.base,
+            )
+            .await
+        })
+    }
+
+    pub(crate) fn get_text(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<String> {
+        self.runtime.block_on(async {
+            let response = self
+                .request(reqwest::Method::GET, path)
+                .query(query)
+                .send()
+                .await
+                .map_err(|error| unreachable(&self.base, &error))?;
+            if response.status().is_success() {
+                return Ok(response.text().await?);
+            }
+            Err(api_error(response).await)
+        })
+    }
+
+    pub(crate) fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        self.runtime.block_on(async {
+            decode(
+                self.request(reqwest::Method::POST, path)
+                    .json(body)
+                    .send()
+                    .await,
+                &self.base,
+            )
+            .await
+        })
+    }
+
+    /// Sends a command with a fresh id and returns its answer's value.
+    pub(crate) fn command(
+        &self,
+        kind: CommandKind,
+        target: Option<String>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let command = Command {
+            v: PROTOCOL_VERSION,
+            id: format!("cli_{}", ulid::Ulid::new().to_string().to_lowercase()),
+            target,
+            kind,
+        };
+        self.runtime.block_on(async {
+            let response = self
+                .request(reqwest::Method::POST, "/api/v1/commands")
+                .json(&command)
+                .send()
+                .await
+                .map_err(|error| unreachable(&self.base, &error))?;
+            let status = response.status();
+            if status.is_success() || status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
+                return match response.json::<CommandOutcome>().await? {
+                    CommandOutcome::Ok { value } => Ok(value),
+                    CommandOutcome::Error { message, .. } => Err(anyhow!(message)),
+                };
+            }
+            Err(api_error(response).await)
+        })
+    }
+
+    /// Streams a session's events after `after` (history first, then live)
+    /// to `on_event` until it breaks or Ctrl-C; a dropped stream is resumed
+    /// from the last seq seen. Returns the last seq seen.
+    pub(crate) fn follow(
+        &self,
+        session: &str,
+        after: u64,
+        on_event: &mut dyn FnMut(&Event) -> ControlFlow<()>,
+    ) -> anyhow::Result<u64> {
+        let mut last = after;
+        self.runtime.block_on(async {
+            loop {
+                let response = self
+                    .request(
+                        reqwest::Method::GET,
+                        &format!("/api/v1/sessions/{session}/events"),
+                    )
+                    .header(reqwest::header::ACCEPT, "text/event-stream")
+                    .header("Last-Event-ID", last.to_string())
+                    .send()
+                    .await
+                    .map_err(|error| unreachable(&self.base, &error))?;
+                if !response.status().is_success() {
+                    return Err(api_error(response).await);
+                }
+                let mut stream = response.bytes_stream().eventsource();
+                loop {
+                    let next = tokio::select! {
+                        next = stream.next() => next,
+                        _ = tokio::signal::ctrl_c() => return Ok(last),
+                    };
+                    match next {
+                        Some(Ok(message)) => {
+                            let event: Event = serde_json::from_str(&message.data)
+                                .context("malformed event from Core")?;
+                            if event.seq <= last {
+                                continue;
+                            }
+                            last = event.seq;
+                            if on_event(&event).is_break() {
+                                return Ok(last);
+                            }
+                        }
+                        Some(Err(error)) => {
+                            tracing::debug!(%error, "event stream dropped; resuming");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    }
+}
+
+fn error_text(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+fn unreachable(url: &str, error: &reqwest::Error) -> anyhow::Error {
+    Unreachable {
+        url: url.to_string(),
+        reason: error_text(error),
+    }
+    .into()
+}
+
+async fn decode<T: DeserializeOwned>(
+    response: reqwest::Result<reqwest::Response>,
+    url: &str,
+) -> anyhow::Result<T> {
+    let response = response.map_err(|error| unreachable(url, &error))?;
+    if response.status().is_success() {
+        return response
+            .json::<T>()
+            .await
+            .context("malformed answer from Core");
+    }
+    Err(api_error(response).await)
+}
+
+/// Core's typed error as a one-line message.
+async fn api_error(response: reqwest::Response) -> anyhow::Error {
+    let status = response.status();
+    match response.json::<ApiError>().await {
+        Ok(error) => anyhow!(error.message),
+        Err(_) => anyhow!("Core answered {status}"),
+    }
+}

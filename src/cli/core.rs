@@ -1,0 +1,21 @@
+//! `cortex core`: Core alone, for nodes on other machines to connect to.
+
+use clap::Args;
+
+use super::Exit;
+use super::backend::Ctx;
+use super::up::{ServeArgs, serve};
+
+/// Run Core alone: the control plane that nodes connect to.
+///
+/// Enroll a node with `cortex node enroll`, then run `cortex node run --core
+/// URL --token TOKEN` on its machine.
+#[derive(Debug, Args)]
+pub(crate) struct CoreArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+pub(crate) fn run(args: CoreArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
+    serve(&args.serve, ctx, false)
+}

@@ -1,0 +1,142 @@
+//! `cortex up` and `cortex core`: Core (with its web page) in this process,
+//! and for `up` a local node beside it. Ctrl-C stops running turns (their
+//! stores are flushed; the sessions can be resumed) and then Core.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::sync::watch;
+
+use super::Exit;
+use super::backend::Ctx;
+use crate::core::{CoreState, ServeConfig};
+use crate::node::daemon::{self, DaemonConfig, Identity};
+
+/// Run Core, its web page and a node for this machine, in one process.
+///
+/// Data lives in --data / CORTEX_HOME (or the platform data dir). Other
+/// `cortex` commands on this machine find this Core by itself.
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// Options shared by `cortex up` and `cortex core`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on. Anything but loopback exposes Core to the network.
+    #[arg(long, default_value = "127.0.0.1:7777")]
+    pub bind: SocketAddr,
+    /// How often nodes send a heartbeat, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub heartbeat_ms: u64,
+    /// A node silent this long is shown as stale.
+    #[arg(long, default_value_t = 15000, value_name = "MS")]
+    pub stale_after_ms: u64,
+    /// A node silent this long is offline; its running sessions show as interrupted.
+    #[arg(long, default_value_t = 45000, value_name = "MS")]
+    pub offline_after_ms: u64,
+}
+
+impl ServeArgs {
+    pub(crate) fn config(&self, ctx: &Ctx) -> ServeConfig {
+        let mut config = ServeConfig::new(ctx.data.clone(), self.bind);
+        config.heartbeat = Duration::from_millis(self.heartbeat_ms.max(50));
+        config.stale_after = Duration::from_millis(self.stale_after_ms);
+        config.offline_after =
+            Duration::from_millis(self.offline_after_ms.max(self.stale_after_ms));
+        config
+    }
+}
+
+pub(crate) fn run(args: UpArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
+    serve(&args.serve, ctx, true)
+}
+
+/// Serves Core (and, with `with_node`, the local node) until Ctrl-C or SIGTERM.
+pub(crate) fn serve(args: &ServeArgs, ctx: &Ctx, with_node: bool) -> anyhow::Result<Exit> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let state = CoreState::open(args.config(ctx))?;
+        let server = crate::core::serve(state.clone(), crate::web::router(state.clone())).await?;
+        if !args.bind.ip().is_loopback() {
+            eprintln!(
+                "warning: Core listens on {}, beyond this machine: anyone who can reach it and has the token can drive agents",
+                args.bind
+            );
+        }
+        let (stop, stopped) = watch::channel(false);
+        let node = if with_node { Some(tokio::spawn(run_local_node(state.clone(), server.url.clone(), ctx.data.clone(), stopped))) } else { None };
+        println!("Cortex is up at {}/", server.url);
+        eprintln!("Admin token: {} (CLIs on this machine find it by themselves). Stop with Ctrl-C.", ctx.data.join("admin.token").display());
+        shutdown_signal().await;
+        eprintln!("Stopping: running turns are stopped and their stores flushed…");
+        let _ = stop.send(true);
+        if let Some(node) = node {
+            match node.await {
+                Ok(Err(error)) => eprintln!("warning: the local node stopped with: {error:#}"),
+                Err(error) => eprintln!("warning: the local node failed: {error}"),
+                Ok(Ok(())) => {}
+            }
+        }
+        let url_file = state.url_file();
+        server.stop().await;
+        let _ = fs_err::remove_file(url_file);
+        eprintln!("Stopped.");
+        Ok(Exit::Ok)
+    })
+}
+
+async fn run_local_node(
+    state: std::sync::Arc<CoreState>,
+    url: String,
+    data: std::path::PathBuf,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let known = daemon::load_identity(&data)?;
+    let name = known
+        .as_ref()
+        .map(|identity| identity.name.clone())
+        .unwrap_or_else(crate::node::host_name);
+    let (node_id, secret) = state.local_node(
+        known
+            .as_ref()
+            .map(|identity| (identity.node_id.as_str(), identity.secret.as_str())),
+        &name,
+    )?;
+    daemon::save_identity(
+        &data,
+        &Identity {
+            node_id,
+            secret,
+            name,
+        },
+    )?;
+    let config = DaemonConfig {
+        core_url: url,
+        enroll_token: None,
+        data_dir: data,
+        name: None,
+        allowed_roots: Vec::new(),
+    };
+    daemon::run(config, stopped).await?;
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM from a service manager.
+pub(crate) async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}

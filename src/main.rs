@@ -20,17 +20,13 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             let broken_pipe = error.chain().any(|cause| {
-                cause
-                    .downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             });
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {error:#}");
-            let unreachable = error
-                .chain()
-                .any(|cause| cause.is::<cortex::cli::Unreachable>());
+            let unreachable = error.chain().any(|cause| cause.is::<cortex::cli::Unreachable>());
             ExitCode::from(if unreachable { 3 } else { 2 })
         }
     }

@@ -26,24 +26,16 @@ struct SessionDetail {
 
 impl Backend {
     pub(crate) fn open(ctx: &Ctx) -> anyhow::Result<Backend> {
-        Ok(
-            match Target::find_or_local(&ctx.data, ctx.core.as_deref()) {
-                Target::Remote(client) => Backend::Remote(client),
-                Target::Local => Backend::Local(Box::new(Local::open(&ctx.data)?)),
-            },
-        )
+        Ok(match Target::find_or_local(&ctx.data, ctx.core.as_deref()) {
+            Target::Remote(client) => Backend::Remote(client),
+            Target::Local => Backend::Local(Box::new(Local::open(&ctx.data)?)),
+        })
     }
 
-    pub(crate) fn sessions(
-        &self,
-        state: Option<SessionState>,
-    ) -> anyhow::Result<Vec<SessionSummary>> {
+    pub(crate) fn sessions(&self, state: Option<SessionState>) -> anyhow::Result<Vec<SessionSummary>> {
         match self {
             Backend::Remote(client) => {
-                let query: Vec<_> = state
-                    .map(|state| ("state", state.as_str().to_string()))
-                    .into_iter()
-                    .collect();
+                let query: Vec<_> = state.map(|state| ("state", state.as_str().to_string())).into_iter().collect();
                 client.get("/api/v1/sessions", &query)
             }
             Backend::Local(local) => Ok(local.core.sessions(state)?),
@@ -55,9 +47,7 @@ impl Backend {
         match self {
             Backend::Remote(client) => {
                 if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    anyhow::bail!(
-                        "no session matches `{id}` (`cortex session list` shows the ids)"
-                    );
+                    anyhow::bail!("no session matches `{id}` (`cortex session list` shows the ids)");
                 }
                 let detail: SessionDetail = client.get(&format!("/api/v1/sessions/{id}"), &[])?;
                 Ok((detail.session, detail.turns))
@@ -72,35 +62,26 @@ impl Backend {
 
     pub(crate) fn events(&self, session: &SessionId, after: u64) -> anyhow::Result<Vec<Event>> {
         match self {
-            Backend::Remote(client) => client.get(
-                &format!("/api/v1/sessions/{session}/events"),
-                &[("after", after.to_string())],
-            ),
+            Backend::Remote(client) => {
+                client.get(&format!("/api/v1/sessions/{session}/events"), &[("after", after.to_string())])
+            }
             Backend::Local(local) => Ok(local.core.events(session, after)?),
         }
     }
 
     pub(crate) fn search(&self, query: &str, limit: usize) -> anyhow::Result<Vec<SearchHit>> {
         match self {
-            Backend::Remote(client) => client.get(
-                "/api/v1/search",
-                &[("q", query.to_string()), ("limit", limit.to_string())],
-            ),
+            Backend::Remote(client) => {
+                client.get("/api/v1/search", &[("q", query.to_string()), ("limit", limit.to_string())])
+            }
             Backend::Local(local) => Ok(local.core.search(query, limit)?),
         }
     }
 
-    pub(crate) fn diff(
-        &self,
-        session: &SessionSummary,
-        turn: Option<u32>,
-    ) -> anyhow::Result<String> {
+    pub(crate) fn diff(&self, session: &SessionSummary, turn: Option<u32>) -> anyhow::Result<String> {
         match self {
             Backend::Remote(client) => {
-                let query: Vec<_> = turn
-                    .map(|turn| ("turn", turn.to_string()))
-                    .into_iter()
-                    .collect();
+                let query: Vec<_> = turn.map(|turn| ("turn", turn.to_string())).into_iter().collect();
                 client.get_text(&format!("/api/v1/sessions/{}/diff", session.id), &query)
             }
             Backend::Local(local) => Ok(local.core.diff(session, turn)?),

@@ -17,9 +17,7 @@ use crate::protocol::{ApiError, Command, CommandKind, CommandOutcome, Event, PRO
 
 /// A configured Core that did not answer. Exit code 3 (docs/cli.md).
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "cannot reach Core at {url}: {reason} (start one with `cortex up`, or unset CORTEX_CORE to work in-process)"
-)]
+#[error("cannot reach Core at {url}: {reason} (start one with `cortex up`, or unset CORTEX_CORE to work in-process)")]
 pub struct Unreachable {
     pub url: String,
     pub reason: String,
@@ -42,9 +40,7 @@ impl Target {
     /// The configured Core if it answers; in-process when none is
     /// configured. A configured Core that does not answer is an error.
     pub(crate) fn find(data: &Path, core: Option<&str>) -> Result<Target, Unreachable> {
-        let recorded = fs_err::read_to_string(data.join("core.url"))
-            .ok()
-            .map(|url| url.trim().to_string());
+        let recorded = fs_err::read_to_string(data.join("core.url")).ok().map(|url| url.trim().to_string());
         let (url, explicit) = match (core, recorded) {
             (Some(url), _) => (url.trim_end_matches('/').to_string(), true),
             (None, Some(url)) if !url.is_empty() => (url, false),
@@ -97,19 +93,9 @@ impl Client {
             .connect_timeout(Duration::from_secs(3))
             .build()
             .map_err(|error| error.to_string())?;
-        let client = Client {
-            base: url.to_string(),
-            token: token.to_string(),
-            http,
-            runtime,
-        };
+        let client = Client { base: url.to_string(), token: token.to_string(), http, runtime };
         let health = client.runtime.block_on(async {
-            client
-                .http
-                .get(format!("{url}/api/v1/health"))
-                .timeout(Duration::from_secs(5))
-                .send()
-                .await
+            client.http.get(format!("{url}/api/v1/health")).timeout(Duration::from_secs(5)).send().await
         });
         match health {
             Ok(response) if response.status().is_success() => Ok(client),
@@ -123,25 +109,12 @@ impl Client {
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
+        self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token)
     }
 
-    pub(crate) fn get<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> anyhow::Result<T> {
+    pub(crate) fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<T> {
         self.runtime.block_on(async {
-            decode(
-                self.request(reqwest::Method::GET, path)
-                    .query(query)
-                    .send()
-                    .await,
-                &self.base,
-            )
-            .await
+            decode(self.request(reqwest::Method::GET, path).query(query).send().await, &self.base).await
         })
     }
 
@@ -160,29 +133,14 @@ impl Client {
         })
     }
 
-    pub(crate) fn post<B: Serialize, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> anyhow::Result<T> {
+    pub(crate) fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
         self.runtime.block_on(async {
-            decode(
-                self.request(reqwest::Method::POST, path)
-                    .json(body)
-                    .send()
-                    .await,
-                &self.base,
-            )
-            .await
+            decode(self.request(reqwest::Method::POST, path).json(body).send().await, &self.base).await
         })
     }
 
     /// Sends a command with a fresh id and returns its answer's value.
-    pub(crate) fn command(
-        &self,
-        kind: CommandKind,
-        target: Option<String>,
-    ) -> anyhow::Result<serde_json::Value> {
+    pub(crate) fn command(&self, kind: CommandKind, target: Option<String>) -> anyhow::Result<serde_json::Value> {
         let command = Command {
             v: PROTOCOL_VERSION,
             id: format!("cli_{}", ulid::Ulid::new().to_string().to_lowercase()),
@@ -220,10 +178,7 @@ impl Client {
         self.runtime.block_on(async {
             loop {
                 let response = self
-                    .request(
-                        reqwest::Method::GET,
-                        &format!("/api/v1/sessions/{session}/events"),
-                    )
+                    .request(reqwest::Method::GET, &format!("/api/v1/sessions/{session}/events"))
                     .header(reqwest::header::ACCEPT, "text/event-stream")
                     .header("Last-Event-ID", last.to_string())
                     .send()
@@ -240,8 +195,8 @@ impl Client {
                     };
                     match next {
                         Some(Ok(message)) => {
-                            let event: Event = serde_json::from_str(&message.data)
-                                .context("malformed event from Core")?;
+                            let event: Event =
+                                serde_json::from_str(&message.data).context("malformed event from Core")?;
                             if event.seq <= last {
                                 continue;
                             }
@@ -274,23 +229,13 @@ fn error_text(error: &reqwest::Error) -> String {
 }
 
 fn unreachable(url: &str, error: &reqwest::Error) -> anyhow::Error {
-    Unreachable {
-        url: url.to_string(),
-        reason: error_text(error),
-    }
-    .into()
+    Unreachable { url: url.to_string(), reason: error_text(error) }.into()
 }
 
-async fn decode<T: DeserializeOwned>(
-    response: reqwest::Result<reqwest::Response>,
-    url: &str,
-) -> anyhow::Result<T> {
+async fn decode<T: DeserializeOwned>(response: reqwest::Result<reqwest::Response>, url: &str) -> anyhow::Result<T> {
     let response = response.map_err(|error| unreachable(url, &error))?;
     if response.status().is_success() {
-        return response
-            .json::<T>()
-            .await
-            .context("malformed answer from Core");
+        return response.json::<T>().await.context("malformed answer from Core");
     }
     Err(api_error(response).await)
 }

@@ -12,9 +12,8 @@ pub(crate) fn data_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = flag {
         return Ok(dir);
     }
-    let dirs = directories::ProjectDirs::from("dev", "cortex", "cortex").context(
-        "cannot find a home directory for Cortex's data; pass --data DIR or set CORTEX_HOME",
-    )?;
+    let dirs = directories::ProjectDirs::from("dev", "cortex", "cortex")
+        .context("cannot find a home directory for Cortex's data; pass --data DIR or set CORTEX_HOME")?;
     Ok(dirs.data_dir().to_path_buf())
 }
 
@@ -29,19 +28,14 @@ impl Local {
     pub(crate) fn open(data: &Path) -> anyhow::Result<Local> {
         let node = Node::new(data);
         for recovered in node.recover().context("cannot recover crashed sessions")? {
-            let what = if recovered.interrupted {
-                ", marked interrupted"
-            } else {
-                ""
-            };
+            let what = if recovered.interrupted { ", marked interrupted" } else { "" };
             eprintln!(
                 "cortex: recovered {} spooled event(s) of session {}{what}",
                 recovered.replayed, recovered.session
             );
         }
         let mut core = Core::open(data).context("cannot open the index")?;
-        core.sync(&node.workspaces()?)
-            .context("cannot sync the index with the session refs")?;
+        core.sync(&node.workspaces()?).context("cannot sync the index with the session refs")?;
         Ok(Local { node, core })
     }
 }

@@ -86,10 +86,7 @@ impl From<Exit> for ExitCode {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let ctx = backend::Ctx {
-        data: local::data_dir(cli.data)?,
-        core: cli.core,
-    };
+    let ctx = backend::Ctx { data: local::data_dir(cli.data)?, core: cli.core };
     let exit = match cli.command {
         Command::Up(args) => up::run(args, &ctx)?,
         Command::Core(args) => core::run(args, &ctx)?,

@@ -71,8 +71,7 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
         NodeCommand::Run(args) => run_daemon(args, ctx),
         NodeCommand::Enroll { name, json } => {
             let client = Target::require(&ctx.data, ctx.core.as_deref(), "node enroll")?;
-            let enrollment: Enrollment =
-                client.post("/api/v1/nodes/enroll", &serde_json::json!({ "name": name }))?;
+            let enrollment: Enrollment = client.post("/api/v1/nodes/enroll", &serde_json::json!({ "name": name }))?;
             if json {
                 print_json(&enrollment)?;
             } else {
@@ -98,15 +97,8 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
                 writeln!(out, "No nodes yet. Enroll one with: cortex node enroll")?;
             }
             for node in nodes {
-                let heartbeat = node
-                    .last_heartbeat
-                    .map(|at| at.to_string())
-                    .unwrap_or_else(|| "never".into());
-                writeln!(
-                    out,
-                    "{}  {:<8} {:<20} last heartbeat {heartbeat}",
-                    node.id, node.status, node.name
-                )?;
+                let heartbeat = node.last_heartbeat.map(|at| at.to_string()).unwrap_or_else(|| "never".into());
+                writeln!(out, "{}  {:<8} {:<20} last heartbeat {heartbeat}", node.id, node.status, node.name)?;
                 for warning in &node.warnings {
                     writeln!(out, "    warning: {warning}")?;
                 }
@@ -115,26 +107,17 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
         }
         NodeCommand::Show { id, json } => {
             let client = Target::require(&ctx.data, ctx.core.as_deref(), "node show")?;
-            let detail: serde_json::Value =
-                client.get(&format!("/api/v1/nodes/{}", checked(&id)?), &[])?;
+            let detail: serde_json::Value = client.get(&format!("/api/v1/nodes/{}", checked(&id)?), &[])?;
             if json {
                 print_json(&detail)?;
                 return Ok(Exit::Ok);
             }
-            let node: NodeSummary = serde_json::from_value(detail["node"].clone())
-                .context("malformed node from Core")?;
+            let node: NodeSummary =
+                serde_json::from_value(detail["node"].clone()).context("malformed node from Core")?;
             let mut out = std::io::stdout().lock();
-            writeln!(
-                out,
-                "node      {}\nname      {}\nstatus    {}",
-                node.id, node.name, node.status
-            )?;
+            writeln!(out, "node      {}\nname      {}\nstatus    {}", node.id, node.name, node.status)?;
             if let Some(caps) = &node.capabilities {
-                writeln!(
-                    out,
-                    "cortex    {} (protocol {})",
-                    caps.cortex_version, caps.protocol_version
-                )?;
+                writeln!(out, "cortex    {} (protocol {})", caps.cortex_version, caps.protocol_version)?;
                 writeln!(
                     out,
                     "system    {} {}, {} CPU(s), {} MiB",
@@ -143,20 +126,11 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
                     caps.cpus,
                     caps.memory_bytes >> 20
                 )?;
-                let providers: Vec<_> = caps
-                    .providers
-                    .iter()
-                    .map(|provider| provider.name.as_str())
-                    .collect();
+                let providers: Vec<_> = caps.providers.iter().map(|provider| provider.name.as_str()).collect();
                 writeln!(out, "providers {}", providers.join(", "))?;
             }
             if let Some(resources) = &node.resources {
-                writeln!(
-                    out,
-                    "load      {:.2}, {} MiB free",
-                    resources.load1,
-                    resources.free_memory_bytes >> 20
-                )?;
+                writeln!(out, "load      {:.2}, {} MiB free", resources.load1, resources.free_memory_bytes >> 20)?;
             }
             for warning in &node.warnings {
                 writeln!(out, "warning   {warning}")?;
@@ -182,14 +156,9 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
         }
         NodeCommand::Revoke { id } => {
             let client = Target::require(&ctx.data, ctx.core.as_deref(), "node revoke")?;
-            let node: NodeSummary = client.post(
-                &format!("/api/v1/nodes/{}/revoke", checked(&id)?),
-                &serde_json::json!({}),
-            )?;
-            eprintln!(
-                "Node {} ({}) is revoked and disconnected.",
-                node.name, node.id
-            );
+            let node: NodeSummary =
+                client.post(&format!("/api/v1/nodes/{}/revoke", checked(&id)?), &serde_json::json!({}))?;
+            eprintln!("Node {} ({}) is revoked and disconnected.", node.name, node.id);
             Ok(Exit::Ok)
         }
     }
@@ -197,11 +166,7 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
 
 /// Node ids and names travel in URL paths: keep them to safe characters.
 fn checked(id: &str) -> anyhow::Result<&str> {
-    if id.is_empty()
-        || !id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-    {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
         anyhow::bail!("no node `{id}` (`cortex node list` shows them)");
     }
     Ok(id)
@@ -209,20 +174,14 @@ fn checked(id: &str) -> anyhow::Result<&str> {
 
 /// The id of the node `id_or_name` names.
 pub(crate) fn resolve_node(client: &Client, id_or_name: &str) -> anyhow::Result<String> {
-    let detail: serde_json::Value =
-        client.get(&format!("/api/v1/nodes/{}", checked(id_or_name)?), &[])?;
-    detail["node"]["id"]
-        .as_str()
-        .map(str::to_string)
-        .context("malformed node from Core")
+    let detail: serde_json::Value = client.get(&format!("/api/v1/nodes/{}", checked(id_or_name)?), &[])?;
+    detail["node"]["id"].as_str().map(str::to_string).context("malformed node from Core")
 }
 
 fn run_daemon(args: RunArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let core_url = match &ctx.core {
         Some(url) => url.trim_end_matches('/').to_string(),
-        None => anyhow::bail!(
-            "pass Core's address: cortex node run --core http://HOST:PORT (or set CORTEX_CORE)"
-        ),
+        None => anyhow::bail!("pass Core's address: cortex node run --core http://HOST:PORT (or set CORTEX_CORE)"),
     };
     let config = DaemonConfig {
         core_url: core_url.clone(),
@@ -235,10 +194,7 @@ fn run_daemon(args: RunArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     runtime.block_on(async {
         let (stop, stopped) = watch::channel(false);
         let daemon = tokio::spawn(daemon::run(config, stopped));
-        eprintln!(
-            "Node daemon for {core_url} running; data in {}. Stop with Ctrl-C.",
-            ctx.data.display()
-        );
+        eprintln!("Node daemon for {core_url} running; data in {}. Stop with Ctrl-C.", ctx.data.display());
         tokio::select! {
             result = daemon => {
                 result.context("the node daemon failed")??;

@@ -25,10 +25,7 @@ pub(crate) fn describe(event: &Event) -> String {
     match &event.kind {
         EventKind::Lifecycle { from, to, reason } => {
             let from = from.map(|from| format!("{from} → ")).unwrap_or_default();
-            let reason = reason
-                .as_ref()
-                .map(|reason| format!(" ({reason})"))
-                .unwrap_or_default();
+            let reason = reason.as_ref().map(|reason| format!(" ({reason})")).unwrap_or_default();
             format!("state {from}{to}{reason}")
         }
         EventKind::UserMessage { text } => format!("you: {text}"),
@@ -36,11 +33,7 @@ pub(crate) fn describe(event: &Event) -> String {
         EventKind::Reasoning { text } => format!("thinking: {text}"),
         EventKind::CommandStarted { command, .. } => format!("$ {command}"),
         EventKind::CommandOutput { text, .. } => format!("  {}", text.trim_end_matches('\n')),
-        EventKind::CommandFinished {
-            exit_code,
-            duration_ms,
-            ..
-        } => match exit_code {
+        EventKind::CommandFinished { exit_code, duration_ms, .. } => match exit_code {
             Some(code) => format!("  exit {code} in {duration_ms} ms"),
             None => format!("  killed by a signal after {duration_ms} ms"),
         },
@@ -60,23 +53,12 @@ pub(crate) fn describe(event: &Event) -> String {
         EventKind::Warning { message } => format!("warning: {message}"),
         EventKind::Error { message } => format!("error: {message}"),
         EventKind::TurnFinished { outcome } => format!("turn {}", outcome.as_str()),
-        EventKind::DiffCaptured {
-            files,
-            insertions,
-            deletions,
-        } => {
+        EventKind::DiffCaptured { files, insertions, deletions } => {
             format!("diff: {files} file(s) changed, +{insertions} -{deletions}")
         }
-        EventKind::CheckResult {
-            name,
-            passed,
-            exit_code,
-            duration_ms,
-        } => {
+        EventKind::CheckResult { name, passed, exit_code, duration_ms } => {
             let verdict = if *passed { "passed" } else { "failed" };
-            let code = exit_code
-                .map(|code| format!(", exit {code}"))
-                .unwrap_or_default();
+            let code = exit_code.map(|code| format!(", exit {code}")).unwrap_or_default();
             format!("check {name} {verdict}{code} in {duration_ms} ms")
         }
     }
@@ -114,10 +96,7 @@ impl Approver for TerminalApprover {
             return (ApprovalDecision::Approved, "--yes".into());
         }
         if !std::io::stdin().is_terminal() {
-            return (
-                ApprovalDecision::Denied,
-                "no terminal to ask (pass --yes to approve)".into(),
-            );
+            return (ApprovalDecision::Denied, "no terminal to ask (pass --yes to approve)".into());
         }
         eprint!("Approve: {prompt} [y/N] ");
         let _ = std::io::stderr().flush();
@@ -136,10 +115,7 @@ pub(crate) fn write_diff(out: &mut impl Write, patch: &str, colour: bool) -> std
     for line in patch.lines() {
         let paint = if !colour {
             None
-        } else if line.starts_with("+++")
-            || line.starts_with("---")
-            || line.starts_with("diff --git")
-        {
+        } else if line.starts_with("+++") || line.starts_with("---") || line.starts_with("diff --git") {
             Some("1")
         } else if line.starts_with('+') {
             Some("32")

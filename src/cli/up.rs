@@ -46,8 +46,7 @@ impl ServeArgs {
         let mut config = ServeConfig::new(ctx.data.clone(), self.bind);
         config.heartbeat = Duration::from_millis(self.heartbeat_ms.max(50));
         config.stale_after = Duration::from_millis(self.stale_after_ms);
-        config.offline_after =
-            Duration::from_millis(self.offline_after_ms.max(self.stale_after_ms));
+        config.offline_after = Duration::from_millis(self.offline_after_ms.max(self.stale_after_ms));
         config
     }
 }
@@ -97,39 +96,19 @@ async fn run_local_node(
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let known = daemon::load_identity(&data)?;
-    let name = known
-        .as_ref()
-        .map(|identity| identity.name.clone())
-        .unwrap_or_else(crate::node::host_name);
-    let (node_id, secret) = state.local_node(
-        known
-            .as_ref()
-            .map(|identity| (identity.node_id.as_str(), identity.secret.as_str())),
-        &name,
-    )?;
-    daemon::save_identity(
-        &data,
-        &Identity {
-            node_id,
-            secret,
-            name,
-        },
-    )?;
-    let config = DaemonConfig {
-        core_url: url,
-        enroll_token: None,
-        data_dir: data,
-        name: None,
-        allowed_roots: Vec::new(),
-    };
+    let name = known.as_ref().map(|identity| identity.name.clone()).unwrap_or_else(crate::node::host_name);
+    let (node_id, secret) = state
+        .local_node(known.as_ref().map(|identity| (identity.node_id.as_str(), identity.secret.as_str())), &name)?;
+    daemon::save_identity(&data, &Identity { node_id, secret, name })?;
+    let config =
+        DaemonConfig { core_url: url, enroll_token: None, data_dir: data, name: None, allowed_roots: Vec::new() };
     daemon::run(config, stopped).await?;
     Ok(())
 }
 
 /// Ctrl-C, or SIGTERM from a service manager.
 pub(crate) async fn shutdown_signal() {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = async {

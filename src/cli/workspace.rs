@@ -47,18 +47,10 @@ pub(crate) fn run(command: WorkspaceCommand, ctx: &Ctx) -> anyhow::Result<Exit> 
                 None => std::env::current_dir().context("cannot read the current directory")?,
             };
             let path = std::path::absolute(&path).context("cannot make the path absolute")?;
-            let node = node
-                .map(|node| super::node::resolve_node(&client, &node))
-                .transpose()?;
-            let bound = client.command(
-                CommandKind::BindWorkspace {
-                    path: path.display().to_string(),
-                    name: None,
-                },
-                node,
-            )?;
-            let workspace: Workspace =
-                serde_json::from_value(bound).context("malformed workspace from Core")?;
+            let node = node.map(|node| super::node::resolve_node(&client, &node)).transpose()?;
+            let bound =
+                client.command(CommandKind::BindWorkspace { path: path.display().to_string(), name: None }, node)?;
+            let workspace: Workspace = serde_json::from_value(bound).context("malformed workspace from Core")?;
             if json {
                 print_json(&workspace)?;
             } else {
@@ -74,11 +66,7 @@ pub(crate) fn run(command: WorkspaceCommand, ctx: &Ctx) -> anyhow::Result<Exit> 
             }
             let mut out = std::io::stdout().lock();
             for workspace in workspaces {
-                writeln!(
-                    out,
-                    "{}  {:<30} {}",
-                    workspace.id, workspace.node, workspace.path
-                )?;
+                writeln!(out, "{}  {:<30} {}", workspace.id, workspace.node, workspace.path)?;
             }
         }
         WorkspaceCommand::Unbind { id } => {

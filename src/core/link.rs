@@ -15,32 +15,23 @@ use tokio::sync::mpsc;
 
 use super::server::{CoreState, Link, lock};
 use crate::protocol::{
-    Capabilities, Command, CoreFrame, Credential, NodeFrame, NodeStatus, PROTOCOL_VERSION, Refusal,
-    SessionSummary, Workspace,
+    Capabilities, Command, CoreFrame, Credential, NodeFrame, NodeStatus, PROTOCOL_VERSION, Refusal, SessionSummary,
+    Workspace,
 };
 
 /// How long a new link may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) async fn connect(ws: WebSocketUpgrade, State(state): State<Arc<CoreState>>) -> Response {
-    ws.max_message_size(64 << 20)
-        .on_upgrade(move |socket| link(socket, state))
+    ws.max_message_size(64 << 20).on_upgrade(move |socket| link(socket, state))
 }
 
 fn text(frame: &CoreFrame) -> Message {
-    Message::Text(
-        serde_json::to_string(frame)
-            .expect("holds because frames are JSON")
-            .into(),
-    )
+    Message::Text(serde_json::to_string(frame).expect("holds because frames are JSON").into())
 }
 
 fn error_frame(code: &str, message: impl Into<String>) -> CoreFrame {
-    CoreFrame::Error {
-        v: PROTOCOL_VERSION,
-        code: code.into(),
-        message: message.into(),
-    }
+    CoreFrame::Error { v: PROTOCOL_VERSION, code: code.into(), message: message.into() }
 }
 
 async fn link(socket: WebSocket, state: Arc<CoreState>) {
@@ -48,23 +39,12 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str::<NodeFrame>(text.as_str()),
         _ => {
-            let _ = sink
-                .send(text(&error_frame(
-                    "no_hello",
-                    "the first frame must be a hello",
-                )))
-                .await;
+            let _ = sink.send(text(&error_frame("no_hello", "the first frame must be a hello"))).await;
             return;
         }
     };
     let (credential, capabilities, workspaces) = match hello {
-        Ok(NodeFrame::Hello {
-            v,
-            credential,
-            capabilities,
-            workspaces,
-            ..
-        }) => {
+        Ok(NodeFrame::Hello { v, credential, capabilities, workspaces, .. }) => {
             if v != PROTOCOL_VERSION {
                 let refusal = refused(
                     Refusal::UnsupportedVersion,
@@ -76,22 +56,12 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
             (credential, capabilities, workspaces)
         }
         Ok(_) => {
-            let _ = sink
-                .send(text(&error_frame(
-                    "no_hello",
-                    "the first frame must be a hello",
-                )))
-                .await;
+            let _ = sink.send(text(&error_frame("no_hello", "the first frame must be a hello"))).await;
             return;
         }
         Err(error) => {
             tracing::warn!(%error, "malformed hello from a node");
-            let _ = sink
-                .send(text(&error_frame(
-                    "malformed",
-                    format!("malformed hello: {error}"),
-                )))
-                .await;
+            let _ = sink.send(text(&error_frame("malformed", format!("malformed hello: {error}")))).await;
             return;
         }
     };
@@ -108,9 +78,7 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
         tracing::error!(%error, "cannot record a node's hello");
         return;
     }
-    let acked = lock(&state.index)
-        .acked_for_node(&node_id)
-        .unwrap_or_default();
+    let acked = lock(&state.index).acked_for_node(&node_id).unwrap_or_default();
     let welcome = CoreFrame::Welcome {
         v: PROTOCOL_VERSION,
         node_id: node_id.clone(),
@@ -128,13 +96,7 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
     // Registered offline, then moved online, so the change is recorded.
     lock(&state.links).insert(
         node_id.clone(),
-        Link {
-            conn_id,
-            tx: tx.clone(),
-            status: NodeStatus::Offline,
-            last_heartbeat: Instant::now(),
-            warnings,
-        },
+        Link { conn_id, tx: tx.clone(), status: NodeStatus::Offline, last_heartbeat: Instant::now(), warnings },
     );
     state.set_status(&node_id, Some(conn_id), NodeStatus::Online, "connected");
     resend_unfinished(&state, &node_id, &tx).await;
@@ -181,18 +143,11 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
 }
 
 fn refused(reason: Refusal, message: impl Into<String>) -> CoreFrame {
-    CoreFrame::Refused {
-        v: PROTOCOL_VERSION,
-        reason,
-        message: message.into(),
-    }
+    CoreFrame::Refused { v: PROTOCOL_VERSION, reason, message: message.into() }
 }
 
 /// The node's id, and its new secret when this hello enrolled it.
-fn authenticate(
-    state: &CoreState,
-    credential: Credential,
-) -> Result<(String, Option<String>), CoreFrame> {
+fn authenticate(state: &CoreState, credential: Credential) -> Result<(String, Option<String>), CoreFrame> {
     let mut registry = lock(&state.registry);
     match credential {
         Credential::Enroll { token, name } => match registry.enroll(&token, &name) {
@@ -204,10 +159,9 @@ fn authenticate(
             Err(error) => Err(error_frame("internal", error.to_string())),
         },
         Credential::Node { node_id, secret } => match registry.authenticate(&node_id, &secret) {
-            Ok(Some(node)) if node.revoked => Err(refused(
-                Refusal::Revoked,
-                "this node was revoked; enroll it again with a new token",
-            )),
+            Ok(Some(node)) if node.revoked => {
+                Err(refused(Refusal::Revoked, "this node was revoked; enroll it again with a new token"))
+            }
             Ok(Some(node)) => Ok((node.id, None)),
             Ok(None) => Err(refused(
                 Refusal::UnknownCredential,
@@ -255,9 +209,7 @@ fn skew_warnings(capabilities: &Capabilities) -> Vec<String> {
 /// Commands sent before the last link dropped, still unanswered: the node
 /// deduplicates by id, so sending again is safe.
 async fn resend_unfinished(state: &CoreState, node_id: &str, tx: &mpsc::Sender<CoreFrame>) {
-    let bodies = lock(&state.registry)
-        .unfinished_commands(node_id)
-        .unwrap_or_default();
+    let bodies = lock(&state.registry).unfinished_commands(node_id).unwrap_or_default();
     for body in bodies {
         if let Ok(command) = serde_json::from_str::<Command>(&body) {
             let _ = tx.send(CoreFrame::Command { command }).await;
@@ -265,27 +217,14 @@ async fn resend_unfinished(state: &CoreState, node_id: &str, tx: &mpsc::Sender<C
     }
 }
 
-async fn handle_frame(
-    state: &Arc<CoreState>,
-    node_id: &str,
-    conn_id: u64,
-    text: &str,
-    tx: &mpsc::Sender<CoreFrame>,
-) {
-    let version = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|value| value.get("v")?.as_u64());
+async fn handle_frame(state: &Arc<CoreState>, node_id: &str, conn_id: u64, text: &str, tx: &mpsc::Sender<CoreFrame>) {
+    let version = serde_json::from_str::<serde_json::Value>(text).ok().and_then(|value| value.get("v")?.as_u64());
     if let Some(version) = version
         && version != u64::from(PROTOCOL_VERSION)
     {
-        tracing::warn!(
-            node = node_id,
-            version,
-            "frame with an unsupported protocol version"
-        );
-        let message = format!(
-            "protocol version {version} is not supported (this Core speaks {PROTOCOL_VERSION}); frame ignored"
-        );
+        tracing::warn!(node = node_id, version, "frame with an unsupported protocol version");
+        let message =
+            format!("protocol version {version} is not supported (this Core speaks {PROTOCOL_VERSION}); frame ignored");
         let _ = tx.send(error_frame("unsupported_version", message)).await;
         return;
     }
@@ -293,12 +232,7 @@ async fn handle_frame(
         Ok(frame) => frame,
         Err(error) => {
             tracing::warn!(node = node_id, %error, "malformed frame from a node");
-            let _ = tx
-                .send(error_frame(
-                    "malformed",
-                    format!("malformed frame ignored: {error}"),
-                ))
-                .await;
+            let _ = tx.send(error_frame("malformed", format!("malformed frame ignored: {error}"))).await;
             return;
         }
     };
@@ -313,32 +247,18 @@ async fn handle_frame(
         }
     };
     if was_quiet {
-        state.set_status(
-            node_id,
-            Some(conn_id),
-            NodeStatus::Online,
-            "heard from again",
-        );
+        state.set_status(node_id, Some(conn_id), NodeStatus::Online, "heard from again");
     }
     match frame {
         NodeFrame::Hello { .. } => {
-            let _ = tx
-                .send(error_frame(
-                    "unexpected",
-                    "hello was already said on this link",
-                ))
-                .await;
+            let _ = tx.send(error_frame("unexpected", "hello was already said on this link")).await;
         }
         NodeFrame::Heartbeat { resources, .. } => {
-            if let Err(error) =
-                lock(&state.registry).record_heartbeat(node_id, &resources, jiff::Timestamp::now())
-            {
+            if let Err(error) = lock(&state.registry).record_heartbeat(node_id, &resources, jiff::Timestamp::now()) {
                 tracing::error!(%error, "cannot record a heartbeat");
             }
         }
-        NodeFrame::Events {
-            session, events, ..
-        } => ingest(state, node_id, session, events, tx).await,
+        NodeFrame::Events { session, events, .. } => ingest(state, node_id, session, events, tx).await,
         NodeFrame::CommandResult { id, outcome, .. } => {
             record_binding(state, node_id, &id, &outcome);
             state.complete_command(&id, outcome);
@@ -356,16 +276,12 @@ async fn ingest(
     let owned = lock(&state.index)
         .workspaces()
         .map(|workspaces| {
-            workspaces
-                .iter()
-                .any(|workspace| workspace.id == session.workspace_id && workspace.node == node_id)
+            workspaces.iter().any(|workspace| workspace.id == session.workspace_id && workspace.node == node_id)
         })
         .unwrap_or(false);
     if !owned {
-        let message = format!(
-            "session {} is in workspace {}, which is not bound to this node",
-            session.id, session.workspace_id
-        );
+        let message =
+            format!("session {} is in workspace {}, which is not bound to this node", session.id, session.workspace_id);
         let _ = tx.send(error_frame("not_owner", message)).await;
         return;
     }
@@ -375,47 +291,22 @@ async fn ingest(
             for event in ingested.fresh {
                 let _ = state.events.send(Arc::new((session.id.clone(), event)));
             }
-            let _ = tx
-                .send(CoreFrame::Ack {
-                    v: PROTOCOL_VERSION,
-                    session: session.id.clone(),
-                    seq: ingested.acked,
-                })
-                .await;
+            let _ =
+                tx.send(CoreFrame::Ack { v: PROTOCOL_VERSION, session: session.id.clone(), seq: ingested.acked }).await;
             if let Some(after) = ingested.missing_after {
-                let _ = tx
-                    .send(CoreFrame::Resend {
-                        v: PROTOCOL_VERSION,
-                        session: session.id,
-                        after,
-                    })
-                    .await;
+                let _ = tx.send(CoreFrame::Resend { v: PROTOCOL_VERSION, session: session.id, after }).await;
             }
         }
         Err(error) => {
             tracing::error!(%error, "cannot commit a node's events");
-            let _ = tx
-                .send(error_frame(
-                    "internal",
-                    format!("events not committed: {error}"),
-                ))
-                .await;
+            let _ = tx.send(error_frame("internal", format!("events not committed: {error}"))).await;
         }
     }
 }
 
 /// A workspace the node bound on Core's request is Core's to list from now on.
-fn record_binding(
-    state: &CoreState,
-    node_id: &str,
-    command_id: &str,
-    outcome: &crate::protocol::CommandOutcome,
-) {
-    let kind = lock(&state.registry)
-        .command(command_id)
-        .ok()
-        .flatten()
-        .map(|record| record.kind);
+fn record_binding(state: &CoreState, node_id: &str, command_id: &str, outcome: &crate::protocol::CommandOutcome) {
+    let kind = lock(&state.registry).command(command_id).ok().flatten().map(|record| record.kind);
     if kind.as_deref() != Some("bind_workspace") {
         return;
     }

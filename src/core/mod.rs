@@ -15,9 +15,7 @@ use std::path::{Path, PathBuf};
 pub use server::{ApiFailure, CoreState, ServeConfig, Server, serve, write_private};
 
 use crate::index::{self, Index, SyncStats};
-use crate::protocol::{
-    Event, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace,
-};
+use crate::protocol::{Event, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace};
 use crate::store::{self, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,11 +38,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("session `{session}` has no turn {turn} (it has {turns})")]
-    NoSuchTurn {
-        session: SessionId,
-        turn: u32,
-        turns: u32,
-    },
+    NoSuchTurn { session: SessionId, turn: u32, turns: u32 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -59,9 +53,7 @@ impl Core {
     }
 
     pub fn open(data_dir: &Path) -> Result<Core> {
-        Ok(Core {
-            index: Index::open(&Self::index_path(data_dir))?,
-        })
+        Ok(Core { index: Index::open(&Self::index_path(data_dir))? })
     }
 
     /// Brings the index in step with the refs of `workspaces`, noticing refs

@@ -86,40 +86,26 @@ impl Registry {
     pub fn open(path: &Path) -> Result<Registry> {
         let wrap = |context: &'static str| {
             let path = path.to_path_buf();
-            move |source| Error::Registry {
-                path,
-                context,
-                source,
-            }
+            move |source| Error::Registry { path, context, source }
         };
         let mut conn = Connection::open(path).map_err(wrap("cannot open"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(wrap("cannot switch to WAL"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(wrap("cannot set the busy timeout"))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap("cannot switch to WAL"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(wrap("cannot set the busy timeout"))?;
         let version: usize = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(wrap("cannot read the schema version"))?;
         for (idx, sql) in MIGRATIONS.iter().enumerate().skip(version) {
             let tx = conn.transaction().map_err(wrap("cannot migrate"))?;
             tx.execute_batch(sql).map_err(wrap("cannot migrate"))?;
-            tx.pragma_update(None, "user_version", idx + 1)
-                .map_err(wrap("cannot migrate"))?;
+            tx.pragma_update(None, "user_version", idx + 1).map_err(wrap("cannot migrate"))?;
             tx.commit().map_err(wrap("cannot migrate"))?;
         }
-        Ok(Registry {
-            conn,
-            path: path.to_path_buf(),
-        })
+        Ok(Registry { conn, path: path.to_path_buf() })
     }
 
     fn err(&self, context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error + use<> {
         let path = self.path.clone();
-        move |source| Error::Registry {
-            path,
-            context,
-            source,
-        }
+        move |source| Error::Registry { path, context, source }
     }
 
     /// A one-time enrollment token valid for `ttl`; only its hash is kept.
@@ -142,10 +128,7 @@ impl Registry {
     /// Spends an enrollment token: a new node with a new secret, or `None`
     /// when the token is unknown, used or expired.
     pub fn enroll(&mut self, token: &str, name: &str) -> Result<Option<(NodeId, String)>> {
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql(&self.path, "cannot enroll"))?;
+        let tx = self.conn.transaction().map_err(sql(&self.path, "cannot enroll"))?;
         let row: Option<(Option<String>, String, Option<String>)> = tx
             .query_row(
                 "SELECT name, expires_at, used_at FROM enrollments WHERE token_hash = ?1",
@@ -157,18 +140,13 @@ impl Registry {
         let Some((enrolled_name, expires_at, used_at)) = row else {
             return Ok(None);
         };
-        let expired = expires_at
-            .parse::<jiff::Timestamp>()
-            .map_or(true, |at| at < jiff::Timestamp::now());
+        let expired = expires_at.parse::<jiff::Timestamp>().map_or(true, |at| at < jiff::Timestamp::now());
         if used_at.is_some() || expired {
             return Ok(None);
         }
         let now = jiff::Timestamp::now().to_string();
-        tx.execute(
-            "UPDATE enrollments SET used_at = ?2 WHERE token_hash = ?1",
-            params![hash_secret(token), now],
-        )
-        .map_err(sql(&self.path, "cannot enroll"))?;
+        tx.execute("UPDATE enrollments SET used_at = ?2 WHERE token_hash = ?1", params![hash_secret(token), now])
+            .map_err(sql(&self.path, "cannot enroll"))?;
         let id = NodeId::generate();
         let secret = new_secret("cnd_");
         let name = enrolled_name.unwrap_or_else(|| name.to_string());
@@ -188,12 +166,7 @@ impl Registry {
         self.conn
             .execute(
                 "INSERT INTO nodes (id, name, secret_hash, enrolled_at) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    id.as_str(),
-                    name,
-                    hash_secret(&secret),
-                    jiff::Timestamp::now().to_string()
-                ],
+                params![id.as_str(), name, hash_secret(&secret), jiff::Timestamp::now().to_string()],
             )
             .map_err(self.err("cannot create a node"))?;
         Ok((id, secret))
@@ -204,11 +177,7 @@ impl Registry {
         let node = self.node(node_id)?;
         let hash: Option<String> = self
             .conn
-            .query_row(
-                "SELECT secret_hash FROM nodes WHERE id = ?1",
-                [node_id],
-                |row| row.get(0),
-            )
+            .query_row("SELECT secret_hash FROM nodes WHERE id = ?1", [node_id], |row| row.get(0))
             .optional()
             .map_err(self.err("cannot read a node"))?;
         Ok(node.filter(|_| hash.is_some_and(|hash| hash == hash_secret(secret))))
@@ -222,15 +191,10 @@ impl Registry {
     }
 
     pub fn nodes(&self) -> Result<Vec<NodeRecord>> {
-        let mut statement = self
-            .conn
-            .prepare(&format!("{NODE_SELECT} ORDER BY name, id"))
-            .map_err(self.err("cannot list nodes"))?;
-        let rows = statement
-            .query_map([], node_from_row)
-            .map_err(self.err("cannot list nodes"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(self.err("cannot list nodes"))
+        let mut statement =
+            self.conn.prepare(&format!("{NODE_SELECT} ORDER BY name, id")).map_err(self.err("cannot list nodes"))?;
+        let rows = statement.query_map([], node_from_row).map_err(self.err("cannot list nodes"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("cannot list nodes"))
     }
 
     pub fn revoke(&self, id: &str) -> Result<bool> {
@@ -245,23 +209,14 @@ impl Registry {
     }
 
     pub fn record_hello(&self, id: &str, capabilities: &Capabilities) -> Result<()> {
-        let capabilities =
-            serde_json::to_string(capabilities).expect("holds because capabilities are JSON");
+        let capabilities = serde_json::to_string(capabilities).expect("holds because capabilities are JSON");
         self.conn
-            .execute(
-                "UPDATE nodes SET capabilities = ?2 WHERE id = ?1",
-                params![id, capabilities],
-            )
+            .execute("UPDATE nodes SET capabilities = ?2 WHERE id = ?1", params![id, capabilities])
             .map_err(self.err("cannot record a hello"))?;
         Ok(())
     }
 
-    pub fn record_heartbeat(
-        &self,
-        id: &str,
-        resources: &Resources,
-        at: jiff::Timestamp,
-    ) -> Result<()> {
+    pub fn record_heartbeat(&self, id: &str, resources: &Resources, at: jiff::Timestamp) -> Result<()> {
         let resources = serde_json::to_string(resources).expect("holds because resources are JSON");
         self.conn
             .execute(
@@ -283,49 +238,32 @@ impl Registry {
     }
 
     /// The newest status events of a node, newest first.
-    pub fn node_events(
-        &self,
-        node_id: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, String, String)>> {
+    pub fn node_events(&self, node_id: &str, limit: usize) -> Result<Vec<(String, String, String)>> {
         let mut statement = self
             .conn
             .prepare("SELECT at, kind, detail FROM node_events WHERE node_id = ?1 ORDER BY id DESC LIMIT ?2")
             .map_err(self.err("cannot read node events"))?;
         let rows = statement
-            .query_map(params![node_id, limit], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
+            .query_map(params![node_id, limit], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .map_err(self.err("cannot read node events"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(self.err("cannot read node events"))
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("cannot read node events"))
     }
 
     pub fn command(&self, id: &str) -> Result<Option<CommandRecord>> {
         self.conn
-            .query_row(
-                "SELECT kind, outcome FROM commands WHERE id = ?1",
-                [id],
-                |row| {
-                    let outcome: Option<String> = row.get(1)?;
-                    Ok(CommandRecord {
-                        kind: row.get(0)?,
-                        outcome: outcome.and_then(|text| serde_json::from_str(&text).ok()),
-                    })
-                },
-            )
+            .query_row("SELECT kind, outcome FROM commands WHERE id = ?1", [id], |row| {
+                let outcome: Option<String> = row.get(1)?;
+                Ok(CommandRecord {
+                    kind: row.get(0)?,
+                    outcome: outcome.and_then(|text| serde_json::from_str(&text).ok()),
+                })
+            })
             .optional()
             .map_err(self.err("cannot read a command"))
     }
 
     /// Records a new command; `false` if one with this id exists already.
-    pub fn insert_command(
-        &self,
-        id: &str,
-        kind: &str,
-        node_id: Option<&str>,
-        body: &str,
-    ) -> Result<bool> {
+    pub fn insert_command(&self, id: &str, kind: &str, node_id: Option<&str>, body: &str) -> Result<bool> {
         let inserted = self
             .conn
             .execute(
@@ -356,11 +294,9 @@ impl Registry {
             .conn
             .prepare("SELECT body FROM commands WHERE node_id = ?1 AND outcome IS NULL ORDER BY created_at")
             .map_err(self.err("cannot read unfinished commands"))?;
-        let rows = statement
-            .query_map([node_id], |row| row.get(0))
-            .map_err(self.err("cannot read unfinished commands"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(self.err("cannot read unfinished commands"))
+        let rows =
+            statement.query_map([node_id], |row| row.get(0)).map_err(self.err("cannot read unfinished commands"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("cannot read unfinished commands"))
     }
 }
 
@@ -386,9 +322,5 @@ fn node_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRecord> {
 
 fn sql(path: &Path, context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error + use<> {
     let path = path.to_path_buf();
-    move |source| Error::Registry {
-        path,
-        context,
-        source,
-    }
+    move |source| Error::Registry { path, context, source }
 }

@@ -25,8 +25,8 @@ use super::registry::{NodeRecord, Registry};
 use super::{Error, Result};
 use crate::index::Index;
 use crate::protocol::{
-    ApiError, Command, CommandKind, CommandOutcome, CoreFrame, Enrollment, Event, NodeStatus,
-    NodeSummary, PROTOCOL_VERSION, SessionId, SessionState, Workspace,
+    ApiError, Command, CommandKind, CommandOutcome, CoreFrame, Enrollment, Event, NodeStatus, NodeSummary,
+    PROTOCOL_VERSION, SessionId, SessionState, Workspace,
 };
 
 /// How Core runs.
@@ -79,19 +79,15 @@ pub struct CoreState {
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl CoreState {
     /// Opens Core's registry and index in `config.data_dir`, creating the
     /// admin token (mode 0600) on first use.
     pub fn open(config: ServeConfig) -> Result<Arc<CoreState>> {
-        fs_err::create_dir_all(&config.data_dir).map_err(|source| Error::Io {
-            context: "cannot create the data dir".into(),
-            source,
-        })?;
+        fs_err::create_dir_all(&config.data_dir)
+            .map_err(|source| Error::Io { context: "cannot create the data dir".into(), source })?;
         let admin_token = admin_token(&config.data_dir)?;
         let registry = Registry::open(&config.data_dir.join("core.sqlite"))?;
         let index = Index::open(&super::Core::index_path(&config.data_dir))?;
@@ -117,9 +113,7 @@ impl CoreState {
     }
 
     pub fn session_count(&self) -> usize {
-        lock(&self.index)
-            .sessions(None)
-            .map_or(0, |sessions| sessions.len())
+        lock(&self.index).sessions(None).map_or(0, |sessions| sessions.len())
     }
 
     /// The credential of the node embedded in `cortex up`: the one given if
@@ -127,9 +121,7 @@ impl CoreState {
     pub fn local_node(&self, known: Option<(&str, &str)>, name: &str) -> Result<(String, String)> {
         let registry = lock(&self.registry);
         if let Some((id, secret)) = known
-            && registry
-                .authenticate(id, secret)?
-                .is_some_and(|node| !node.revoked)
+            && registry.authenticate(id, secret)?.is_some_and(|node| !node.revoked)
         {
             return Ok((id.to_string(), secret.to_string()));
         }
@@ -138,33 +130,22 @@ impl CoreState {
     }
 
     pub(crate) fn next_conn_id(&self) -> u64 {
-        self.next_conn_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        self.next_conn_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every node with its derived status.
     pub fn node_summaries(&self) -> Result<Vec<NodeSummary>> {
         let records = lock(&self.registry).nodes()?;
         let links = lock(&self.links);
-        Ok(records
-            .into_iter()
-            .map(|record| summarize(record, &links))
-            .collect())
+        Ok(records.into_iter().map(|record| summarize(record, &links)).collect())
     }
 
     pub fn find_node(&self, id_or_name: &str) -> Result<Option<NodeSummary>> {
         let nodes = self.node_summaries()?;
         let exact = nodes.iter().find(|node| node.id == id_or_name).cloned();
         Ok(exact.or_else(|| {
-            let named: Vec<_> = nodes
-                .into_iter()
-                .filter(|node| node.name == id_or_name)
-                .collect();
-            if named.len() == 1 {
-                named.into_iter().next()
-            } else {
-                None
-            }
+            let named: Vec<_> = nodes.into_iter().filter(|node| node.name == id_or_name).collect();
+            if named.len() == 1 { named.into_iter().next() } else { None }
         }))
     }
 
@@ -173,11 +154,7 @@ impl CoreState {
         if let Err(error) = lock(&self.registry).finish_command(id, &outcome) {
             tracing::error!(%error, command = id, "cannot record a command's answer");
         }
-        let recorded = lock(&self.registry)
-            .command(id)
-            .ok()
-            .flatten()
-            .and_then(|record| record.outcome);
+        let recorded = lock(&self.registry).command(id).ok().flatten().and_then(|record| record.outcome);
         let outcome = recorded.unwrap_or(outcome);
         for waiter in lock(&self.waiters).remove(id).unwrap_or_default() {
             let _ = waiter.send(outcome.clone());
@@ -186,10 +163,7 @@ impl CoreState {
 
     /// Runs a command: answered from the record if it was seen before,
     /// otherwise routed to its node and awaited.
-    pub async fn execute(
-        self: &Arc<Self>,
-        mut command: Command,
-    ) -> Result<CommandOutcome, ApiFailure> {
+    pub async fn execute(self: &Arc<Self>, mut command: Command) -> Result<CommandOutcome, ApiFailure> {
         if command.v != PROTOCOL_VERSION {
             return Err(ApiFailure::bad_request(format!(
                 "command envelope version {} is not supported (this Core speaks {PROTOCOL_VERSION})",
@@ -197,13 +171,9 @@ impl CoreState {
             )));
         }
         if command.id.trim().is_empty() {
-            return Err(ApiFailure::bad_request(
-                "a command needs a non-empty `id` (an idempotency key)",
-            ));
+            return Err(ApiFailure::bad_request("a command needs a non-empty `id` (an idempotency key)"));
         }
-        let existing = lock(&self.registry)
-            .command(&command.id)
-            .map_err(ApiFailure::internal)?;
+        let existing = lock(&self.registry).command(&command.id).map_err(ApiFailure::internal)?;
         if let Some(record) = existing {
             return match record.outcome {
                 Some(outcome) => Ok(outcome),
@@ -212,9 +182,7 @@ impl CoreState {
         }
         if let CommandKind::UnbindWorkspace { workspace_id } = &command.kind {
             // Core metadata only: the node's files and refs stay.
-            let removed = lock(&self.index)
-                .remove_workspace(workspace_id)
-                .map_err(ApiFailure::internal)?;
+            let removed = lock(&self.index).remove_workspace(workspace_id).map_err(ApiFailure::internal)?;
             if !removed {
                 return Err(ApiFailure::not_found(format!(
                     "no workspace `{workspace_id}` (`cortex workspace list` shows them)"
@@ -232,30 +200,15 @@ impl CoreState {
         let receiver = self.add_waiter(&command.id);
         let sender = lock(&self.links).get(&node_id).map(|link| link.tx.clone());
         let sent = match sender {
-            Some(tx) => tx
-                .send(CoreFrame::Command {
-                    command: command.clone(),
-                })
-                .await
-                .is_ok(),
+            Some(tx) => tx.send(CoreFrame::Command { command: command.clone() }).await.is_ok(),
             None => false,
         };
         if !sent {
             if let CommandKind::UnbindWorkspace { .. } = command.kind {
                 // The node learns of it when it is back; Core's part is done.
-                self.complete_command(
-                    &command.id,
-                    CommandOutcome::Ok {
-                        value: serde_json::json!({"unbound": true}),
-                    },
-                );
+                self.complete_command(&command.id, CommandOutcome::Ok { value: serde_json::json!({"unbound": true}) });
             } else {
-                let name = lock(&self.registry)
-                    .node(&node_id)
-                    .ok()
-                    .flatten()
-                    .map(|node| node.name)
-                    .unwrap_or(node_id);
+                let name = lock(&self.registry).node(&node_id).ok().flatten().map(|node| node.name).unwrap_or(node_id);
                 self.complete_command(
                     &command.id,
                     CommandOutcome::error(
@@ -270,22 +223,14 @@ impl CoreState {
 
     fn add_waiter(&self, id: &str) -> oneshot::Receiver<CommandOutcome> {
         let (sender, receiver) = oneshot::channel();
-        lock(&self.waiters)
-            .entry(id.to_string())
-            .or_default()
-            .push(sender);
+        lock(&self.waiters).entry(id.to_string()).or_default().push(sender);
         receiver
     }
 
     async fn wait_for(&self, id: &str) -> Result<CommandOutcome, ApiFailure> {
         let receiver = self.add_waiter(id);
         // It may have finished between the read and the subscription.
-        if let Some(outcome) = lock(&self.registry)
-            .command(id)
-            .ok()
-            .flatten()
-            .and_then(|record| record.outcome)
-        {
+        if let Some(outcome) = lock(&self.registry).command(id).ok().flatten().and_then(|record| record.outcome) {
             return Ok(outcome);
         }
         await_outcome(receiver).await
@@ -295,25 +240,18 @@ impl CoreState {
     /// assigns (a new session's id).
     fn route(&self, command: &mut Command) -> Result<String, ApiFailure> {
         let index = lock(&self.index);
-        let workspace_node =
-            |workspace_id: &crate::protocol::WorkspaceId| -> Result<String, ApiFailure> {
-                let workspaces = index.workspaces().map_err(ApiFailure::internal)?;
-                workspaces
-                    .into_iter()
-                    .find(|workspace| workspace.id == *workspace_id)
-                    .map(|workspace| workspace.node)
-                    .ok_or_else(|| {
-                        ApiFailure::not_found(format!(
-                            "no workspace `{workspace_id}` (`cortex workspace list` shows them)"
-                        ))
-                    })
-            };
+        let workspace_node = |workspace_id: &crate::protocol::WorkspaceId| -> Result<String, ApiFailure> {
+            let workspaces = index.workspaces().map_err(ApiFailure::internal)?;
+            workspaces
+                .into_iter()
+                .find(|workspace| workspace.id == *workspace_id)
+                .map(|workspace| workspace.node)
+                .ok_or_else(|| {
+                    ApiFailure::not_found(format!("no workspace `{workspace_id}` (`cortex workspace list` shows them)"))
+                })
+        };
         match &mut command.kind {
-            CommandKind::StartSession {
-                session_id,
-                workspace_id,
-                ..
-            } => {
+            CommandKind::StartSession { session_id, workspace_id, .. } => {
                 session_id.get_or_insert_with(SessionId::generate);
                 workspace_node(workspace_id)
             }
@@ -327,43 +265,26 @@ impl CoreState {
             }
             CommandKind::UnbindWorkspace { .. } => {
                 // Already removed from the index: route by the target given.
-                command
-                    .target
-                    .clone()
-                    .ok_or_else(|| ApiFailure::bad_request("unbind needs the node as `target`"))
+                command.target.clone().ok_or_else(|| ApiFailure::bad_request("unbind needs the node as `target`"))
             }
             CommandKind::BindWorkspace { .. } => {
                 drop(index);
                 let target = command.target.clone();
                 let nodes = self.node_summaries().map_err(ApiFailure::internal)?;
                 let node = match target {
-                    Some(target) => self
-                        .find_node(&target)
-                        .map_err(ApiFailure::internal)?
-                        .ok_or_else(|| {
-                            ApiFailure::not_found(format!(
-                                "no node `{target}` (`cortex node list` shows them)"
-                            ))
-                        })?,
+                    Some(target) => self.find_node(&target).map_err(ApiFailure::internal)?.ok_or_else(|| {
+                        ApiFailure::not_found(format!("no node `{target}` (`cortex node list` shows them)"))
+                    })?,
                     None => {
-                        let online: Vec<_> = nodes
-                            .into_iter()
-                            .filter(|node| node.status == NodeStatus::Online)
-                            .collect();
+                        let online: Vec<_> =
+                            nodes.into_iter().filter(|node| node.status == NodeStatus::Online).collect();
                         match online.len() {
-                            1 => online
-                                .into_iter()
-                                .next()
-                                .expect("holds because there is one"),
+                            1 => online.into_iter().next().expect("holds because there is one"),
                             0 => {
-                                return Err(ApiFailure::unavailable(
-                                    "no node is online to bind the workspace on",
-                                ));
+                                return Err(ApiFailure::unavailable("no node is online to bind the workspace on"));
                             }
                             _ => {
-                                return Err(ApiFailure::bad_request(
-                                    "several nodes are online: name one with --node",
-                                ));
+                                return Err(ApiFailure::bad_request("several nodes are online: name one with --node"));
                             }
                         }
                     }
@@ -376,13 +297,7 @@ impl CoreState {
 
     /// Sets a node's derived status, recording the change as a node event;
     /// a node going offline takes its mid-turn sessions to `interrupted`.
-    pub(crate) fn set_status(
-        &self,
-        node_id: &str,
-        conn_id: Option<u64>,
-        status: NodeStatus,
-        detail: &str,
-    ) {
+    pub(crate) fn set_status(&self, node_id: &str, conn_id: Option<u64>, status: NodeStatus, detail: &str) {
         let changed = {
             let mut links = lock(&self.links);
             match links.get_mut(node_id) {
@@ -401,20 +316,11 @@ impl CoreState {
         if !changed {
             return;
         }
-        tracing::info!(
-            node = node_id,
-            status = status.as_str(),
-            detail,
-            "node status changed"
-        );
-        if let Err(error) = lock(&self.registry).record_node_event(node_id, status.as_str(), detail)
-        {
+        tracing::info!(node = node_id, status = status.as_str(), detail, "node status changed");
+        if let Err(error) = lock(&self.registry).record_node_event(node_id, status.as_str(), detail) {
             tracing::error!(%error, "cannot record a node event");
         }
-        if matches!(
-            status,
-            NodeStatus::Offline | NodeStatus::Stale | NodeStatus::Revoked
-        ) {
+        if matches!(status, NodeStatus::Offline | NodeStatus::Stale | NodeStatus::Revoked) {
             let reason = format!("node went {}: {detail}", status.as_str());
             if let Err(error) = lock(&self.index).interrupt_node_sessions(node_id, &reason) {
                 tracing::error!(%error, "cannot mark a lost node's sessions");
@@ -424,20 +330,12 @@ impl CoreState {
 
     /// The monitor: derives `stale` and `offline` from heartbeat age.
     async fn monitor(self: Arc<Self>) {
-        let mut tick =
-            tokio::time::interval(self.config.heartbeat.min(self.config.stale_after) / 2);
+        let mut tick = tokio::time::interval(self.config.heartbeat.min(self.config.stale_after) / 2);
         loop {
             tick.tick().await;
             let ages: Vec<(String, u64, NodeStatus, Duration)> = lock(&self.links)
                 .iter()
-                .map(|(id, link)| {
-                    (
-                        id.clone(),
-                        link.conn_id,
-                        link.status,
-                        link.last_heartbeat.elapsed(),
-                    )
-                })
+                .map(|(id, link)| (id.clone(), link.conn_id, link.status, link.last_heartbeat.elapsed()))
                 .collect();
             for (node_id, conn_id, status, age) in ages {
                 let derived = if age >= self.config.offline_after {
@@ -456,14 +354,10 @@ impl CoreState {
     }
 }
 
-async fn await_outcome(
-    receiver: oneshot::Receiver<CommandOutcome>,
-) -> Result<CommandOutcome, ApiFailure> {
+async fn await_outcome(receiver: oneshot::Receiver<CommandOutcome>) -> Result<CommandOutcome, ApiFailure> {
     match tokio::time::timeout(COMMAND_TIMEOUT, receiver).await {
         Ok(Ok(outcome)) => Ok(outcome),
-        Ok(Err(_)) => Err(ApiFailure::unavailable(
-            "Core stopped before the command finished",
-        )),
+        Ok(Err(_)) => Err(ApiFailure::unavailable("Core stopped before the command finished")),
         Err(_) => Err(ApiFailure::unavailable(
             "the command is still running on its node; ask again with the same command id for its answer",
         )),
@@ -472,17 +366,11 @@ async fn await_outcome(
 
 fn summarize(record: NodeRecord, links: &HashMap<String, Link>) -> NodeSummary {
     let link = links.get(&record.id);
-    let status = if record.revoked {
-        NodeStatus::Revoked
-    } else {
-        link.map_or(NodeStatus::Offline, |link| link.status)
-    };
+    let status =
+        if record.revoked { NodeStatus::Revoked } else { link.map_or(NodeStatus::Offline, |link| link.status) };
     let mut warnings = link.map(|link| link.warnings.clone()).unwrap_or_default();
     if let Some(resources) = &record.resources {
-        warnings.extend(resource_warnings(
-            resources,
-            record.capabilities.as_ref().map_or(1, |caps| caps.cpus),
-        ));
+        warnings.extend(resource_warnings(resources, record.capabilities.as_ref().map_or(1, |caps| caps.cpus)));
     }
     NodeSummary {
         id: record.id,
@@ -503,27 +391,16 @@ pub(crate) fn resource_warnings(resources: &crate::protocol::Resources, cpus: u3
     let mut warnings = Vec::new();
     for disk in &resources.disks {
         if disk.free_bytes < GIB || disk.free_bytes * 20 < disk.total_bytes {
-            warnings.push(format!(
-                "low disk: {} MiB free under {}",
-                disk.free_bytes >> 20,
-                disk.path
-            ));
+            warnings.push(format!("low disk: {} MiB free under {}", disk.free_bytes >> 20, disk.path));
         }
     }
     if resources.total_memory_bytes > 0
-        && (resources.free_memory_bytes < 256 << 20
-            || resources.free_memory_bytes * 20 < resources.total_memory_bytes)
+        && (resources.free_memory_bytes < 256 << 20 || resources.free_memory_bytes * 20 < resources.total_memory_bytes)
     {
-        warnings.push(format!(
-            "low memory: {} MiB free",
-            resources.free_memory_bytes >> 20
-        ));
+        warnings.push(format!("low memory: {} MiB free", resources.free_memory_bytes >> 20));
     }
     if resources.load1 > 2.0 * f64::from(cpus.max(1)) {
-        warnings.push(format!(
-            "overload: load {:.1} on {cpus} CPU(s)",
-            resources.load1
-        ));
+        warnings.push(format!("overload: load {:.1} on {cpus} CPU(s)", resources.load1));
     }
     warnings
 }
@@ -543,17 +420,9 @@ fn admin_token(data_dir: &std::path::Path) -> Result<String> {
 pub fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| Error::Io {
-        context: format!("cannot write `{}`", path.display()),
-        source,
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
+    let io = |source| Error::Io { context: format!("cannot write `{}`", path.display()), source };
+    let mut file =
+        std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)
 }
@@ -567,13 +436,7 @@ pub struct ApiFailure {
 
 impl ApiFailure {
     fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiFailure {
-        ApiFailure {
-            status,
-            body: ApiError {
-                code: code.to_string(),
-                message: message.into(),
-            },
-        }
+        ApiFailure { status, body: ApiError { code: code.to_string(), message: message.into() } }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiFailure {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
@@ -586,11 +449,7 @@ impl ApiFailure {
     }
     pub fn internal(error: impl std::fmt::Display) -> ApiFailure {
         tracing::error!(%error, "internal error answering an API call");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("Core failed: {error}"),
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("Core failed: {error}"))
     }
 }
 
@@ -646,14 +505,10 @@ impl Server {
 pub async fn serve(state: Arc<CoreState>, extra: Router) -> Result<Server> {
     let listener = tokio::net::TcpListener::bind(state.config.bind)
         .await
-        .map_err(|source| Error::Io {
-            context: format!("cannot listen on {}", state.config.bind),
-            source,
-        })?;
-    let address = listener.local_addr().map_err(|source| Error::Io {
-        context: "cannot read the bound address".into(),
-        source,
-    })?;
+        .map_err(|source| Error::Io { context: format!("cannot listen on {}", state.config.bind), source })?;
+    let address = listener
+        .local_addr()
+        .map_err(|source| Error::Io { context: "cannot read the bound address".into(), source })?;
     let url = format!("http://{address}");
     write_private(&state.config.data_dir.join("core.url"), &format!("{url}\n"))?;
     tokio::spawn(state.clone().monitor());
@@ -669,27 +524,16 @@ pub async fn serve(state: Arc<CoreState>, extra: Router) -> Result<Server> {
             tracing::error!(%error, "Core's HTTP server stopped");
         }
     });
-    Ok(Server {
-        url,
-        state,
-        shutdown: Some(shutdown),
-        task,
-    })
+    Ok(Server { url, state, shutdown: Some(shutdown), task })
 }
 
-async fn require_token(
-    State(state): State<Arc<CoreState>>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn require_token(State(state): State<Arc<CoreState>>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
-    let valid = presented.is_some_and(|token| {
-        constant_time_eq(token.trim().as_bytes(), state.admin_token.as_bytes())
-    });
+    let valid = presented.is_some_and(|token| constant_time_eq(token.trim().as_bytes(), state.admin_token.as_bytes()));
     if !valid {
         let path = state.config.data_dir.join("admin.token");
         return ApiFailure::new(
@@ -719,8 +563,7 @@ async fn post_command(State(state): State<Arc<CoreState>>, body: axum::body::Byt
     let command: Command = match serde_json::from_slice(&body) {
         Ok(command) => command,
         Err(error) => {
-            return ApiFailure::bad_request(format!("malformed command envelope: {error}"))
-                .into_response();
+            return ApiFailure::bad_request(format!("malformed command envelope: {error}")).into_response();
         }
     };
     match state.execute(command).await {
@@ -735,10 +578,7 @@ struct SessionsQuery {
     state: Option<String>,
 }
 
-async fn get_sessions(
-    State(state): State<Arc<CoreState>>,
-    Query(query): Query<SessionsQuery>,
-) -> Response {
+async fn get_sessions(State(state): State<Arc<CoreState>>, Query(query): Query<SessionsQuery>) -> Response {
     let filter = match query.state.as_deref().map(str::parse::<SessionState>) {
         Some(Err(error)) => return ApiFailure::bad_request(error).into_response(),
         Some(Ok(filter)) => Some(filter),
@@ -751,15 +591,12 @@ async fn get_sessions(
 }
 
 fn resolve(state: &CoreState, id: &str) -> Result<crate::protocol::SessionSummary, ApiFailure> {
-    lock(&state.index)
-        .resolve_session(id)
-        .map_err(|error| match error {
-            crate::index::Error::UnknownSession(_)
-            | crate::index::Error::AmbiguousSession { .. } => {
-                ApiFailure::not_found(error.to_string())
-            }
-            other => ApiFailure::internal(other),
-        })
+    lock(&state.index).resolve_session(id).map_err(|error| match error {
+        crate::index::Error::UnknownSession(_) | crate::index::Error::AmbiguousSession { .. } => {
+            ApiFailure::not_found(error.to_string())
+        }
+        other => ApiFailure::internal(other),
+    })
 }
 
 async fn get_session(State(state): State<Arc<CoreState>>, Path(id): Path<String>) -> Response {
@@ -768,9 +605,7 @@ async fn get_session(State(state): State<Arc<CoreState>>, Path(id): Path<String>
         Err(failure) => return failure.into_response(),
     };
     match lock(&state.index).turns(&session.id) {
-        Ok(turns) => {
-            Json(serde_json::json!({ "session": session, "turns": turns })).into_response()
-        }
+        Ok(turns) => Json(serde_json::json!({ "session": session, "turns": turns })).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),
     }
 }
@@ -793,10 +628,8 @@ async fn get_session_events(
         Ok(session) => session,
         Err(failure) => return failure.into_response(),
     };
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse().ok());
+    let last_event_id =
+        headers.get("last-event-id").and_then(|value| value.to_str().ok()).and_then(|value| value.parse().ok());
     let after = last_event_id.or(query.after).unwrap_or(0);
     let wants_stream = headers
         .get(header::ACCEPT)
@@ -808,9 +641,7 @@ async fn get_session_events(
             Err(error) => ApiFailure::internal(error).into_response(),
         };
     }
-    Sse::new(event_stream(state, session.id, after))
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    Sse::new(event_stream(state, session.id, after)).keep_alive(KeepAlive::default()).into_response()
 }
 
 struct Follow {
@@ -839,13 +670,7 @@ fn event_stream(
 ) -> impl Stream<Item = Result<SseEvent, std::convert::Infallible>> {
     // Subscribe before reading history, so nothing falls between the two.
     let receiver = state.events.subscribe();
-    let mut follow = Follow {
-        state,
-        session,
-        receiver,
-        last: after,
-        backlog: Default::default(),
-    };
+    let mut follow = Follow { state, session, receiver, last: after, backlog: Default::default() };
     follow.refill();
     stream::unfold(follow, |mut follow| async move {
         loop {
@@ -899,30 +724,15 @@ async fn get_session_diff(
         v: PROTOCOL_VERSION,
         id: format!("diff_{}", ulid::Ulid::new().to_string().to_lowercase()),
         target: None,
-        kind: CommandKind::ReadDiff {
-            session_id: session.id,
-            turn: query.turn,
-        },
+        kind: CommandKind::ReadDiff { session_id: session.id, turn: query.turn },
     };
     match state.execute(command).await {
         Ok(CommandOutcome::Ok { value }) => {
-            let patch = value
-                .get("patch")
-                .and_then(|patch| patch.as_str())
-                .unwrap_or_default()
-                .to_string();
-            (
-                [(header::CONTENT_TYPE, "text/x-diff; charset=utf-8")],
-                patch,
-            )
-                .into_response()
+            let patch = value.get("patch").and_then(|patch| patch.as_str()).unwrap_or_default().to_string();
+            ([(header::CONTENT_TYPE, "text/x-diff; charset=utf-8")], patch).into_response()
         }
         Ok(CommandOutcome::Error { code, message }) => {
-            let status = if code == "not_found" {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
+            let status = if code == "not_found" { StatusCode::NOT_FOUND } else { StatusCode::UNPROCESSABLE_ENTITY };
             (status, Json(ApiError { code, message })).into_response()
         }
         Err(failure) => failure.into_response(),
@@ -935,10 +745,7 @@ struct SearchQuery {
     limit: Option<usize>,
 }
 
-async fn get_search(
-    State(state): State<Arc<CoreState>>,
-    Query(query): Query<SearchQuery>,
-) -> Response {
+async fn get_search(State(state): State<Arc<CoreState>>, Query(query): Query<SearchQuery>) -> Response {
     match lock(&state.index).search(&query.q, query.limit.unwrap_or(50)) {
         Ok(hits) => Json(hits).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),
@@ -956,16 +763,11 @@ async fn get_node(State(state): State<Arc<CoreState>>, Path(id): Path<String>) -
     let node = match state.find_node(&id) {
         Ok(Some(node)) => node,
         Ok(None) => {
-            return ApiFailure::not_found(format!(
-                "no node `{id}` (`cortex node list` shows them)"
-            ))
-            .into_response();
+            return ApiFailure::not_found(format!("no node `{id}` (`cortex node list` shows them)")).into_response();
         }
         Err(error) => return ApiFailure::internal(error).into_response(),
     };
-    let events = lock(&state.registry)
-        .node_events(&node.id, 20)
-        .unwrap_or_default();
+    let events = lock(&state.registry).node_events(&node.id, 20).unwrap_or_default();
     let workspaces: Vec<Workspace> = lock(&state.index)
         .workspaces()
         .unwrap_or_default()
@@ -976,8 +778,7 @@ async fn get_node(State(state): State<Arc<CoreState>>, Path(id): Path<String>) -
         .into_iter()
         .map(|(at, kind, detail)| serde_json::json!({"at": at, "kind": kind, "detail": detail}))
         .collect();
-    Json(serde_json::json!({ "node": node, "workspaces": workspaces, "events": events }))
-        .into_response()
+    Json(serde_json::json!({ "node": node, "workspaces": workspaces, "events": events })).into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -985,19 +786,11 @@ struct EnrollBody {
     name: Option<String>,
 }
 
-async fn post_enroll(
-    State(state): State<Arc<CoreState>>,
-    body: Option<Json<EnrollBody>>,
-) -> Response {
+async fn post_enroll(State(state): State<Arc<CoreState>>, body: Option<Json<EnrollBody>>) -> Response {
     let name = body.and_then(|Json(body)| body.name);
     let ttl = jiff::SignedDuration::from_hours(1);
     match lock(&state.registry).create_enrollment(name.as_deref(), ttl) {
-        Ok((token, expires_at)) => Json(Enrollment {
-            token,
-            name,
-            expires_at,
-        })
-        .into_response(),
+        Ok((token, expires_at)) => Json(Enrollment { token, name, expires_at }).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),
     }
 }
@@ -1006,10 +799,7 @@ async fn post_revoke(State(state): State<Arc<CoreState>>, Path(id): Path<String>
     let node = match state.find_node(&id) {
         Ok(Some(node)) => node,
         Ok(None) => {
-            return ApiFailure::not_found(format!(
-                "no node `{id}` (`cortex node list` shows them)"
-            ))
-            .into_response();
+            return ApiFailure::not_found(format!("no node `{id}` (`cortex node list` shows them)")).into_response();
         }
         Err(error) => return ApiFailure::internal(error).into_response(),
     };

@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::protocol::{
-    Event, EventKind, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace,
-    WorkspaceId,
+    Event, EventKind, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace, WorkspaceId,
 };
 use crate::store::{self, SessionView, Store};
 use std::collections::BTreeMap;
@@ -32,11 +31,7 @@ pub enum Error {
     #[error("no session matches `{0}` (`cortex session list` shows the ids)")]
     UnknownSession(String),
     #[error("`{prefix}` matches {count} sessions ({examples}…): type more of the id")]
-    AmbiguousSession {
-        prefix: String,
-        count: usize,
-        examples: String,
-    },
+    AmbiguousSession { prefix: String, count: usize, examples: String },
     #[error("corrupt row in the index: {0} (run `cortex index rebuild`)")]
     Corrupt(String),
 }
@@ -78,25 +73,16 @@ impl Index {
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(source)),
             })?;
         }
-        let mut index = Index {
-            conn: Self::connect(path)?,
-            path: path.to_path_buf(),
-        };
+        let mut index = Index { conn: Self::connect(path)?, path: path.to_path_buf() };
         let version: usize = index
             .conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(sql_err(&index.path, "cannot read the schema version"))?;
         if version > schema::MIGRATIONS.len() {
-            tracing::warn!(
-                version,
-                "index written by a newer Cortex; starting a fresh one"
-            );
+            tracing::warn!(version, "index written by a newer Cortex; starting a fresh one");
             drop(index);
             remove_database(path);
-            index = Index {
-                conn: Self::connect(path)?,
-                path: path.to_path_buf(),
-            };
+            index = Index { conn: Self::connect(path)?, path: path.to_path_buf() };
         }
         index.migrate()?;
         Ok(index)
@@ -106,19 +92,12 @@ impl Index {
         let wrap = |context: &str| {
             let path = path.to_path_buf();
             let context = context.to_string();
-            move |source| Error::Sqlite {
-                path,
-                context,
-                source,
-            }
+            move |source| Error::Sqlite { path, context, source }
         };
         let conn = Connection::open(path).map_err(wrap("cannot open"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(wrap("cannot switch to WAL"))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(wrap("cannot set synchronous"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(wrap("cannot set the busy timeout"))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap("cannot switch to WAL"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(wrap("cannot set synchronous"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(wrap("cannot set the busy timeout"))?;
         Ok(conn)
     }
 
@@ -129,15 +108,11 @@ impl Index {
             .map_err(sql_err(&self.path, "cannot read the schema version"))?;
         for (idx, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
             let err = sql_err(&self.path, &format!("migration {} failed", idx + 1));
-            let tx = self
-                .conn
-                .transaction()
-                .map_err(sql_err(&self.path, "cannot begin a migration"))?;
+            let tx = self.conn.transaction().map_err(sql_err(&self.path, "cannot begin a migration"))?;
             tx.execute_batch(sql).map_err(err)?;
             tx.pragma_update(None, "user_version", idx + 1)
                 .map_err(sql_err(&self.path, "cannot record the schema version"))?;
-            tx.commit()
-                .map_err(sql_err(&self.path, "cannot commit a migration"))?;
+            tx.commit().map_err(sql_err(&self.path, "cannot commit a migration"))?;
         }
         Ok(())
     }
@@ -189,9 +164,7 @@ impl Index {
                 )
                 .map_err(sql_err(&self.path, "cannot read indexed tips"))?;
             let rows = statement
-                .query_map([workspace.id.as_str()], |row| {
-                    Ok((row.get(0)?, (row.get(1)?, row.get(2)?)))
-                })
+                .query_map([workspace.id.as_str()], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))))
                 .map_err(sql_err(&self.path, "cannot read indexed tips"))?;
             for row in rows {
                 let (id, (tip, last_seq)): (String, (String, u64)) =
@@ -208,11 +181,7 @@ impl Index {
             }
             let owner: Option<String> = self
                 .conn
-                .query_row(
-                    "SELECT workspace_id FROM store_refs WHERE session_id = ?1",
-                    [id.as_str()],
-                    |row| row.get(0),
-                )
+                .query_row("SELECT workspace_id FROM store_refs WHERE session_id = ?1", [id.as_str()], |row| row.get(0))
                 .optional()
                 .map_err(sql_err(&self.path, "cannot read a session's workspace"))?;
             if owner.is_some_and(|owner| owner != workspace.id.as_str()) {
@@ -226,37 +195,24 @@ impl Index {
                 }
             };
             let (after_seq, reset) = match previous {
-                Some((Some(old), last_seq)) if store.is_ancestor(old, *tip).unwrap_or(false) => {
-                    (last_seq, false)
-                }
+                Some((Some(old), last_seq)) if store.is_ancestor(old, *tip).unwrap_or(false) => (last_seq, false),
                 Some(_) => (0, true),
                 None => (0, false),
             };
             let events = store.events_after(&view, after_seq)?;
-            let tx = self
-                .conn
-                .transaction()
-                .map_err(sql_err(&self.path, "cannot begin a sync"))?;
+            let tx = self.conn.transaction().map_err(sql_err(&self.path, "cannot begin a sync"))?;
             if reset {
-                delete_session(&tx, id.as_str())
-                    .map_err(sql_err(&self.path, "cannot reset a rewritten session"))?;
+                delete_session(&tx, id.as_str()).map_err(sql_err(&self.path, "cannot reset a rewritten session"))?;
             }
-            ingest(&tx, workspace, &view, &events)
-                .map_err(sql_err(&self.path, "cannot index a session"))?;
-            tx.commit()
-                .map_err(sql_err(&self.path, "cannot commit a sync"))?;
+            ingest(&tx, workspace, &view, &events).map_err(sql_err(&self.path, "cannot index a session"))?;
+            tx.commit().map_err(sql_err(&self.path, "cannot commit a sync"))?;
             stats.sessions += 1;
             stats.events += events.len();
         }
         for gone in known.keys() {
-            let tx = self
-                .conn
-                .transaction()
-                .map_err(sql_err(&self.path, "cannot begin a sync"))?;
-            delete_session(&tx, gone)
-                .map_err(sql_err(&self.path, "cannot drop a vanished session"))?;
-            tx.commit()
-                .map_err(sql_err(&self.path, "cannot commit a sync"))?;
+            let tx = self.conn.transaction().map_err(sql_err(&self.path, "cannot begin a sync"))?;
+            delete_session(&tx, gone).map_err(sql_err(&self.path, "cannot drop a vanished session"))?;
+            tx.commit().map_err(sql_err(&self.path, "cannot commit a sync"))?;
             stats.removed += 1;
         }
         Ok(stats)
@@ -310,12 +266,8 @@ impl Index {
     /// (a replay); a gap stops the batch and is reported, so the node can
     /// send again from the last committed seq.
     pub fn ingest_batch(&mut self, session: &SessionSummary, events: &[Event]) -> Result<Ingested> {
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(sql_err(&self.path, "cannot begin an ingest"))?;
-        let mut last =
-            max_seq(&tx, &session.id).map_err(sql_err(&self.path, "cannot read the last seq"))?;
+        let tx = self.conn.transaction().map_err(sql_err(&self.path, "cannot begin an ingest"))?;
+        let mut last = max_seq(&tx, &session.id).map_err(sql_err(&self.path, "cannot read the last seq"))?;
         let mut fresh = Vec::new();
         let mut missing_after = None;
         for event in events {
@@ -332,15 +284,9 @@ impl Index {
         let mut summary = session.clone();
         summary.last_seq = last;
         upsert_session(&tx, &summary).map_err(sql_err(&self.path, "cannot record a session"))?;
-        insert_events(&tx, &session.id, &fresh)
-            .map_err(sql_err(&self.path, "cannot record events"))?;
-        tx.commit()
-            .map_err(sql_err(&self.path, "cannot commit an ingest"))?;
-        Ok(Ingested {
-            acked: last,
-            missing_after,
-            fresh,
-        })
+        insert_events(&tx, &session.id, &fresh).map_err(sql_err(&self.path, "cannot record events"))?;
+        tx.commit().map_err(sql_err(&self.path, "cannot commit an ingest"))?;
+        Ok(Ingested { acked: last, missing_after, fresh })
     }
 
     /// The last committed seq of every session in a workspace of `node`.
@@ -353,9 +299,7 @@ impl Index {
             )
             .map_err(sql_err(&self.path, "cannot read acknowledged seqs"))?;
         let rows = statement
-            .query_map([node], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?))
-            })
+            .query_map([node], |row| Ok((row.get::<_, String>(0)?, row.get::<_, u64>(1)?)))
             .map_err(sql_err(&self.path, "cannot read acknowledged seqs"))?;
         let mut acked = BTreeMap::new();
         for row in rows {
@@ -399,14 +343,7 @@ impl Index {
         let rows = statement
             .query_map([], |row| {
                 let id: String = row.get(0)?;
-                Ok((
-                    id,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                ))
+                Ok((id, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
             })
             .map_err(sql_err(&self.path, "cannot list workspaces"))?;
         let mut workspaces = Vec::new();
@@ -439,15 +376,12 @@ impl Index {
     pub fn sessions(&self, state: Option<SessionState>) -> Result<Vec<SessionSummary>> {
         let mut statement = self
             .conn
-            .prepare(&format!(
-                "{SESSION_SELECT} WHERE (?1 IS NULL OR s.state = ?1) ORDER BY s.id DESC"
-            ))
+            .prepare(&format!("{SESSION_SELECT} WHERE (?1 IS NULL OR s.state = ?1) ORDER BY s.id DESC"))
             .map_err(sql_err(&self.path, "cannot list sessions"))?;
         let rows = statement
             .query_map([state.map(|state| state.as_str())], session_from_row)
             .map_err(sql_err(&self.path, "cannot list sessions"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(sql_err(&self.path, "cannot list sessions"))
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err(&self.path, "cannot list sessions"))
     }
 
     /// The session whose id is `prefix` or starts with it (`ses_` optional).
@@ -463,9 +397,7 @@ impl Index {
         }
         let mut statement = self
             .conn
-            .prepare(&format!(
-                "{SESSION_SELECT} WHERE s.id >= ?1 AND s.id < ?1 || '~' ORDER BY s.id LIMIT 4"
-            ))
+            .prepare(&format!("{SESSION_SELECT} WHERE s.id >= ?1 AND s.id < ?1 || '~' ORDER BY s.id LIMIT 4"))
             .map_err(sql_err(&self.path, "cannot look up a session"))?;
         let matches = statement
             .query_map([&full], session_from_row)
@@ -474,30 +406,17 @@ impl Index {
             .map_err(sql_err(&self.path, "cannot look up a session"))?;
         match matches.len() {
             0 => Err(Error::UnknownSession(prefix)),
-            1 => Ok(matches
-                .into_iter()
-                .next()
-                .expect("holds because there is one match")),
+            1 => Ok(matches.into_iter().next().expect("holds because there is one match")),
             _ => {
                 let count: usize = self
                     .conn
-                    .query_row(
-                        "SELECT COUNT(*) FROM sessions WHERE id >= ?1 AND id < ?1 || '~'",
-                        [&full],
-                        |row| row.get(0),
-                    )
+                    .query_row("SELECT COUNT(*) FROM sessions WHERE id >= ?1 AND id < ?1 || '~'", [&full], |row| {
+                        row.get(0)
+                    })
                     .map_err(sql_err(&self.path, "cannot count matching sessions"))?;
-                let examples = matches
-                    .iter()
-                    .take(3)
-                    .map(|session| session.id.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                Err(Error::AmbiguousSession {
-                    prefix,
-                    count,
-                    examples,
-                })
+                let examples =
+                    matches.iter().take(3).map(|session| session.id.to_string()).collect::<Vec<_>>().join(", ");
+                Err(Error::AmbiguousSession { prefix, count, examples })
             }
         }
     }
@@ -509,16 +428,13 @@ impl Index {
             .prepare("SELECT body FROM events WHERE session_id = ?1 AND seq > ?2 ORDER BY seq")
             .map_err(sql_err(&self.path, "cannot read events"))?;
         let rows = statement
-            .query_map(params![session.as_str(), after], |row| {
-                row.get::<_, String>(0)
-            })
+            .query_map(params![session.as_str(), after], |row| row.get::<_, String>(0))
             .map_err(sql_err(&self.path, "cannot read events"))?;
         let mut events = Vec::new();
         for body in rows {
             let body = body.map_err(sql_err(&self.path, "cannot read events"))?;
             events.push(
-                serde_json::from_str(&body)
-                    .map_err(|error| Error::Corrupt(format!("event of {session}: {error}")))?,
+                serde_json::from_str(&body).map_err(|error| Error::Corrupt(format!("event of {session}: {error}")))?,
             );
         }
         Ok(events)
@@ -538,26 +454,21 @@ impl Index {
                 Ok(TurnSummary {
                     turn: row.get(0)?,
                     prompt: row.get(1)?,
-                    outcome: outcome.and_then(|text| {
-                        serde_json::from_value(serde_json::Value::String(text)).ok()
-                    }),
+                    outcome: outcome.and_then(|text| serde_json::from_value(serde_json::Value::String(text)).ok()),
                     files_changed: row.get(3)?,
                     insertions: row.get(4)?,
                     deletions: row.get(5)?,
                 })
             })
             .map_err(sql_err(&self.path, "cannot read turns"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(sql_err(&self.path, "cannot read turns"))
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err(&self.path, "cannot read turns"))
     }
 
     /// Full-text search over messages, reasoning, commands and their output.
     /// Every word must match; words are taken literally, not as FTS syntax.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
-        let terms: Vec<String> = query
-            .split_whitespace()
-            .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
-            .collect();
+        let terms: Vec<String> =
+            query.split_whitespace().map(|word| format!("\"{}\"", word.replace('"', "\"\""))).collect();
         if terms.is_empty() {
             return Ok(Vec::new());
         }
@@ -577,22 +488,15 @@ impl Index {
             .map_err(sql_err(&self.path, "cannot search"))?;
         let mut hits = Vec::new();
         for row in rows {
-            let (session, seq, kind, snippet) =
-                row.map_err(sql_err(&self.path, "cannot search"))?;
+            let (session, seq, kind, snippet) = row.map_err(sql_err(&self.path, "cannot search"))?;
             let session_id = session.parse().map_err(Error::Corrupt)?;
-            hits.push(SearchHit {
-                session_id,
-                seq,
-                kind,
-                snippet,
-            });
+            hits.push(SearchHit { session_id, seq, kind, snippet });
         }
         Ok(hits)
     }
 }
 
-const SESSION_SELECT: &str =
-    "SELECT s.id, s.title, s.state, s.state_reason, s.provider, s.node, s.workspace_id,
+const SESSION_SELECT: &str = "SELECT s.id, s.title, s.state, s.state_reason, s.provider, s.node, s.workspace_id,
     COALESCE(w.path, ''), s.base_commit, s.turns, s.last_seq, s.created_at, s.updated_at
     FROM sessions s LEFT JOIN workspaces w ON w.id = s.workspace_id";
 
@@ -603,11 +507,7 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary>
     {
         let text: String = row.get(idx)?;
         text.parse().map_err(|error: T::Err| {
-            rusqlite::Error::FromSqlConversionFailure(
-                idx,
-                rusqlite::types::Type::Text,
-                error.to_string().into(),
-            )
+            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, error.to_string().into())
         })
     }
     Ok(SessionSummary {
@@ -628,18 +528,11 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary>
 }
 
 fn max_seq(tx: &Transaction<'_>, session: &SessionId) -> rusqlite::Result<u64> {
-    tx.query_row(
-        "SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?1",
-        [session.as_str()],
-        |row| row.get(0),
-    )
+    tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events WHERE session_id = ?1", [session.as_str()], |row| row.get(0))
 }
 
 fn delete_session(tx: &Transaction<'_>, session: &str) -> rusqlite::Result<()> {
-    tx.execute(
-        "DELETE FROM events_fts WHERE rowid IN (SELECT rowid FROM events WHERE session_id = ?1)",
-        [session],
-    )?;
+    tx.execute("DELETE FROM events_fts WHERE rowid IN (SELECT rowid FROM events WHERE session_id = ?1)", [session])?;
     tx.execute("DELETE FROM events WHERE session_id = ?1", [session])?;
     tx.execute("DELETE FROM turns WHERE session_id = ?1", [session])?;
     tx.execute("DELETE FROM sessions WHERE id = ?1", [session])?;
@@ -649,22 +542,13 @@ fn delete_session(tx: &Transaction<'_>, session: &str) -> rusqlite::Result<()> {
 
 /// Writes a session's row, its new events and the turns they touch, and
 /// records the ref tip they were read from.
-fn ingest(
-    tx: &Transaction<'_>,
-    workspace: &Workspace,
-    view: &SessionView,
-    events: &[Event],
-) -> rusqlite::Result<()> {
+fn ingest(tx: &Transaction<'_>, workspace: &Workspace, view: &SessionView, events: &[Event]) -> rusqlite::Result<()> {
     upsert_session(tx, &view.meta.summary(workspace))?;
     insert_events(tx, &view.meta.id, events)?;
     tx.execute(
         "INSERT INTO store_refs (session_id, workspace_id, tip) VALUES (?1, ?2, ?3)
          ON CONFLICT (session_id) DO UPDATE SET workspace_id = ?2, tip = ?3",
-        params![
-            view.meta.id.as_str(),
-            workspace.id.as_str(),
-            view.tip.to_string()
-        ],
+        params![view.meta.id.as_str(), workspace.id.as_str(), view.tip.to_string()],
     )?;
     Ok(())
 }
@@ -693,24 +577,15 @@ fn upsert_session(tx: &Transaction<'_>, session: &SessionSummary) -> rusqlite::R
     Ok(())
 }
 
-fn insert_events(
-    tx: &Transaction<'_>,
-    session: &SessionId,
-    events: &[Event],
-) -> rusqlite::Result<()> {
-    let mut insert_event =
-        tx.prepare_cached("INSERT OR IGNORE INTO events (session_id, seq, turn, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-    let mut insert_text =
-        tx.prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?;
+fn insert_events(tx: &Transaction<'_>, session: &SessionId, events: &[Event]) -> rusqlite::Result<()> {
+    let mut insert_event = tx.prepare_cached(
+        "INSERT OR IGNORE INTO events (session_id, seq, turn, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut insert_text = tx.prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?;
     for event in events {
         let body = serde_json::to_string(event).expect("holds because events serialize to JSON");
-        let inserted = insert_event.execute(params![
-            session.as_str(),
-            event.seq,
-            event.turn,
-            event.kind.name(),
-            body
-        ])?;
+        let inserted =
+            insert_event.execute(params![session.as_str(), event.seq, event.turn, event.kind.name(), body])?;
         if inserted == 1
             && let Some(text) = event.kind.search_text()
         {
@@ -723,16 +598,8 @@ fn insert_events(
     Ok(())
 }
 
-fn apply_to_turn(
-    tx: &Transaction<'_>,
-    session: &str,
-    turn: u32,
-    kind: &EventKind,
-) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT OR IGNORE INTO turns (session_id, turn) VALUES (?1, ?2)",
-        params![session, turn],
-    )?;
+fn apply_to_turn(tx: &Transaction<'_>, session: &str, turn: u32, kind: &EventKind) -> rusqlite::Result<()> {
+    tx.execute("INSERT OR IGNORE INTO turns (session_id, turn) VALUES (?1, ?2)", params![session, turn])?;
     match kind {
         EventKind::UserMessage { text } => {
             tx.execute(
@@ -746,11 +613,7 @@ fn apply_to_turn(
                 params![session, turn, outcome.as_str()],
             )?;
         }
-        EventKind::DiffCaptured {
-            files,
-            insertions,
-            deletions,
-        } => {
+        EventKind::DiffCaptured { files, insertions, deletions } => {
             tx.execute(
                 "UPDATE turns SET files_changed = ?3, insertions = ?4, deletions = ?5 WHERE session_id = ?1 AND turn = ?2",
                 params![session, turn, files, insertions, deletions],
@@ -764,11 +627,7 @@ fn apply_to_turn(
 fn sql_err(path: &Path, context: &str) -> impl FnOnce(rusqlite::Error) -> Error + use<> {
     let path = path.to_path_buf();
     let context = context.to_string();
-    move |source| Error::Sqlite {
-        path,
-        context,
-        source,
-    }
+    move |source| Error::Sqlite { path, context, source }
 }
 
 fn remove_database(path: &Path) {

@@ -17,9 +17,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::{Approver, Cancel, Error, Node, Observer, ProviderSpec, Result, StartRequest};
 use crate::protocol::{
-    ApprovalDecision, Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential,
-    DiskFree, Event, NodeFrame, PROTOCOL_VERSION, ProviderInfo, Refusal, Resources, SessionId,
-    SessionSummary, SessionTip, Workspace,
+    ApprovalDecision, Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, Event,
+    NodeFrame, PROTOCOL_VERSION, ProviderInfo, Refusal, Resources, SessionId, SessionSummary, SessionTip, Workspace,
 };
 use crate::store::{self, Meta, Store};
 
@@ -56,17 +55,9 @@ pub fn identity_path(data_dir: &Path) -> PathBuf {
 pub fn load_identity(data_dir: &Path) -> Result<Option<Identity>> {
     let path = identity_path(data_dir);
     match fs_err::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text)
-            .map(Some)
-            .map_err(|error| Error::Config {
-                path,
-                detail: error.to_string(),
-            }),
+        Ok(text) => toml::from_str(&text).map(Some).map_err(|error| Error::Config { path, detail: error.to_string() }),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::Io {
-            context: format!("cannot read `{}`", path.display()),
-            source,
-        }),
+        Err(source) => Err(Error::Io { context: format!("cannot read `{}`", path.display()), source }),
     }
 }
 
@@ -74,19 +65,11 @@ pub fn save_identity(data_dir: &Path, identity: &Identity) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = identity_path(data_dir);
-    let io = |source| Error::Io {
-        context: format!("cannot write `{}`", path.display()),
-        source,
-    };
+    let io = |source| Error::Io { context: format!("cannot write `{}`", path.display()), source };
     fs_err::create_dir_all(data_dir).map_err(io)?;
     let text = toml::to_string(identity).expect("holds because identities are plain TOML");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io)?;
+    let mut file =
+        std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&path).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)
 }
@@ -108,15 +91,12 @@ struct Pending {
 
 impl Outbox {
     fn push(&mut self, summary: SessionSummary, event: Event) {
-        let pending = self
-            .sessions
-            .entry(summary.id.clone())
-            .or_insert_with(|| Pending {
-                summary: summary.clone(),
-                events: BTreeMap::new(),
-                sent_upto: 0,
-                acked: 0,
-            });
+        let pending = self.sessions.entry(summary.id.clone()).or_insert_with(|| Pending {
+            summary: summary.clone(),
+            events: BTreeMap::new(),
+            sent_upto: 0,
+            acked: 0,
+        });
         pending.summary = summary;
         if event.seq > pending.acked {
             pending.events.insert(event.seq, event);
@@ -144,9 +124,7 @@ impl Outbox {
 
     /// Whether the outbox can send `session` on from `after` without the store.
     fn has_from(&self, session: &SessionId, after: u64) -> bool {
-        self.sessions
-            .get(session)
-            .is_some_and(|pending| pending.events.contains_key(&(after + 1)))
+        self.sessions.get(session).is_some_and(|pending| pending.events.contains_key(&(after + 1)))
     }
 
     /// The next contiguous runs of unsent events, at most `BATCH` each.
@@ -183,16 +161,12 @@ struct Runtime {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Runtime {
     fn node(&self) -> &Node {
-        self.node
-            .get()
-            .expect("holds because the node is known after the first welcome")
+        self.node.get().expect("holds because the node is known after the first welcome")
     }
 }
 
@@ -252,9 +226,7 @@ async fn stop_running_sessions(runtime: &Arc<Runtime>) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tracing::warn!(
-        "some turns did not stop in time; their spools will be recovered on the next start"
-    );
+    tracing::warn!("some turns did not stop in time; their spools will be recovered on the next start");
 }
 
 fn websocket_url(core_url: &str) -> String {
@@ -275,14 +247,8 @@ async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> R
         .or(config.name.clone())
         .unwrap_or_else(super::host_name);
     let credential = match (&identity, &config.enroll_token) {
-        (Some(identity), _) => Credential::Node {
-            node_id: identity.node_id.clone(),
-            secret: identity.secret.clone(),
-        },
-        (None, Some(token)) => Credential::Enroll {
-            token: token.clone(),
-            name: name.clone(),
-        },
+        (Some(identity), _) => Credential::Node { node_id: identity.node_id.clone(), secret: identity.secret.clone() },
+        (None, Some(token)) => Credential::Enroll { token: token.clone(), name: name.clone() },
         (None, None) => return Err(Error::NotEnrolled),
     };
     let url = websocket_url(&config.core_url);
@@ -299,13 +265,8 @@ async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> R
             .map_err(|error| Error::Link(error.to_string()))??
     };
     let (workspaces, sessions) = hello_data;
-    let hello = NodeFrame::Hello {
-        v: PROTOCOL_VERSION,
-        credential,
-        capabilities: capabilities(),
-        workspaces,
-        sessions,
-    };
+    let hello =
+        NodeFrame::Hello { v: PROTOCOL_VERSION, credential, capabilities: capabilities(), workspaces, sessions };
     send(&mut sink, &hello).await?;
 
     let welcome = tokio::time::timeout(Duration::from_secs(30), stream.next())
@@ -317,44 +278,22 @@ async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> R
         other => return Err(Error::Link(format!("no welcome from Core: {other:?}"))),
     };
     let (node_id, acked, heartbeat) = match frame {
-        CoreFrame::Welcome {
-            node_id,
-            secret,
-            acked,
-            heartbeat_ms,
-            ..
-        } => {
+        CoreFrame::Welcome { node_id, secret, acked, heartbeat_ms, .. } => {
             if let Some(secret) = secret {
-                save_identity(
-                    &config.data_dir,
-                    &Identity {
-                        node_id: node_id.clone(),
-                        secret,
-                        name: name.clone(),
-                    },
-                )?;
+                save_identity(&config.data_dir, &Identity { node_id: node_id.clone(), secret, name: name.clone() })?;
                 tracing::info!(%node_id, "enrolled with Core");
             }
             (node_id, acked, Duration::from_millis(heartbeat_ms.max(100)))
         }
-        CoreFrame::Refused {
-            reason, message, ..
-        } => return Err(Error::Refused { reason, message }),
+        CoreFrame::Refused { reason, message, .. } => return Err(Error::Refused { reason, message }),
         CoreFrame::Error { code, message, .. } => {
-            return Err(Error::Link(format!(
-                "Core refused the hello ({code}): {message}"
-            )));
+            return Err(Error::Link(format!("Core refused the hello ({code}): {message}")));
         }
         other => return Err(Error::Link(format!("expected a welcome, got {other:?}"))),
     };
-    let node = runtime
-        .node
-        .get_or_init(|| Node::with_identity(&config.data_dir, &node_id, &name));
+    let node = runtime.node.get_or_init(|| Node::with_identity(&config.data_dir, &node_id, &name));
     if node.id() != node_id {
-        return Err(Error::Link(format!(
-            "Core now calls this node {node_id}, but it was {}; restart it",
-            node.id()
-        )));
+        return Err(Error::Link(format!("Core now calls this node {node_id}, but it was {}; restart it", node.id())));
     }
     tracing::info!(%node_id, "connected to Core");
 
@@ -436,17 +375,12 @@ where
     S::Error: std::fmt::Display,
 {
     let text = serde_json::to_string(frame).expect("holds because frames are JSON");
-    sink.send(Message::text(text))
-        .await
-        .map_err(|error| Error::Link(format!("cannot send to Core: {error}")))
+    sink.send(Message::text(text)).await.map_err(|error| Error::Link(format!("cannot send to Core: {error}")))
 }
 
 /// The node's workspaces (tagged with its id) and the last seq of every
 /// session in them, for the hello. Also replays what crashed writers left.
-fn hello_parts(
-    data_dir: &Path,
-    node_id: Option<&str>,
-) -> Result<(Vec<Workspace>, Vec<SessionTip>)> {
+fn hello_parts(data_dir: &Path, node_id: Option<&str>) -> Result<(Vec<Workspace>, Vec<SessionTip>)> {
     let node = Node::new(data_dir);
     node.recover()?;
     let mut workspaces = node.workspaces()?;
@@ -460,10 +394,7 @@ fn hello_parts(
         };
         for (session_id, tip) in store.session_tips()? {
             if let Ok(view) = store.view_at(tip) {
-                sessions.push(SessionTip {
-                    session_id,
-                    last_seq: view.meta.last_seq,
-                });
+                sessions.push(SessionTip { session_id, last_seq: view.meta.last_seq });
             }
         }
     }
@@ -482,9 +413,7 @@ fn catch_up(runtime: &Runtime, acked: &BTreeMap<SessionId, u64>) -> Result<()> {
                 continue;
             };
             let core_has = acked.get(&session_id).copied().unwrap_or(0);
-            if view.meta.last_seq > core_has
-                && !lock(&runtime.outbox).has_from(&session_id, core_has)
-            {
+            if view.meta.last_seq > core_has && !lock(&runtime.outbox).has_from(&session_id, core_has) {
                 load_from_store(runtime, &store, &workspace, &view, core_has)?;
             }
         }
@@ -560,10 +489,7 @@ impl Approver for Policy {
         if self.approve {
             (ApprovalDecision::Approved, "auto-approve (--yes)".into())
         } else {
-            (
-                ApprovalDecision::Denied,
-                "no approver attached (start the session with --yes to approve)".into(),
-            )
+            (ApprovalDecision::Denied, "no approver attached (start the session with --yes to approve)".into())
         }
     }
 }
@@ -576,9 +502,7 @@ async fn execute(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome {
     let worker = runtime.clone();
     let outcome = tokio::task::spawn_blocking(move || execute_blocking(&worker, command))
         .await
-        .unwrap_or_else(|error| {
-            CommandOutcome::error("failed", format!("the command panicked: {error}"))
-        });
+        .unwrap_or_else(|error| CommandOutcome::error("failed", format!("the command panicked: {error}")));
     lock(&runtime.results).insert(id, outcome.clone());
     outcome
 }
@@ -588,13 +512,9 @@ fn failure(error: &Error) -> CommandOutcome {
         Error::Provider(crate::provider::Error::Script(_)) => "bad_input",
         Error::Lifecycle(_) => "illegal_transition",
         Error::Store(store::Error::SessionBusy(_)) => "busy",
-        Error::Store(store::Error::SessionNotFound(_) | store::Error::NoSuchTurn { .. }) => {
-            "not_found"
-        }
+        Error::Store(store::Error::SessionNotFound(_) | store::Error::NoSuchTurn { .. }) => "not_found",
         Error::Store(
-            store::Error::NotARepository { .. }
-            | store::Error::Bare { .. }
-            | store::Error::Reftable { .. },
+            store::Error::NotARepository { .. } | store::Error::Bare { .. } | store::Error::Reftable { .. },
         ) => "bad_input",
         _ => "failed",
     };
@@ -608,26 +528,15 @@ fn ok(value: serde_json::Value) -> CommandOutcome {
 fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome {
     let node = runtime.node();
     match command.kind {
-        CommandKind::StartSession {
-            session_id,
-            workspace_id,
-            provider,
-            script,
-            prompt,
-            title,
-            auto_approve,
-        } => {
+        CommandKind::StartSession { session_id, workspace_id, provider, script, prompt, title, auto_approve } => {
             if provider != "fake" {
                 return CommandOutcome::error(
                     "bad_input",
                     format!("provider `{provider}` is not available on this node"),
                 );
             }
-            let Some(workspace) = node
-                .workspaces()
-                .unwrap_or_default()
-                .into_iter()
-                .find(|workspace| workspace.id == workspace_id)
+            let Some(workspace) =
+                node.workspaces().unwrap_or_default().into_iter().find(|workspace| workspace.id == workspace_id)
             else {
                 return CommandOutcome::error(
                     "not_found",
@@ -639,18 +548,12 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 Err(error) => return failure(&error.into()),
             };
             let request = StartRequest {
-                provider: ProviderSpec::Fake {
-                    script,
-                    script_name: "the script".into(),
-                },
+                provider: ProviderSpec::Fake { script, script_name: "the script".into() },
                 prompt,
                 title,
                 session_id: session_id.clone(),
             };
-            let mut forward = Forward {
-                runtime: runtime.clone(),
-                workspace: workspace.clone(),
-            };
+            let mut forward = Forward { runtime: runtime.clone(), workspace: workspace.clone() };
             match node.prepare_start(&store, &workspace, request, &mut forward) {
                 Ok(prepared) => {
                     let session_id = prepared.session().clone();
@@ -664,16 +567,10 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 Err(error) => failure(&error),
             }
         }
-        CommandKind::SendTurn {
-            session_id,
-            prompt,
-            auto_approve,
-        } => {
+        CommandKind::SendTurn { session_id, prompt, auto_approve } => {
+            wait_until_settled(runtime, &session_id);
             let Some((store, workspace)) = find_session(node, &session_id) else {
-                return CommandOutcome::error(
-                    "not_found",
-                    format!("session `{session_id}` is not on this node"),
-                );
+                return CommandOutcome::error("not_found", format!("session `{session_id}` is not on this node"));
             };
             match node.prepare_send(&store, &session_id, &prompt) {
                 Ok(prepared) => {
@@ -690,15 +587,9 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 return ok(serde_json::json!({ "session_id": session_id, "state": "stopping" }));
             }
             let Some((store, workspace)) = find_session(node, &session_id) else {
-                return CommandOutcome::error(
-                    "not_found",
-                    format!("session `{session_id}` is not on this node"),
-                );
+                return CommandOutcome::error("not_found", format!("session `{session_id}` is not on this node"));
             };
-            let mut forward = Forward {
-                runtime: runtime.clone(),
-                workspace,
-            };
+            let mut forward = Forward { runtime: runtime.clone(), workspace };
             match node.stop_idle(&store, &session_id, &mut forward) {
                 Ok(state) => ok(serde_json::json!({ "session_id": session_id, "state": state })),
                 Err(error) => failure(&error),
@@ -711,10 +602,7 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
         },
         CommandKind::ReadDiff { session_id, turn } => {
             let Some((store, _)) = find_session(node, &session_id) else {
-                return CommandOutcome::error(
-                    "not_found",
-                    format!("session `{session_id}` is not on this node"),
-                );
+                return CommandOutcome::error("not_found", format!("session `{session_id}` is not on this node"));
             };
             match store.session_diff(&session_id, turn) {
                 Ok(patch) => ok(serde_json::json!({ "patch": patch })),
@@ -729,16 +617,10 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
 fn bind(runtime: &Runtime, path: &str) -> CommandOutcome {
     let path = Path::new(path);
     if !path.is_absolute() {
-        return CommandOutcome::error(
-            "bad_input",
-            format!("`{}` is not an absolute path", path.display()),
-        );
+        return CommandOutcome::error("bad_input", format!("`{}` is not an absolute path", path.display()));
     }
     if !path.exists() {
-        return CommandOutcome::error(
-            "bad_input",
-            format!("`{}` does not exist on this node", path.display()),
-        );
+        return CommandOutcome::error("bad_input", format!("`{}` does not exist on this node", path.display()));
     }
     let store = match Store::discover(path) {
         Ok(store) => store,
@@ -746,51 +628,40 @@ fn bind(runtime: &Runtime, path: &str) -> CommandOutcome {
     };
     let roots = &runtime.config.allowed_roots;
     let allowed = roots.is_empty()
-        || roots.iter().any(|root| {
-            root.canonicalize()
-                .is_ok_and(|root| store.workdir().starts_with(root))
-        });
+        || roots.iter().any(|root| root.canonicalize().is_ok_and(|root| store.workdir().starts_with(root)));
     if !allowed {
-        let roots: Vec<_> = roots
-            .iter()
-            .map(|root| root.display().to_string())
-            .collect();
+        let roots: Vec<_> = roots.iter().map(|root| root.display().to_string()).collect();
         return CommandOutcome::error(
             "bad_input",
-            format!(
-                "`{}` is outside this node's allowed roots ({})",
-                store.workdir().display(),
-                roots.join(", ")
-            ),
+            format!("`{}` is outside this node's allowed roots ({})", store.workdir().display(), roots.join(", ")),
         );
     }
     match runtime.node().bind(&store) {
-        Ok(workspace) => {
-            ok(serde_json::to_value(workspace).expect("holds because workspaces are JSON"))
-        }
+        Ok(workspace) => ok(serde_json::to_value(workspace).expect("holds because workspaces are JSON")),
         Err(error) => failure(&error),
     }
 }
 
+/// A turn that has recorded its last event may still be closing its store;
+/// a follow-up turn waits for that (briefly) rather than finding it busy.
+fn wait_until_settled(runtime: &Runtime, session: &SessionId) {
+    for _ in 0..100 {
+        if !lock(&runtime.running).contains_key(session) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Runs a prepared turn on a thread of its own, forwarding its events.
-fn spawn_turn(
-    runtime: &Arc<Runtime>,
-    prepared: super::PreparedTurn,
-    workspace: Workspace,
-    auto_approve: bool,
-) {
+fn spawn_turn(runtime: &Arc<Runtime>, prepared: super::PreparedTurn, workspace: Workspace, auto_approve: bool) {
     let cancel = Cancel::default();
     let session = prepared.session().clone();
     lock(&runtime.running).insert(session.clone(), cancel.clone());
     let runtime = runtime.clone();
     std::thread::spawn(move || {
-        let mut forward = Forward {
-            runtime: runtime.clone(),
-            workspace,
-        };
-        let mut policy = Policy {
-            approve: auto_approve,
-        };
+        let mut forward = Forward { runtime: runtime.clone(), workspace };
+        let mut policy = Policy { approve: auto_approve };
         if let Err(error) = prepared.run(&mut policy, &mut forward, &cancel) {
             tracing::error!(%error, %session, "a turn failed to run; the spool keeps its events for recovery");
         }
@@ -801,17 +672,10 @@ fn spawn_turn(
 /// What the node can do: sent in every hello.
 fn capabilities() -> Capabilities {
     let (_, total_memory) = memory();
-    let git_version = std::process::Command::new("git")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| {
-            String::from_utf8_lossy(&output.stdout)
-                .trim()
-                .trim_start_matches("git version ")
-                .to_string()
-        });
+    let git_version =
+        std::process::Command::new("git").arg("--version").output().ok().filter(|output| output.status.success()).map(
+            |output| String::from_utf8_lossy(&output.stdout).trim().trim_start_matches("git version ").to_string(),
+        );
     Capabilities {
         cortex_version: env!("CARGO_PKG_VERSION").to_string(),
         protocol_version: PROTOCOL_VERSION,
@@ -820,10 +684,7 @@ fn capabilities() -> Capabilities {
         cpus: std::thread::available_parallelism().map_or(1, |cpus| cpus.get() as u32),
         memory_bytes: total_memory,
         git_version,
-        providers: vec![ProviderInfo {
-            name: "fake".into(),
-            version: Some(env!("CARGO_PKG_VERSION").into()),
-        }],
+        providers: vec![ProviderInfo { name: "fake".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }],
     }
 }
 
@@ -831,12 +692,7 @@ fn capabilities() -> Capabilities {
 fn resources(roots: &[String]) -> Resources {
     let (free_memory_bytes, total_memory_bytes) = memory();
     let Ok(disks) = sysinfo::Disks::new_with_refreshed_list() else {
-        return Resources {
-            load1: load(),
-            free_memory_bytes,
-            total_memory_bytes,
-            disks: Vec::new(),
-        };
+        return Resources { load1: load(), free_memory_bytes, total_memory_bytes, disks: Vec::new() };
     };
     let disks = roots
         .iter()
@@ -845,19 +701,10 @@ fn resources(roots: &[String]) -> Resources {
                 .iter()
                 .filter(|disk| Path::new(root).starts_with(disk.mount_point()))
                 .max_by_key(|disk| disk.mount_point().as_os_str().len())?;
-            Some(DiskFree {
-                path: root.clone(),
-                free_bytes: disk.available_space(),
-                total_bytes: disk.total_space(),
-            })
+            Some(DiskFree { path: root.clone(), free_bytes: disk.available_space(), total_bytes: disk.total_space() })
         })
         .collect();
-    Resources {
-        load1: load(),
-        free_memory_bytes,
-        total_memory_bytes,
-        disks,
-    }
+    Resources { load1: load(), free_memory_bytes, total_memory_bytes, disks }
 }
 
 /// Available and total memory in bytes; zeros where the OS will not say.

@@ -11,9 +11,7 @@ mod workspaces;
 
 use std::path::{Path, PathBuf};
 
-pub use runner::{
-    Approver, Cancel, Observer, PreparedTurn, ProviderSpec, StartRequest, TurnResult,
-};
+pub use runner::{Approver, Cancel, Observer, PreparedTurn, ProviderSpec, StartRequest, TurnResult};
 
 use crate::protocol::{SessionId, Workspace};
 use crate::store::{self, Recovered, Store};
@@ -27,15 +25,9 @@ pub enum Error {
     #[error(transparent)]
     Lifecycle(#[from] crate::protocol::IllegalTransition),
     #[error("session `{session}` uses provider `{provider}`, which this node does not have")]
-    UnknownProvider {
-        session: SessionId,
-        provider: String,
-    },
+    UnknownProvider { session: SessionId, provider: String },
     #[error("Core refused this node ({reason:?}): {message}")]
-    Refused {
-        reason: crate::protocol::Refusal,
-        message: String,
-    },
+    Refused { reason: crate::protocol::Refusal, message: String },
     #[error(
         "this node is not enrolled: get a token with `cortex node enroll` on Core's machine and pass it with --token"
     )]
@@ -67,20 +59,12 @@ impl Node {
     /// The in-process node of the CLI, named after this machine.
     pub fn new(data_dir: &Path) -> Node {
         let name = host_name();
-        Node {
-            data_dir: data_dir.to_path_buf(),
-            id: name.clone(),
-            name,
-        }
+        Node { data_dir: data_dir.to_path_buf(), id: name.clone(), name }
     }
 
     /// A node enrolled with Core under `id`.
     pub fn with_identity(data_dir: &Path, id: &str, name: &str) -> Node {
-        Node {
-            data_dir: data_dir.to_path_buf(),
-            id: id.to_string(),
-            name: name.to_string(),
-        }
+        Node { data_dir: data_dir.to_path_buf(), id: id.to_string(), name: name.to_string() }
     }
 
     pub fn id(&self) -> &str {

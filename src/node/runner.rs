@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{Error, Node, Result};
-use crate::protocol::{
-    ApprovalDecision, Event, EventKind, SessionId, SessionState, TurnOutcome, Workspace,
-};
+use crate::protocol::{ApprovalDecision, Event, EventKind, SessionId, SessionState, TurnOutcome, Workspace};
 use crate::provider::fake::{FakeProvider, Script};
 use crate::provider::{self, Provider, TurnEnd, TurnRequest, TurnSink};
 use crate::store::{FlushReason, META_SCHEMA, Meta, SessionWriter, Store};
@@ -20,10 +18,7 @@ use crate::store::{FlushReason, META_SCHEMA, Meta, SessionWriter, Store};
 pub enum ProviderSpec {
     /// The scripted agent; `script` is the script's text, `script_name` names
     /// it in errors.
-    Fake {
-        script: Option<String>,
-        script_name: String,
-    },
+    Fake { script: Option<String>, script_name: String },
 }
 
 impl ProviderSpec {
@@ -42,10 +37,7 @@ impl ProviderSpec {
     /// Builds the provider, checking its configuration completely.
     fn build(&self) -> Result<Box<dyn Provider>> {
         match self {
-            Self::Fake {
-                script: Some(text),
-                script_name,
-            } => {
+            Self::Fake { script: Some(text), script_name } => {
                 let script = Script::parse(text, script_name).map_err(provider::Error::from)?;
                 Ok(Box::new(FakeProvider::new(script)))
             }
@@ -131,8 +123,7 @@ impl Node {
         observer: &mut dyn Observer,
     ) -> Result<TurnResult> {
         let workspace = self.bind_checked(store, &request.provider)?;
-        self.prepare_start(store, &workspace, request, observer)?
-            .run(approver, observer, &Cancel::default())
+        self.prepare_start(store, &workspace, request, observer)?.run(approver, observer, &Cancel::default())
     }
 
     /// Binds `store`'s repository, but only once the provider's
@@ -151,30 +142,18 @@ impl Node {
         observer: &mut dyn Observer,
     ) -> Result<PreparedTurn> {
         let provider = request.provider.build()?;
-        let id = request
-            .session_id
-            .clone()
-            .unwrap_or_else(SessionId::generate);
-        if let ProviderSpec::Fake {
-            script: Some(text), ..
-        } = &request.provider
-        {
+        let id = request.session_id.clone().unwrap_or_else(SessionId::generate);
+        if let ProviderSpec::Fake { script: Some(text), .. } = &request.provider {
             let path = script_path(store, &id);
             fs_err::create_dir_all(path.parent().expect("holds because the path has a folder"))
                 .and_then(|()| fs_err::write(&path, text))
-                .map_err(|source| Error::Io {
-                    context: "cannot keep the session's script".into(),
-                    source,
-                })?;
+                .map_err(|source| Error::Io { context: "cannot keep the session's script".into(), source })?;
         }
         let now = jiff::Timestamp::now();
         let meta = Meta {
             schema: META_SCHEMA,
             id,
-            title: request
-                .title
-                .clone()
-                .unwrap_or_else(|| first_line(&request.prompt)),
+            title: request.title.clone().unwrap_or_else(|| first_line(&request.prompt)),
             provider: request.provider.name().to_string(),
             node: self.name.clone(),
             workspace: workspace.id.to_string(),
@@ -195,22 +174,12 @@ impl Node {
             at: now,
             turn: None,
             cause: None,
-            kind: EventKind::Lifecycle {
-                from: None,
-                to: SessionState::Starting,
-                reason: None,
-            },
+            kind: EventKind::Lifecycle { from: None, to: SessionState::Starting, reason: None },
         };
         writer.append(std::slice::from_ref(&first))?;
         writer.flush(FlushReason::Lifecycle)?;
         observer.event(&first, writer.meta());
-        Ok(PreparedTurn {
-            store: store.clone(),
-            writer,
-            provider,
-            prompt: request.prompt,
-            preamble: Vec::new(),
-        })
+        Ok(PreparedTurn { store: store.clone(), writer, provider, prompt: request.prompt, preamble: Vec::new() })
     }
 
     /// Runs the next turn of an existing session.
@@ -222,17 +191,11 @@ impl Node {
         approver: &mut dyn Approver,
         observer: &mut dyn Observer,
     ) -> Result<TurnResult> {
-        self.prepare_send(store, session, prompt)?
-            .run(approver, observer, &Cancel::default())
+        self.prepare_send(store, session, prompt)?.run(approver, observer, &Cancel::default())
     }
 
     /// Takes the session's lock and checks that it may run a turn now.
-    pub fn prepare_send(
-        &self,
-        store: &Store,
-        session: &SessionId,
-        prompt: &str,
-    ) -> Result<PreparedTurn> {
+    pub fn prepare_send(&self, store: &Store, session: &SessionId, prompt: &str) -> Result<PreparedTurn> {
         let mut writer = SessionWriter::open(store, session)?;
         // Holding the lock, a session that looks mid-turn has a dead writer.
         writer.recover_in_place()?;
@@ -241,43 +204,23 @@ impl Node {
         if state == SessionState::Interrupted {
             preamble.push((Some(state), SessionState::Idle));
         }
-        preamble
-            .last()
-            .map_or(state, |(_, to)| *to)
-            .check_transition(SessionState::Running)?;
+        preamble.last().map_or(state, |(_, to)| *to).check_transition(SessionState::Running)?;
         let provider: Box<dyn Provider> = match writer.meta().provider.as_str() {
             "fake" => {
                 let path = script_path(store, session);
-                let script = if path.exists() {
-                    Script::load(&path).map_err(provider::Error::from)?
-                } else {
-                    Script::default()
-                };
+                let script =
+                    if path.exists() { Script::load(&path).map_err(provider::Error::from)? } else { Script::default() };
                 Box::new(FakeProvider::new(script))
             }
             other => {
-                return Err(Error::UnknownProvider {
-                    session: session.clone(),
-                    provider: other.to_string(),
-                });
+                return Err(Error::UnknownProvider { session: session.clone(), provider: other.to_string() });
             }
         };
-        Ok(PreparedTurn {
-            store: store.clone(),
-            writer,
-            provider,
-            prompt: prompt.to_string(),
-            preamble,
-        })
+        Ok(PreparedTurn { store: store.clone(), writer, provider, prompt: prompt.to_string(), preamble })
     }
 
     /// Moves a session that is not mid-turn to `stopped`.
-    pub fn stop_idle(
-        &self,
-        store: &Store,
-        session: &SessionId,
-        observer: &mut dyn Observer,
-    ) -> Result<SessionState> {
+    pub fn stop_idle(&self, store: &Store, session: &SessionId, observer: &mut dyn Observer) -> Result<SessionState> {
         let mut writer = SessionWriter::open(store, session)?;
         writer.recover_in_place()?;
         let from = writer.meta().state;
@@ -302,29 +245,12 @@ impl PreparedTurn {
 
     /// Runs the turn to its end. `cancel` stops it at the provider's next
     /// step; the turn then ends `interrupted` and the session `stopped`.
-    pub fn run(
-        self,
-        approver: &mut dyn Approver,
-        observer: &mut dyn Observer,
-        cancel: &Cancel,
-    ) -> Result<TurnResult> {
-        let PreparedTurn {
-            store,
-            writer,
-            mut provider,
-            prompt,
-            preamble,
-        } = self;
+    pub fn run(self, approver: &mut dyn Approver, observer: &mut dyn Observer, cancel: &Cancel) -> Result<TurnResult> {
+        let PreparedTurn { store, writer, mut provider, prompt, preamble } = self;
         let mut runner = Runner::new(writer, approver, observer);
         for (from, to) in preamble {
             match from {
-                None => runner
-                    .record(EventKind::Lifecycle {
-                        from: None,
-                        to,
-                        reason: None,
-                    })
-                    .map(drop)?,
+                None => runner.record(EventKind::Lifecycle { from: None, to, reason: None }).map(drop)?,
                 Some(_) => runner.transition(to, None)?,
             }
         }
@@ -341,10 +267,7 @@ impl Approver for NoApprover {
 }
 
 fn script_path(store: &Store, session: &SessionId) -> PathBuf {
-    store
-        .private_dir()
-        .join("scripts")
-        .join(format!("{session}.toml"))
+    store.private_dir().join("scripts").join(format!("{session}.toml"))
 }
 
 fn first_line(prompt: &str) -> String {
@@ -365,28 +288,15 @@ struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    fn new(
-        writer: SessionWriter,
-        approver: &'a mut dyn Approver,
-        observer: &'a mut dyn Observer,
-    ) -> Runner<'a> {
+    fn new(writer: SessionWriter, approver: &'a mut dyn Approver, observer: &'a mut dyn Observer) -> Runner<'a> {
         let session = writer.id().clone();
         let writer = Arc::new(Mutex::new(writer));
         let timer = FlushTimer::start(&writer);
-        Runner {
-            writer,
-            session,
-            turn: None,
-            approver,
-            observer,
-            timer,
-        }
+        Runner { writer, session, turn: None, approver, observer, timer }
     }
 
     fn writer(&self) -> MutexGuard<'_, SessionWriter> {
-        self.writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn record(&mut self, kind: EventKind) -> Result<u64> {
@@ -401,13 +311,7 @@ impl<'a> Runner<'a> {
         };
         let event = {
             let mut writer = self.writer();
-            let event = Event {
-                seq: writer.last_seq() + 1,
-                at: jiff::Timestamp::now(),
-                turn: self.turn,
-                cause,
-                kind,
-            };
+            let event = Event { seq: writer.last_seq() + 1, at: jiff::Timestamp::now(), turn: self.turn, cause, kind };
             writer.append(std::slice::from_ref(&event))?;
             if let Some(reason) = flush {
                 writer.flush(reason)?;
@@ -424,11 +328,7 @@ impl<'a> Runner<'a> {
         let from = self.writer().meta().state;
         from.check_transition(to)?;
         self.writer().set_state(to, reason.clone());
-        self.record(EventKind::Lifecycle {
-            from: Some(from),
-            to,
-            reason,
-        })?;
+        self.record(EventKind::Lifecycle { from: Some(from), to, reason })?;
         Ok(())
     }
 
@@ -455,16 +355,9 @@ impl<'a> Runner<'a> {
             writer.put_tree(format!("turns/{turn}/base"), base.tree);
         }
         self.transition(SessionState::Running, None)?;
-        let prompt_seq = self.record(EventKind::UserMessage {
-            text: prompt.to_string(),
-        })?;
+        let prompt_seq = self.record(EventKind::UserMessage { text: prompt.to_string() })?;
 
-        let request = TurnRequest {
-            workspace: store.workdir(),
-            turn,
-            prompt,
-            cancel: cancel.flag(),
-        };
+        let request = TurnRequest { workspace: store.workdir(), turn, prompt, cancel: cancel.flag() };
         let (outcome, error) = match provider.run_turn(request, &mut self) {
             _ if cancel.is_cancelled() => (TurnOutcome::Interrupted, None),
             Ok(TurnEnd::Completed) => (TurnOutcome::Completed, None),
@@ -475,9 +368,7 @@ impl<'a> Runner<'a> {
             Err(error) => (TurnOutcome::Failed, Some(error.to_string())),
         };
         if let Some(message) = &error {
-            self.record(EventKind::Error {
-                message: message.clone(),
-            })?;
+            self.record(EventKind::Error { message: message.clone() })?;
         }
 
         let after = store.snapshot_worktree(base.tree)?;
@@ -492,10 +383,7 @@ impl<'a> Runner<'a> {
             insertions: stat.insertions(),
             deletions: stat.deletions(),
         })?;
-        self.record_caused(
-            EventKind::TurnFinished { outcome },
-            Some(format!("seq:{prompt_seq}")),
-        )?;
+        self.record_caused(EventKind::TurnFinished { outcome }, Some(format!("seq:{prompt_seq}")))?;
         match outcome {
             TurnOutcome::Completed => self.transition(SessionState::Idle, None)?,
             TurnOutcome::Failed => self.transition(SessionState::Failed, error.clone())?,
@@ -509,12 +397,7 @@ impl<'a> Runner<'a> {
 
     /// Stops the flush timer and hands back the writer.
     fn into_writer(self) -> (SessionId, SessionWriter) {
-        let Runner {
-            writer,
-            session,
-            timer,
-            ..
-        } = self;
+        let Runner { writer, session, timer, .. } = self;
         drop(timer);
         let writer = Arc::try_unwrap(writer)
             .ok()
@@ -526,14 +409,8 @@ impl<'a> Runner<'a> {
 
     fn finish(self, turn: u32, outcome: TurnOutcome, error: Option<String>) -> Result<TurnResult> {
         let (session, writer) = self.into_writer();
-        let result = TurnResult {
-            session,
-            turn,
-            outcome,
-            error,
-            state: writer.meta().state,
-            last_seq: writer.last_seq(),
-        };
+        let result =
+            TurnResult { session, turn, outcome, error, state: writer.meta().state, last_seq: writer.last_seq() };
         writer.close()?;
         Ok(result)
     }
@@ -556,19 +433,14 @@ impl FlushTimer {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(TIMER_TICK);
-                    let mut writer = writer
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let mut writer = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                     if let Err(error) = writer.flush_if_due() {
                         tracing::warn!(%error, "timed flush failed; the spool still holds the events");
                     }
                 }
             })
         };
-        FlushTimer {
-            stop,
-            handle: Some(handle),
-        }
+        FlushTimer { stop, handle: Some(handle) }
     }
 }
 
@@ -583,13 +455,11 @@ impl Drop for FlushTimer {
 
 impl TurnSink for Runner<'_> {
     fn emit(&mut self, kind: EventKind) -> Result<u64, provider::Error> {
-        self.record(kind)
-            .map_err(|error| provider::Error::Sink(Box::new(error)))
+        self.record(kind).map_err(|error| provider::Error::Sink(Box::new(error)))
     }
 
     fn approve(&mut self, prompt: &str) -> Result<ApprovalDecision, provider::Error> {
-        self.ask(prompt)
-            .map_err(|error| provider::Error::Sink(Box::new(error)))
+        self.ask(prompt).map_err(|error| provider::Error::Sink(Box::new(error)))
     }
 }
 
@@ -599,20 +469,10 @@ impl Runner<'_> {
     fn ask(&mut self, prompt: &str) -> Result<ApprovalDecision> {
         let seq = self.writer().last_seq() + 1;
         let approval_id = format!("apr_{seq}");
-        self.record(EventKind::ApprovalRequested {
-            approval_id: approval_id.clone(),
-            prompt: prompt.to_string(),
-        })?;
+        self.record(EventKind::ApprovalRequested { approval_id: approval_id.clone(), prompt: prompt.to_string() })?;
         self.transition(SessionState::AwaitingApproval, None)?;
         let (decision, by) = self.approver.decide(&self.session, prompt);
-        self.record_caused(
-            EventKind::ApprovalResolved {
-                approval_id,
-                decision,
-                by,
-            },
-            Some(format!("seq:{seq}")),
-        )?;
+        self.record_caused(EventKind::ApprovalResolved { approval_id, decision, by }, Some(format!("seq:{seq}")))?;
         self.transition(SessionState::Running, None)?;
         Ok(decision)
     }

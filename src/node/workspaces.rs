@@ -24,43 +24,28 @@ pub(super) fn load(data_dir: &Path) -> Result<Vec<Workspace>> {
     let path = registry_path(data_dir);
     match fs_err::read_to_string(&path) {
         Ok(text) => {
-            let registry: Registry = toml::from_str(&text).map_err(|error| Error::Config {
-                path: path.clone(),
-                detail: error.to_string(),
-            })?;
+            let registry: Registry = toml::from_str(&text)
+                .map_err(|error| Error::Config { path: path.clone(), detail: error.to_string() })?;
             Ok(registry.workspaces)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(source) => Err(Error::Io {
-            context: format!("cannot read `{}`", path.display()),
-            source,
-        }),
+        Err(source) => Err(Error::Io { context: format!("cannot read `{}`", path.display()), source }),
     }
 }
 
 fn save(data_dir: &Path, workspaces: &[Workspace]) -> Result<()> {
     let path = registry_path(data_dir);
-    let text = toml::to_string(&Registry {
-        workspaces: workspaces.to_vec(),
-    })
-    .expect("holds because workspaces are plain TOML");
-    fs_err::create_dir_all(data_dir).map_err(|source| Error::Io {
-        context: "cannot create the data dir".into(),
-        source,
-    })?;
+    let text = toml::to_string(&Registry { workspaces: workspaces.to_vec() })
+        .expect("holds because workspaces are plain TOML");
+    fs_err::create_dir_all(data_dir)
+        .map_err(|source| Error::Io { context: "cannot create the data dir".into(), source })?;
     // Written whole and renamed into place, so a crash leaves the old file.
-    let tmp = tempfile::NamedTempFile::new_in(data_dir).map_err(|source| Error::Io {
-        context: "cannot write the workspace registry".into(),
-        source,
-    })?;
-    fs_err::write(tmp.path(), text).map_err(|source| Error::Io {
-        context: "cannot write the workspace registry".into(),
-        source,
-    })?;
-    tmp.persist(&path).map_err(|error| Error::Io {
-        context: format!("cannot replace `{}`", path.display()),
-        source: error.error,
-    })?;
+    let tmp = tempfile::NamedTempFile::new_in(data_dir)
+        .map_err(|source| Error::Io { context: "cannot write the workspace registry".into(), source })?;
+    fs_err::write(tmp.path(), text)
+        .map_err(|source| Error::Io { context: "cannot write the workspace registry".into(), source })?;
+    tmp.persist(&path)
+        .map_err(|error| Error::Io { context: format!("cannot replace `{}`", path.display()), source: error.error })?;
     Ok(())
 }
 
@@ -69,16 +54,11 @@ fn save(data_dir: &Path, workspaces: &[Workspace]) -> Result<()> {
 pub(super) fn bind(data_dir: &Path, node: &str, store: &Store) -> Result<Workspace> {
     let mut workspaces = load(data_dir)?;
     let path = store.workdir().to_string_lossy().into_owned();
-    let name = store
-        .workdir()
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.clone());
+    let name =
+        store.workdir().file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| path.clone());
     let remote_url = store.remote_url("origin");
     let default_branch = store.head_branch();
-    let existing = workspaces
-        .iter_mut()
-        .find(|workspace| workspace.path == path);
+    let existing = workspaces.iter_mut().find(|workspace| workspace.path == path);
     let workspace = match existing {
         Some(workspace) => {
             if workspace.remote_url == remote_url

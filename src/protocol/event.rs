@@ -183,13 +183,7 @@ mod tests {
     fn events_are_flat_json_lines_that_round_trip() {
         let at: jiff::Timestamp = "2026-11-24T08:00:00Z".parse().unwrap();
         check(
-            Event {
-                seq: 3,
-                at,
-                turn: Some(1),
-                cause: None,
-                kind: EventKind::AssistantMessage { text: "hi".into() },
-            },
+            Event { seq: 3, at, turn: Some(1), cause: None, kind: EventKind::AssistantMessage { text: "hi".into() } },
             r#"{"seq":3,"at":"2026-11-24T08:00:00Z","turn":1,"kind":"assistant_message","text":"hi"}"#,
         );
         check(
@@ -198,11 +192,7 @@ mod tests {
                 at,
                 turn: None,
                 cause: Some("seq:0".into()),
-                kind: EventKind::Lifecycle {
-                    from: None,
-                    to: SessionState::Starting,
-                    reason: None,
-                },
+                kind: EventKind::Lifecycle { from: None, to: SessionState::Starting, reason: None },
             },
             r#"{"seq":1,"at":"2026-11-24T08:00:00Z","cause":"seq:0","kind":"lifecycle","to":"starting"}"#,
         );
@@ -210,13 +200,8 @@ mod tests {
 
     #[test]
     fn unknown_kinds_are_refused() {
-        let error = serde_json::from_str::<Event>(
-            r#"{"seq":1,"at":"2026-11-24T08:00:00Z","kind":"telepathy"}"#,
-        )
-        .unwrap_err();
-        assert!(
-            error.to_string().contains("unknown variant `telepathy`"),
-            "{error}"
-        );
+        let error =
+            serde_json::from_str::<Event>(r#"{"seq":1,"at":"2026-11-24T08:00:00Z","kind":"telepathy"}"#).unwrap_err();
+        assert!(error.to_string().contains("unknown variant `telepathy`"), "{error}");
     }
 }

@@ -17,11 +17,7 @@ macro_rules! prefixed_id {
 
             /// A fresh id, ordered after every id made earlier on this machine.
             pub fn generate() -> Self {
-                Self(format!(
-                    "{}{}",
-                    $prefix,
-                    ulid::Ulid::new().to_string().to_lowercase()
-                ))
+                Self(format!("{}{}", $prefix, ulid::Ulid::new().to_string().to_lowercase()))
             }
 
             pub fn as_str(&self) -> &str {
@@ -32,12 +28,9 @@ macro_rules! prefixed_id {
         impl FromStr for $name {
             type Err = String;
             fn from_str(text: &str) -> Result<Self, String> {
-                let body = text.strip_prefix($prefix).ok_or_else(|| {
-                    format!(
-                        "`{text}` is not a {} id: it must start with `{}`",
-                        $what, $prefix
-                    )
-                })?;
+                let body = text
+                    .strip_prefix($prefix)
+                    .ok_or_else(|| format!("`{text}` is not a {} id: it must start with `{}`", $what, $prefix))?;
                 if body.len() != 26 || ulid::Ulid::from_string(body).is_err() {
                     return Err(format!("`{text}` is not a valid {} id", $what));
                 }

@@ -62,10 +62,7 @@ impl SessionState {
 
     /// A turn is under way: the provider is working or waiting on a person.
     pub fn is_busy(self) -> bool {
-        matches!(
-            self,
-            Self::Starting | Self::Running | Self::AwaitingApproval
-        )
+        matches!(self, Self::Starting | Self::Running | Self::AwaitingApproval)
     }
 
     pub fn can_become(self, to: SessionState) -> bool {
@@ -93,11 +90,7 @@ impl SessionState {
             _ if self.is_busy() => " while a turn is under way (wait for it, or interrupt it)",
             _ => "",
         };
-        Err(IllegalTransition {
-            from: self,
-            to,
-            hint,
-        })
+        Err(IllegalTransition { from: self, to, hint })
     }
 }
 
@@ -110,16 +103,10 @@ impl fmt::Display for SessionState {
 impl FromStr for SessionState {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == text)
-            .ok_or_else(|| {
-                let names: Vec<_> = Self::ALL.iter().map(|s| s.as_str()).collect();
-                format!(
-                    "unknown session state `{text}` (expected one of {})",
-                    names.join(", ")
-                )
-            })
+        Self::ALL.into_iter().find(|state| state.as_str() == text).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|s| s.as_str()).collect();
+            format!("unknown session state `{text}` (expected one of {})", names.join(", "))
+        })
     }
 }
 
@@ -161,16 +148,8 @@ mod tests {
             Running,
             "a session that is running cannot become running while a turn is under way (wait for it, or interrupt it)",
         );
-        check(
-            Stopped,
-            Stopped,
-            "a session that is stopped cannot become stopped (resume it first)",
-        );
-        check(
-            Idle,
-            Interrupted,
-            "a session that is idle cannot become interrupted",
-        );
+        check(Stopped, Stopped, "a session that is stopped cannot become stopped (resume it first)");
+        check(Idle, Interrupted, "a session that is idle cannot become interrupted");
     }
 
     #[test]
@@ -178,11 +157,6 @@ mod tests {
         for state in SessionState::ALL {
             assert_eq!(state.as_str().parse::<SessionState>(), Ok(state));
         }
-        assert!(
-            "sleeping"
-                .parse::<SessionState>()
-                .unwrap_err()
-                .contains("expected one of")
-        );
+        assert!("sleeping".parse::<SessionState>().unwrap_err().contains("expected one of"));
     }
 }

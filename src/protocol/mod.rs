@@ -11,16 +11,13 @@ mod id;
 mod lifecycle;
 mod wire;
 
-pub use api::{
-    ApiError, Enrollment, NodeStatus, NodeSummary, SearchHit, SessionSummary, TurnSummary,
-    Workspace,
-};
+pub use api::{ApiError, Enrollment, NodeStatus, NodeSummary, SearchHit, SessionSummary, TurnSummary, Workspace};
 pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TurnOutcome};
 pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
 pub use wire::{
-    Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, NodeFrame,
-    ProviderInfo, Refusal, Resources, SessionTip,
+    Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, NodeFrame, ProviderInfo,
+    Refusal, Resources, SessionTip,
 };
 
 /// Version of the normalized event schema and of the envelopes built on it.

@@ -224,10 +224,7 @@ pub enum CommandOutcome {
 
 impl CommandOutcome {
     pub fn error(code: &str, message: impl Into<String>) -> CommandOutcome {
-        CommandOutcome::Error {
-            code: code.to_string(),
-            message: message.into(),
-        }
+        CommandOutcome::Error { code: code.to_string(), message: message.into() }
     }
 }
 
@@ -236,10 +233,7 @@ mod tests {
     use super::*;
     use crate::protocol::PROTOCOL_VERSION;
 
-    fn check<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
-        value: T,
-        expect: &str,
-    ) {
+    fn check<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(value: T, expect: &str) {
         let text = serde_json::to_string(&value).unwrap();
         assert_eq!(text, expect);
         assert_eq!(serde_json::from_str::<T>(&text).unwrap(), value);
@@ -252,9 +246,7 @@ mod tests {
                 v: PROTOCOL_VERSION,
                 id: "cmd_1".into(),
                 target: Some("node_a".into()),
-                kind: CommandKind::StopSession {
-                    session_id: "ses_01m86a629myn3cjx91da8nn0vx".parse().unwrap(),
-                },
+                kind: CommandKind::StopSession { session_id: "ses_01m86a629myn3cjx91da8nn0vx".parse().unwrap() },
             },
             r#"{"v":1,"id":"cmd_1","target":"node_a","kind":"stop_session","payload":{"session_id":"ses_01m86a629myn3cjx91da8nn0vx"}}"#,
         );
@@ -277,19 +269,11 @@ mod tests {
     #[test]
     fn frames_are_tagged_by_type() {
         check(
-            CoreFrame::Ack {
-                v: 1,
-                session: "ses_01m86a629myn3cjx91da8nn0vx".parse().unwrap(),
-                seq: 7,
-            },
+            CoreFrame::Ack { v: 1, session: "ses_01m86a629myn3cjx91da8nn0vx".parse().unwrap(), seq: 7 },
             r#"{"type":"ack","v":1,"session":"ses_01m86a629myn3cjx91da8nn0vx","seq":7}"#,
         );
         check(
-            NodeFrame::CommandResult {
-                v: 1,
-                id: "c".into(),
-                outcome: CommandOutcome::error("busy", "later"),
-            },
+            NodeFrame::CommandResult { v: 1, id: "c".into(), outcome: CommandOutcome::error("busy", "later") },
             r#"{"type":"command_result","v":1,"id":"c","outcome":{"status":"error","code":"busy","message":"later"}}"#,
         );
         assert!(serde_json::from_str::<NodeFrame>(r#"{"type":"telepathy","v":1}"#).is_err());

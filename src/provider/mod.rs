@@ -54,9 +54,5 @@ pub enum TurnEnd {
 
 pub trait Provider: Send {
     fn name(&self) -> &'static str;
-    fn run_turn(
-        &mut self,
-        request: TurnRequest<'_>,
-        sink: &mut dyn TurnSink,
-    ) -> Result<TurnEnd, Error>;
+    fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error>;
 }

@@ -23,24 +23,12 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let args: Vec<_> = args
-        .into_iter()
-        .map(|arg| arg.as_ref().to_os_string())
-        .collect();
-    let shown = args
-        .iter()
-        .map(|arg| arg.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let args: Vec<_> = args.into_iter().map(|arg| arg.as_ref().to_os_string()).collect();
+    let shown = args.iter().map(|arg| arg.to_string_lossy()).collect::<Vec<_>>().join(" ");
     let mut command = Command::new("git");
     command
         .current_dir(dir)
-        .args([
-            "-c",
-            "core.hooksPath=/dev/null",
-            "-c",
-            "core.quotePath=false",
-        ])
+        .args(["-c", "core.hooksPath=/dev/null", "-c", "core.quotePath=false"])
         .args(&args)
         .stdin(Stdio::null())
         .env("GIT_TERMINAL_PROMPT", "0")

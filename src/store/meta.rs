@@ -49,10 +49,7 @@ impl Meta {
 
 impl Meta {
     /// The session as Core lists it, given the workspace it lives in.
-    pub fn summary(
-        &self,
-        workspace: &crate::protocol::Workspace,
-    ) -> crate::protocol::SessionSummary {
+    pub fn summary(&self, workspace: &crate::protocol::Workspace) -> crate::protocol::SessionSummary {
         crate::protocol::SessionSummary {
             id: self.id.clone(),
             title: self.title.clone(),

@@ -44,20 +44,12 @@ pub enum Error {
     #[error("no session `{0}` in this repository")]
     SessionNotFound(SessionId),
     #[error("session `{session}` has no turn {turn} (it has {turns})")]
-    NoSuchTurn {
-        session: SessionId,
-        turn: u32,
-        turns: u32,
-    },
+    NoSuchTurn { session: SessionId, turn: u32, turns: u32 },
     #[error("session `{0}` already exists in this repository")]
     SessionExists(SessionId),
-    #[error(
-        "session `{0}` is being written by another Cortex process; wait for it to finish or stop it"
-    )]
+    #[error("session `{0}` is busy: a turn is running; wait for it to finish, or stop it with `cortex session stop`")]
     SessionBusy(SessionId),
-    #[error(
-        "ref `{name}` moved while Cortex was writing it, {attempts} times in a row; another writer is active"
-    )]
+    #[error("ref `{name}` moved while Cortex was writing it, {attempts} times in a row; another writer is active")]
     Contended { name: String, attempts: u32 },
     #[error("corrupt session data in `{what}`: {detail}")]
     Corrupt { what: String, detail: String },
@@ -68,11 +60,7 @@ pub enum Error {
         source: gix::Error,
     },
     #[error("`git {args}` failed in `{}`: {stderr}", dir.display())]
-    GitCommand {
-        args: String,
-        dir: PathBuf,
-        stderr: String,
-    },
+    GitCommand { args: String, dir: PathBuf, stderr: String },
     #[error("{context}")]
     Io {
         context: String,
@@ -90,10 +78,7 @@ trait GitContext<T> {
 
 impl<T, E: Into<gix::Error>> GitContext<T> for std::result::Result<T, E> {
     fn git(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Git {
-            context: context(),
-            source: source.into(),
-        })
+        self.map_err(|source| Error::Git { context: context(), source: source.into() })
     }
 }
 
@@ -103,10 +88,7 @@ trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn io(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Io {
-            context: context(),
-            source,
-        })
+        self.map_err(|source| Error::Io { context: context(), source })
     }
 }
 
@@ -119,19 +101,13 @@ pub struct Store {
 impl Store {
     /// Opens the repository containing `path`, as git would find it.
     pub fn discover(path: &Path) -> Result<Store> {
-        let repo = gix::discover(path).map_err(|_| Error::NotARepository {
-            path: path.to_path_buf(),
-        })?;
+        let repo = gix::discover(path).map_err(|_| Error::NotARepository { path: path.to_path_buf() })?;
         Self::from_repo(repo, path)
     }
 
     fn from_repo(repo: gix::Repository, path: &Path) -> Result<Store> {
-        let workdir = repo.workdir().ok_or_else(|| Error::Bare {
-            path: path.to_path_buf(),
-        })?;
-        let workdir = workdir
-            .canonicalize()
-            .io(|| format!("cannot resolve `{}`", workdir.display()))?;
+        let workdir = repo.workdir().ok_or_else(|| Error::Bare { path: path.to_path_buf() })?;
+        let workdir = workdir.canonicalize().io(|| format!("cannot resolve `{}`", workdir.display()))?;
         let ref_storage = repo.config_snapshot().string("extensions.refStorage");
         if ref_storage.is_some_and(|value| value.eq_ignore_ascii_case(b"reftable")) {
             return Err(Error::Reftable { path: workdir });
@@ -175,22 +151,14 @@ impl Store {
     }
 
     pub fn remote_url(&self, remote: &str) -> Option<String> {
-        let url = self
-            .repo
-            .config_snapshot()
-            .string(format!("remote.{remote}.url").as_str())?;
+        let url = self.repo.config_snapshot().string(format!("remote.{remote}.url").as_str())?;
         Some(url.to_string())
     }
 
     /// Every session ref in this repository with its tip, sorted by id.
     pub fn session_tips(&self) -> Result<Vec<(SessionId, gix::ObjectId)>> {
-        let platform = self
-            .repo
-            .references()
-            .git(|| "cannot list session refs".into())?;
-        let iter = platform
-            .prefixed(SESSIONS_PREFIX)
-            .git(|| "cannot list session refs".into())?;
+        let platform = self.repo.references().git(|| "cannot list session refs".into())?;
+        let iter = platform.prefixed(SESSIONS_PREFIX).git(|| "cannot list session refs".into())?;
         let mut tips = Vec::new();
         for reference in iter {
             let reference = reference.map_err(|source| Error::Git {
@@ -214,13 +182,8 @@ impl Store {
 
     pub fn session_tip(&self, id: &SessionId) -> Result<Option<gix::ObjectId>> {
         let name = Self::ref_name(id);
-        let reference = self
-            .repo
-            .try_find_reference(name.as_str())
-            .git(|| format!("cannot read `{name}`"))?;
-        Ok(reference
-            .and_then(|reference| reference.try_id())
-            .map(|id| id.detach()))
+        let reference = self.repo.try_find_reference(name.as_str()).git(|| format!("cannot read `{name}`"))?;
+        Ok(reference.and_then(|reference| reference.try_id()).map(|id| id.detach()))
     }
 
     /// Moves `name` to `new` only if it still points at `expected` (or does not
@@ -240,11 +203,7 @@ impl Store {
         };
         let edit = RefEdit {
             change: Change::Update {
-                log: LogChange {
-                    mode: RefLog::AndReference,
-                    force_create_reflog: true,
-                    message: message.into(),
-                },
+                log: LogChange { mode: RefLog::AndReference, force_create_reflog: true, message: message.into() },
                 expected,
                 new: Target::Object(new),
             },
@@ -253,8 +212,7 @@ impl Store {
         };
         let committer = session::signature(jiff::Timestamp::now());
         let mut time = gix::date::parse::TimeBuf::default();
-        self.repo
-            .edit_references_as([edit], Some(committer.to_ref(&mut time)))?;
+        self.repo.edit_references_as([edit], Some(committer.to_ref(&mut time)))?;
         Ok(())
     }
 }

@@ -30,10 +30,7 @@ const STALE_LOCK_AGE: Duration = Duration::from_secs(5);
 
 impl Clone for Store {
     fn clone(&self) -> Self {
-        Store {
-            repo: self.repo.clone(),
-            workdir: self.workdir.clone(),
-        }
+        Store { repo: self.repo.clone(), workdir: self.workdir.clone() }
     }
 }
 
@@ -42,56 +39,31 @@ impl Store {
     /// session tree.
     pub(crate) fn write_blob(&self, content: &[u8]) -> Result<ObjectId> {
         let content = redact::redact(content);
-        Ok(self
-            .repo
-            .write_blob(content.as_ref())
-            .git(|| "cannot write a blob".into())?
-            .detach())
+        Ok(self.repo.write_blob(content.as_ref()).git(|| "cannot write a blob".into())?.detach())
     }
 
     pub(crate) fn commit_tree(&self, commit: ObjectId) -> Result<ObjectId> {
-        let commit = self
-            .repo
-            .find_commit(commit)
-            .git(|| format!("cannot read commit {commit}"))?;
-        Ok(commit
-            .tree_id()
-            .git(|| "cannot read a commit's tree".into())?
-            .detach())
+        let commit = self.repo.find_commit(commit).git(|| format!("cannot read commit {commit}"))?;
+        Ok(commit.tree_id().git(|| "cannot read a commit's tree".into())?.detach())
     }
 
     pub(crate) fn read_meta(&self, tree: ObjectId) -> Result<Meta> {
         let bytes = self
             .read_blob_at(tree, "meta.toml")?
-            .ok_or_else(|| Error::Corrupt {
-                what: format!("tree {tree}"),
-                detail: "meta.toml is missing".into(),
-            })?;
+            .ok_or_else(|| Error::Corrupt { what: format!("tree {tree}"), detail: "meta.toml is missing".into() })?;
         let text = String::from_utf8_lossy(&bytes);
-        Meta::from_toml(&text).map_err(|detail| Error::Corrupt {
-            what: format!("meta.toml in tree {tree}"),
-            detail,
-        })
+        Meta::from_toml(&text).map_err(|detail| Error::Corrupt { what: format!("meta.toml in tree {tree}"), detail })
     }
 
     fn read_blob_at(&self, tree: ObjectId, path: &str) -> Result<Option<Vec<u8>>> {
-        let tree = self
-            .repo
-            .find_tree(tree)
-            .git(|| format!("cannot read tree {tree}"))?;
-        let Some(entry) = tree
-            .lookup_entry_by_path(path)
-            .git(|| format!("cannot look up `{path}`"))?
-        else {
+        let tree = self.repo.find_tree(tree).git(|| format!("cannot read tree {tree}"))?;
+        let Some(entry) = tree.lookup_entry_by_path(path).git(|| format!("cannot look up `{path}`"))? else {
             return Ok(None);
         };
         if !entry.mode().is_blob() {
             return Ok(None);
         }
-        let blob = self
-            .repo
-            .find_blob(entry.object_id())
-            .git(|| format!("cannot read `{path}`"))?;
+        let blob = self.repo.find_blob(entry.object_id()).git(|| format!("cannot read `{path}`"))?;
         Ok(Some(blob.data.clone()))
     }
 
@@ -102,9 +74,7 @@ impl Store {
     }
 
     pub fn read_session(&self, id: &SessionId) -> Result<SessionView> {
-        let tip = self
-            .session_tip(id)?
-            .ok_or_else(|| Error::SessionNotFound(id.clone()))?;
+        let tip = self.session_tip(id)?.ok_or_else(|| Error::SessionNotFound(id.clone()))?;
         self.view_at(tip)
     }
 
@@ -115,10 +85,7 @@ impl Store {
         let mut chunks = Vec::new();
         for bucket in self.tree_entries(view.tree, "events")? {
             for (name, oid) in self.tree_entries_of(bucket.1)? {
-                let Some(first_seq) = name
-                    .strip_suffix(".jsonl")
-                    .and_then(|stem| stem.parse::<u64>().ok())
-                else {
+                let Some(first_seq) = name.strip_suffix(".jsonl").and_then(|stem| stem.parse::<u64>().ok()) else {
                     continue;
                 };
                 if first_seq > after_seq {
@@ -129,19 +96,15 @@ impl Store {
         chunks.sort();
         let mut events = Vec::new();
         for (first_seq, oid) in chunks {
-            let blob = self
-                .repo
-                .find_blob(oid)
-                .git(|| format!("cannot read event chunk {first_seq}"))?;
+            let blob = self.repo.find_blob(oid).git(|| format!("cannot read event chunk {first_seq}"))?;
             for (line_idx, line) in blob.data.split(|byte| *byte == b'\n').enumerate() {
                 if line.is_empty() {
                     continue;
                 }
-                let event: Event =
-                    serde_json::from_slice(line).map_err(|error| Error::Corrupt {
-                        what: format!("{} chunk {first_seq} line {}", view.meta.id, line_idx + 1),
-                        detail: error.to_string(),
-                    })?;
+                let event: Event = serde_json::from_slice(line).map_err(|error| Error::Corrupt {
+                    what: format!("{} chunk {first_seq} line {}", view.meta.id, line_idx + 1),
+                    detail: error.to_string(),
+                })?;
                 events.push(event);
             }
         }
@@ -149,32 +112,17 @@ impl Store {
     }
 
     fn tree_entries(&self, tree: ObjectId, path: &str) -> Result<Vec<(String, ObjectId)>> {
-        let tree = self
-            .repo
-            .find_tree(tree)
-            .git(|| format!("cannot read tree {tree}"))?;
-        match tree
-            .lookup_entry_by_path(path)
-            .git(|| format!("cannot look up `{path}`"))?
-        {
+        let tree = self.repo.find_tree(tree).git(|| format!("cannot read tree {tree}"))?;
+        match tree.lookup_entry_by_path(path).git(|| format!("cannot look up `{path}`"))? {
             Some(entry) if entry.mode().is_tree() => self.tree_entries_of(entry.object_id()),
             _ => Ok(Vec::new()),
         }
     }
 
     fn tree_entries_of(&self, tree: ObjectId) -> Result<Vec<(String, ObjectId)>> {
-        let tree = self
-            .repo
-            .find_tree(tree)
-            .git(|| format!("cannot read tree {tree}"))?;
-        let decoded = tree
-            .decode()
-            .git(|| format!("cannot decode tree {tree:?}"))?;
-        Ok(decoded
-            .entries
-            .iter()
-            .map(|entry| (entry.filename.to_string(), entry.oid.to_owned()))
-            .collect())
+        let tree = self.repo.find_tree(tree).git(|| format!("cannot read tree {tree}"))?;
+        let decoded = tree.decode().git(|| format!("cannot decode tree {tree:?}"))?;
+        Ok(decoded.entries.iter().map(|entry| (entry.filename.to_string(), entry.oid.to_owned())).collect())
     }
 
     /// `turns/<n>/…` of a session.
@@ -185,28 +133,18 @@ impl Store {
                 .read_blob_at(view.tree, &format!("{base}/{name}"))?
                 .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
         };
-        let tree = self
-            .repo
-            .find_tree(view.tree)
-            .git(|| "cannot read a session tree".into())?;
+        let tree = self.repo.find_tree(view.tree).git(|| "cannot read a session tree".into())?;
         let worktree = tree
             .lookup_entry_by_path(format!("{base}/worktree"))
             .git(|| "cannot look up a worktree snapshot".into())?
             .filter(|entry| entry.mode().is_tree())
             .map(|entry| entry.object_id());
-        Ok(TurnFiles {
-            prompt: text("prompt.md")?,
-            diff: text("diff.patch")?,
-            worktree,
-        })
+        Ok(TurnFiles { prompt: text("prompt.md")?, diff: text("diff.patch")?, worktree })
     }
 
     /// The tree stored at `path` in a session tree, if any.
     pub fn tree_at(&self, view: &SessionView, path: &str) -> Result<Option<ObjectId>> {
-        let tree = self
-            .repo
-            .find_tree(view.tree)
-            .git(|| "cannot read a session tree".into())?;
+        let tree = self.repo.find_tree(view.tree).git(|| "cannot read a session tree".into())?;
         Ok(tree
             .lookup_entry_by_path(path)
             .git(|| format!("cannot look up `{path}`"))?
@@ -220,11 +158,7 @@ impl Store {
         let view = self.read_session(id)?;
         let turns = view.meta.turns;
         match turn {
-            Some(turn) if turn == 0 || turn > turns => Err(Error::NoSuchTurn {
-                session: id.clone(),
-                turn,
-                turns,
-            }),
+            Some(turn) if turn == 0 || turn > turns => Err(Error::NoSuchTurn { session: id.clone(), turn, turns }),
             Some(turn) => Ok(self.turn_files(&view, turn)?.diff.unwrap_or_default()),
             None => {
                 let base = self.tree_at(&view, "turns/1/base")?;
@@ -242,11 +176,7 @@ impl Store {
         if ancestor == descendant {
             return Ok(true);
         }
-        let walk = self
-            .repo
-            .rev_walk([descendant])
-            .all()
-            .git(|| "cannot walk a session chain".into())?;
+        let walk = self.repo.rev_walk([descendant]).all().git(|| "cannot walk a session chain".into())?;
         for info in walk {
             let info = info.map_err(|source| Error::Git {
                 context: "cannot walk a session chain".into(),
@@ -263,23 +193,15 @@ impl Store {
     /// gix does not fsync, so after a power loss a ref may point at a torn
     /// object: then the newest readable entry of the reflog is put back.
     pub(crate) fn verified_tip(&self, id: &SessionId) -> Result<ObjectId> {
-        let tip = self
-            .session_tip(id)?
-            .ok_or_else(|| Error::SessionNotFound(id.clone()))?;
+        let tip = self.session_tip(id)?.ok_or_else(|| Error::SessionNotFound(id.clone()))?;
         if self.view_at(tip).is_ok() {
             return Ok(tip);
         }
         let name = Store::ref_name(id);
-        let reference = self
-            .repo
-            .find_reference(name.as_str())
-            .git(|| format!("cannot read `{name}`"))?;
+        let reference = self.repo.find_reference(name.as_str()).git(|| format!("cannot read `{name}`"))?;
         let mut platform = reference.log_iter();
         let mut candidates = Vec::new();
-        if let Some(lines) = platform
-            .all()
-            .io(|| format!("cannot read the reflog of `{name}`"))?
-        {
+        if let Some(lines) = platform.all().io(|| format!("cannot read the reflog of `{name}`"))? {
             for line in lines.flatten() {
                 if let Ok(oid) = ObjectId::from_hex(line.new_oid.as_ref()) {
                     candidates.push(oid);
@@ -287,26 +209,17 @@ impl Store {
             }
         }
         drop(platform);
-        let readable = candidates
-            .into_iter()
-            .rev()
-            .find(|candidate| *candidate != tip && self.view_at(*candidate).is_ok());
+        let readable =
+            candidates.into_iter().rev().find(|candidate| *candidate != tip && self.view_at(*candidate).is_ok());
         let Some(good) = readable else {
             return Err(Error::Corrupt {
                 what: name,
-                detail: format!(
-                    "tip {tip} is unreadable and the reflog holds no readable earlier tip"
-                ),
+                detail: format!("tip {tip} is unreadable and the reflog holds no readable earlier tip"),
             });
         };
         tracing::warn!(session = %id, %tip, %good, "session tip unreadable; restoring the newest readable tip from the reflog");
-        self.cas_ref(
-            &name,
-            Some(tip),
-            good,
-            &format!("cortex: restore readable tip (was {tip})"),
-        )
-        .git(|| format!("cannot restore `{name}`"))?;
+        self.cas_ref(&name, Some(tip), good, &format!("cortex: restore readable tip (was {tip})"))
+            .git(|| format!("cannot restore `{name}`"))?;
         Ok(good)
     }
 
@@ -317,11 +230,7 @@ impl Store {
         let Ok(metadata) = fs_err::metadata(&lock) else {
             return;
         };
-        let age = metadata
-            .modified()
-            .ok()
-            .and_then(|modified| modified.elapsed().ok())
-            .unwrap_or_default();
+        let age = metadata.modified().ok().and_then(|modified| modified.elapsed().ok()).unwrap_or_default();
         if age >= STALE_LOCK_AGE {
             tracing::warn!(lock = %lock.display(), "removing a stale ref lock left by a crashed writer");
             let _ = fs_err::remove_file(&lock);

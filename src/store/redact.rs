@@ -37,10 +37,7 @@ pub fn redact(bytes: &[u8]) -> Cow<'_, [u8]> {
     for pattern in PATTERNS.iter() {
         if pattern.is_match(&text) {
             let replaced = pattern.replace_all(&text, |caps: &regex::bytes::Captures<'_>| {
-                let mut out = caps
-                    .get(1)
-                    .map(|m| m.as_bytes().to_vec())
-                    .unwrap_or_default();
+                let mut out = caps.get(1).map(|m| m.as_bytes().to_vec()).unwrap_or_default();
                 out.extend_from_slice(REDACTED.as_bytes());
                 out
             });
@@ -53,9 +50,9 @@ pub fn redact(bytes: &[u8]) -> Cow<'_, [u8]> {
 pub fn redact_str(text: &str) -> Cow<'_, str> {
     match redact(text.as_bytes()) {
         Cow::Borrowed(_) => Cow::Borrowed(text),
-        Cow::Owned(bytes) => Cow::Owned(
-            String::from_utf8(bytes).expect("holds because only ASCII was replaced in UTF-8 text"),
-        ),
+        Cow::Owned(bytes) => {
+            Cow::Owned(String::from_utf8(bytes).expect("holds because only ASCII was replaced in UTF-8 text"))
+        }
     }
 }
 
@@ -69,31 +66,13 @@ mod tests {
 
     #[test]
     fn known_secret_shapes_are_replaced() {
-        check(
-            "key sk-proj-abcdefghijklmnopqrstuvwxyz0123 end",
-            "key [REDACTED] end",
-        );
-        check(
-            "token=ghp_abcdefghijklmnopqrstuvwxyz0123456789",
-            "token=[REDACTED]",
-        );
-        check(
-            "github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
-            "[REDACTED]",
-        );
+        check("key sk-proj-abcdefghijklmnopqrstuvwxyz0123 end", "key [REDACTED] end");
+        check("token=ghp_abcdefghijklmnopqrstuvwxyz0123456789", "token=[REDACTED]");
+        check("github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "[REDACTED]");
         check("aws AKIAIOSFODNN7EXAMPLE.", "aws [REDACTED].");
-        check(
-            "Authorization: Bearer eyJhbGciOi.payload.sig",
-            "Authorization: Bearer [REDACTED]",
-        );
-        check(
-            "authorization:bearer abc123",
-            "authorization:bearer [REDACTED]",
-        );
-        check(
-            "a\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\nabc\n-----END RSA PRIVATE KEY-----\nb",
-            "a\n[REDACTED]\nb",
-        );
+        check("Authorization: Bearer eyJhbGciOi.payload.sig", "Authorization: Bearer [REDACTED]");
+        check("authorization:bearer abc123", "authorization:bearer [REDACTED]");
+        check("a\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\nabc\n-----END RSA PRIVATE KEY-----\nb", "a\n[REDACTED]\nb");
         check(
             r#"{"text":"-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----"}"#,
             r#"{"text":"[REDACTED]"}"#,

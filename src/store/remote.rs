@@ -23,31 +23,14 @@ fn tracking_prefix(remote: &str) -> String {
 /// local session refs up to date where that loses nothing.
 pub fn fetch(store: &Store, remote: &str) -> Result<RefsSummary> {
     let refspec = format!("+{SESSIONS_PREFIX}*:{}*", tracking_prefix(remote));
-    git::run(
-        store.workdir(),
-        [
-            "fetch",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--prune",
-            remote,
-            &refspec,
-        ],
-        &[],
-    )?;
+    git::run(store.workdir(), ["fetch", "--no-tags", "--no-write-fetch-head", "--prune", remote, &refspec], &[])?;
     // The fetch wrote refs behind gix's back: read them afresh.
     let store = Store::discover(store.workdir())?;
     let prefix = tracking_prefix(remote);
-    let platform = store
-        .repo
-        .references()
-        .git(|| "cannot list fetched session refs".into())?;
+    let platform = store.repo.references().git(|| "cannot list fetched session refs".into())?;
     let mut summary = RefsSummary::default();
     let mut fetched = Vec::new();
-    for reference in platform
-        .prefixed(prefix.as_str())
-        .git(|| "cannot list fetched session refs".into())?
-    {
+    for reference in platform.prefixed(prefix.as_str()).git(|| "cannot list fetched session refs".into())? {
         let mut reference = reference.map_err(|source| Error::Git {
             context: "cannot read a fetched session ref".into(),
             source: gix::Error::from_error(source),
@@ -56,10 +39,7 @@ pub fn fetch(store: &Store, remote: &str) -> Result<RefsSummary> {
         let Ok(id) = name[prefix.len()..].parse::<SessionId>() else {
             continue;
         };
-        let tip = reference
-            .peel_to_id()
-            .git(|| format!("cannot resolve `{name}`"))?
-            .detach();
+        let tip = reference.peel_to_id().git(|| format!("cannot resolve `{name}`"))?.detach();
         fetched.push((id, tip));
     }
     for (id, remote_tip) in fetched {
@@ -67,16 +47,12 @@ pub fn fetch(store: &Store, remote: &str) -> Result<RefsSummary> {
         let message = format!("cortex: fetched from {remote}");
         match store.session_tip(&id)? {
             None => {
-                store
-                    .cas_ref(&name, None, remote_tip, &message)
-                    .git(|| format!("cannot create `{name}`"))?;
+                store.cas_ref(&name, None, remote_tip, &message).git(|| format!("cannot create `{name}`"))?;
                 summary.created.push(id);
             }
             Some(local) if local == remote_tip => summary.unchanged += 1,
             Some(local) if store.is_ancestor(local, remote_tip)? => {
-                store
-                    .cas_ref(&name, Some(local), remote_tip, &message)
-                    .git(|| format!("cannot update `{name}`"))?;
+                store.cas_ref(&name, Some(local), remote_tip, &message).git(|| format!("cannot update `{name}`"))?;
                 summary.fast_forwarded.push(id);
             }
             Some(local) if store.is_ancestor(remote_tip, local)? => summary.unchanged += 1,

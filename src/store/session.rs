@@ -115,14 +115,8 @@ impl SessionWriter {
         let ref_name = Store::ref_name(id);
         store.clear_stale_ref_lock(&ref_name);
         let tip = store.verified_tip(id)?;
-        let commit = store
-            .repo
-            .find_commit(tip)
-            .git(|| format!("cannot read the tip of `{ref_name}`"))?;
-        let tree = commit
-            .tree_id()
-            .git(|| format!("cannot read the tree of `{ref_name}`"))?
-            .detach();
+        let commit = store.repo.find_commit(tip).git(|| format!("cannot read the tip of `{ref_name}`"))?;
+        let tree = commit.tree_id().git(|| format!("cannot read the tree of `{ref_name}`"))?.detach();
         let meta = store.read_meta(tree)?;
         let mut writer = SessionWriter {
             store: store.clone(),
@@ -145,11 +139,10 @@ impl SessionWriter {
         for record in writer.spool.read()? {
             match record {
                 SpoolRecord::Event(line) => {
-                    let event: Event =
-                        serde_json::from_str(&line).map_err(|error| Error::Corrupt {
-                            what: format!("spool of {}", writer.id),
-                            detail: error.to_string(),
-                        })?;
+                    let event: Event = serde_json::from_str(&line).map_err(|error| Error::Corrupt {
+                        what: format!("spool of {}", writer.id),
+                        detail: error.to_string(),
+                    })?;
                     if event.seq > writer.last_seq() {
                         writer.buffer_line(event.seq, event.turn, line);
                     }
@@ -178,10 +171,7 @@ impl SessionWriter {
 
     /// The seq of the last event accepted, flushed or not.
     pub fn last_seq(&self) -> u64 {
-        self.meta.last_seq.max(
-            self.first_seq
-                .map_or(0, |first| first + self.lines.len() as u64 - 1),
-        )
+        self.meta.last_seq.max(self.first_seq.map_or(0, |first| first + self.lines.len() as u64 - 1))
     }
 
     /// How many events were replayed from the spool by [`Self::open`] and are
@@ -202,18 +192,10 @@ impl SessionWriter {
                     detail: format!("seq {} given where {expected} was due", event.seq),
                 });
             }
-            let line =
-                serde_json::to_string(event).expect("holds because events serialize to JSON");
-            records.push((
-                event.seq,
-                event.turn,
-                redact::redact_str(&line).into_owned(),
-            ));
+            let line = serde_json::to_string(event).expect("holds because events serialize to JSON");
+            records.push((event.seq, event.turn, redact::redact_str(&line).into_owned()));
         }
-        let spooled: Vec<_> = records
-            .iter()
-            .map(|(_, _, line)| SpoolRecord::Event(line.clone()))
-            .collect();
+        let spooled: Vec<_> = records.iter().map(|(_, _, line)| SpoolRecord::Event(line.clone())).collect();
         self.spool.append(&spooled)?;
         for (seq, turn, line) in records {
             self.buffer_line(seq, turn, line);
@@ -228,10 +210,7 @@ impl SessionWriter {
     /// buffered, so events can be re-normalised later.
     pub fn append_raw(&mut self, line: &str) -> Result<()> {
         let line = redact::redact_str(line).into_owned();
-        self.spool.append(&[SpoolRecord::Raw {
-            seq: self.last_seq(),
-            line: line.clone(),
-        }])?;
+        self.spool.append(&[SpoolRecord::Raw { seq: self.last_seq(), line: line.clone() }])?;
         self.raw.push(line);
         Ok(())
     }
@@ -251,8 +230,7 @@ impl SessionWriter {
     /// Puts a file into the session tree at the next flush, e.g.
     /// `turns/1/prompt.md`. The content is redacted.
     pub fn put_file(&mut self, path: impl Into<String>, content: impl Into<Vec<u8>>) {
-        self.staged
-            .push((path.into(), Staged::Blob(content.into())));
+        self.staged.push((path.into(), Staged::Blob(content.into())));
     }
 
     /// Puts an existing tree (a working-tree snapshot) at `path`.
@@ -293,24 +271,16 @@ impl SessionWriter {
                 Ok(()) => break,
                 Err(error) if error.is_conflict() && attempts < MAX_CAS_ATTEMPTS => {
                     tracing::warn!(session = %self.id, "session ref moved under its writer; rebuilding the flush on the new tip");
-                    let tip = self
-                        .store
-                        .session_tip(&self.id)?
-                        .ok_or_else(|| Error::SessionNotFound(self.id.clone()))?;
+                    let tip =
+                        self.store.session_tip(&self.id)?.ok_or_else(|| Error::SessionNotFound(self.id.clone()))?;
                     self.tip = tip;
                     self.tree = self.store.commit_tree(tip)?;
                 }
                 Err(error) if error.is_conflict() => {
-                    return Err(Error::Contended {
-                        name: self.ref_name.clone(),
-                        attempts,
-                    });
+                    return Err(Error::Contended { name: self.ref_name.clone(), attempts });
                 }
                 Err(source) => {
-                    return Err(Error::Git {
-                        context: format!("cannot update `{}`", self.ref_name),
-                        source,
-                    });
+                    return Err(Error::Git { context: format!("cannot update `{}`", self.ref_name), source });
                 }
             }
         }
@@ -329,9 +299,7 @@ impl SessionWriter {
     /// `self.meta` are updated only when the ref moves.
     fn write_commit(&mut self, reason: FlushReason) -> Result<ObjectId> {
         let repo = &self.store.repo;
-        let mut editor = repo
-            .edit_tree(self.tree)
-            .git(|| "cannot edit the session tree".into())?;
+        let mut editor = repo.edit_tree(self.tree).git(|| "cannot edit the session tree".into())?;
         let last_seq = self.last_seq();
         if let Some(first_seq) = self.first_seq {
             let chunk = self.lines.join("\n") + "\n";
@@ -352,22 +320,15 @@ impl SessionWriter {
                 Staged::Blob(content) => (EntryKind::Blob, self.store.write_blob(content)?),
                 Staged::Tree(tree) => (EntryKind::Tree, *tree),
             };
-            editor
-                .upsert(path.as_str(), kind, id)
-                .git(|| format!("cannot add `{path}`"))?;
+            editor.upsert(path.as_str(), kind, id).git(|| format!("cannot add `{path}`"))?;
         }
         let now = jiff::Timestamp::now();
         let mut meta = self.meta.clone();
         meta.last_seq = last_seq;
         meta.updated_at = now;
         let blob = self.store.write_blob(meta.to_toml().as_bytes())?;
-        editor
-            .upsert("meta.toml", EntryKind::Blob, blob)
-            .git(|| "cannot add meta.toml".into())?;
-        let tree = editor
-            .write()
-            .git(|| "cannot write the session tree".into())?
-            .detach();
+        editor.upsert("meta.toml", EntryKind::Blob, blob).git(|| "cannot add meta.toml".into())?;
+        let tree = editor.write().git(|| "cannot write the session tree".into())?.detach();
 
         let signature = signature(now);
         let seq_range = match self.first_seq {
@@ -385,11 +346,7 @@ impl SessionWriter {
         if let Some(turn) = self.current_turn {
             message.push_str(&format!("Cortex-Turn: {turn}\n"));
         }
-        let parents = if self.tip.is_null() {
-            Vec::new()
-        } else {
-            vec![self.tip]
-        };
+        let parents = if self.tip.is_null() { Vec::new() } else { vec![self.tip] };
         let commit = gix::objs::Commit {
             tree,
             parents: parents.into(),
@@ -399,10 +356,7 @@ impl SessionWriter {
             message: message.into(),
             extra_headers: Vec::new(),
         };
-        let id = repo
-            .write_object(&commit)
-            .git(|| "cannot write a session commit".into())?
-            .detach();
+        let id = repo.write_object(&commit).git(|| "cannot write a session commit".into())?.detach();
         self.pending_tree = Some((tree, meta));
         Ok(id)
     }
@@ -410,12 +364,8 @@ impl SessionWriter {
     fn compare_and_swap(&mut self, commit: ObjectId) -> Result<(), gix::Error> {
         let expected = (!self.tip.is_null()).then_some(self.tip);
         let message = format!("cortex: flush seq {}", self.last_seq());
-        self.store
-            .cas_ref(&self.ref_name, expected, commit, &message)?;
-        let (tree, meta) = self
-            .pending_tree
-            .take()
-            .expect("holds because write_commit ran first");
+        self.store.cas_ref(&self.ref_name, expected, commit, &message)?;
+        let (tree, meta) = self.pending_tree.take().expect("holds because write_commit ran first");
         self.tip = commit;
         self.tree = tree;
         self.meta = meta;

@@ -44,26 +44,17 @@ impl Spool {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Err(Error::SessionBusy(id.clone())),
             Err(TryLockError::Error(source)) => {
-                return Err(Error::Io {
-                    context: format!("cannot lock `{}`", lock_path.display()),
-                    source,
-                });
+                return Err(Error::Io { context: format!("cannot lock `{}`", lock_path.display()), source });
             }
         }
         let path = dir.join(format!("{id}.jsonl"));
-        Ok(Spool {
-            path,
-            file: None,
-            _lock: lock,
-        })
+        Ok(Spool { path, file: None, _lock: lock })
     }
 
     pub(crate) fn append(&mut self, records: &[SpoolRecord]) -> Result<()> {
         let mut text = String::new();
         for record in records {
-            text.push_str(
-                &serde_json::to_string(record).expect("holds because records are plain JSON"),
-            );
+            text.push_str(&serde_json::to_string(record).expect("holds because records are plain JSON"));
             text.push('\n');
         }
         let file = match &mut self.file {
@@ -77,10 +68,8 @@ impl Spool {
                 self.file.insert(file)
             }
         };
-        file.write_all(text.as_bytes())
-            .io(|| format!("cannot write the spool `{}`", self.path.display()))?;
-        file.sync_data()
-            .io(|| format!("cannot fsync the spool `{}`", self.path.display()))
+        file.write_all(text.as_bytes()).io(|| format!("cannot write the spool `{}`", self.path.display()))?;
+        file.sync_data().io(|| format!("cannot fsync the spool `{}`", self.path.display()))
     }
 
     /// Every complete record; a torn last line (the crash hit mid-write) is
@@ -90,34 +79,25 @@ impl Spool {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(source) => {
-                return Err(Error::Io {
-                    context: "cannot read the spool".into(),
-                    source,
-                });
+                return Err(Error::Io { context: "cannot read the spool".into(), source });
             }
         };
-        Ok(text
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect())
+        Ok(text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect())
     }
 
     pub(crate) fn clear(&mut self) -> Result<()> {
         let Some(file) = &mut self.file else {
             return Ok(());
         };
-        file.set_len(0)
-            .io(|| format!("cannot truncate the spool `{}`", self.path.display()))?;
-        file.sync_data()
-            .io(|| format!("cannot fsync the spool `{}`", self.path.display()))
+        file.set_len(0).io(|| format!("cannot truncate the spool `{}`", self.path.display()))?;
+        file.sync_data().io(|| format!("cannot fsync the spool `{}`", self.path.display()))
     }
 
     pub(crate) fn remove(self) -> Result<()> {
         match fs_err::remove_file(&self.path) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
-                context: "cannot remove the spool".into(),
-                source: error,
-            }),
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::Io { context: "cannot remove the spool".into(), source: error })
+            }
             _ => Ok(()),
         }
     }
@@ -145,10 +125,7 @@ impl Store {
         let mut recovered = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(id) = name
-                .strip_suffix(".jsonl")
-                .and_then(|stem| stem.parse::<SessionId>().ok())
-            else {
+            let Some(id) = name.strip_suffix(".jsonl").and_then(|stem| stem.parse::<SessionId>().ok()) else {
                 continue;
             };
             if self.session_tip(&id)?.is_none() {
@@ -181,44 +158,16 @@ impl SessionWriter {
         let state = self.meta().state;
         let interrupted = state.is_busy();
         if interrupted {
-            let to = if state == SessionState::Starting {
-                SessionState::Failed
-            } else {
-                SessionState::Interrupted
-            };
-            let reason =
-                "the Cortex process running this session stopped during a turn".to_string();
+            let to = if state == SessionState::Starting { SessionState::Failed } else { SessionState::Interrupted };
+            let reason = "the Cortex process running this session stopped during a turn".to_string();
             let turn = (self.meta().turns > 0).then_some(self.meta().turns);
             let at = jiff::Timestamp::now();
             let seq = self.last_seq();
-            let event = |offset: u64, kind: EventKind| Event {
-                seq: seq + offset,
-                at,
-                turn,
-                cause: None,
-                kind,
-            };
+            let event = |offset: u64, kind: EventKind| Event { seq: seq + offset, at, turn, cause: None, kind };
             self.append(&[
-                event(
-                    1,
-                    EventKind::Warning {
-                        message: reason.clone(),
-                    },
-                ),
-                event(
-                    2,
-                    EventKind::TurnFinished {
-                        outcome: TurnOutcome::Interrupted,
-                    },
-                ),
-                event(
-                    3,
-                    EventKind::Lifecycle {
-                        from: Some(state),
-                        to,
-                        reason: Some(reason.clone()),
-                    },
-                ),
+                event(1, EventKind::Warning { message: reason.clone() }),
+                event(2, EventKind::TurnFinished { outcome: TurnOutcome::Interrupted }),
+                event(3, EventKind::Lifecycle { from: Some(state), to, reason: Some(reason.clone()) }),
             ])?;
             self.set_state(to, Some(reason));
         }
@@ -226,10 +175,6 @@ impl SessionWriter {
             return Ok(None);
         }
         self.flush(super::FlushReason::Recovery)?;
-        Ok(Some(Recovered {
-            session: self.id().clone(),
-            replayed,
-            interrupted,
-        }))
+        Ok(Some(Recovered { session: self.id().clone(), replayed, interrupted }))
     }
 }

@@ -66,19 +66,13 @@ impl Store {
         let user_index = self.repo.index_path();
         if user_index.exists() {
             // A copy keeps git's stat cache, so unchanged files are not re-hashed.
-            fs_err::copy(&user_index, index.path())
-                .io(|| "cannot copy the index for a snapshot".into())?;
+            fs_err::copy(&user_index, index.path()).io(|| "cannot copy the index for a snapshot".into())?;
         } else {
             // An empty file is not a valid index; git creates one where none exists.
-            fs_err::remove_file(index.path())
-                .io(|| "cannot prepare a private index file".into())?;
+            fs_err::remove_file(index.path()).io(|| "cannot prepare a private index file".into())?;
         }
         let envs: [(&str, &OsStr); 1] = [("GIT_INDEX_FILE", index.path().as_os_str())];
-        git::run(
-            &self.workdir,
-            ["add", "--all", "--ignore-errors", "--", "."],
-            &envs,
-        )?;
+        git::run(&self.workdir, ["add", "--all", "--ignore-errors", "--", "."], &envs)?;
         let out = git::run(&self.workdir, ["write-tree"], &envs)?;
         let tree = parse_oid(&out)?;
         let tree = self.redact_tree(known_clean, tree)?;
@@ -89,14 +83,7 @@ impl Store {
     fn redact_tree(&self, known_clean: ObjectId, tree: ObjectId) -> Result<ObjectId> {
         let raw = git::run(
             &self.workdir,
-            [
-                "diff-tree",
-                "-r",
-                "-z",
-                "--no-renames",
-                &known_clean.to_string(),
-                &tree.to_string(),
-            ],
+            ["diff-tree", "-r", "-z", "--no-renames", &known_clean.to_string(), &tree.to_string()],
             &[],
         )?;
         let mut editor = None;
@@ -116,15 +103,11 @@ impl Store {
             if status == "D" {
                 continue;
             }
-            let oid =
-                ObjectId::from_hex(new_oid.as_bytes()).map_err(|error| super::Error::Corrupt {
-                    what: "git diff-tree output".into(),
-                    detail: error.to_string(),
-                })?;
-            let blob = self
-                .repo
-                .find_blob(oid)
-                .git(|| format!("cannot read blob {oid}"))?;
+            let oid = ObjectId::from_hex(new_oid.as_bytes()).map_err(|error| super::Error::Corrupt {
+                what: "git diff-tree output".into(),
+                detail: error.to_string(),
+            })?;
+            let blob = self.repo.find_blob(oid).git(|| format!("cannot read blob {oid}"))?;
             if blob.data.len() > MAX_SCANNED_BLOB {
                 continue;
             }
@@ -134,28 +117,15 @@ impl Store {
             }
             let path = String::from_utf8_lossy(path).into_owned();
             tracing::info!(%path, "redacted secrets in a working-tree snapshot");
-            let new_blob = self
-                .repo
-                .write_blob(redacted.as_ref())
-                .git(|| "cannot write a blob".into())?
-                .detach();
+            let new_blob = self.repo.write_blob(redacted.as_ref()).git(|| "cannot write a blob".into())?.detach();
             let editor = match &mut editor {
                 Some(editor) => editor,
-                None => editor.insert(
-                    self.repo
-                        .edit_tree(tree)
-                        .git(|| "cannot edit a snapshot".into())?,
-                ),
+                None => editor.insert(self.repo.edit_tree(tree).git(|| "cannot edit a snapshot".into())?),
             };
-            editor
-                .upsert(path.as_str(), kind, new_blob)
-                .git(|| format!("cannot replace `{path}`"))?;
+            editor.upsert(path.as_str(), kind, new_blob).git(|| format!("cannot replace `{path}`"))?;
         }
         match editor {
-            Some(mut editor) => Ok(editor
-                .write()
-                .git(|| "cannot write a snapshot".into())?
-                .detach()),
+            Some(mut editor) => Ok(editor.write().git(|| "cannot write a snapshot".into())?.detach()),
             None => Ok(tree),
         }
     }
@@ -165,32 +135,15 @@ impl Store {
         let (from, to) = (from.to_string(), to.to_string());
         let patch = git::run(
             &self.workdir,
-            [
-                "diff",
-                "--no-color",
-                "--no-ext-diff",
-                "--no-textconv",
-                "--find-renames",
-                &from,
-                &to,
-            ],
+            ["diff", "--no-color", "--no-ext-diff", "--no-textconv", "--find-renames", &from, &to],
             &[],
         )?;
-        let numstat = git::run(
-            &self.workdir,
-            ["diff", "--numstat", "-z", "--no-renames", &from, &to],
-            &[],
-        )?;
+        let numstat = git::run(&self.workdir, ["diff", "--numstat", "-z", "--no-renames", &from, &to], &[])?;
         let mut stat = DiffStat::default();
-        for record in numstat
-            .split(|byte| *byte == 0)
-            .filter(|record| !record.is_empty())
-        {
+        for record in numstat.split(|byte| *byte == 0).filter(|record| !record.is_empty()) {
             let record = String::from_utf8_lossy(record);
             let mut parts = record.splitn(3, '\t');
-            let (Some(insertions), Some(deletions), Some(path)) =
-                (parts.next(), parts.next(), parts.next())
-            else {
+            let (Some(insertions), Some(deletions), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
                 continue;
             };
             stat.files.push(DiffFile {
@@ -205,8 +158,6 @@ impl Store {
 
 fn parse_oid(out: &[u8]) -> Result<ObjectId> {
     let text = String::from_utf8_lossy(out);
-    ObjectId::from_hex(text.trim().as_bytes()).map_err(|error| super::Error::Corrupt {
-        what: "git write-tree output".into(),
-        detail: error.to_string(),
-    })
+    ObjectId::from_hex(text.trim().as_bytes())
+        .map_err(|error| super::Error::Corrupt { what: "git write-tree output".into(), detail: error.to_string() })
 }

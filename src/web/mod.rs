@@ -30,10 +30,7 @@ async fn get_status(State(state): State<Arc<CoreState>>) -> StatusPage {
     let nodes = state.node_summaries().unwrap_or_default();
     StatusPage {
         version: env!("CARGO_PKG_VERSION"),
-        nodes_online: nodes
-            .iter()
-            .filter(|node| node.status == NodeStatus::Online)
-            .count(),
+        nodes_online: nodes.iter().filter(|node| node.status == NodeStatus::Online).count(),
         nodes_total: nodes.len(),
         sessions: state.session_count(),
     }

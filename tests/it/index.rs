@@ -23,21 +23,13 @@ fn a_deleted_index_is_rebuilt_from_the_refs_with_the_same_answers() {
         )
     };
     let before = ask(&env);
-    assert!(
-        before.3.contains(&first) && before.3.contains(&second),
-        "{}",
-        before.3
-    );
+    assert!(before.3.contains(&first) && before.3.contains(&second), "{}", before.3);
 
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(env.cortex_home.join(format!("index.sqlite{suffix}")));
     }
     let rebuild = env.cortex_ok(["index", "rebuild"]);
-    assert!(
-        rebuild.stderr.contains("Rebuilt the index: 2 session(s)"),
-        "{}",
-        rebuild.stderr
-    );
+    assert!(rebuild.stderr.contains("Rebuilt the index: 2 session(s)"), "{}", rebuild.stderr);
     assert_eq!(ask(&env), before);
 }
 
@@ -45,41 +37,15 @@ fn a_deleted_index_is_rebuilt_from_the_refs_with_the_same_answers() {
 fn a_plain_git_fetch_of_session_refs_is_noticed() {
     let env = TestEnv::new();
     let other = env.path("other");
-    env.git(
-        env.root.path(),
-        [
-            "clone",
-            "-q",
-            env.repo.to_str().unwrap(),
-            other.to_str().unwrap(),
-        ],
-    );
+    env.git(env.root.path(), ["clone", "-q", env.repo.to_str().unwrap(), other.to_str().unwrap()]);
     // Bind the clone by running a session there first.
-    let own = env
-        .cortex_in(&other, ["session", "start", "local work", "--json"])
-        .json();
+    let own = env.cortex_in(&other, ["session", "start", "local work", "--json"]).json();
     let script = env.script("s.toml", "[[step]]\nmessage = \"from upstream\"\n");
     let upstream = env.start("upstream work", &script);
 
-    env.git(
-        &other,
-        [
-            "fetch",
-            "-q",
-            "origin",
-            "refs/cortex/sessions/*:refs/cortex/sessions/*",
-        ],
-    );
+    env.git(&other, ["fetch", "-q", "origin", "refs/cortex/sessions/*:refs/cortex/sessions/*"]);
     let listed = env.cortex_in(&other, ["session", "list", "--json"]).json();
-    let ids: Vec<&str> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|session| session["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|session| session["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&own["session_id"].as_str().unwrap()));
-    assert!(
-        ids.contains(&upstream.as_str()),
-        "a ref fetched with plain git must be indexed: {ids:?}"
-    );
+    assert!(ids.contains(&upstream.as_str()), "a ref fetched with plain git must be indexed: {ids:?}");
 }

@@ -28,22 +28,13 @@ write_file = {{ path = "config.env", content = "OPENAI_API_KEY={0}\n" }}
             SECRETS[0], SECRETS[1], SECRETS[2], SECRETS[3], SECRETS[4]
         ),
     );
-    let id = env.start(
-        "deploy with sk-proj-abcdefghijklmnopqrstuvwxyz0123456789",
-        &script,
-    );
+    let id = env.start("deploy with sk-proj-abcdefghijklmnopqrstuvwxyz0123456789", &script);
 
     let objects = env.all_cortex_objects(&env.repo);
     assert!(objects.contains("[REDACTED]"), "redaction markers expected");
-    assert!(
-        objects.contains("OPENAI_API_KEY=[REDACTED]"),
-        "the snapshot of config.env is redacted"
-    );
+    assert!(objects.contains("OPENAI_API_KEY=[REDACTED]"), "the snapshot of config.env is redacted");
     for secret in SECRETS {
-        assert!(
-            !objects.contains(secret),
-            "{secret} leaked into an object under refs/cortex/"
-        );
+        assert!(!objects.contains(secret), "{secret} leaked into an object under refs/cortex/");
     }
     let mut index = Vec::new();
     for suffix in ["", "-wal"] {

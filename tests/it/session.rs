@@ -29,65 +29,27 @@ fn a_scripted_session_leaves_one_ref_with_the_whole_story() {
     let script = env.script("s.toml", SCRIPT);
     let id = env.start("fix the flaky test", &script);
 
-    assert_eq!(
-        env.session_refs(&env.repo),
-        vec![format!("refs/cortex/sessions/{id}")]
-    );
+    assert_eq!(env.session_refs(&env.repo), vec![format!("refs/cortex/sessions/{id}")]);
     let reference = format!("refs/cortex/sessions/{id}");
     let files = env.git(&env.repo, ["ls-tree", "-r", "--name-only", &reference]);
-    for expected in [
-        "meta.toml",
-        "turns/1/prompt.md",
-        "turns/1/diff.patch",
-        "events/0000/0000000001.jsonl",
-    ] {
-        assert!(
-            files.lines().any(|line| line == expected),
-            "{expected} missing from:\n{files}"
-        );
+    for expected in ["meta.toml", "turns/1/prompt.md", "turns/1/diff.patch", "events/0000/0000000001.jsonl"] {
+        assert!(files.lines().any(|line| line == expected), "{expected} missing from:\n{files}");
     }
-    let worktree = env.git(
-        &env.repo,
-        ["cat-file", "-t", &format!("{reference}:turns/1/worktree")],
-    );
+    let worktree = env.git(&env.repo, ["cat-file", "-t", &format!("{reference}:turns/1/worktree")]);
     assert_eq!(worktree.trim(), "tree");
-    let snapshot = env.git(
-        &env.repo,
-        ["show", &format!("{reference}:turns/1/worktree/src/a.rs")],
-    );
+    let snapshot = env.git(&env.repo, ["show", &format!("{reference}:turns/1/worktree/src/a.rs")]);
     assert_eq!(snapshot, "fn main() {}\n");
 
-    let patch = env.git(
-        &env.repo,
-        ["show", &format!("{reference}:turns/1/diff.patch")],
-    );
-    assert!(
-        patch.contains("+++ b/src/a.rs") && patch.contains("+fn main() {}"),
-        "{patch}"
-    );
-    let prompt = env.git(
-        &env.repo,
-        ["show", &format!("{reference}:turns/1/prompt.md")],
-    );
+    let patch = env.git(&env.repo, ["show", &format!("{reference}:turns/1/diff.patch")]);
+    assert!(patch.contains("+++ b/src/a.rs") && patch.contains("+fn main() {}"), "{patch}");
+    let prompt = env.git(&env.repo, ["show", &format!("{reference}:turns/1/prompt.md")]);
     assert_eq!(prompt, "fix the flaky test");
     let meta = env.git(&env.repo, ["show", &format!("{reference}:meta.toml")]);
-    assert!(
-        meta.contains(&format!("id = \"{id}\"")) && meta.contains("state = \"idle\""),
-        "{meta}"
-    );
+    assert!(meta.contains(&format!("id = \"{id}\"")) && meta.contains("state = \"idle\""), "{meta}");
 
-    let message = env.git(
-        &env.repo,
-        ["log", "-1", "--format=%an <%ae>%n%B", &reference],
-    );
-    assert!(
-        message.starts_with("Cortex <cortex@localhost>"),
-        "{message}"
-    );
-    assert!(
-        message.contains(&format!("Cortex-Session: {id}")) && message.contains("Cortex-Turn: 1"),
-        "{message}"
-    );
+    let message = env.git(&env.repo, ["log", "-1", "--format=%an <%ae>%n%B", &reference]);
+    assert!(message.starts_with("Cortex <cortex@localhost>"), "{message}");
+    assert!(message.contains(&format!("Cortex-Session: {id}")) && message.contains("Cortex-Turn: 1"), "{message}");
 
     let fsck = env.git_run(&env.repo, ["fsck", "--strict", "--no-dangling"]);
     assert_eq!(fsck.code, 0, "{}{}", fsck.stdout, fsck.stderr);
@@ -109,24 +71,15 @@ fn the_users_index_head_branch_and_untracked_files_are_untouched() {
     let script = env.script("s.toml", "[[step]]\nwrite_file = { path = \"agent.txt\", content = \"mine\\n\" }\n[[step]]\ncommand = \"git status --porcelain\"\n");
     env.start("work", &script);
 
-    assert_eq!(
-        (read("index"), read("HEAD"), read("refs/heads/main")),
-        before
-    );
+    assert_eq!((read("index"), read("HEAD"), read("refs/heads/main")), before);
     let status_after = env.git(&env.repo, ["status", "--porcelain"]);
     let mut expected: Vec<&str> = status_before.lines().chain(["?? agent.txt"]).collect();
     expected.sort();
     let mut got: Vec<&str> = status_after.lines().collect();
     got.sort();
     assert_eq!(got, expected, "only the agent's own file may be new");
-    assert_eq!(
-        std::fs::read_to_string(env.repo.join("notes.txt")).unwrap(),
-        "untracked\n"
-    );
-    assert_eq!(
-        std::fs::read_to_string(env.repo.join("README.md")).unwrap(),
-        "# demo\nunstaged edit\n"
-    );
+    assert_eq!(std::fs::read_to_string(env.repo.join("notes.txt")).unwrap(), "untracked\n");
+    assert_eq!(std::fs::read_to_string(env.repo.join("README.md")).unwrap(), "# demo\nunstaged edit\n");
 }
 
 #[test]
@@ -138,18 +91,13 @@ fn turns_continue_the_seq_and_add_their_own_files() {
     let first_len = first.as_array().unwrap().len();
 
     // A unique prefix is enough, as with git.
-    let sent = env
-        .cortex_ok(["session", "send", &id[..10], "second", "--json"])
-        .json();
+    let sent = env.cortex_ok(["session", "send", &id[..10], "second", "--json"]).json();
     assert_eq!(sent["turn"], 2);
     assert_eq!(sent["outcome"], "completed");
 
     let events = env.cortex_ok(["session", "log", &id, "--json"]).json();
     assert!(assert_gapless(&events) > first_len);
-    assert_eq!(
-        &events.as_array().unwrap()[..first_len],
-        first.as_array().unwrap().as_slice()
-    );
+    assert_eq!(&events.as_array().unwrap()[..first_len], first.as_array().unwrap().as_slice());
     let turn_two: Vec<&str> = events
         .as_array()
         .unwrap()
@@ -159,76 +107,35 @@ fn turns_continue_the_seq_and_add_their_own_files() {
         .collect();
     assert_eq!(
         turn_two,
-        [
-            "lifecycle",
-            "user_message",
-            "file_changed",
-            "file_changed",
-            "diff_captured",
-            "turn_finished",
-            "lifecycle"
-        ]
+        ["lifecycle", "user_message", "file_changed", "file_changed", "diff_captured", "turn_finished", "lifecycle"]
     );
 
     let reference = format!("refs/cortex/sessions/{id}");
-    let patch = env.git(
-        &env.repo,
-        ["show", &format!("{reference}:turns/2/diff.patch")],
-    );
-    assert!(
-        patch.contains("deleted file mode") && patch.contains("println!"),
-        "{patch}"
-    );
+    let patch = env.git(&env.repo, ["show", &format!("{reference}:turns/2/diff.patch")]);
+    assert!(patch.contains("deleted file mode") && patch.contains("println!"), "{patch}");
     assert!(!env.repo.join("README.md").exists());
 
     let events = events.as_array().unwrap();
-    let stderr_line = events
-        .iter()
-        .find(|event| event["stream"] == "stderr")
-        .unwrap();
+    let stderr_line = events.iter().find(|event| event["stream"] == "stderr").unwrap();
     assert_eq!(stderr_line["text"], "oops\n");
-    let finished = events
-        .iter()
-        .find(|event| event["kind"] == "command_finished")
-        .unwrap();
+    let finished = events.iter().find(|event| event["kind"] == "command_finished").unwrap();
     assert_eq!(finished["exit_code"], 3);
 
-    let per_turn = env
-        .cortex_ok(["session", "diff", &id, "--turn", "1"])
-        .stdout;
-    assert!(
-        per_turn.contains("+fn main() {}") && !per_turn.contains("README"),
-        "{per_turn}"
-    );
+    let per_turn = env.cortex_ok(["session", "diff", &id, "--turn", "1"]).stdout;
+    assert!(per_turn.contains("+fn main() {}") && !per_turn.contains("README"), "{per_turn}");
     let whole = env.cortex_ok(["session", "diff", &id]).stdout;
-    assert!(
-        whole.contains("println!") && whole.contains("-# demo"),
-        "{whole}"
-    );
+    assert!(whole.contains("println!") && whole.contains("-# demo"), "{whole}");
     let missing = env.cortex(["session", "diff", &id, "--turn", "9"]);
     assert_eq!(missing.code, 2);
-    assert!(
-        missing.stderr.contains("has no turn 9 (it has 2)"),
-        "{}",
-        missing.stderr
-    );
+    assert!(missing.stderr.contains("has no turn 9 (it has 2)"), "{}", missing.stderr);
 }
 
 #[test]
 fn exit_codes_tell_success_failure_and_bad_input_apart() {
     let env = TestEnv::new();
-    let failing = env.script(
-        "fail.toml",
-        "[[step]]\nmessage = \"trying\"\n[[step]]\nfail = \"model quota exceeded\"\n",
-    );
-    let run = env.cortex([
-        "session",
-        "start",
-        "go",
-        "--script",
-        failing.to_str().unwrap(),
-        "--json",
-    ]);
+    let failing =
+        env.script("fail.toml", "[[step]]\nmessage = \"trying\"\n[[step]]\nfail = \"model quota exceeded\"\n");
+    let run = env.cortex(["session", "start", "go", "--script", failing.to_str().unwrap(), "--json"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = run.json();
     assert_eq!(report["outcome"], "failed");
@@ -239,78 +146,41 @@ fn exit_codes_tell_success_failure_and_bad_input_apart() {
     // A failed session is final: sending to it is refused, and says why.
     let refused = env.cortex(["session", "send", &id, "again"]);
     assert_eq!(refused.code, 2);
-    assert!(
-        refused.stderr.contains("a failed session is final"),
-        "{}",
-        refused.stderr
-    );
+    assert!(refused.stderr.contains("a failed session is final"), "{}", refused.stderr);
 
     let unknown = env.cortex(["session", "show", "ses_zzzz"]);
     assert_eq!(unknown.code, 2);
-    assert_eq!(
-        unknown.stderr.trim(),
-        "error: no session matches `ses_zzzz` (`cortex session list` shows the ids)"
-    );
+    assert_eq!(unknown.stderr.trim(), "error: no session matches `ses_zzzz` (`cortex session list` shows the ids)");
 }
 
 #[test]
 fn bad_input_is_refused_before_anything_is_written() {
     let env = TestEnv::new();
     let cases = [
-        (
-            "[[step]]\nmesage = \"hi\"\n",
-            "turn 1, step 1: unknown step `mesage`",
-        ),
-        (
-            "[[step]]\ndelete_file = \"../outside.txt\"\n",
-            "`../outside.txt` leaves the workspace",
-        ),
-        (
-            "[[step]]\nwrite_file = { path = \"/etc/passwd\", content = \"\" }\n",
-            "is absolute",
-        ),
+        ("[[step]]\nmesage = \"hi\"\n", "turn 1, step 1: unknown step `mesage`"),
+        ("[[step]]\ndelete_file = \"../outside.txt\"\n", "`../outside.txt` leaves the workspace"),
+        ("[[step]]\nwrite_file = { path = \"/etc/passwd\", content = \"\" }\n", "is absolute"),
         ("[[step]\n", "not valid TOML at line 1"),
     ];
     for (text, expected) in cases {
         let script = env.script("bad.toml", text);
-        let run = env.cortex([
-            "session",
-            "start",
-            "go",
-            "--script",
-            script.to_str().unwrap(),
-        ]);
+        let run = env.cortex(["session", "start", "go", "--script", script.to_str().unwrap()]);
         assert_eq!(run.code, 2, "{text}");
-        assert!(
-            run.stderr.contains(expected),
-            "{expected:?} not in {:?}",
-            run.stderr
-        );
+        assert!(run.stderr.contains(expected), "{expected:?} not in {:?}", run.stderr);
         assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
     }
     let missing = env.cortex(["session", "start", "go", "--script", "/nonexistent.toml"]);
     assert_eq!(missing.code, 2);
-    assert!(
-        missing.stderr.contains("cannot read it"),
-        "{}",
-        missing.stderr
-    );
+    assert!(missing.stderr.contains("cannot read it"), "{}", missing.stderr);
 
     let outside = env.path("not-a-repo");
     std::fs::create_dir_all(&outside).unwrap();
     let run = env.cortex_in(&outside, ["session", "start", "go"]);
     assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("is not inside a git repository"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("is not inside a git repository"), "{}", run.stderr);
 
     assert!(env.session_refs(&env.repo).is_empty());
-    assert!(
-        !env.cortex_home.join("workspaces.toml").exists(),
-        "no workspace may be bound by a refused start"
-    );
+    assert!(!env.cortex_home.join("workspaces.toml").exists(), "no workspace may be bound by a refused start");
 }
 
 #[test]
@@ -321,10 +191,7 @@ fn approvals_are_denied_without_a_terminal_unless_yes_is_given() {
         "[[step]]\napproval = \"run the migration?\"\n[[step]]\nwrite_file = { path = \"migrated.txt\", content = \"done\\n\" }\n[[step]]\nmessage = \"after\"\n",
     );
     let denied = env.start("migrate", &script);
-    assert!(
-        !env.repo.join("migrated.txt").exists(),
-        "a denied approval skips the step it guards"
-    );
+    assert!(!env.repo.join("migrated.txt").exists(), "a denied approval skips the step it guards");
     let events = env.cortex_ok(["session", "log", &denied, "--json"]).json();
     let kinds: Vec<String> = events
         .as_array()
@@ -357,31 +224,12 @@ fn approvals_are_denied_without_a_terminal_unless_yes_is_given() {
             "lifecycle:idle"
         ]
     );
-    let resolved = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|event| event["kind"] == "approval_resolved")
-        .unwrap();
-    assert_eq!(
-        resolved["cause"],
-        format!("seq:{}", resolved["seq"].as_u64().unwrap() - 2)
-    );
+    let resolved = events.as_array().unwrap().iter().find(|event| event["kind"] == "approval_resolved").unwrap();
+    assert_eq!(resolved["cause"], format!("seq:{}", resolved["seq"].as_u64().unwrap() - 2));
 
-    let run = env.cortex_ok([
-        "session",
-        "start",
-        "migrate",
-        "--script",
-        script.to_str().unwrap(),
-        "--yes",
-        "--json",
-    ]);
+    let run = env.cortex_ok(["session", "start", "migrate", "--script", script.to_str().unwrap(), "--yes", "--json"]);
     assert_eq!(run.json()["outcome"], "completed");
-    assert_eq!(
-        std::fs::read_to_string(env.repo.join("migrated.txt")).unwrap(),
-        "done\n"
-    );
+    assert_eq!(std::fs::read_to_string(env.repo.join("migrated.txt")).unwrap(), "done\n");
 }
 
 #[test]
@@ -395,36 +243,19 @@ fn no_script_echoes_the_prompt_and_list_filters_by_state() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|event| event["kind"] == "assistant_message"
-                && event["text"] == "echo: hello there")
+            .any(|event| event["kind"] == "assistant_message" && event["text"] == "echo: hello there")
     );
     let failing = env.script("fail.toml", "[[step]]\nfail = \"no\"\n");
-    env.cortex([
-        "session",
-        "start",
-        "x",
-        "--script",
-        failing.to_str().unwrap(),
-    ]);
+    env.cortex(["session", "start", "x", "--script", failing.to_str().unwrap()]);
 
-    let idle = env
-        .cortex_ok(["session", "list", "--json", "--state", "idle"])
-        .json();
+    let idle = env.cortex_ok(["session", "list", "--json", "--state", "idle"]).json();
     assert_eq!(idle.as_array().unwrap().len(), 1);
     assert_eq!(idle[0]["id"], id.as_str());
-    let failed = env
-        .cortex_ok(["session", "list", "--json", "--state", "failed"])
-        .json();
+    let failed = env.cortex_ok(["session", "list", "--json", "--state", "failed"]).json();
     assert_eq!(failed.as_array().unwrap().len(), 1);
     let bad_state = env.cortex(["session", "list", "--state", "sleeping"]);
     assert_eq!(bad_state.code, 2);
-    assert!(
-        bad_state
-            .stderr
-            .contains("unknown session state `sleeping`"),
-        "{}",
-        bad_state.stderr
-    );
+    assert!(bad_state.stderr.contains("unknown session state `sleeping`"), "{}", bad_state.stderr);
 }
 
 #[test]
@@ -433,14 +264,8 @@ fn json_outputs_are_stable() {
     // One output stream only: the order of lines across stdout and stderr is
     // up to the OS, and snapshots must not be.
     let script = env.script("s.toml", &SCRIPT.replace("echo oops >&2; ", ""));
-    let start = env.cortex_ok([
-        "session",
-        "start",
-        "fix the flaky test",
-        "--script",
-        script.to_str().unwrap(),
-        "--json",
-    ]);
+    let start =
+        env.cortex_ok(["session", "start", "fix the flaky test", "--script", script.to_str().unwrap(), "--json"]);
     let id = start.json()["session_id"].as_str().unwrap().to_string();
     let list = env.cortex_ok(["session", "list", "--json"]);
     let show = env.cortex_ok(["session", "show", &id, "--json"]);
@@ -460,10 +285,7 @@ fn a_quiet_turn_still_reaches_the_ref_within_seconds() {
     // While the agent is busy (a long command, a sleep), what it said so far
     // is flushed to the ref by the timer, so others can see it live.
     let env = TestEnv::new();
-    let script = env.script(
-        "slow.toml",
-        "[[step]]\nmessage = \"visible early\"\n[[step]]\nsleep_ms = 8000\n",
-    );
+    let script = env.script("slow.toml", "[[step]]\nmessage = \"visible early\"\n[[step]]\nsleep_ms = 8000\n");
     let subdir = env.repo.join("deep/inside");
     std::fs::create_dir_all(&subdir).unwrap();
     let mut child = env.spawn_start(&subdir, "slow", &script);
@@ -472,8 +294,5 @@ fn a_quiet_turn_still_reaches_the_ref_within_seconds() {
         let history = env.git(&env.repo, ["log", "-p", "--format=", &reference]);
         history.contains("visible early").then_some(())
     });
-    assert!(
-        seen.is_some() && child.is_running(),
-        "the message must be in the ref while the turn is still running"
-    );
+    assert!(seen.is_some() && child.is_running(), "the message must be in the ref while the turn is still running");
 }

@@ -7,22 +7,10 @@ use crate::support::TestEnv;
 fn a_reftable_repository_is_refused_with_the_fix() {
     let env = TestEnv::new();
     let repo = env.path("reftable");
-    env.git(
-        env.root.path(),
-        [
-            "init",
-            "-q",
-            "--ref-format=reftable",
-            repo.to_str().unwrap(),
-        ],
-    );
+    env.git(env.root.path(), ["init", "-q", "--ref-format=reftable", repo.to_str().unwrap()]);
     let run = env.cortex_in(&repo, ["session", "start", "go"]);
     assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("git refs migrate --ref-format=files"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("git refs migrate --ref-format=files"), "{}", run.stderr);
     assert!(env.git(&repo, ["for-each-ref"]).trim().is_empty());
 }
 
@@ -30,17 +18,10 @@ fn a_reftable_repository_is_refused_with_the_fix() {
 fn a_stale_ref_lock_from_a_crash_does_not_block_the_session() {
     let env = TestEnv::new();
     let id = env.start("one", &env.script("s.toml", ""));
-    let lock = env
-        .repo
-        .join(format!(".git/refs/cortex/sessions/{id}.lock"));
+    let lock = env.repo.join(format!(".git/refs/cortex/sessions/{id}.lock"));
     std::fs::write(&lock, "").unwrap();
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-    std::fs::File::options()
-        .write(true)
-        .open(&lock)
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    std::fs::File::options().write(true).open(&lock).unwrap().set_modified(old).unwrap();
     env.cortex_ok(["session", "send", &id, "two"]);
     assert!(!lock.exists());
 }
@@ -50,30 +31,15 @@ fn an_unreadable_tip_falls_back_to_the_newest_readable_one_in_the_reflog() {
     let env = TestEnv::new();
     let id = env.start("one", &env.script("s.toml", ""));
     let reference = format!("refs/cortex/sessions/{id}");
-    let tip = env
-        .git(&env.repo, ["rev-parse", &reference])
-        .trim()
-        .to_string();
-    let parent = env
-        .git(&env.repo, ["rev-parse", &format!("{reference}~1")])
-        .trim()
-        .to_string();
+    let tip = env.git(&env.repo, ["rev-parse", &reference]).trim().to_string();
+    let parent = env.git(&env.repo, ["rev-parse", &format!("{reference}~1")]).trim().to_string();
     // A power loss after the ref moved but before the object reached disk.
-    std::fs::remove_file(
-        env.repo
-            .join(format!(".git/objects/{}/{}", &tip[..2], &tip[2..])),
-    )
-    .unwrap();
+    std::fs::remove_file(env.repo.join(format!(".git/objects/{}/{}", &tip[..2], &tip[2..]))).unwrap();
 
-    let sent = env
-        .cortex_ok(["session", "send", &id, "two", "--json"])
-        .json();
+    let sent = env.cortex_ok(["session", "send", &id, "two", "--json"]).json();
     assert_eq!(sent["outcome"], "completed");
     let history = env.git(&env.repo, ["rev-list", &reference]);
-    assert!(
-        history.lines().any(|commit| commit == parent),
-        "the new turn builds on the restored tip"
-    );
+    assert!(history.lines().any(|commit| commit == parent), "the new turn builds on the restored tip");
     let fsck = env.git_run(&env.repo, ["fsck", "--no-dangling", "--no-reflogs"]);
     assert_eq!(fsck.code, 0, "{}", fsck.stderr);
 }

@@ -44,10 +44,7 @@ fn tidy_every_file_opens_with_a_module_doc() {
             }
         }
     }
-    assert!(
-        missing.is_empty(),
-        "files without a `//!` opening: {missing:?}"
-    );
+    assert!(missing.is_empty(), "files without a `//!` opening: {missing:?}");
 }
 
 #[test]
@@ -59,9 +56,7 @@ fn tidy_only_cli_prints_and_no_debugging_leftovers() {
         let may_print = relative.starts_with("src/cli/") || relative == "src/main.rs";
         for (idx, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
-            let prints = ["println!", "eprintln!", "print!(", "eprint!("]
-                .iter()
-                .any(|call| code.contains(call));
+            let prints = ["println!", "eprintln!", "print!(", "eprint!("].iter().any(|call| code.contains(call));
             if prints && !may_print {
                 offences.push(format!("{relative}:{}: prints outside cli", idx + 1));
             }
@@ -80,21 +75,12 @@ fn tidy_imports_point_one_way() {
         for file in rust_files(&root().join("src").join(module)) {
             let text = std::fs::read_to_string(&file).unwrap();
             for (idx, line) in text.lines().enumerate() {
-                for (_, rest) in line
-                    .match_indices("crate::")
-                    .map(|(at, _)| ((), &line[at + 7..]))
-                {
-                    let target: String = rest
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                        .collect();
+                for (_, rest) in line.match_indices("crate::").map(|(at, _)| ((), &line[at + 7..])) {
+                    let target: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
                     let known = ALLOWED.iter().any(|(name, _)| *name == target);
                     if known && target != *module && !allowed.contains(&target.as_str()) {
                         let relative = file.strip_prefix(root()).unwrap().display();
-                        offences.push(format!(
-                            "{relative}:{}: `{module}` may not import `{target}`",
-                            idx + 1
-                        ));
+                        offences.push(format!("{relative}:{}: `{module}` may not import `{target}`", idx + 1));
                     }
                 }
             }

@@ -29,23 +29,11 @@ pub fn store() -> anyhow::Result<()> {
     let mut rows = Vec::new();
 
     let (batched, fast_import) = append_rate()?;
-    rows.push(row(
-        "store append, batched (256 events/call, fsynced spool)",
-        format!("{batched:.0} events/s"),
-    ));
-    rows.push(row(
-        "git fast-import of the same commits and blobs",
-        format!("{fast_import:.0} events/s"),
-    ));
-    rows.push(row(
-        "ratio store / fast-import",
-        format!("{:.2}", batched / fast_import),
-    ));
+    rows.push(row("store append, batched (256 events/call, fsynced spool)", format!("{batched:.0} events/s")));
+    rows.push(row("git fast-import of the same commits and blobs", format!("{fast_import:.0} events/s")));
+    rows.push(row("ratio store / fast-import", format!("{:.2}", batched / fast_import)));
     let single = single_append_rate()?;
-    rows.push(row(
-        "store append, one event per call (fsync each)",
-        format!("{single:.0} events/s"),
-    ));
+    rows.push(row("store append, one event per call (fsync each)", format!("{single:.0} events/s")));
 
     let (sessions_per_s, events_per_s) = rebuild_rate()?;
     rows.push(row(
@@ -58,20 +46,11 @@ pub fn store() -> anyhow::Result<()> {
         &format!("`session list --json`, {LIST_SESSIONS} sessions, first run (index built)"),
         ms(listing.cold),
     ));
-    rows.push(row(
-        &format!("`session list --json`, {LIST_SESSIONS} sessions, warm (median of 5)"),
-        ms(listing.warm),
-    ));
-    rows.push(row(
-        "`git for-each-ref refs/cortex/sessions` (median of 5)",
-        ms(listing.for_each_ref),
-    ));
+    rows.push(row(&format!("`session list --json`, {LIST_SESSIONS} sessions, warm (median of 5)"), ms(listing.warm)));
+    rows.push(row("`git for-each-ref refs/cortex/sessions` (median of 5)", ms(listing.for_each_ref)));
     rows.push(row(
         "ratio warm list / for-each-ref",
-        format!(
-            "{:.1}",
-            listing.warm.as_secs_f64() / listing.for_each_ref.as_secs_f64()
-        ),
+        format!("{:.1}", listing.warm.as_secs_f64() / listing.for_each_ref.as_secs_f64()),
     ));
 
     let mut out = std::io::stdout().lock();
@@ -92,24 +71,16 @@ fn ms(duration: Duration) -> String {
 
 fn build_cortex() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--bin", "cortex"])
-        .status()?;
+    let status = Command::new(cargo).args(["build", "--release", "--bin", "cortex"]).status()?;
     if !status.success() {
         bail!("cannot build the cortex binary");
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask lives in the repository")?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in the repository")?;
     Ok(root.join("target/release/cortex"))
 }
 
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()?;
+    let output = Command::new("git").current_dir(dir).args(args).stdin(Stdio::null()).output()?;
     if !output.status.success() {
         bail!("git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     }
@@ -180,43 +151,21 @@ fn append_rate() -> anyhow::Result<(f64, f64)> {
     // Later commits on the same ref continue from its tip, as the store does.
     for batch in events.chunks(BATCH as usize) {
         let first = batch[0].seq;
-        let chunk: String = batch
-            .iter()
-            .map(|event| serde_json::to_string(event).unwrap() + "\n")
-            .collect();
+        let chunk: String = batch.iter().map(|event| serde_json::to_string(event).unwrap() + "\n").collect();
         writeln!(stream, "commit refs/cortex/sessions/{id}")?;
-        writeln!(
-            stream,
-            "committer Cortex <cortex@localhost> 1700000000 +0000"
-        )?;
+        writeln!(stream, "committer Cortex <cortex@localhost> 1700000000 +0000")?;
         writeln!(stream, "data 6\nflush\n")?;
-        writeln!(
-            stream,
-            "M 100644 inline events/{:04}/{first:010}.jsonl\ndata {}",
-            first / 4096,
-            chunk.len()
-        )?;
+        writeln!(stream, "M 100644 inline events/{:04}/{first:010}.jsonl\ndata {}", first / 4096, chunk.len())?;
         stream.extend_from_slice(chunk.as_bytes());
-        writeln!(
-            stream,
-            "\nM 100644 inline meta.toml\ndata {}",
-            meta_text.len()
-        )?;
+        writeln!(stream, "\nM 100644 inline meta.toml\ndata {}", meta_text.len())?;
         stream.extend_from_slice(meta_text.as_bytes());
         writeln!(stream)?;
     }
     let plain = new_repo(root.path(), "fast-import")?;
     let started = Instant::now();
-    let mut child = Command::new("git")
-        .current_dir(&plain)
-        .args(["fast-import", "--quiet"])
-        .stdin(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("fast-import stdin")?
-        .write_all(&stream)?;
+    let mut child =
+        Command::new("git").current_dir(&plain).args(["fast-import", "--quiet"]).stdin(Stdio::piped()).spawn()?;
+    child.stdin.take().context("fast-import stdin")?.write_all(&stream)?;
     if !child.wait()?.success() {
         bail!("git fast-import failed");
     }
@@ -263,15 +212,9 @@ fn rebuild_rate() -> anyhow::Result<(f64, f64)> {
     let (_, stats) = Core::rebuild(&data, &[workspace], &mut |_, _| {})?;
     let elapsed = started.elapsed().as_secs_f64();
     if stats.sessions != REBUILD_SESSIONS {
-        bail!(
-            "rebuilt {} sessions, expected {REBUILD_SESSIONS}",
-            stats.sessions
-        );
+        bail!("rebuilt {} sessions, expected {REBUILD_SESSIONS}", stats.sessions);
     }
-    Ok((
-        stats.sessions as f64 / elapsed,
-        stats.events as f64 / elapsed,
-    ))
+    Ok((stats.sessions as f64 / elapsed, stats.events as f64 / elapsed))
 }
 
 struct ListTimes {
@@ -291,26 +234,18 @@ fn list_times(cortex: &Path) -> anyhow::Result<ListTimes> {
         let started = Instant::now();
         let output = command.stdin(Stdio::null()).output()?;
         if !output.status.success() {
-            bail!(
-                "{command:?} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            bail!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
         }
         Ok(started.elapsed())
     };
     let list = || {
         let mut command = Command::new(cortex);
-        command
-            .current_dir(&repo)
-            .env("CORTEX_HOME", &data)
-            .args(["session", "list", "--json"]);
+        command.current_dir(&repo).env("CORTEX_HOME", &data).args(["session", "list", "--json"]);
         command
     };
     let for_each_ref = || {
         let mut command = Command::new("git");
-        command
-            .current_dir(&repo)
-            .args(["for-each-ref", "refs/cortex/sessions"]);
+        command.current_dir(&repo).args(["for-each-ref", "refs/cortex/sessions"]);
         command
     };
     let cold = time(&mut list())?;
@@ -318,15 +253,7 @@ fn list_times(cortex: &Path) -> anyhow::Result<ListTimes> {
         samples.sort();
         samples[samples.len() / 2]
     };
-    let mut warm = (0..5)
-        .map(|_| time(&mut list()))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut plain = (0..5)
-        .map(|_| time(&mut for_each_ref()))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(ListTimes {
-        cold,
-        warm: median(&mut warm),
-        for_each_ref: median(&mut plain),
-    })
+    let mut warm = (0..5).map(|_| time(&mut list())).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut plain = (0..5).map(|_| time(&mut for_each_ref())).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(ListTimes { cold, warm: median(&mut warm), for_each_ref: median(&mut plain) })
 }

@@ -33,10 +33,7 @@ fn ci() -> anyhow::Result<()> {
 
 fn cargo(args: &[&str]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(args)
-        .status()
-        .with_context(|| format!("cannot run cargo {args:?}"))?;
+    let status = Command::new(&cargo).args(args).status().with_context(|| format!("cannot run cargo {args:?}"))?;
     if !status.success() {
         bail!("`cargo {}` failed", args.join(" "));
     }

@@ -37,15 +37,8 @@ pub(crate) fn run(args: AttachArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     attach(&client, &session.id, args.after, args.yes)
 }
 
-pub(crate) fn attach(
-    client: &Client,
-    session: &SessionId,
-    after: u64,
-    yes: bool,
-) -> anyhow::Result<Exit> {
-    eprintln!(
-        "Attached to {session}. Type a line to send it as a turn; Ctrl-C detaches (the session goes on)."
-    );
+pub(crate) fn attach(client: &Client, session: &SessionId, after: u64, yes: bool) -> anyhow::Result<Exit> {
+    eprintln!("Attached to {session}. Type a line to send it as a turn; Ctrl-C detaches (the session goes on).");
     std::thread::scope(|scope| {
         scope.spawn(|| {
             // Lines typed while attached; ends with stdin (or the process).
@@ -54,11 +47,7 @@ pub(crate) fn attach(
                 if line.trim().is_empty() {
                     continue;
                 }
-                let kind = CommandKind::SendTurn {
-                    session_id: session.clone(),
-                    prompt: line,
-                    auto_approve: yes,
-                };
+                let kind = CommandKind::SendTurn { session_id: session.clone(), prompt: line, auto_approve: yes };
                 if let Err(error) = client.command(kind, None) {
                     eprintln!("cortex: not sent: {error:#}");
                 }

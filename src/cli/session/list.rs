@@ -29,10 +29,7 @@ pub(crate) fn run(args: ListArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     }
     let mut out = std::io::stdout().lock();
     if sessions.is_empty() {
-        writeln!(
-            out,
-            "No sessions yet. Start one with: cortex session start \"what the agent should do\""
-        )?;
+        writeln!(out, "No sessions yet. Start one with: cortex session start \"what the agent should do\"")?;
         return Ok(Exit::Ok);
     }
     for session in sessions {

@@ -66,11 +66,7 @@ struct TurnReport {
 }
 
 fn report_turn(result: TurnResult, workspace_path: &Path, json: bool) -> anyhow::Result<Exit> {
-    let exit = if result.outcome == TurnOutcome::Completed {
-        Exit::Ok
-    } else {
-        Exit::No
-    };
+    let exit = if result.outcome == TurnOutcome::Completed { Exit::Ok } else { Exit::No };
     if json {
         super::output::print_json(&TurnReport {
             ref_name: crate::store::Store::ref_name(&result.session),
@@ -84,10 +80,7 @@ fn report_turn(result: TurnResult, workspace_path: &Path, json: bool) -> anyhow:
         })?;
     } else {
         if let Some(error) = &result.error {
-            eprintln!(
-                "cortex: turn {} of {} failed: {error}",
-                result.turn, result.session
-            );
+            eprintln!("cortex: turn {} of {} failed: {error}", result.turn, result.session);
         }
         println!("{}", result.session);
     }
@@ -118,10 +111,7 @@ fn follow_turn(
             EventKind::TurnFinished { outcome: finished } => outcome = Some(*finished),
             EventKind::Lifecycle { to, .. }
                 if outcome.is_some()
-                    && matches!(
-                        to,
-                        SessionState::Idle | SessionState::Failed | SessionState::Stopped
-                    ) =>
+                    && matches!(to, SessionState::Idle | SessionState::Failed | SessionState::Stopped) =>
             {
                 settled = Some(*to);
                 return ControlFlow::Break(());
@@ -132,18 +122,9 @@ fn follow_turn(
     })?;
     let (Some(outcome), Some(state)) = (outcome, settled) else {
         if !quiet {
-            eprintln!(
-                "Detached; the session goes on. Follow it again with: cortex session attach {session}"
-            );
+            eprintln!("Detached; the session goes on. Follow it again with: cortex session attach {session}");
         }
         return Ok(None);
     };
-    Ok(Some(TurnResult {
-        session: session.clone(),
-        turn,
-        outcome,
-        error,
-        state,
-        last_seq,
-    }))
+    Ok(Some(TurnResult { session: session.clone(), turn, outcome, error, state, last_seq }))
 }

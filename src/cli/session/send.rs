@@ -40,13 +40,7 @@ pub(crate) fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
             let store = Store::discover(Path::new(&session.workspace_path))?;
             let mut approver = TerminalApprover { yes: args.yes };
             let mut transcript = Transcript { quiet: args.json };
-            let result = local.node.send_turn(
-                &store,
-                &session.id,
-                &args.prompt,
-                &mut approver,
-                &mut transcript,
-            )?;
+            let result = local.node.send_turn(&store, &session.id, &args.prompt, &mut approver, &mut transcript)?;
             local.core.sync(&local.node.workspaces()?)?;
             return report_turn(result, store.workdir(), args.json);
         }
@@ -57,16 +51,10 @@ pub(crate) fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     }
     let Detail { session } = client.get(&format!("/api/v1/sessions/{}", args.id), &[])?;
     let answer = client.command(
-        CommandKind::SendTurn {
-            session_id: session.id.clone(),
-            prompt: args.prompt,
-            auto_approve: args.yes,
-        },
+        CommandKind::SendTurn { session_id: session.id.clone(), prompt: args.prompt, auto_approve: args.yes },
         None,
     )?;
-    let turn = answer["turn"]
-        .as_u64()
-        .unwrap_or(u64::from(session.turns) + 1) as u32;
+    let turn = answer["turn"].as_u64().unwrap_or(u64::from(session.turns) + 1) as u32;
     match follow_turn(&client, &session.id, turn, session.last_seq, args.json)? {
         Some(result) => report_turn(result, Path::new(&session.workspace_path), args.json),
         None => Ok(Exit::Ok),

@@ -47,10 +47,7 @@ pub(crate) fn run(args: ShowArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     writeln!(out, "created   {}", session.created_at)?;
     writeln!(out, "events    {}", session.last_seq)?;
     for turn in turns {
-        let outcome = turn
-            .outcome
-            .map(|outcome| outcome.as_str())
-            .unwrap_or("in progress");
+        let outcome = turn.outcome.map(|outcome| outcome.as_str()).unwrap_or("in progress");
         writeln!(
             out,
             "turn {:<3} {:<11} {} file(s) +{} -{}  {}",

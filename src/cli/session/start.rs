@@ -87,39 +87,21 @@ pub(crate) fn run(args: StartArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     run_remote(args, &target, provider, prompt)
 }
 
-fn run_local(
-    args: StartArgs,
-    ctx: &Ctx,
-    provider: ProviderSpec,
-    prompt: String,
-) -> anyhow::Result<Exit> {
+fn run_local(args: StartArgs, ctx: &Ctx, provider: ProviderSpec, prompt: String) -> anyhow::Result<Exit> {
     if args.workspace.is_some() || args.node.is_some() {
         anyhow::bail!("--workspace and --node need a running Core: start one with `cortex up`");
     }
-    let store =
-        Store::discover(&std::env::current_dir().context("cannot read the current directory")?)?;
+    let store = Store::discover(&std::env::current_dir().context("cannot read the current directory")?)?;
     let mut local = Local::open(&ctx.data)?;
-    let request = StartRequest {
-        provider,
-        prompt,
-        title: args.title,
-        session_id: None,
-    };
+    let request = StartRequest { provider, prompt, title: args.title, session_id: None };
     let mut approver = TerminalApprover { yes: args.yes };
     let mut transcript = Transcript { quiet: args.json };
-    let result = local
-        .node
-        .start_session(&store, request, &mut approver, &mut transcript)?;
+    let result = local.node.start_session(&store, request, &mut approver, &mut transcript)?;
     local.core.sync(&local.node.workspaces()?)?;
     report_turn(result, store.workdir(), args.json)
 }
 
-fn run_remote(
-    args: StartArgs,
-    client: &Client,
-    provider: ProviderSpec,
-    prompt: String,
-) -> anyhow::Result<Exit> {
+fn run_remote(args: StartArgs, client: &Client, provider: ProviderSpec, prompt: String) -> anyhow::Result<Exit> {
     let workspace = find_workspace(client, args.workspace.as_deref(), args.node.as_deref())?;
     let ProviderSpec::Fake { script, .. } = provider;
     let answer = client.command(
@@ -134,13 +116,11 @@ fn run_remote(
         },
         None,
     )?;
-    let session: SessionId = serde_json::from_value(answer["session_id"].clone())
-        .context("Core's answer has no session id")?;
+    let session: SessionId =
+        serde_json::from_value(answer["session_id"].clone()).context("Core's answer has no session id")?;
     if args.detach {
         if args.json {
-            print_json(
-                &serde_json::json!({ "session_id": session, "workspace_path": workspace.path }),
-            )?;
+            print_json(&serde_json::json!({ "session_id": session, "workspace_path": workspace.path }))?;
         } else {
             println!("{session}");
         }
@@ -157,11 +137,7 @@ fn run_remote(
 
 /// The workspace to run in: the one named, or the repository here (bound on
 /// the right node first if Core does not know it yet).
-fn find_workspace(
-    client: &Client,
-    named: Option<&str>,
-    node: Option<&str>,
-) -> anyhow::Result<Workspace> {
+fn find_workspace(client: &Client, named: Option<&str>, node: Option<&str>) -> anyhow::Result<Workspace> {
     let workspaces: Vec<Workspace> = client.get("/api/v1/workspaces", &[])?;
     if let Some(named) = named {
         let found: Vec<_> = workspaces
@@ -169,34 +145,24 @@ fn find_workspace(
             .filter(|workspace| workspace.id.as_str() == named || workspace.name == named)
             .collect();
         return match found.len() {
-            1 => Ok(found
-                .into_iter()
-                .next()
-                .expect("holds because there is one")),
+            1 => Ok(found.into_iter().next().expect("holds because there is one")),
             0 => anyhow::bail!("no workspace `{named}` (`cortex workspace list` shows them)"),
             _ => anyhow::bail!("`{named}` names several workspaces: use its id"),
         };
     }
-    let store =
-        Store::discover(&std::env::current_dir().context("cannot read the current directory")?)?;
+    let store = Store::discover(&std::env::current_dir().context("cannot read the current directory")?)?;
     let root = store.workdir().to_string_lossy().into_owned();
     let node_id = match node {
         Some(node) => Some(super::super::node::resolve_node(client, node)?),
         None => None,
     };
-    let here = workspaces.into_iter().find(|workspace| {
-        workspace.path == root && node_id.as_ref().is_none_or(|id| *id == workspace.node)
-    });
+    let here = workspaces
+        .into_iter()
+        .find(|workspace| workspace.path == root && node_id.as_ref().is_none_or(|id| *id == workspace.node));
     if let Some(workspace) = here {
         return Ok(workspace);
     }
-    let bound = client.command(
-        CommandKind::BindWorkspace {
-            path: root,
-            name: None,
-        },
-        node_id,
-    )?;
+    let bound = client.command(CommandKind::BindWorkspace { path: root, name: None }, node_id)?;
     Ok(serde_json::from_value(bound).context("malformed workspace from Core")?)
 }
 
@@ -207,21 +173,12 @@ fn provider_spec(name: ProviderName, script: Option<&Path>) -> anyhow::Result<Pr
         ProviderName::Fake => {
             let text = match script {
                 Some(path) => Some(fs_err::read_to_string(path).map_err(|error| {
-                    anyhow::anyhow!(
-                        "script `{}`: cannot read it: {}",
-                        path.display(),
-                        error.kind()
-                    )
+                    anyhow::anyhow!("script `{}`: cannot read it: {}", path.display(), error.kind())
                 })?),
                 None => None,
             };
-            let script_name = script
-                .map(|path| path.display().to_string())
-                .unwrap_or_default();
-            Ok(ProviderSpec::Fake {
-                script: text,
-                script_name,
-            })
+            let script_name = script.map(|path| path.display().to_string()).unwrap_or_default();
+            Ok(ProviderSpec::Fake { script: text, script_name })
         }
     }
 }

@@ -23,20 +23,13 @@ pub(crate) fn run(args: StopArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let (session, _) = backend.session(&args.id)?;
     match &backend {
         Backend::Remote(client) => {
-            let answer = client.command(
-                CommandKind::StopSession {
-                    session_id: session.id.clone(),
-                },
-                None,
-            )?;
+            let answer = client.command(CommandKind::StopSession { session_id: session.id.clone() }, None)?;
             let state = answer["state"].as_str().unwrap_or("stopping");
             eprintln!("Session {} is {state}.", session.id);
         }
         Backend::Local(local) => {
             let store = Store::discover(Path::new(&session.workspace_path))?;
-            local
-                .node
-                .stop_idle(&store, &session.id, &mut Transcript { quiet: true })?;
+            local.node.stop_idle(&store, &session.id, &mut Transcript { quiet: true })?;
             eprintln!("Session {} is stopped.", session.id);
         }
     }

@@ -34,15 +34,9 @@ impl Provider for FakeProvider {
         "fake"
     }
 
-    fn run_turn(
-        &mut self,
-        request: TurnRequest<'_>,
-        sink: &mut dyn TurnSink,
-    ) -> Result<TurnEnd, Error> {
+    fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
         let Some(steps) = self.script.turn(request.turn) else {
-            sink.emit(EventKind::AssistantMessage {
-                text: format!("echo: {}", request.prompt),
-            })?;
+            sink.emit(EventKind::AssistantMessage { text: format!("echo: {}", request.prompt) })?;
             return Ok(TurnEnd::Completed);
         };
         let mut skip_next = false;
@@ -66,31 +60,19 @@ impl Provider for FakeProvider {
                 }
                 Step::WriteFile { path, content } => {
                     let target = resolve(request.workspace, path)?;
-                    let change = if target.exists() {
-                        FileChange::Modified
-                    } else {
-                        FileChange::Added
-                    };
+                    let change = if target.exists() { FileChange::Modified } else { FileChange::Added };
                     if let Some(parent) = target.parent() {
-                        fs_err::create_dir_all(parent).map_err(|source| {
-                            io(format!("cannot create the folder of `{path}`"), source)
-                        })?;
+                        fs_err::create_dir_all(parent)
+                            .map_err(|source| io(format!("cannot create the folder of `{path}`"), source))?;
                     }
-                    fs_err::write(&target, content)
-                        .map_err(|source| io(format!("cannot write `{path}`"), source))?;
-                    sink.emit(EventKind::FileChanged {
-                        path: path.clone(),
-                        change,
-                    })?;
+                    fs_err::write(&target, content).map_err(|source| io(format!("cannot write `{path}`"), source))?;
+                    sink.emit(EventKind::FileChanged { path: path.clone(), change })?;
                 }
                 Step::DeleteFile(path) => {
                     let target = resolve(request.workspace, path)?;
                     match fs_err::remove_file(&target) {
                         Ok(()) => {
-                            sink.emit(EventKind::FileChanged {
-                                path: path.clone(),
-                                change: FileChange::Deleted,
-                            })?;
+                            sink.emit(EventKind::FileChanged { path: path.clone(), change: FileChange::Deleted })?;
                         }
                         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                             sink.emit(EventKind::Warning {
@@ -133,19 +115,12 @@ fn resolve(workspace: &Path, path: &str) -> Result<PathBuf, Error> {
             None => break,
         }
     }
-    let real = existing
-        .canonicalize()
-        .map_err(|source| io(format!("cannot resolve `{path}`"), source))?;
-    let root = workspace
-        .canonicalize()
-        .map_err(|source| io("cannot resolve the workspace".into(), source))?;
+    let real = existing.canonicalize().map_err(|source| io(format!("cannot resolve `{path}`"), source))?;
+    let root = workspace.canonicalize().map_err(|source| io("cannot resolve the workspace".into(), source))?;
     if !real.starts_with(&root) {
         return Err(io(
             format!("`{path}` resolves outside the workspace"),
-            std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                "path escapes the workspace through a symlink",
-            ),
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, "path escapes the workspace through a symlink"),
         ));
     }
     Ok(target)
@@ -153,16 +128,8 @@ fn resolve(workspace: &Path, path: &str) -> Result<PathBuf, Error> {
 
 /// Runs `command` with `sh -c` in the workspace, streaming each output line
 /// as an event, then its exit code.
-fn run_command(
-    workspace: &Path,
-    command_id: &str,
-    command: &str,
-    sink: &mut dyn TurnSink,
-) -> Result<(), Error> {
-    sink.emit(EventKind::CommandStarted {
-        command_id: command_id.to_string(),
-        command: command.to_string(),
-    })?;
+fn run_command(workspace: &Path, command_id: &str, command: &str, sink: &mut dyn TurnSink) -> Result<(), Error> {
+    sink.emit(EventKind::CommandStarted { command_id: command_id.to_string(), command: command.to_string() })?;
     let started = Instant::now();
     let mut child = Command::new("sh")
         .arg("-c")
@@ -176,18 +143,12 @@ fn run_command(
     let (sender, receiver) = mpsc::channel();
     let readers = [
         spawn_reader(
-            child
-                .stdout
-                .take()
-                .map(|out| Box::new(out) as Box<dyn Read + Send>),
+            child.stdout.take().map(|out| Box::new(out) as Box<dyn Read + Send>),
             OutputStream::Stdout,
             sender.clone(),
         ),
         spawn_reader(
-            child
-                .stderr
-                .take()
-                .map(|err| Box::new(err) as Box<dyn Read + Send>),
+            child.stderr.take().map(|err| Box::new(err) as Box<dyn Read + Send>),
             OutputStream::Stderr,
             sender,
         ),
@@ -200,18 +161,12 @@ fn run_command(
             continue;
         }
         kept += text.len();
-        sink.emit(EventKind::CommandOutput {
-            command_id: command_id.to_string(),
-            stream,
-            text,
-        })?;
+        sink.emit(EventKind::CommandOutput { command_id: command_id.to_string(), stream, text })?;
     }
     for reader in readers.into_iter().flatten() {
         let _ = reader.join();
     }
-    let status = child
-        .wait()
-        .map_err(|source| io(format!("cannot wait for `{command}`"), source))?;
+    let status = child.wait().map_err(|source| io(format!("cannot wait for `{command}`"), source))?;
     if truncated {
         sink.emit(EventKind::Warning {
             message: format!("output of `{command}` truncated after {MAX_COMMAND_OUTPUT} bytes"),

@@ -18,16 +18,8 @@ pub enum Step {
     Fail(String),
 }
 
-pub const STEP_KINDS: &[&str] = &[
-    "message",
-    "reasoning",
-    "command",
-    "write_file",
-    "delete_file",
-    "approval",
-    "sleep_ms",
-    "fail",
-];
+pub const STEP_KINDS: &[&str] =
+    &["message", "reasoning", "command", "write_file", "delete_file", "approval", "sleep_ms", "fail"];
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Script {
@@ -44,38 +36,26 @@ pub struct ScriptError {
 impl Script {
     pub fn load(path: &Path) -> Result<Script, ScriptError> {
         let name = path.display().to_string();
-        let text = fs_err::read_to_string(path).map_err(|error| ScriptError {
-            source_name: name.clone(),
-            detail: format!("cannot read it: {error}"),
-        })?;
+        let text = fs_err::read_to_string(path)
+            .map_err(|error| ScriptError { source_name: name.clone(), detail: format!("cannot read it: {error}") })?;
         Script::parse(&text, &name)
     }
 
     pub fn parse(text: &str, source_name: &str) -> Result<Script, ScriptError> {
-        let fail = |detail: String| ScriptError {
-            source_name: source_name.to_string(),
-            detail,
-        };
+        let fail = |detail: String| ScriptError { source_name: source_name.to_string(), detail };
         let table: toml::Table = toml::from_str(text).map_err(|error| {
-            let line = error
-                .span()
-                .map_or(1, |span| text[..span.start].matches('\n').count() + 1);
-            fail(format!(
-                "not valid TOML at line {line}: {}",
-                error.message()
-            ))
+            let line = error.span().map_or(1, |span| text[..span.start].matches('\n').count() + 1);
+            fail(format!("not valid TOML at line {line}: {}", error.message()))
         })?;
         let mut turns = Vec::new();
         for (key, value) in &table {
             match key.as_str() {
                 "turn" => {
-                    let list = value.as_array().ok_or_else(|| {
-                        fail("`turn` must be an array of tables: `[[turn]]`".into())
-                    })?;
+                    let list =
+                        value.as_array().ok_or_else(|| fail("`turn` must be an array of tables: `[[turn]]`".into()))?;
                     for (turn_idx, turn) in list.iter().enumerate() {
-                        let turn_table = turn
-                            .as_table()
-                            .ok_or_else(|| fail(format!("turn {} is not a table", turn_idx + 1)))?;
+                        let turn_table =
+                            turn.as_table().ok_or_else(|| fail(format!("turn {} is not a table", turn_idx + 1)))?;
                         if let Some(other) = turn_table.keys().find(|key| *key != "step") {
                             return Err(fail(format!(
                                 "turn {}: unknown key `{other}` (a turn holds only `[[turn.step]]`)",
@@ -83,8 +63,7 @@ impl Script {
                             )));
                         }
                         let steps = match turn_table.get("step") {
-                            Some(steps) => parse_steps(steps, &format!("turn {}", turn_idx + 1))
-                                .map_err(fail)?,
+                            Some(steps) => parse_steps(steps, &format!("turn {}", turn_idx + 1)).map_err(fail)?,
                             None => Vec::new(),
                         };
                         turns.push(steps);
@@ -92,17 +71,13 @@ impl Script {
                 }
                 "step" => {}
                 other => {
-                    return Err(fail(format!(
-                        "unknown top-level key `{other}` (expected `[[turn]]` or `[[step]]`)"
-                    )));
+                    return Err(fail(format!("unknown top-level key `{other}` (expected `[[turn]]` or `[[step]]`)")));
                 }
             }
         }
         if let Some(steps) = table.get("step") {
             if table.contains_key("turn") {
-                return Err(fail(
-                    "use either `[[turn]]` tables or a top-level `[[step]]` list, not both".into(),
-                ));
+                return Err(fail("use either `[[turn]]` tables or a top-level `[[step]]` list, not both".into()));
             }
             turns.push(parse_steps(steps, "turn 1").map_err(fail)?);
         }
@@ -111,46 +86,29 @@ impl Script {
 
     /// The steps of turn `n` (1-based), if the script has that turn.
     pub fn turn(&self, n: u32) -> Option<&[Step]> {
-        self.turns
-            .get((n as usize).checked_sub(1)?)
-            .map(Vec::as_slice)
+        self.turns.get((n as usize).checked_sub(1)?).map(Vec::as_slice)
     }
 }
 
 fn parse_steps(value: &toml::Value, place: &str) -> Result<Vec<Step>, String> {
-    let list = value
-        .as_array()
-        .ok_or_else(|| format!("{place}: `step` must be an array of tables"))?;
-    list.iter()
-        .enumerate()
-        .map(|(idx, step)| parse_step(step, &format!("{place}, step {}", idx + 1)))
-        .collect()
+    let list = value.as_array().ok_or_else(|| format!("{place}: `step` must be an array of tables"))?;
+    list.iter().enumerate().map(|(idx, step)| parse_step(step, &format!("{place}, step {}", idx + 1))).collect()
 }
 
 fn parse_step(value: &toml::Value, place: &str) -> Result<Step, String> {
-    let table = value
-        .as_table()
-        .ok_or_else(|| format!("{place}: a step must be a table"))?;
+    let table = value.as_table().ok_or_else(|| format!("{place}: a step must be a table"))?;
     let mut keys = table.iter();
     let (key, value) = match (keys.next(), keys.next()) {
         (Some(entry), None) => entry,
         (None, _) => {
-            return Err(format!(
-                "{place}: empty step (give one of {})",
-                STEP_KINDS.join(", ")
-            ));
+            return Err(format!("{place}: empty step (give one of {})", STEP_KINDS.join(", ")));
         }
         (Some((first, _)), Some((second, _))) => {
-            return Err(format!(
-                "{place}: a step has exactly one key, found `{first}` and `{second}`"
-            ));
+            return Err(format!("{place}: a step has exactly one key, found `{first}` and `{second}`"));
         }
     };
     let text = |what: &str| {
-        value
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| format!("{place}: `{key}` takes a string ({what})"))
+        value.as_str().map(str::to_string).ok_or_else(|| format!("{place}: `{key}` takes a string ({what})"))
     };
     Ok(match key.as_str() {
         "message" => Step::Message(text("the assistant's message")?),
@@ -161,21 +119,14 @@ fn parse_step(value: &toml::Value, place: &str) -> Result<Step, String> {
         "delete_file" => Step::DeleteFile(checked_path(&text("a path in the workspace")?, place)?),
         "sleep_ms" => {
             let ms = value.as_integer().filter(|ms| *ms >= 0);
-            Step::SleepMs(ms.ok_or_else(|| {
-                format!("{place}: `sleep_ms` takes a whole number of milliseconds")
-            })? as u64)
+            Step::SleepMs(ms.ok_or_else(|| format!("{place}: `sleep_ms` takes a whole number of milliseconds"))? as u64)
         }
         "write_file" => {
-            let spec = value.as_table().ok_or_else(|| {
-                format!("{place}: `write_file` takes `{{ path = \"…\", content = \"…\" }}`")
-            })?;
-            if let Some(other) = spec
-                .keys()
-                .find(|key| !["path", "content"].contains(&key.as_str()))
-            {
-                return Err(format!(
-                    "{place}: `write_file` has an unknown key `{other}` (expected path, content)"
-                ));
+            let spec = value
+                .as_table()
+                .ok_or_else(|| format!("{place}: `write_file` takes `{{ path = \"…\", content = \"…\" }}`"))?;
+            if let Some(other) = spec.keys().find(|key| !["path", "content"].contains(&key.as_str())) {
+                return Err(format!("{place}: `write_file` has an unknown key `{other}` (expected path, content)"));
             }
             let field = |name: &str| {
                 spec.get(name)
@@ -183,16 +134,10 @@ fn parse_step(value: &toml::Value, place: &str) -> Result<Step, String> {
                     .map(str::to_string)
                     .ok_or_else(|| format!("{place}: `write_file` needs a string `{name}`"))
             };
-            Step::WriteFile {
-                path: checked_path(&field("path")?, place)?,
-                content: field("content")?,
-            }
+            Step::WriteFile { path: checked_path(&field("path")?, place)?, content: field("content")? }
         }
         other => {
-            return Err(format!(
-                "{place}: unknown step `{other}` (expected one of {})",
-                STEP_KINDS.join(", ")
-            ));
+            return Err(format!("{place}: unknown step `{other}` (expected one of {})", STEP_KINDS.join(", ")));
         }
     })
 }
@@ -205,26 +150,13 @@ fn checked_path(path: &str, place: &str) -> Result<String, String> {
         return Err(format!("{place}: the path is empty"));
     }
     if parsed.is_absolute() {
-        return Err(format!(
-            "{place}: `{path}` is absolute; paths are relative to the workspace root"
-        ));
+        return Err(format!("{place}: `{path}` is absolute; paths are relative to the workspace root"));
     }
-    if parsed
-        .components()
-        .any(|component| matches!(component, Component::ParentDir))
-    {
-        return Err(format!(
-            "{place}: `{path}` leaves the workspace (`..` is not allowed)"
-        ));
+    if parsed.components().any(|component| matches!(component, Component::ParentDir)) {
+        return Err(format!("{place}: `{path}` leaves the workspace (`..` is not allowed)"));
     }
-    if parsed
-        .components()
-        .next()
-        .is_some_and(|component| component.as_os_str() == ".git")
-    {
-        return Err(format!(
-            "{place}: `{path}` is inside `.git`, which the agent may not touch"
-        ));
+    if parsed.components().next().is_some_and(|component| component.as_os_str() == ".git") {
+        return Err(format!("{place}: `{path}` is inside `.git`, which the agent may not touch"));
     }
     Ok(path.to_string())
 }
@@ -280,9 +212,6 @@ mod tests {
             "[[step]]\nmessage = 1\n[[step]\n",
             "script `s.toml`: not valid TOML at line 3: unclosed array table, expected `]`",
         );
-        check(
-            "title = 1\n",
-            "script `s.toml`: unknown top-level key `title` (expected `[[turn]]` or `[[step]]`)",
-        );
+        check("title = 1\n", "script `s.toml`: unknown top-level key `title` (expected `[[turn]]` or `[[step]]`)");
     }
 }

@@ -40,21 +40,13 @@ impl Run {
 
 impl TestEnv {
     pub fn new() -> TestEnv {
-        let root = tempfile::Builder::new()
-            .prefix("cortex-it-")
-            .tempdir()
-            .expect("temp dir");
+        let root = tempfile::Builder::new().prefix("cortex-it-").tempdir().expect("temp dir");
         let home = root.path().join("home");
         let cortex_home = root.path().join("cortex-home");
         let repo = root.path().join("repo");
         std::fs::create_dir_all(&home).unwrap();
         std::fs::create_dir_all(&repo).unwrap();
-        let env = TestEnv {
-            root,
-            home,
-            cortex_home,
-            repo,
-        };
+        let env = TestEnv { root, home, cortex_home, repo };
         env.git(&env.repo, ["init", "-q", "-b", "main"]);
         std::fs::write(env.repo.join("README.md"), "# demo\n").unwrap();
         std::fs::write(env.repo.join(".gitignore"), "target/\n").unwrap();
@@ -102,13 +94,7 @@ impl TestEnv {
     {
         let mut command = Command::new("git");
         self.hermetic(&mut command);
-        Run::from(
-            command
-                .current_dir(dir)
-                .args(args)
-                .output()
-                .expect("git runs"),
-        )
+        Run::from(command.current_dir(dir).args(args).output().expect("git runs"))
     }
 
     pub fn cortex_command(&self, dir: &Path) -> Command {
@@ -124,12 +110,7 @@ impl TestEnv {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        Run::from(
-            self.cortex_command(dir)
-                .args(args)
-                .output()
-                .expect("cortex runs"),
-        )
+        Run::from(self.cortex_command(dir).args(args).output().expect("cortex runs"))
     }
 
     /// Runs `cortex` in the main repository.
@@ -148,11 +129,7 @@ impl TestEnv {
         S: AsRef<OsStr>,
     {
         let run = self.cortex(args);
-        assert_eq!(
-            run.code, 0,
-            "cortex failed\nstdout: {}\nstderr: {}",
-            run.stdout, run.stderr
-        );
+        assert_eq!(run.code, 0, "cortex failed\nstdout: {}\nstderr: {}", run.stdout, run.stderr);
         run
     }
 
@@ -165,14 +142,7 @@ impl TestEnv {
 
     /// Starts a session with `script` and returns its id.
     pub fn start(&self, prompt: &str, script: &Path) -> String {
-        let run = self.cortex_ok([
-            "session",
-            "start",
-            prompt,
-            "--script",
-            script.to_str().unwrap(),
-            "--json",
-        ]);
+        let run = self.cortex_ok(["session", "start", prompt, "--script", script.to_str().unwrap(), "--json"]);
         run.json()["session_id"].as_str().unwrap().to_string()
     }
 
@@ -181,13 +151,7 @@ impl TestEnv {
     pub fn spawn_start(&self, dir: &Path, prompt: &str, script: &Path) -> Background {
         let child = self
             .cortex_command(dir)
-            .args([
-                "session",
-                "start",
-                prompt,
-                "--script",
-                script.to_str().unwrap(),
-            ])
+            .args(["session", "start", prompt, "--script", script.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -198,26 +162,14 @@ impl TestEnv {
     /// A bare repository `name` added as remote `origin` of the main repository.
     pub fn origin(&self, name: &str) -> PathBuf {
         let remote = self.path(name);
-        self.git(
-            self.root.path(),
-            ["init", "-q", "--bare", remote.to_str().unwrap()],
-        );
-        self.git(
-            &self.repo,
-            ["remote", "add", "origin", remote.to_str().unwrap()],
-        );
+        self.git(self.root.path(), ["init", "-q", "--bare", remote.to_str().unwrap()]);
+        self.git(&self.repo, ["remote", "add", "origin", remote.to_str().unwrap()]);
         remote
     }
 
     /// Session refs of `repo`, as `git for-each-ref` sees them.
     pub fn session_refs(&self, repo: &Path) -> Vec<String> {
-        self.git(
-            repo,
-            ["for-each-ref", "--format=%(refname)", "refs/cortex/"],
-        )
-        .lines()
-        .map(str::to_string)
-        .collect()
+        self.git(repo, ["for-each-ref", "--format=%(refname)", "refs/cortex/"]).lines().map(str::to_string).collect()
     }
 
     /// The content of every object reachable from `refs/cortex/`, as text.
@@ -251,10 +203,7 @@ fn redactions() -> insta::Settings {
     settings.add_filter(r"ses_[0-9a-z]{26}", "[SESSION]");
     settings.add_filter(r"wsp_[0-9a-z]{26}", "[WORKSPACE]");
     settings.add_filter(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[TIME]");
-    settings.add_filter(
-        r#""base_commit": "[0-9a-f]{40}""#,
-        r#""base_commit": "[COMMIT]""#,
-    );
+    settings.add_filter(r#""base_commit": "[0-9a-f]{40}""#, r#""base_commit": "[COMMIT]""#);
     settings.add_filter(r#""node": "[^"]+""#, r#""node": "[NODE]""#);
     settings.add_filter(r#""duration_ms": \d+"#, r#""duration_ms": "[MS]""#);
     settings
@@ -298,16 +247,7 @@ pub fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
 /// Asserts that `events` (a `session log --json` array) have seqs 1..=n, in
 /// order, with no gap and no duplicate; returns n.
 pub fn assert_gapless(events: &serde_json::Value) -> usize {
-    let seqs: Vec<u64> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|event| event["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        seqs,
-        (1..=seqs.len() as u64).collect::<Vec<_>>(),
-        "seqs must be 1..n with no gap or duplicate"
-    );
+    let seqs: Vec<u64> = events.as_array().unwrap().iter().map(|event| event["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seqs must be 1..n with no gap or duplicate");
     seqs.len()
 }

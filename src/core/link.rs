@@ -37,24 +37,25 @@ fn error_frame(code: &str, message: impl Into<String>) -> CoreFrame {
 async fn link(socket: WebSocket, state: Arc<CoreState>) {
     let (mut sink, mut stream) = socket.split();
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
-        Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str::<NodeFrame>(text.as_str()),
+        Ok(Some(Ok(Message::Text(text)))) => text,
         _ => {
             let _ = sink.send(text(&error_frame("no_hello", "the first frame must be a hello"))).await;
             return;
         }
     };
-    let (credential, capabilities, workspaces) = match hello {
-        Ok(NodeFrame::Hello { v, credential, capabilities, workspaces, .. }) => {
-            if v != PROTOCOL_VERSION {
-                let refusal = refused(
-                    Refusal::UnsupportedVersion,
-                    format!("this Core speaks protocol {PROTOCOL_VERSION}, the node {v}"),
-                );
-                let _ = sink.send(text(&refusal)).await;
-                return;
-            }
-            (credential, capabilities, workspaces)
-        }
+    // The version first: a hello from another protocol version may not even
+    // have this version's shape.
+    if let Some(version) = frame_version(hello.as_str())
+        && version != u64::from(PROTOCOL_VERSION)
+    {
+        let message = format!(
+            "this Core speaks protocol {PROTOCOL_VERSION}, the node {version}: run the same Cortex version on both"
+        );
+        let _ = sink.send(text(&refused(Refusal::UnsupportedVersion, message))).await;
+        return;
+    }
+    let (credential, capabilities, workspaces) = match serde_json::from_str::<NodeFrame>(hello.as_str()) {
+        Ok(NodeFrame::Hello { credential, capabilities, workspaces, .. }) => (credential, capabilities, workspaces),
         Ok(_) => {
             let _ = sink.send(text(&error_frame("no_hello", "the first frame must be a hello"))).await;
             return;
@@ -92,11 +93,10 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
 
     let (tx, mut rx) = mpsc::channel::<CoreFrame>(1024);
     let conn_id = state.next_conn_id();
-    let warnings = skew_warnings(&capabilities);
     // Registered offline, then moved online, so the change is recorded.
     lock(&state.links).insert(
         node_id.clone(),
-        Link { conn_id, tx: tx.clone(), status: NodeStatus::Offline, last_heartbeat: Instant::now(), warnings },
+        Link { conn_id, tx: tx.clone(), status: NodeStatus::Offline, last_heartbeat: Instant::now() },
     );
     state.set_status(&node_id, Some(conn_id), NodeStatus::Online, "connected");
     resend_unfinished(&state, &node_id, &tx).await;
@@ -142,32 +142,36 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
     writer.abort();
 }
 
+/// The `v` of a frame, read before the frame is parsed as this version's.
+fn frame_version(text: &str) -> Option<u64> {
+    serde_json::from_str::<serde_json::Value>(text).ok()?.get("v")?.as_u64()
+}
+
 fn refused(reason: Refusal, message: impl Into<String>) -> CoreFrame {
     CoreFrame::Refused { v: PROTOCOL_VERSION, reason, message: message.into() }
 }
 
 /// The node's id, and its new secret when this hello enrolled it.
-fn authenticate(state: &CoreState, credential: Credential) -> Result<(String, Option<String>), CoreFrame> {
+fn authenticate(state: &CoreState, credential: Credential) -> Result<(String, Option<String>), Box<CoreFrame>> {
     let mut registry = lock(&state.registry);
+    let internal = |error: super::Error| Box::new(error_frame("internal", error.to_string()));
     match credential {
-        Credential::Enroll { token, name } => match registry.enroll(&token, &name) {
-            Ok(Some((id, secret))) => Ok((id.to_string(), Some(secret))),
-            Ok(None) => Err(refused(
+        Credential::Enroll { token, name } => match registry.enroll(&token, &name).map_err(internal)? {
+            Some((id, secret)) => Ok((id.to_string(), Some(secret))),
+            None => Err(Box::new(refused(
                 Refusal::BadEnrollmentToken,
                 "the enrollment token is unknown, used or expired; get a new one with `cortex node enroll`",
-            )),
-            Err(error) => Err(error_frame("internal", error.to_string())),
+            ))),
         },
-        Credential::Node { node_id, secret } => match registry.authenticate(&node_id, &secret) {
-            Ok(Some(node)) if node.revoked => {
-                Err(refused(Refusal::Revoked, "this node was revoked; enroll it again with a new token"))
+        Credential::Node { node_id, secret } => match registry.authenticate(&node_id, &secret).map_err(internal)? {
+            Some(node) if node.revoked => {
+                Err(Box::new(refused(Refusal::Revoked, "this node was revoked; enroll it again with a new token")))
             }
-            Ok(Some(node)) => Ok((node.id, None)),
-            Ok(None) => Err(refused(
+            Some(node) => Ok((node.id, None)),
+            None => Err(Box::new(refused(
                 Refusal::UnknownCredential,
                 "Core does not know this node's credential; enroll it with a token from `cortex node enroll`",
-            )),
-            Err(error) => Err(error_frame("internal", error.to_string())),
+            ))),
         },
     }
 }
@@ -189,23 +193,6 @@ fn accept_hello(
     Ok(())
 }
 
-fn skew_warnings(capabilities: &Capabilities) -> Vec<String> {
-    let mut warnings = Vec::new();
-    if capabilities.protocol_version != PROTOCOL_VERSION {
-        warnings.push(format!(
-            "version skew: node speaks protocol {}, Core {PROTOCOL_VERSION}",
-            capabilities.protocol_version
-        ));
-    } else if capabilities.cortex_version != env!("CARGO_PKG_VERSION") {
-        warnings.push(format!(
-            "version skew: node runs Cortex {}, Core {}",
-            capabilities.cortex_version,
-            env!("CARGO_PKG_VERSION")
-        ));
-    }
-    warnings
-}
-
 /// Commands sent before the last link dropped, still unanswered: the node
 /// deduplicates by id, so sending again is safe.
 async fn resend_unfinished(state: &CoreState, node_id: &str, tx: &mpsc::Sender<CoreFrame>) {
@@ -218,8 +205,7 @@ async fn resend_unfinished(state: &CoreState, node_id: &str, tx: &mpsc::Sender<C
 }
 
 async fn handle_frame(state: &Arc<CoreState>, node_id: &str, conn_id: u64, text: &str, tx: &mpsc::Sender<CoreFrame>) {
-    let version = serde_json::from_str::<serde_json::Value>(text).ok().and_then(|value| value.get("v")?.as_u64());
-    if let Some(version) = version
+    if let Some(version) = frame_version(text)
         && version != u64::from(PROTOCOL_VERSION)
     {
         tracing::warn!(node = node_id, version, "frame with an unsupported protocol version");

@@ -60,7 +60,6 @@ pub(crate) struct Link {
     pub(crate) tx: mpsc::Sender<CoreFrame>,
     pub(crate) status: NodeStatus,
     pub(crate) last_heartbeat: Instant,
-    pub(crate) warnings: Vec<String>,
 }
 
 pub struct CoreState {
@@ -368,7 +367,7 @@ fn summarize(record: NodeRecord, links: &HashMap<String, Link>) -> NodeSummary {
     let link = links.get(&record.id);
     let status =
         if record.revoked { NodeStatus::Revoked } else { link.map_or(NodeStatus::Offline, |link| link.status) };
-    let mut warnings = link.map(|link| link.warnings.clone()).unwrap_or_default();
+    let mut warnings = record.capabilities.as_ref().map(skew_warnings).unwrap_or_default();
     if let Some(resources) = &record.resources {
         warnings.extend(resource_warnings(resources, record.capabilities.as_ref().map_or(1, |caps| caps.cpus)));
     }
@@ -382,6 +381,24 @@ fn summarize(record: NodeRecord, links: &HashMap<String, Link>) -> NodeSummary {
         warnings,
         enrolled_at: record.enrolled_at,
     }
+}
+
+/// Protocol or version differences between a node and this Core.
+fn skew_warnings(capabilities: &crate::protocol::Capabilities) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if capabilities.protocol_version != PROTOCOL_VERSION {
+        warnings.push(format!(
+            "version skew: node speaks protocol {}, Core {PROTOCOL_VERSION}",
+            capabilities.protocol_version
+        ));
+    } else if capabilities.cortex_version != env!("CARGO_PKG_VERSION") {
+        warnings.push(format!(
+            "version skew: node runs Cortex {}, Core {}",
+            capabilities.cortex_version,
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
+    warnings
 }
 
 /// Free disk under 1 GiB (or 5%), free memory under 256 MiB (or 5%), load

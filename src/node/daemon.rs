@@ -91,11 +91,13 @@ struct Pending {
 
 impl Outbox {
     fn push(&mut self, summary: SessionSummary, event: Event) {
+        // A session new to the outbox goes on from this event: what came
+        // before was acknowledged, or is loaded from the store when Core asks.
         let pending = self.sessions.entry(summary.id.clone()).or_insert_with(|| Pending {
             summary: summary.clone(),
             events: BTreeMap::new(),
-            sent_upto: 0,
-            acked: 0,
+            sent_upto: event.seq - 1,
+            acked: event.seq - 1,
         });
         pending.summary = summary;
         if event.seq > pending.acked {
@@ -413,6 +415,7 @@ fn catch_up(runtime: &Runtime, acked: &BTreeMap<SessionId, u64>) -> Result<()> {
                 continue;
             };
             let core_has = acked.get(&session_id).copied().unwrap_or(0);
+            tracing::debug!(%session_id, core_has, node_has = view.meta.last_seq, "catching Core up");
             if view.meta.last_seq > core_has && !lock(&runtime.outbox).has_from(&session_id, core_has) {
                 load_from_store(runtime, &store, &workspace, &view, core_has)?;
             }
@@ -440,12 +443,12 @@ fn load_from_store(
 /// Core asked for events after `after` again.
 fn resend(runtime: &Arc<Runtime>, session: &SessionId, after: u64) {
     let missing = !lock(&runtime.outbox).has_from(session, after);
-    if missing && let Some((store, workspace)) = find_session(runtime.node(), session) {
-        if let Ok(view) = store.read_session(session) {
-            if let Err(error) = load_from_store(runtime, &store, &workspace, &view, after) {
-                tracing::warn!(%error, %session, "cannot reload events to resend");
-            }
-        }
+    if missing
+        && let Some((store, workspace)) = find_session(runtime.node(), session)
+        && let Ok(view) = store.read_session(session)
+        && let Err(error) = load_from_store(runtime, &store, &workspace, &view, after)
+    {
+        tracing::warn!(%error, %session, "cannot reload events to resend");
     }
     if let Some(pending) = lock(&runtime.outbox).sessions.get_mut(session) {
         pending.sent_upto = after;

@@ -163,7 +163,7 @@ fn find_workspace(client: &Client, named: Option<&str>, node: Option<&str>) -> a
         return Ok(workspace);
     }
     let bound = client.command(CommandKind::BindWorkspace { path: root, name: None }, node_id)?;
-    Ok(serde_json::from_value(bound).context("malformed workspace from Core")?)
+    serde_json::from_value(bound).context("malformed workspace from Core")
 }
 
 /// The provider as the node needs it: a script travels as text, since the

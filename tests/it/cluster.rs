@@ -1,0 +1,363 @@
+//! Core and node daemons as separate processes on 127.0.0.1: `cortex up`,
+//! enrollment, placement, revocation, nodes and Core killed mid-turn,
+//! idempotent commands, bad frames, and an unreachable Core.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::cluster::{CoreProcess, Http, free_port};
+use crate::support::{TestEnv, assert_gapless, wait_for};
+
+fn state_of(env: &TestEnv, core: &CoreProcess, id: &str) -> serde_json::Value {
+    let run = env.cortex_at(core, env.root.path(), ["session", "show", id, "--json"]);
+    if run.code != 0 {
+        return serde_json::Value::Null;
+    }
+    run.json()["session"].clone()
+}
+
+/// Waits until the session's state through Core is `state`.
+fn wait_state(env: &TestEnv, core: &CoreProcess, id: &str, state: &str) -> serde_json::Value {
+    wait_for(|| {
+        let session = state_of(env, core, id);
+        (session["state"] == state).then_some(session)
+    })
+    .unwrap_or_else(|| panic!("session {id} never became {state}: {}", state_of(env, core, id)))
+}
+
+fn wait_node_status(env: &TestEnv, core: &CoreProcess, name: &str, status: &str) {
+    let seen = wait_for(|| {
+        let run = env.cortex_at(core, env.root.path(), ["node", "list", "--json"]);
+        let nodes = run.json();
+        nodes.as_array()?.iter().any(|node| node["name"] == name && node["status"] == status).then_some(())
+    });
+    assert!(seen.is_some(), "node {name} never became {status}");
+}
+
+const SLOW: &str = "[[turn]]\n[[turn.step]]\nmessage = \"working\"\n[[turn.step]]\nsleep_ms = 1500\n[[turn.step]]\nmessage = \"done\"\n";
+
+#[test]
+fn up_runs_a_detached_session_to_completion_after_the_cli_exits() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = env.script("slow.toml", SLOW);
+
+    let started = Instant::now();
+    let run = env.cortex_at(
+        &core,
+        &env.repo,
+        ["session", "start", "background job", "--script", script.to_str().unwrap(), "--detach"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_millis(1500), "--detach must not wait for the turn");
+    let id = run.stdout.trim().to_string();
+
+    let listed = env.cortex_at(&core, &env.repo, ["session", "list", "--json"]).json();
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert!(["starting", "running"].contains(&listed[0]["state"].as_str().unwrap()), "{listed}");
+
+    let done = wait_state(&env, &core, &id, "idle");
+    assert_eq!(done["turns"], 1);
+    let log = env.cortex_at(&core, &env.repo, ["session", "log", &id, "--json"]).json();
+    assert_gapless(&log);
+    assert!(log.as_array().unwrap().iter().any(|event| event["text"] == "done"));
+    // The store in the repository says the same as Core.
+    let from_store =
+        env.cortex_in(&env.repo, ["--data", env.path("offline-home").to_str().unwrap(), "index", "rebuild"]);
+    assert_eq!(from_store.code, 0, "{}", from_store.stderr);
+    let store_log = env
+        .cortex_in(&env.repo, ["--data", env.path("offline-home").to_str().unwrap(), "session", "log", &id, "--json"]);
+    assert_eq!(store_log.json(), log);
+
+    // The status page is served beside the API.
+    let (status, _) = Http::new(&core).get("/", None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn two_nodes_place_sessions_and_a_revoked_node_stays_out() {
+    let env = TestEnv::new();
+    let core = env.start_core("core", &env.cortex_home, free_port());
+    let repo_a = env.repo("repo-a");
+    let repo_b = env.repo("repo-b");
+    let token_a = env.enroll(&core, "alpha");
+    let token_b = env.enroll(&core, "beta");
+    let _alpha = env.start_node(&core.url, &env.path("alpha-home"), Some(&token_a), "alpha.log");
+    let mut beta = env.start_node(&core.url, &env.path("beta-home"), Some(&token_b), "beta.log");
+    wait_node_status(&env, &core, "alpha", "online");
+    wait_node_status(&env, &core, "beta", "online");
+    // Credentials are kept 0600, the enrollment token is spent.
+    let identity = env.path("alpha-home").join("node.toml");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&identity).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let bind_a = env.cortex_at(&core, &repo_a, ["workspace", "bind", "--node", "alpha", "--json"]);
+    assert_eq!(bind_a.code, 0, "{}", bind_a.stderr);
+    let bind_b = env.cortex_at(&core, &repo_b, ["workspace", "bind", "--node", "beta", "--json"]);
+    assert_eq!(bind_b.code, 0, "{}", bind_b.stderr);
+    let (workspace_a, workspace_b) = (bind_a.json(), bind_b.json());
+
+    let on_a = env.cortex_at(&core, &repo_a, ["session", "start", "on alpha", "--json"]);
+    assert_eq!(on_a.code, 0, "{}", on_a.stderr);
+    let on_b = env.cortex_at(&core, &repo_b, ["session", "start", "on beta", "--json"]);
+    assert_eq!(on_b.code, 0, "{}", on_b.stderr);
+    let (session_a, session_b) = (on_a.json()["session_id"].clone(), on_b.json()["session_id"].clone());
+
+    let nodes = env.cortex_at(&core, env.root.path(), ["node", "list", "--json"]).json();
+    let id_of = |name: &str| nodes.as_array().unwrap().iter().find(|node| node["name"] == name).unwrap()["id"].clone();
+    assert_eq!(workspace_a["node"], id_of("alpha"));
+    assert_eq!(workspace_b["node"], id_of("beta"));
+    let sessions = env.cortex_at(&core, env.root.path(), ["session", "list", "--json"]).json();
+    let placed = |session: &serde_json::Value| {
+        sessions.as_array().unwrap().iter().find(|row| row["id"] == *session).unwrap()["workspace_id"].clone()
+    };
+    assert_eq!(placed(&session_a), workspace_a["id"]);
+    assert_eq!(placed(&session_b), workspace_b["id"]);
+    // The node that ran it wrote it into its own repository.
+    assert_eq!(env.session_refs(&repo_a), vec![format!("refs/cortex/sessions/{}", session_a.as_str().unwrap())]);
+    assert_eq!(env.session_refs(&repo_b), vec![format!("refs/cortex/sessions/{}", session_b.as_str().unwrap())]);
+
+    let revoke = env.cortex_at(&core, env.root.path(), ["node", "revoke", "beta"]);
+    assert_eq!(revoke.code, 0, "{}", revoke.stderr);
+    let exited = wait_for(|| beta.0.try_wait().unwrap());
+    assert!(exited.is_some_and(|status| !status.success()), "a revoked node stops instead of retrying");
+    assert!(env.log("beta.log").contains("revoked"), "{}", env.log("beta.log"));
+    wait_node_status(&env, &core, "beta", "revoked");
+
+    // Started again, it is refused at once and gives up.
+    let mut again = env.start_node(&core.url, &env.path("beta-home"), None, "beta-again.log");
+    let status = wait_for(|| again.0.try_wait().unwrap()).expect("a refused node exits");
+    assert!(!status.success());
+    assert!(env.log("beta-again.log").contains("revoked"), "{}", env.log("beta-again.log"));
+    wait_node_status(&env, &core, "alpha", "online");
+}
+
+#[test]
+fn a_node_killed_mid_turn_shows_as_lost_then_replays_without_gaps() {
+    let env = TestEnv::new();
+    let core = env.start_core("core", &env.cortex_home, free_port());
+    let token = env.enroll(&core, "worker");
+    let node_home = env.path("worker-home");
+    let mut node = env.start_node(&core.url, &node_home, Some(&token), "worker.log");
+    wait_node_status(&env, &core, "worker", "online");
+    let script = env.script("slow.toml", "[[step]]\nmessage = \"before\"\n[[step]]\nsleep_ms = 30000\n");
+    let run =
+        env.cortex_at(&core, &env.repo, ["session", "start", "long", "--script", script.to_str().unwrap(), "--detach"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let id = run.stdout.trim().to_string();
+    wait_for(|| {
+        let log = env.cortex_at(&core, env.root.path(), ["session", "log", &id, "--json"]).json();
+        log.as_array()?.iter().any(|event| event["text"] == "before").then_some(())
+    })
+    .expect("the turn never got going");
+
+    node.kill();
+    wait_node_status(&env, &core, "worker", "offline");
+    let session = wait_state(&env, &core, &id, "interrupted");
+    assert!(session["state_reason"].as_str().unwrap().contains("node went offline"), "{session}");
+
+    let _node = env.start_node(&core.url, &node_home, None, "worker-again.log");
+    wait_node_status(&env, &core, "worker", "online");
+    // The node recovers the spool, marks the turn interrupted in its store,
+    // and Core ends up with exactly the store's events.
+    let from_core = wait_for(|| {
+        let log = env.cortex_at(&core, env.root.path(), ["session", "log", &id, "--json"]).json();
+        let last = log.as_array()?.last()?.clone();
+        (last["kind"] == "lifecycle" && last["to"] == "interrupted" && last.get("reason").is_some()).then_some(log)
+    })
+    .unwrap_or_else(|| {
+        let log = env.cortex_at(&core, env.root.path(), ["session", "log", &id, "--json"]).stdout;
+        panic!("the replayed interruption never reached Core: {log}\nnode: {}", env.log("worker-again.log"))
+    });
+    assert_gapless(&from_core);
+    let offline = env.path("offline-home");
+    let rebuilt = env.cortex_in(&env.repo, ["--data", offline.to_str().unwrap(), "index", "rebuild"]);
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
+    let from_store =
+        env.cortex_in(&env.repo, ["--data", offline.to_str().unwrap(), "session", "log", &id, "--json"]).json();
+    assert_eq!(from_core, from_store);
+}
+
+#[test]
+fn core_killed_mid_turn_comes_back_and_loses_nothing() {
+    let env = TestEnv::new();
+    let port = free_port();
+    let mut core = env.start_core("core", &env.cortex_home, port);
+    let token = env.enroll(&core, "worker");
+    let _node = env.start_node(&core.url, &env.path("worker-home"), Some(&token), "worker.log");
+    wait_node_status(&env, &core, "worker", "online");
+    let script = env.script(
+        "steps.toml",
+        "[[step]]\nmessage = \"one\"\n[[step]]\nsleep_ms = 1500\n[[step]]\nmessage = \"two\"\n[[step]]\nsleep_ms = 500\n[[step]]\nmessage = \"three\"\n",
+    );
+    let run = env.cortex_at(
+        &core,
+        &env.repo,
+        ["session", "start", "survive", "--script", script.to_str().unwrap(), "--detach"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let id = run.stdout.trim().to_string();
+    wait_state(&env, &core, &id, "running");
+
+    core.process.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    let core = env.start_core("core", &env.cortex_home, port);
+    let done = wait_state(&env, &core, &id, "idle");
+    let log = env.cortex_at(&core, env.root.path(), ["session", "log", &id, "--json"]).json();
+    assert_eq!(assert_gapless(&log) as u64, done["last_seq"].as_u64().unwrap());
+    let texts: Vec<&str> = log.as_array().unwrap().iter().filter_map(|event| event["text"].as_str()).collect();
+    assert_eq!(texts, ["survive", "one", "two", "three"]);
+}
+
+#[test]
+fn a_command_sent_twice_has_effect_once_and_the_same_answer() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let bound = env.cortex_at(&core, &env.repo, ["workspace", "bind", "--json"]).json();
+    let http = Http::new(&core);
+    let command = serde_json::json!({
+        "v": 1,
+        "id": "ci-job-42",
+        "kind": "start_session",
+        "payload": { "workspace_id": bound["id"], "provider": "fake", "prompt": "only once" }
+    });
+    let (first_status, first) = http.post("/api/v1/commands", &command);
+    let (second_status, second) = http.post("/api/v1/commands", &command);
+    assert_eq!((first_status, second_status), (200, 200), "{first} {second}");
+    assert_eq!(first, second);
+    assert!(first["value"]["session_id"].as_str().unwrap().starts_with("ses_"));
+    let id = first["value"]["session_id"].as_str().unwrap().to_string();
+    wait_state(&env, &core, &id, "idle");
+    let sessions = env.cortex_at(&core, env.root.path(), ["session", "list", "--json"]).json();
+    assert_eq!(sessions.as_array().unwrap().len(), 1);
+    assert_eq!(env.session_refs(&env.repo).len(), 1);
+
+    // Without the token: 401, saying where the token lives, and no data.
+    let (status, body) = http.get("/api/v1/sessions", None);
+    assert_eq!(status, 401);
+    assert!(body["message"].as_str().unwrap().contains("admin.token"), "{body}");
+    let (status, body) = http.get("/api/v1/sessions", Some("wrong"));
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+}
+
+#[test]
+fn bad_frames_get_typed_errors_and_hurt_nobody() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    wait_node_status(&env, &core, &hostname(), "online");
+    let http = Http::new(&core);
+    let url = format!("{}/api/v1/nodes/connect", core.url.replacen("http://", "ws://", 1));
+    let frames = http.block_on(async {
+        let mut frames = Vec::new();
+        // Not JSON at all, as the first frame.
+        let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+        socket.send(Message::text("{not json")).await.unwrap();
+        frames.push(next_json(&mut socket).await);
+        // A hello from a future protocol version.
+        let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+        let hello = serde_json::json!({
+            "type": "hello", "v": 99,
+            "credential": { "kind": "node", "node_id": "nod_x", "secret": "s" },
+            "capabilities": {}, "workspaces": [], "sessions": []
+        });
+        socket.send(Message::text(hello.to_string())).await.unwrap();
+        frames.push(next_json(&mut socket).await);
+        // A credential Core never issued.
+        let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+        let hello = serde_json::json!({
+            "type": "hello", "v": 1,
+            "credential": { "kind": "node", "node_id": "nod_x", "secret": "s" },
+            "capabilities": { "cortex_version": "0", "protocol_version": 1, "os": "", "arch": "", "cpus": 1, "memory_bytes": 0, "providers": [] },
+            "workspaces": [], "sessions": []
+        });
+        socket.send(Message::text(hello.to_string())).await.unwrap();
+        frames.push(next_json(&mut socket).await);
+        frames
+    });
+    assert_eq!(
+        (frames[0]["type"].as_str(), frames[0]["code"].as_str()),
+        (Some("error"), Some("malformed")),
+        "{}",
+        frames[0]
+    );
+    assert_eq!(frames[1]["reason"], "unsupported_version", "{}", frames[1]);
+    assert_eq!(frames[2]["reason"], "unknown_credential", "{}", frames[2]);
+
+    // A real, authenticated link that then sends garbage keeps its link.
+    let token = env.enroll(&core, "tester");
+    let answers = http.block_on(async {
+        let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+        let hello = serde_json::json!({
+            "type": "hello", "v": 1,
+            "credential": { "kind": "enroll", "token": token, "name": "tester" },
+            "capabilities": { "cortex_version": "0.0.1", "protocol_version": 1, "os": "", "arch": "", "cpus": 1, "memory_bytes": 0, "providers": [] },
+            "workspaces": [], "sessions": []
+        });
+        socket.send(Message::text(hello.to_string())).await.unwrap();
+        let welcome = next_json(&mut socket).await;
+        socket.send(Message::text("{\"type\":\"telepathy\",\"v\":1}")).await.unwrap();
+        let malformed = next_json(&mut socket).await;
+        socket.send(Message::text("{\"type\":\"heartbeat\",\"v\":7,\"resources\":{}}")).await.unwrap();
+        let version = next_json(&mut socket).await;
+        let heartbeat = serde_json::json!({"type": "heartbeat", "v": 1, "resources": {"load1": 0.1, "free_memory_bytes": 1, "total_memory_bytes": 2, "disks": []}});
+        socket.send(Message::text(heartbeat.to_string())).await.unwrap();
+        (welcome, malformed, version)
+    });
+    assert_eq!(answers.0["type"], "welcome", "{}", answers.0);
+    assert!(answers.0["secret"].as_str().is_some_and(|secret| secret.starts_with("cnd_")));
+    assert_eq!((answers.1["type"].as_str(), answers.1["code"].as_str()), (Some("error"), Some("malformed")));
+    assert_eq!(answers.2["code"], "unsupported_version");
+
+    // Core and the embedded node are fine.
+    let session = env.cortex_at(&core, &env.repo, ["session", "start", "still fine", "--json"]);
+    assert_eq!(session.code, 0, "{}", session.stderr);
+    let nodes = env.cortex_at(&core, env.root.path(), ["node", "show", "tester", "--json"]).json();
+    assert!(
+        nodes["node"]["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|warning| warning.as_str().unwrap().contains("version skew")),
+        "{nodes}"
+    );
+}
+
+#[test]
+fn an_unreachable_core_is_one_line_and_in_process_commands_still_run() {
+    let env = TestEnv::new();
+    env.start("work offline", &env.script("s.toml", ""));
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let needs_core = env.cortex_command(&env.repo).env("CORTEX_CORE", &url).args(["node", "list"]).output().unwrap();
+    assert_eq!(needs_core.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&needs_core.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&format!("cannot reach Core at {url}")), "{stderr}");
+
+    let listed =
+        env.cortex_command(&env.repo).env("CORTEX_CORE", &url).args(["session", "list", "--json"]).output().unwrap();
+    assert_eq!(listed.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&listed.stderr).contains("running in-process instead"));
+    let sessions: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(sessions.as_array().unwrap().len(), 1);
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "local".into())
+}
+
+async fn next_json<S>(socket: &mut S) -> serde_json::Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(text.as_str()).unwrap(),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no frame from Core: {other:?}"),
+        }
+    }
+}

@@ -93,10 +93,17 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
 
     let (tx, mut rx) = mpsc::channel::<CoreFrame>(1024);
     let conn_id = state.next_conn_id();
+    let kick = std::sync::Arc::new(tokio::sync::Notify::new());
     // Registered offline, then moved online, so the change is recorded.
     lock(&state.links).insert(
         node_id.clone(),
-        Link { conn_id, tx: tx.clone(), status: NodeStatus::Offline, last_heartbeat: Instant::now() },
+        Link {
+            conn_id,
+            tx: tx.clone(),
+            status: NodeStatus::Offline,
+            last_heartbeat: Instant::now(),
+            kick: kick.clone(),
+        },
     );
     state.set_status(&node_id, Some(conn_id), NodeStatus::Online, "connected");
     resend_unfinished(&state, &node_id, &tx).await;
@@ -131,15 +138,19 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
                     }
                 }
             }
-            _ = tx.closed() => {
-                reason = "link dropped by Core".into();
+            _ = kick.notified() => {
+                reason = "link closed by Core".into();
                 break;
             }
         }
     }
-    drop(tx);
     state.set_status(&node_id, Some(conn_id), NodeStatus::Offline, &reason);
-    writer.abort();
+    // With every sender gone the writer sends what is queued (a refusal, say)
+    // and closes the socket.
+    drop(tx);
+    if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+        tracing::warn!(node = %node_id, "a link's writer did not finish; dropping it");
+    }
 }
 
 /// The `v` of a frame, read before the frame is parsed as this version's.

@@ -60,6 +60,8 @@ pub(crate) struct Link {
     pub(crate) tx: mpsc::Sender<CoreFrame>,
     pub(crate) status: NodeStatus,
     pub(crate) last_heartbeat: Instant,
+    /// Wakes the link's task to close it (offline, revoked, index rebuilt).
+    pub(crate) kick: Arc<tokio::sync::Notify>,
 }
 
 pub struct CoreState {
@@ -303,8 +305,10 @@ impl CoreState {
                 Some(link) if conn_id.is_none_or(|id| id == link.conn_id) => {
                     let changed = link.status != status;
                     link.status = status;
-                    if matches!(status, NodeStatus::Offline | NodeStatus::Revoked) {
-                        links.remove(node_id);
+                    if matches!(status, NodeStatus::Offline | NodeStatus::Revoked)
+                        && let Some(link) = links.remove(node_id)
+                    {
+                        link.kick.notify_one();
                     }
                     changed
                 }
@@ -866,6 +870,12 @@ async fn post_rebuild(State(state): State<Arc<CoreState>>) -> Response {
     if let Err(error) = fresh {
         return ApiFailure::internal(error).into_response();
     }
-    let nodes: Vec<String> = lock(&state.links).drain().map(|(id, _)| id).collect();
+    let nodes: Vec<String> = lock(&state.links)
+        .drain()
+        .map(|(id, link)| {
+            link.kick.notify_one();
+            id
+        })
+        .collect();
     Json(serde_json::json!({ "reset": true, "nodes_resending": nodes.len() })).into_response()
 }

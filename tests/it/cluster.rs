@@ -361,3 +361,120 @@ where
         }
     }
 }
+
+fn signal(process: &std::process::Child, signal: &str) {
+    let status =
+        std::process::Command::new("kill").args([&format!("-{signal}"), &process.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_silent_node_goes_stale_then_offline_and_comes_back() {
+    let env = TestEnv::new();
+    let core = env.start_core("core", &env.cortex_home, free_port());
+    let token = env.enroll(&core, "sleepy");
+    let node = env.start_node(&core.url, &env.path("sleepy-home"), Some(&token), "sleepy.log");
+    wait_node_status(&env, &core, "sleepy", "online");
+    // Frozen: the link stays open but no heartbeat comes.
+    signal(&node.0, "STOP");
+    wait_node_status(&env, &core, "sleepy", "stale");
+    wait_node_status(&env, &core, "sleepy", "offline");
+    signal(&node.0, "CONT");
+    wait_node_status(&env, &core, "sleepy", "online");
+    let detail = env.cortex_at(&core, env.root.path(), ["node", "show", "sleepy", "--json"]).json();
+    let kinds: Vec<&str> =
+        detail["events"].as_array().unwrap().iter().rev().map(|event| event["kind"].as_str().unwrap()).collect();
+    assert!(kinds.windows(3).any(|run| run == ["stale", "offline", "online"]), "{kinds:?}");
+}
+
+#[test]
+fn stop_interrupts_a_running_turn_and_send_resumes_the_session() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = env.script(
+        "slow.toml",
+        "[[turn]]\n[[turn.step]]\nsleep_ms = 30000\n[[turn]]\n[[turn.step]]\nmessage = \"resumed\"\n",
+    );
+    let run = env.cortex_at(
+        &core,
+        &env.repo,
+        ["session", "start", "stoppable", "--script", script.to_str().unwrap(), "--detach"],
+    );
+    let id = run.stdout.trim().to_string();
+    wait_state(&env, &core, &id, "running");
+    let stop = env.cortex_at(&core, &env.repo, ["session", "stop", &id]);
+    assert_eq!(stop.code, 0, "{}", stop.stderr);
+    let stopped = wait_state(&env, &core, &id, "stopped");
+    assert_eq!(stopped["state_reason"], "stopped by request");
+    let sent = env.cortex_at(&core, &env.repo, ["session", "send", &id, "go on", "--json"]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    assert_eq!(sent.json()["state"], "idle");
+    let log = env.cortex_at(&core, &env.repo, ["session", "log", &id, "--json"]).json();
+    assert_gapless(&log);
+    let outcomes: Vec<&str> = log.as_array().unwrap().iter().filter_map(|event| event["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["interrupted", "completed"]);
+}
+
+#[test]
+fn attach_streams_live_and_sends_typed_lines_as_turns() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = env.script(
+        "chat.toml",
+        "[[turn]]\n[[turn.step]]\nmessage = \"first answer\"\n[[turn]]\n[[turn.step]]\nmessage = \"second answer\"\n",
+    );
+    let started =
+        env.cortex_at(&core, &env.repo, ["session", "start", "chat", "--script", script.to_str().unwrap(), "--json"]);
+    let id = started.json()["session_id"].as_str().unwrap().to_string();
+    let mut attach = env
+        .cortex_command(&env.repo)
+        .env("CORTEX_HOME", &core.data)
+        .args(["session", "attach", &id])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    attach.stdin.as_mut().unwrap().write_all(b"and now?\n").unwrap();
+    let seen = wait_for(|| {
+        let log = env.cortex_at(&core, env.root.path(), ["session", "log", &id, "--json"]).json();
+        log.as_array()?.iter().any(|event| event["text"] == "second answer").then_some(())
+    });
+    assert!(seen.is_some(), "the typed line never became turn 2");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&attach, "INT");
+    let output = attach.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let transcript = String::from_utf8_lossy(&output.stderr);
+    for expected in ["you: chat", "agent: first answer", "you: and now?", "agent: second answer", "Detached from"] {
+        assert!(transcript.contains(expected), "{expected:?} missing from:\n{transcript}");
+    }
+    // Detaching does not stop the session.
+    assert_eq!(state_of(&env, &core, &id)["state"], "idle");
+}
+
+#[test]
+fn ctrl_c_stops_up_cleanly_and_leaves_sessions_resumable() {
+    let env = TestEnv::new();
+    let mut core = env.start_core("up", &env.cortex_home, free_port());
+    let script =
+        env.script("slow.toml", "[[turn]]\n[[turn.step]]\nmessage = \"working\"\n[[turn.step]]\nsleep_ms = 30000\n");
+    let run =
+        env.cortex_at(&core, &env.repo, ["session", "start", "long", "--script", script.to_str().unwrap(), "--detach"]);
+    let id = run.stdout.trim().to_string();
+    wait_state(&env, &core, &id, "running");
+    signal(&core.process.0, "INT");
+    let status = wait_for(|| core.process.0.try_wait().unwrap()).expect("up stops on Ctrl-C");
+    assert!(status.success());
+    assert!(!core.data.join("core.url").exists());
+    // Nothing to recover: the store was flushed and says `stopped`.
+    assert!(
+        std::fs::read_dir(env.repo.join(".git/cortex/spool"))
+            .unwrap()
+            .all(|entry| { entry.unwrap().path().extension().is_none_or(|ext| ext != "jsonl") })
+    );
+    let show = env.cortex(["session", "show", &id, "--json"]);
+    assert_eq!(show.json()["session"]["state"], "stopped", "{}", show.stderr);
+    assert!(!show.stderr.contains("recovered"));
+}

@@ -270,12 +270,8 @@ async fn ingest(
     events: Vec<crate::protocol::Event>,
     tx: &mpsc::Sender<CoreFrame>,
 ) {
-    let owned = lock(&state.index)
-        .workspaces()
-        .map(|workspaces| {
-            workspaces.iter().any(|workspace| workspace.id == session.workspace_id && workspace.node == node_id)
-        })
-        .unwrap_or(false);
+    let owner = lock(&state.index).workspace_node(&session.workspace_id).ok().flatten();
+    let owned = owner.as_deref() == Some(node_id);
     if !owned {
         let message =
             format!("session {} is in workspace {}, which is not bound to this node", session.id, session.workspace_id);

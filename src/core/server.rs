@@ -242,14 +242,9 @@ impl CoreState {
     fn route(&self, command: &mut Command) -> Result<String, ApiFailure> {
         let index = lock(&self.index);
         let workspace_node = |workspace_id: &crate::protocol::WorkspaceId| -> Result<String, ApiFailure> {
-            let workspaces = index.workspaces().map_err(ApiFailure::internal)?;
-            workspaces
-                .into_iter()
-                .find(|workspace| workspace.id == *workspace_id)
-                .map(|workspace| workspace.node)
-                .ok_or_else(|| {
-                    ApiFailure::not_found(format!("no workspace `{workspace_id}` (`cortex workspace list` shows them)"))
-                })
+            index.workspace_node(workspace_id).map_err(ApiFailure::internal)?.ok_or_else(|| {
+                ApiFailure::not_found(format!("no workspace `{workspace_id}` (`cortex workspace list` shows them)"))
+            })
         };
         match &mut command.kind {
             CommandKind::StartSession { session_id, workspace_id, .. } => {

@@ -362,6 +362,14 @@ impl Index {
         Ok(workspaces)
     }
 
+    /// The node a workspace is bound on.
+    pub fn workspace_node(&self, id: &WorkspaceId) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT node FROM workspaces WHERE id = ?1", [id.as_str()], |row| row.get(0))
+            .optional()
+            .map_err(sql_err(&self.path, "cannot read a workspace"))
+    }
+
     /// Forgets a workspace binding; its sessions' rows stay until a sync or
     /// rebuild drops them.
     pub fn remove_workspace(&self, id: &WorkspaceId) -> Result<bool> {

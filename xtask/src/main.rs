@@ -2,7 +2,7 @@
 //!
 //! - `ci`: fmt check, clippy (warnings denied), tests (tidy among them);
 //! - `tidy`: the repository's own rules (tests/it/tidy.rs);
-//! - `bench store`: store, index and listing benchmarks (docs/benchmarks.md).
+//! - `bench store|core`: benchmarks, recorded in docs/benchmarks.md.
 
 mod bench;
 
@@ -17,9 +17,10 @@ fn main() -> anyhow::Result<()> {
         ["ci"] => ci(),
         ["tidy"] => cargo(&["test", "--test", "it", "tidy"]),
         ["bench", "store"] => bench::store(),
-        ["bench", ..] => bail!("unknown benchmark; available: store"),
+        ["bench", "core"] => bench::core(),
+        ["bench", ..] => bail!("unknown benchmark; available: store, core"),
         _ => {
-            eprintln!("usage: cargo xtask <ci | tidy | bench store>");
+            eprintln!("usage: cargo xtask <ci | tidy | bench store | bench core>");
             std::process::exit(2);
         }
     }

@@ -1,14 +1,15 @@
 //! `cargo xtask bench store`: how fast the store writes, the index rebuilds,
 //! and `session list` answers, each beside a plain-git baseline measured in
-//! the same run on the same machine. Prints a Markdown table for
-//! docs/benchmarks.md.
+//! the same run on the same machine.
 
-use std::io::Write;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+use super::{ms, row};
 use cortex::core::Core;
 use cortex::node::Node;
 use cortex::protocol::{Event, EventKind, SessionId, SessionState};
@@ -25,7 +26,7 @@ const REBUILD_EVENTS: u64 = 100;
 const LIST_SESSIONS: usize = 10_000;
 
 pub fn store() -> anyhow::Result<()> {
-    let cortex = build_cortex()?;
+    let cortex = super::build_cortex()?;
     let mut rows = Vec::new();
 
     let (batched, fast_import) = append_rate()?;
@@ -53,30 +54,8 @@ pub fn store() -> anyhow::Result<()> {
         format!("{:.1}", listing.warm.as_secs_f64() / listing.for_each_ref.as_secs_f64()),
     ));
 
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "\n| benchmark | result |\n| --- | --- |")?;
-    for line in rows {
-        writeln!(out, "{line}")?;
-    }
+    super::print_table(&rows);
     Ok(())
-}
-
-fn row(what: &str, result: String) -> String {
-    format!("| {what} | {result} |")
-}
-
-fn ms(duration: Duration) -> String {
-    format!("{:.0} ms", duration.as_secs_f64() * 1000.0)
-}
-
-fn build_cortex() -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo).args(["build", "--release", "--bin", "cortex"]).status()?;
-    if !status.success() {
-        bail!("cannot build the cortex binary");
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in the repository")?;
-    Ok(root.join("target/release/cortex"))
 }
 
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {

@@ -478,3 +478,80 @@ fn ctrl_c_stops_up_cleanly_and_leaves_sessions_resumable() {
     assert_eq!(show.json()["session"]["state"], "stopped", "{}", show.stderr);
     assert!(!show.stderr.contains("recovered"));
 }
+
+#[test]
+fn workspaces_are_checked_on_the_node_and_unbinding_keeps_files_and_refs() {
+    let env = TestEnv::new();
+    let core = env.start_core("core", &env.cortex_home, free_port());
+    let token = env.enroll(&core, "fenced");
+    let allowed = env.path("projects");
+    std::fs::create_dir_all(&allowed).unwrap();
+    let inside = {
+        let repo = env.repo("projects/inside");
+        repo.canonicalize().unwrap()
+    };
+    let mut command = env.cortex_command(env.root.path());
+    command
+        .env("CORTEX_HOME", env.path("fenced-home"))
+        .args(["node", "run", "--core", &core.url, "--token", &token, "--allow-root", allowed.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _node = crate::support::Background(command.spawn().unwrap());
+    wait_node_status(&env, &core, "fenced", "online");
+
+    let outside = env.cortex_at(&core, &env.repo, ["workspace", "bind", "--node", "fenced"]);
+    assert_eq!(outside.code, 2);
+    assert!(outside.stderr.contains("outside this node's allowed roots"), "{}", outside.stderr);
+    let plain = env.path("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let not_git = env.cortex_at(&core, &plain, ["workspace", "bind", "--node", "fenced"]);
+    assert_eq!(not_git.code, 2);
+    assert!(not_git.stderr.contains("not inside a git repository"), "{}", not_git.stderr);
+    let missing = env.cortex_at(&core, env.root.path(), ["workspace", "bind", "/no/such/repo", "--node", "fenced"]);
+    assert!(missing.stderr.contains("does not exist on this node"), "{}", missing.stderr);
+
+    let bound = env.cortex_at(&core, &inside, ["workspace", "bind", "--node", "fenced", "--json"]);
+    assert_eq!(bound.code, 0, "{}", bound.stderr);
+    let workspace = bound.json();
+    let started = env.cortex_at(&core, &inside, ["session", "start", "inside", "--json"]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+
+    let unbind = env.cortex_at(&core, env.root.path(), ["workspace", "unbind", workspace["id"].as_str().unwrap()]);
+    assert_eq!(unbind.code, 0, "{}", unbind.stderr);
+    let listed = env.cortex_at(&core, env.root.path(), ["workspace", "list", "--json"]).json();
+    assert!(listed.as_array().unwrap().is_empty(), "{listed}");
+    assert!(inside.join("README.md").exists());
+    assert_eq!(env.session_refs(&inside).len(), 1, "unbinding keeps the session refs");
+}
+
+#[test]
+fn rebuilding_cores_index_gets_every_event_back_from_the_nodes() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = env.script(
+        "s.toml",
+        "[[turn]]\n[[turn.step]]\nmessage = \"searchable zebra\"\n[[turn]]\n[[turn.step]]\nmessage = \"more\"\n",
+    );
+    let first = env
+        .cortex_at(&core, &env.repo, ["session", "start", "one", "--script", script.to_str().unwrap(), "--json"])
+        .json();
+    let id = first["session_id"].as_str().unwrap().to_string();
+    env.cortex_at(&core, &env.repo, ["session", "send", &id, "two", "--json"]);
+    env.cortex_at(&core, &env.repo, ["session", "start", "another", "--json"]);
+    let ask = || {
+        (
+            env.cortex_at(&core, env.root.path(), ["session", "list", "--json"]).stdout,
+            env.cortex_at(&core, env.root.path(), ["session", "log", &id, "--json"]).stdout,
+            env.cortex_at(&core, env.root.path(), ["session", "search", "zebra", "--json"]).stdout,
+        )
+    };
+    let before = ask();
+    let rebuild = env.cortex_at(&core, env.root.path(), ["index", "rebuild"]);
+    assert_eq!(rebuild.code, 0, "{}", rebuild.stderr);
+    assert!(rebuild.stderr.contains("sending their sessions again"), "{}", rebuild.stderr);
+    let after = wait_for(|| {
+        let now = ask();
+        (now == before).then_some(now)
+    });
+    assert!(after.is_some(), "the index never came back as it was:\n{:?}\n{:?}", before, ask());
+}

@@ -30,7 +30,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("provider", &["protocol"]),
     ("node", &["provider", "store", "protocol"]),
     ("core", &["index", "store", "protocol"]),
-    ("cli", &["core", "node", "store", "protocol"]),
+    ("web", &["core", "protocol"]),
+    ("cli", &["core", "web", "node", "store", "protocol"]),
 ];
 
 #[test]

@@ -253,6 +253,8 @@ impl CoreState {
             }
             CommandKind::SendTurn { session_id, .. }
             | CommandKind::StopSession { session_id }
+            | CommandKind::InterruptSession { session_id }
+            | CommandKind::ResolveApproval { session_id, .. }
             | CommandKind::ReadDiff { session_id, .. } => {
                 let session = index
                     .resolve_session(session_id.as_str())

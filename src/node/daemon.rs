@@ -160,6 +160,8 @@ struct Runtime {
     wake: Notify,
     running: Mutex<HashMap<SessionId, Cancel>>,
     results: Mutex<HashMap<String, CommandOutcome>>,
+    approvals: Mutex<HashMap<SessionId, PendingApproval>>,
+    approved_sessions: Mutex<std::collections::HashSet<SessionId>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -187,6 +189,8 @@ pub async fn run(config: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> R
         wake: Notify::new(),
         running: Mutex::new(HashMap::new()),
         results: Mutex::new(HashMap::new()),
+        approvals: Mutex::new(HashMap::new()),
+        approved_sessions: Mutex::new(std::collections::HashSet::new()),
     });
     let mut delay = BACKOFF_FIRST;
     loop {
@@ -481,19 +485,40 @@ impl Observer for Forward {
     }
 }
 
-/// Approvals in the daemon: granted when the session was started with
-/// auto-approve, denied otherwise (the denial is recorded with the reason).
+/// Approvals in the daemon: granted at once when the session was started
+/// with auto-approve or approved for the session; otherwise the turn waits
+/// for `cortex session approve|deny` (a `resolve_approval` command), or
+/// until the turn is interrupted.
 struct Policy {
-    approve: bool,
+    runtime: Arc<Runtime>,
+    auto_approve: bool,
+    cancel: Cancel,
+}
+
+/// A turn waiting for a person's answer.
+struct PendingApproval {
+    reply: std::sync::mpsc::Sender<(ApprovalDecision, String)>,
 }
 
 impl Approver for Policy {
-    fn decide(&mut self, _session: &SessionId, _prompt: &str) -> (ApprovalDecision, String) {
-        if self.approve {
-            (ApprovalDecision::Approved, "auto-approve (--yes)".into())
-        } else {
-            (ApprovalDecision::Denied, "no approver attached (start the session with --yes to approve)".into())
+    fn decide(&mut self, session: &SessionId, _prompt: &str) -> (ApprovalDecision, String) {
+        if self.auto_approve {
+            return (ApprovalDecision::Approved, "auto-approve (--yes)".into());
         }
+        if lock(&self.runtime.approved_sessions).contains(session) {
+            return (ApprovalDecision::Approved, "approved for the session".into());
+        }
+        let (reply, answers) = std::sync::mpsc::channel();
+        lock(&self.runtime.approvals).insert(session.clone(), PendingApproval { reply });
+        let answer = loop {
+            match answers.recv_timeout(Duration::from_millis(100)) {
+                Ok(answer) => break answer,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !self.cancel.is_cancelled() => continue,
+                Err(_) => break (ApprovalDecision::Denied, "the turn was interrupted while waiting".into()),
+            }
+        };
+        lock(&self.runtime.approvals).remove(session);
+        answer
     }
 }
 
@@ -598,6 +623,31 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 Err(error) => failure(&error),
             }
         }
+        CommandKind::InterruptSession { session_id } => match lock(&runtime.running).get(&session_id) {
+            Some(cancel) => {
+                cancel.interrupt();
+                ok(serde_json::json!({ "session_id": session_id, "state": "interrupting" }))
+            }
+            None => CommandOutcome::error(
+                "illegal_transition",
+                format!("session `{session_id}` is not running a turn; there is nothing to interrupt"),
+            ),
+        },
+        CommandKind::ResolveApproval { session_id, approve, for_session, by } => {
+            let Some(pending) = lock(&runtime.approvals).remove(&session_id) else {
+                return CommandOutcome::error(
+                    "not_found",
+                    format!("session `{session_id}` has no approval waiting (`cortex session show` tells its state)"),
+                );
+            };
+            if approve && for_session {
+                lock(&runtime.approved_sessions).insert(session_id.clone());
+            }
+            let by = by.unwrap_or_else(|| "a person".into());
+            let decision = if approve { ApprovalDecision::Approved } else { ApprovalDecision::Denied };
+            let _ = pending.reply.send((decision, by));
+            ok(serde_json::json!({ "session_id": session_id, "approved": approve, "for_session": for_session }))
+        }
         CommandKind::BindWorkspace { path, name: _ } => bind(runtime, &path),
         CommandKind::UnbindWorkspace { workspace_id } => match node.unbind(&workspace_id) {
             Ok(found) => ok(serde_json::json!({ "unbound": found })),
@@ -664,7 +714,7 @@ fn spawn_turn(runtime: &Arc<Runtime>, prepared: super::PreparedTurn, workspace: 
     let runtime = runtime.clone();
     std::thread::spawn(move || {
         let mut forward = Forward { runtime: runtime.clone(), workspace };
-        let mut policy = Policy { approve: auto_approve };
+        let mut policy = Policy { runtime: runtime.clone(), auto_approve, cancel: cancel.clone() };
         if let Err(error) = prepared.run(&mut policy, &mut forward, &cancel) {
             tracing::error!(%error, %session, "a turn failed to run; the spool keeps its events for recovery");
         }

@@ -78,21 +78,39 @@ pub struct TurnResult {
     pub last_seq: u64,
 }
 
-/// Asks a running turn to stop at the provider's next step.
+/// Asks a running turn to end at the provider's next step: an interrupt
+/// leaves the session `idle` for the next turn, a stop leaves it `stopped`.
 #[derive(Clone, Debug, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel(Arc<CancelState>);
+
+#[derive(Debug, Default)]
+struct CancelState {
+    requested: AtomicBool,
+    stop: AtomicBool,
+}
 
 impl Cancel {
+    /// Ends the turn; the session becomes `stopped`.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.stop.store(true, Ordering::SeqCst);
+        self.0.requested.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends the turn; the session goes back to `idle`.
+    pub fn interrupt(&self) {
+        self.0.requested.store(true, Ordering::SeqCst);
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.requested.load(Ordering::SeqCst)
+    }
+
+    fn stops(&self) -> bool {
+        self.0.stop.load(Ordering::SeqCst)
     }
 
     pub(crate) fn flag(&self) -> &AtomicBool {
-        &self.0
+        &self.0.requested
     }
 }
 
@@ -387,9 +405,13 @@ impl<'a> Runner<'a> {
         match outcome {
             TurnOutcome::Completed => self.transition(SessionState::Idle, None)?,
             TurnOutcome::Failed => self.transition(SessionState::Failed, error.clone())?,
-            TurnOutcome::Interrupted => {
+            TurnOutcome::Interrupted if cancel.stops() => {
                 self.transition(SessionState::Interrupted, Some("stop requested".into()))?;
                 self.transition(SessionState::Stopped, Some("stopped by request".into()))?;
+            }
+            TurnOutcome::Interrupted => {
+                self.transition(SessionState::Interrupted, Some("interrupted by request".into()))?;
+                self.transition(SessionState::Idle, None)?;
             }
         }
         self.finish(turn, outcome, error)

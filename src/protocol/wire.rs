@@ -186,6 +186,21 @@ pub enum CommandKind {
     StopSession {
         session_id: SessionId,
     },
+    /// Ends the running turn at the agent's next step; the session stays.
+    InterruptSession {
+        session_id: SessionId,
+    },
+    /// Answers the session's pending approval request.
+    ResolveApproval {
+        session_id: SessionId,
+        approve: bool,
+        /// Approve this and every later request of the session.
+        #[serde(default)]
+        for_session: bool,
+        /// Who answered, as recorded in the event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
     BindWorkspace {
         path: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,6 +222,8 @@ impl CommandKind {
             Self::StartSession { .. } => "start_session",
             Self::SendTurn { .. } => "send_turn",
             Self::StopSession { .. } => "stop_session",
+            Self::InterruptSession { .. } => "interrupt_session",
+            Self::ResolveApproval { .. } => "resolve_approval",
             Self::BindWorkspace { .. } => "bind_workspace",
             Self::UnbindWorkspace { .. } => "unbind_workspace",
             Self::ReadDiff { .. } => "read_diff",

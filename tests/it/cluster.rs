@@ -7,34 +7,8 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::cluster::{CoreProcess, Http, free_port};
+use crate::support::cluster::{Http, free_port, state_of, wait_node_status, wait_state};
 use crate::support::{TestEnv, assert_gapless, wait_for};
-
-fn state_of(env: &TestEnv, core: &CoreProcess, id: &str) -> serde_json::Value {
-    let run = env.cortex_at(core, env.root.path(), ["session", "show", id, "--json"]);
-    if run.code != 0 {
-        return serde_json::Value::Null;
-    }
-    run.json()["session"].clone()
-}
-
-/// Waits until the session's state through Core is `state`.
-fn wait_state(env: &TestEnv, core: &CoreProcess, id: &str, state: &str) -> serde_json::Value {
-    wait_for(|| {
-        let session = state_of(env, core, id);
-        (session["state"] == state).then_some(session)
-    })
-    .unwrap_or_else(|| panic!("session {id} never became {state}: {}", state_of(env, core, id)))
-}
-
-fn wait_node_status(env: &TestEnv, core: &CoreProcess, name: &str, status: &str) {
-    let seen = wait_for(|| {
-        let run = env.cortex_at(core, env.root.path(), ["node", "list", "--json"]);
-        let nodes = run.json();
-        nodes.as_array()?.iter().any(|node| node["name"] == name && node["status"] == status).then_some(())
-    });
-    assert!(seen.is_some(), "node {name} never became {status}");
-}
 
 const SLOW: &str = "[[turn]]\n[[turn.step]]\nmessage = \"working\"\n[[turn.step]]\nsleep_ms = 1500\n[[turn.step]]\nmessage = \"done\"\n";
 

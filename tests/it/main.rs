@@ -4,6 +4,7 @@
 mod cluster;
 mod crash;
 mod index;
+mod lifecycle;
 mod refs;
 mod secrets;
 mod session;

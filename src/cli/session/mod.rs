@@ -1,7 +1,9 @@
 //! `cortex session …`: one file per subcommand.
 
+mod approval;
 mod attach;
 mod diff;
+mod interrupt;
 mod list;
 mod log;
 mod search;
@@ -28,6 +30,9 @@ pub(crate) enum SessionCommand {
     Start(start::StartArgs),
     Send(send::SendArgs),
     Attach(attach::AttachArgs),
+    Approve(approval::ApproveArgs),
+    Deny(approval::DenyArgs),
+    Interrupt(interrupt::InterruptArgs),
     Stop(stop::StopArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
@@ -41,6 +46,9 @@ pub(crate) fn run(command: SessionCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
         SessionCommand::Start(args) => start::run(args, ctx),
         SessionCommand::Send(args) => send::run(args, ctx),
         SessionCommand::Attach(args) => attach::run(args, ctx),
+        SessionCommand::Approve(args) => approval::approve(args, ctx),
+        SessionCommand::Deny(args) => approval::deny(args, ctx),
+        SessionCommand::Interrupt(args) => interrupt::run(args, ctx),
         SessionCommand::Stop(args) => stop::run(args, ctx),
         SessionCommand::List(args) => list::run(args, ctx),
         SessionCommand::Show(args) => show::run(args, ctx),

@@ -56,7 +56,7 @@ pub(crate) fn describe(event: &Event) -> String {
         EventKind::DiffCaptured { files, insertions, deletions } => {
             format!("diff: {files} file(s) changed, +{insertions} -{deletions}")
         }
-        EventKind::CheckResult { name, passed, exit_code, duration_ms } => {
+        EventKind::CheckResult { name, passed, exit_code, duration_ms, .. } => {
             let verdict = if *passed { "passed" } else { "failed" };
             let code = exit_code.map(|code| format!(", exit {code}")).unwrap_or_default();
             format!("check {name} {verdict}{code} in {duration_ms} ms")

@@ -255,6 +255,7 @@ impl CoreState {
             | CommandKind::StopSession { session_id }
             | CommandKind::InterruptSession { session_id }
             | CommandKind::ResolveApproval { session_id, .. }
+            | CommandKind::RunChecks { session_id, .. }
             | CommandKind::ReadDiff { session_id, .. } => {
                 let session = index
                     .resolve_session(session_id.as_str())

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::protocol::{
-    Event, EventKind, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace, WorkspaceId,
+    CheckSummary, Event, EventKind, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace,
+    WorkspaceId,
 };
 use crate::store::{self, SessionView, Store};
 use std::collections::BTreeMap;
@@ -466,10 +467,40 @@ impl Index {
                     files_changed: row.get(3)?,
                     insertions: row.get(4)?,
                     deletions: row.get(5)?,
+                    checks: Vec::new(),
                 })
             })
             .map_err(sql_err(&self.path, "cannot read turns"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err(&self.path, "cannot read turns"))
+        let mut turns = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err(&self.path, "cannot read turns"))?;
+        for event in self.events_of_kind(session, "check_result")? {
+            let (Some(turn), EventKind::CheckResult { name, passed, exit_code, duration_ms, evidence }) =
+                (event.turn, event.kind)
+            else {
+                continue;
+            };
+            if let Some(summary) = turns.iter_mut().find(|summary| summary.turn == turn) {
+                summary.checks.push(CheckSummary { seq: event.seq, name, passed, exit_code, duration_ms, evidence });
+            }
+        }
+        Ok(turns)
+    }
+
+    fn events_of_kind(&self, session: &SessionId, kind: &str) -> Result<Vec<Event>> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT body FROM events WHERE session_id = ?1 AND kind = ?2 ORDER BY seq")
+            .map_err(sql_err(&self.path, "cannot read events"))?;
+        let rows = statement
+            .query_map(params![session.as_str(), kind], |row| row.get::<_, String>(0))
+            .map_err(sql_err(&self.path, "cannot read events"))?;
+        let mut events = Vec::new();
+        for body in rows {
+            let body = body.map_err(sql_err(&self.path, "cannot read events"))?;
+            events.push(
+                serde_json::from_str(&body).map_err(|error| Error::Corrupt(format!("event of {session}: {error}")))?,
+            );
+        }
+        Ok(events)
     }
 
     /// Full-text search over messages, reasoning, commands and their output.

@@ -539,6 +539,7 @@ fn failure(error: &Error) -> CommandOutcome {
     let code = match error {
         Error::Provider(crate::provider::Error::Script(_)) => "bad_input",
         Error::Lifecycle(_) => "illegal_transition",
+        Error::Config { .. } => "bad_input",
         Error::Store(store::Error::SessionBusy(_)) => "busy",
         Error::Store(store::Error::SessionNotFound(_) | store::Error::NoSuchTurn { .. }) => "not_found",
         Error::Store(
@@ -647,6 +648,17 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
             let decision = if approve { ApprovalDecision::Approved } else { ApprovalDecision::Denied };
             let _ = pending.reply.send((decision, by));
             ok(serde_json::json!({ "session_id": session_id, "approved": approve, "for_session": for_session }))
+        }
+        CommandKind::RunChecks { session_id, name } => {
+            wait_until_settled(runtime, &session_id);
+            let Some((store, workspace)) = find_session(node, &session_id) else {
+                return CommandOutcome::error("not_found", format!("session `{session_id}` is not on this node"));
+            };
+            let mut forward = Forward { runtime: runtime.clone(), workspace };
+            match node.run_checks(&store, &session_id, name.as_deref(), &mut forward) {
+                Ok(checks) => ok(serde_json::json!({ "session_id": session_id, "checks": checks })),
+                Err(error) => failure(&error),
+            }
         }
         CommandKind::BindWorkspace { path, name: _ } => bind(runtime, &path),
         CommandKind::UnbindWorkspace { workspace_id } => match node.unbind(&workspace_id) {

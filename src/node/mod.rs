@@ -5,6 +5,7 @@
 //! Only `node` and `provider` spawn processes (the store's git plumbing
 //! aside).
 
+mod checks;
 pub mod daemon;
 mod runner;
 mod workspaces;

@@ -7,8 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::checks::{Check, RepoConfig, When};
 use super::{Error, Node, Result};
-use crate::protocol::{ApprovalDecision, Event, EventKind, SessionId, SessionState, TurnOutcome, Workspace};
+use crate::protocol::{
+    ApprovalDecision, CheckSummary, Event, EventKind, SessionId, SessionState, TurnOutcome, Workspace,
+};
 use crate::provider::fake::{FakeProvider, Script};
 use crate::provider::{self, Provider, TurnEnd, TurnRequest, TurnSink};
 use crate::store::{FlushReason, META_SCHEMA, Meta, SessionWriter, Store};
@@ -237,6 +240,43 @@ impl Node {
         Ok(PreparedTurn { store: store.clone(), writer, provider, prompt: prompt.to_string(), preamble })
     }
 
+    /// Runs the session's checks now (all of them, or the one named), as
+    /// evidence of its last turn. The session must not be mid-turn.
+    pub fn run_checks(
+        &self,
+        store: &Store,
+        session: &SessionId,
+        name: Option<&str>,
+        observer: &mut dyn Observer,
+    ) -> Result<Vec<CheckSummary>> {
+        let mut writer = SessionWriter::open(store, session)?;
+        writer.recover_in_place()?;
+        let meta = writer.meta();
+        if meta.state.is_busy() {
+            return Err(Error::Store(crate::store::Error::SessionBusy(session.clone())));
+        }
+        let config = RepoConfig::load(store.workdir())?;
+        let known = config.checks.iter().any(|check| name.is_none_or(|name| check.name == name));
+        if !known {
+            let path = store.workdir().join(".cortex/config.toml");
+            return Err(Error::Config {
+                path,
+                detail: match name {
+                    Some(name) => format!("no check named `{name}`"),
+                    None => "no checks are configured (add `[[checks]]` tables)".into(),
+                },
+            });
+        }
+        let turn = meta.turns.max(1);
+        let mut approver = NoApprover;
+        let mut runner = Runner::new(writer, &mut approver, observer);
+        runner.turn = Some(turn);
+        let ran = runner.run_checks(store, turn, |check| name.is_none_or(|name| check.name == name))?;
+        let (_, writer) = runner.into_writer();
+        writer.close()?;
+        Ok(ran)
+    }
+
     /// Moves a session that is not mid-turn to `stopped`.
     pub fn stop_idle(&self, store: &Store, session: &SessionId, observer: &mut dyn Observer) -> Result<SessionState> {
         let mut writer = SessionWriter::open(store, session)?;
@@ -401,6 +441,9 @@ impl<'a> Runner<'a> {
             insertions: stat.insertions(),
             deletions: stat.deletions(),
         })?;
+        if outcome != TurnOutcome::Interrupted {
+            self.run_checks(store, turn, |check| check.when == When::Turn)?;
+        }
         self.record_caused(EventKind::TurnFinished { outcome }, Some(format!("seq:{prompt_seq}")))?;
         match outcome {
             TurnOutcome::Completed => self.transition(SessionState::Idle, None)?,
@@ -415,6 +458,45 @@ impl<'a> Runner<'a> {
             }
         }
         self.finish(turn, outcome, error)
+    }
+
+    /// Runs the workspace's checks that `select` picks, each recorded as a
+    /// `check_result` event with its output as evidence of `turn`. Returns
+    /// how many ran. A config that cannot be read is a warning, not a failure
+    /// of the turn.
+    fn run_checks(&mut self, store: &Store, turn: u32, select: impl Fn(&Check) -> bool) -> Result<Vec<CheckSummary>> {
+        let config = match RepoConfig::load(store.workdir()) {
+            Ok(config) => config,
+            Err(error) => {
+                self.record(EventKind::Warning { message: format!("checks not run: {error}") })?;
+                return Ok(Vec::new());
+            }
+        };
+        let mut ran = Vec::new();
+        for check in config.checks.iter().filter(|check| select(check)) {
+            let run = super::checks::run(check, store.workdir())?;
+            let seq = self.writer().last_seq() + 1;
+            let evidence = format!("turns/{turn}/evidence/{seq}-{}.log", check.name);
+            self.writer().put_file(evidence.clone(), run.output);
+            let summary = CheckSummary {
+                seq,
+                name: check.name.clone(),
+                passed: run.passed,
+                exit_code: run.exit_code,
+                duration_ms: run.duration.as_millis() as u64,
+                evidence: Some(evidence),
+            };
+            self.record(EventKind::CheckResult {
+                name: summary.name.clone(),
+                passed: summary.passed,
+                exit_code: summary.exit_code,
+                duration_ms: summary.duration_ms,
+                evidence: summary.evidence.clone(),
+            })?;
+            self.writer().flush(FlushReason::ToolResult)?;
+            ran.push(summary);
+        }
+        Ok(ran)
     }
 
     /// Stops the flush timer and hands back the writer.

@@ -47,6 +47,22 @@ pub struct TurnSummary {
     pub files_changed: u32,
     pub insertions: u64,
     pub deletions: u64,
+    /// Checks run as evidence of this turn, in order.
+    #[serde(default)]
+    pub checks: Vec<CheckSummary>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSummary {
+    /// The seq of its `check_result` event.
+    pub seq: u64,
+    pub name: String,
+    pub passed: bool,
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    /// Its output's path in the session tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -85,8 +85,12 @@ pub enum EventKind {
     CheckResult {
         name: String,
         passed: bool,
+        /// `None` when the check was killed (by its timeout, say).
         exit_code: Option<i32>,
         duration_ms: u64,
+        /// Where its output is, in the session tree.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        evidence: Option<String>,
     },
 }
 

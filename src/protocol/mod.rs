@@ -11,7 +11,9 @@ mod id;
 mod lifecycle;
 mod wire;
 
-pub use api::{ApiError, Enrollment, NodeStatus, NodeSummary, SearchHit, SessionSummary, TurnSummary, Workspace};
+pub use api::{
+    ApiError, CheckSummary, Enrollment, NodeStatus, NodeSummary, SearchHit, SessionSummary, TurnSummary, Workspace,
+};
 pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TurnOutcome};
 pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};

@@ -190,6 +190,13 @@ pub enum CommandKind {
     InterruptSession {
         session_id: SessionId,
     },
+    /// Runs the workspace's checks (all, or the one named) as evidence of
+    /// the session's last turn.
+    RunChecks {
+        session_id: SessionId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
     /// Answers the session's pending approval request.
     ResolveApproval {
         session_id: SessionId,
@@ -224,6 +231,7 @@ impl CommandKind {
             Self::StopSession { .. } => "stop_session",
             Self::InterruptSession { .. } => "interrupt_session",
             Self::ResolveApproval { .. } => "resolve_approval",
+            Self::RunChecks { .. } => "run_checks",
             Self::BindWorkspace { .. } => "bind_workspace",
             Self::UnbindWorkspace { .. } => "unbind_workspace",
             Self::ReadDiff { .. } => "read_diff",

@@ -2,6 +2,7 @@
 
 mod approval;
 mod attach;
+mod check;
 mod diff;
 mod interrupt;
 mod list;
@@ -33,6 +34,7 @@ pub(crate) enum SessionCommand {
     Approve(approval::ApproveArgs),
     Deny(approval::DenyArgs),
     Interrupt(interrupt::InterruptArgs),
+    Check(check::CheckArgs),
     Stop(stop::StopArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
@@ -49,6 +51,7 @@ pub(crate) fn run(command: SessionCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
         SessionCommand::Approve(args) => approval::approve(args, ctx),
         SessionCommand::Deny(args) => approval::deny(args, ctx),
         SessionCommand::Interrupt(args) => interrupt::run(args, ctx),
+        SessionCommand::Check(args) => check::run(args, ctx),
         SessionCommand::Stop(args) => stop::run(args, ctx),
         SessionCommand::List(args) => list::run(args, ctx),
         SessionCommand::Show(args) => show::run(args, ctx),

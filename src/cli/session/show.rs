@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cli::Exit;
 use crate::cli::backend::{Backend, Ctx};
 use crate::cli::output::print_json;
-use crate::protocol::{SessionSummary, TurnSummary};
+use crate::protocol::{CheckSummary, SessionSummary, TurnSummary};
 
 /// Show a session: its state, workspace and turns.
 #[derive(Debug, Args)]
@@ -53,6 +53,20 @@ pub(crate) fn run(args: ShowArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
             "turn {:<3} {:<11} {} file(s) +{} -{}  {}",
             turn.turn, outcome, turn.files_changed, turn.insertions, turn.deletions, turn.prompt
         )?;
+        for check in &turn.checks {
+            writeln!(out, "  {}", check_line(check))?;
+        }
     }
     Ok(Exit::Ok)
+}
+
+/// One line for a check: verdict, exit code, time, and where its output is.
+pub(crate) fn check_line(check: &CheckSummary) -> String {
+    let verdict = if check.passed { "passed" } else { "FAILED" };
+    let exit = match check.exit_code {
+        Some(code) => format!("exit {code}"),
+        None => "killed".to_string(),
+    };
+    let evidence = check.evidence.as_deref().map(|path| format!("  output: {path}")).unwrap_or_default();
+    format!("check {} {verdict} ({exit}, {} ms){evidence}", check.name, check.duration_ms)
 }

@@ -1,0 +1,55 @@
+//! `cortex session check`: run the repository's checks now.
+
+use std::io::Write;
+use std::path::Path;
+
+use clap::Args;
+
+use crate::cli::Exit;
+use crate::cli::backend::{Backend, Ctx};
+use crate::cli::output::{Transcript, print_json};
+use crate::protocol::{CheckSummary, CommandKind};
+use crate::store::Store;
+
+/// Run the checks of `.cortex/config.toml` now, as evidence of the session's
+/// last turn (all of them, or the one named). Exit 1 when one fails.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The session id, or a unique prefix of it.
+    id: String,
+    /// Only the check with this name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Print the results as a JSON array.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: CheckArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
+    let mut backend = Backend::open(ctx)?;
+    let (session, _) = backend.session(&args.id)?;
+    let checks: Vec<CheckSummary> = match &mut backend {
+        Backend::Remote(client) => {
+            let answer =
+                client.command(CommandKind::RunChecks { session_id: session.id.clone(), name: args.name }, None)?;
+            serde_json::from_value(answer["checks"].clone())?
+        }
+        Backend::Local(local) => {
+            let store = Store::discover(Path::new(&session.workspace_path))?;
+            let checks =
+                local.node.run_checks(&store, &session.id, args.name.as_deref(), &mut Transcript { quiet: true })?;
+            local.core.sync(&local.node.workspaces()?)?;
+            checks
+        }
+    };
+    let exit = if checks.iter().all(|check| check.passed) { Exit::Ok } else { Exit::No };
+    if args.json {
+        print_json(&checks)?;
+        return Ok(exit);
+    }
+    let mut out = std::io::stdout().lock();
+    for check in &checks {
+        writeln!(out, "{}", super::show::check_line(check))?;
+    }
+    Ok(exit)
+}

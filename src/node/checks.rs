@@ -124,7 +124,7 @@ pub fn run(check: &Check, workdir: &Path) -> Result<CheckRun> {
             Ok(None) if Instant::now() >= deadline => {
                 timed_out = true;
                 // The group: the shell and whatever it started.
-                let _ = Command::new("kill").args(["-KILL", &format!("-{}", child.id())]).status();
+                let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", child.id())]).status();
                 break child.wait().ok();
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),

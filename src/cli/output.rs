@@ -56,6 +56,9 @@ pub(crate) fn describe(event: &Event) -> String {
         EventKind::DiffCaptured { files, insertions, deletions } => {
             format!("diff: {files} file(s) changed, +{insertions} -{deletions}")
         }
+        EventKind::CommitCreated { commit, message } => {
+            format!("committed {} {}", &commit[..commit.len().min(12)], message.lines().next().unwrap_or_default())
+        }
         EventKind::CheckResult { name, passed, exit_code, duration_ms, .. } => {
             let verdict = if *passed { "passed" } else { "failed" };
             let code = exit_code.map(|code| format!(", exit {code}")).unwrap_or_default();

@@ -539,7 +539,7 @@ fn failure(error: &Error) -> CommandOutcome {
     let code = match error {
         Error::Provider(crate::provider::Error::Script(_)) => "bad_input",
         Error::Lifecycle(_) => "illegal_transition",
-        Error::Config { .. } => "bad_input",
+        Error::Config { .. } | Error::NothingToCommit(_) => "bad_input",
         Error::Store(store::Error::SessionBusy(_)) => "busy",
         Error::Store(store::Error::SessionNotFound(_) | store::Error::NoSuchTurn { .. }) => "not_found",
         Error::Store(
@@ -657,6 +657,16 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
             let mut forward = Forward { runtime: runtime.clone(), workspace };
             match node.run_checks(&store, &session_id, name.as_deref(), &mut forward) {
                 Ok(checks) => ok(serde_json::json!({ "session_id": session_id, "checks": checks })),
+                Err(error) => failure(&error),
+            }
+        }
+        CommandKind::CommitSession { session_id, message } => {
+            let Some((store, workspace)) = find_session(node, &session_id) else {
+                return CommandOutcome::error("not_found", format!("session `{session_id}` is not on this node"));
+            };
+            let mut forward = Forward { runtime: runtime.clone(), workspace };
+            match node.commit_session(&store, &session_id, message.as_deref(), &mut forward) {
+                Ok(commit) => ok(serde_json::json!({ "session_id": session_id, "commit": commit })),
                 Err(error) => failure(&error),
             }
         }

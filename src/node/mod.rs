@@ -7,6 +7,7 @@
 
 mod checks;
 pub mod daemon;
+mod provenance;
 mod runner;
 mod workspaces;
 
@@ -27,6 +28,10 @@ pub enum Error {
     Lifecycle(#[from] crate::protocol::IllegalTransition),
     #[error("session `{session}` uses provider `{provider}`, which this node does not have")]
     UnknownProvider { session: SessionId, provider: String },
+    #[error("session `{0}` changed nothing that could be committed")]
+    NothingToCommit(SessionId),
+    #[error("`git {args}` failed: {stderr}")]
+    Git { args: String, stderr: String },
     #[error("Core refused this node ({reason:?}): {message}")]
     Refused { reason: crate::protocol::Refusal, message: String },
     #[error(

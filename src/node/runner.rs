@@ -316,6 +316,26 @@ impl PreparedTurn {
     }
 }
 
+/// Records a commit made from the session's work as an event of its last turn.
+pub(super) fn record_commit(
+    store: &Store,
+    session: &SessionId,
+    commit: &str,
+    message: &str,
+    observer: &mut dyn Observer,
+) -> Result<()> {
+    let mut writer = SessionWriter::open(store, session)?;
+    writer.recover_in_place()?;
+    let turn = writer.meta().turns;
+    let mut approver = NoApprover;
+    let mut runner = Runner::new(writer, &mut approver, observer);
+    runner.turn = (turn > 0).then_some(turn);
+    runner.record(EventKind::CommitCreated { commit: commit.to_string(), message: message.to_string() })?;
+    let (_, writer) = runner.into_writer();
+    writer.close()?;
+    Ok(())
+}
+
 struct NoApprover;
 
 impl Approver for NoApprover {

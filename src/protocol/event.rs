@@ -82,6 +82,11 @@ pub enum EventKind {
         insertions: u64,
         deletions: u64,
     },
+    /// A person committed the session's changes to their branch.
+    CommitCreated {
+        commit: String,
+        message: String,
+    },
     CheckResult {
         name: String,
         passed: bool,
@@ -153,6 +158,7 @@ impl EventKind {
             Self::TurnFinished { .. } => "turn_finished",
             Self::DiffCaptured { .. } => "diff_captured",
             Self::CheckResult { .. } => "check_result",
+            Self::CommitCreated { .. } => "commit_created",
         }
     }
 

@@ -197,6 +197,13 @@ pub enum CommandKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    /// Commits the session's changes to the workspace's current branch with
+    /// a `Cortex-Session` trailer.
+    CommitSession {
+        session_id: SessionId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
     /// Answers the session's pending approval request.
     ResolveApproval {
         session_id: SessionId,
@@ -232,6 +239,7 @@ impl CommandKind {
             Self::InterruptSession { .. } => "interrupt_session",
             Self::ResolveApproval { .. } => "resolve_approval",
             Self::RunChecks { .. } => "run_checks",
+            Self::CommitSession { .. } => "commit_session",
             Self::BindWorkspace { .. } => "bind_workspace",
             Self::UnbindWorkspace { .. } => "unbind_workspace",
             Self::ReadDiff { .. } => "read_diff",

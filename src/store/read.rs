@@ -171,6 +171,36 @@ impl Store {
         }
     }
 
+    /// The paths the session changed, from the start of turn 1 to the end
+    /// of its last turn.
+    pub fn session_paths(&self, id: &SessionId) -> Result<Vec<String>> {
+        let view = self.read_session(id)?;
+        let base = self.tree_at(&view, "turns/1/base")?;
+        let last = self.tree_at(&view, &format!("turns/{}/worktree", view.meta.turns))?;
+        let (Some(base), Some(last)) = (base, last) else { return Ok(Vec::new()) };
+        let out = super::git::run(
+            &self.workdir,
+            ["diff", "--name-only", "-z", "--no-renames", &base.to_string(), &last.to_string()],
+            &[],
+        )?;
+        Ok(out
+            .split(|byte| *byte == 0)
+            .filter(|path| !path.is_empty())
+            .map(|path| String::from_utf8_lossy(path).into_owned())
+            .collect())
+    }
+
+    /// The session named by the `Cortex-Session` trailer of commit `rev`.
+    pub fn session_of_commit(&self, rev: &str) -> Result<Option<SessionId>> {
+        let out = super::git::run(
+            &self.workdir,
+            ["log", "-1", "--format=%(trailers:key=Cortex-Session,valueonly)", rev, "--"],
+            &[],
+        )?;
+        let text = String::from_utf8_lossy(&out);
+        Ok(text.lines().filter_map(|line| line.trim().parse().ok()).next())
+    }
+
     /// Whether `ancestor` is `descendant` or in its history.
     pub fn is_ancestor(&self, ancestor: ObjectId, descendant: ObjectId) -> Result<bool> {
         if ancestor == descendant {

@@ -6,6 +6,7 @@ mod cluster;
 mod crash;
 mod index;
 mod lifecycle;
+mod provenance;
 mod refs;
 mod secrets;
 mod session;

@@ -3,7 +3,9 @@
 mod approval;
 mod attach;
 mod check;
+mod commit;
 mod diff;
+mod for_commit;
 mod interrupt;
 mod list;
 mod log;
@@ -35,6 +37,8 @@ pub(crate) enum SessionCommand {
     Deny(approval::DenyArgs),
     Interrupt(interrupt::InterruptArgs),
     Check(check::CheckArgs),
+    Commit(commit::CommitArgs),
+    ForCommit(for_commit::ForCommitArgs),
     Stop(stop::StopArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
@@ -52,6 +56,8 @@ pub(crate) fn run(command: SessionCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
         SessionCommand::Deny(args) => approval::deny(args, ctx),
         SessionCommand::Interrupt(args) => interrupt::run(args, ctx),
         SessionCommand::Check(args) => check::run(args, ctx),
+        SessionCommand::Commit(args) => commit::run(args, ctx),
+        SessionCommand::ForCommit(args) => for_commit::run(args, ctx),
         SessionCommand::Stop(args) => stop::run(args, ctx),
         SessionCommand::List(args) => list::run(args, ctx),
         SessionCommand::Show(args) => show::run(args, ctx),

@@ -1,0 +1,58 @@
+//! `cortex session commit`: the session's changes as a commit of yours.
+
+use std::path::Path;
+
+use clap::Args;
+
+use crate::cli::Exit;
+use crate::cli::backend::{Backend, Ctx};
+use crate::cli::output::{Transcript, print_json};
+use crate::protocol::CommandKind;
+use crate::store::Store;
+
+/// Commit the files a session changed to the current branch, with a
+/// `Cortex-Session: <id>` trailer, and record the commit in the session.
+///
+/// Only the session's files are committed; anything else you have staged or
+/// modified stays as it is. The commit is yours: your git identity and hooks.
+#[derive(Debug, Args)]
+pub(crate) struct CommitArgs {
+    /// The session id, or a unique prefix of it.
+    id: String,
+    /// The commit message (default: the session's title).
+    #[arg(short, long)]
+    message: Option<String>,
+    /// Print a JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: CommitArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
+    let mut backend = Backend::open(ctx)?;
+    let (session, _) = backend.session(&args.id)?;
+    let commit = match &mut backend {
+        Backend::Remote(client) => {
+            let answer = client
+                .command(CommandKind::CommitSession { session_id: session.id.clone(), message: args.message }, None)?;
+            answer["commit"].as_str().unwrap_or_default().to_string()
+        }
+        Backend::Local(local) => {
+            let store = Store::discover(Path::new(&session.workspace_path))?;
+            let commit = local.node.commit_session(
+                &store,
+                &session.id,
+                args.message.as_deref(),
+                &mut Transcript { quiet: true },
+            )?;
+            local.core.sync(&local.node.workspaces()?)?;
+            commit
+        }
+    };
+    if args.json {
+        print_json(&serde_json::json!({ "session_id": session.id, "commit": commit }))?;
+    } else {
+        println!("{commit}");
+        eprintln!("Committed the changes of {} in {}.", session.id, session.workspace_path);
+    }
+    Ok(Exit::Ok)
+}

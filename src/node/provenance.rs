@@ -24,17 +24,26 @@ impl Node {
         if view.meta.state.is_busy() {
             return Err(Error::Store(crate::store::Error::SessionBusy(session.clone())));
         }
-        let paths = store.session_paths(session)?;
+        // The session's paths that differ from HEAD now: a file it deleted
+        // that is already committed away is not "changed" any more.
+        let session_paths = store.session_paths(session)?;
+        let status = if session_paths.is_empty() {
+            String::new()
+        } else {
+            git(
+                store.workdir(),
+                &["status", "--porcelain", "-z", "--no-renames", "--untracked-files=all", "--"],
+                &session_paths,
+            )?
+        };
+        let paths: Vec<String> =
+            status.split('\0').filter(|entry| entry.len() > 3).map(|entry| entry[3..].to_string()).collect();
         if paths.is_empty() {
             return Err(Error::NothingToCommit(session.clone()));
         }
         let message = message.map(str::to_string).unwrap_or_else(|| view.meta.title.clone());
         let workdir = store.workdir();
         git(workdir, &["add", "--all", "--"], &paths)?;
-        let staged = git(workdir, &["diff", "--cached", "--name-only", "--"], &paths)?;
-        if staged.trim().is_empty() {
-            return Err(Error::NothingToCommit(session.clone()));
-        }
         let trailer = format!("Cortex-Session: {session}");
         git(workdir, &["commit", "--quiet", "--message", &message, "--trailer", &trailer, "--"], &paths)?;
         let commit = git(workdir, &["rev-parse", "HEAD"], &[])?.trim().to_string();

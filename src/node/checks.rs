@@ -1,6 +1,6 @@
-//! Checks: commands a repository declares in `.cortex/config.toml`, run by
-//! the node after each turn (`when = "turn"`) or on request (`cortex session
-//! check`). Their output is evidence in the session tree, their outcome a
+//! Running checks: commands a repository declares in `.cortex/config.toml`
+//! (see `config.rs`), run by the node after each turn or on request. Their
+//! output becomes evidence in the session tree, their outcome a
 //! `check_result` event.
 
 use std::io::Read;
@@ -8,72 +8,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
+use super::config::Check;
 use super::{Error, Result};
 
 /// Output kept per check; the rest is cut, with a note.
 const MAX_OUTPUT: usize = 1024 * 1024;
-
-/// `.cortex/config.toml` in a workspace. Unknown keys are refused, so a typo
-/// does not silently turn a check off.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RepoConfig {
-    #[serde(default)]
-    pub checks: Vec<Check>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Check {
-    pub name: String,
-    pub command: String,
-    #[serde(default)]
-    pub when: When,
-    #[serde(default = "default_timeout")]
-    pub timeout_secs: u64,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum When {
-    /// After every turn.
-    #[default]
-    Turn,
-    /// Only on `cortex session check`.
-    Manual,
-}
-
-fn default_timeout() -> u64 {
-    600
-}
-
-impl RepoConfig {
-    /// The workspace's config; none is an empty one.
-    pub fn load(workdir: &Path) -> Result<RepoConfig> {
-        let path = workdir.join(".cortex/config.toml");
-        let text = match fs_err::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(RepoConfig::default()),
-            Err(source) => return Err(Error::Io { context: format!("cannot read `{}`", path.display()), source }),
-        };
-        let config: RepoConfig = toml::from_str(&text)
-            .map_err(|error| Error::Config { path: path.clone(), detail: error.message().to_string() })?;
-        for check in &config.checks {
-            let valid = !check.name.is_empty()
-                && check.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                && !check.name.starts_with('.');
-            if !valid {
-                return Err(Error::Config {
-                    path,
-                    detail: format!("check name `{}` must be letters, digits, `-`, `_` or `.`", check.name),
-                });
-            }
-        }
-        Ok(config)
-    }
-}
 
 /// What one run of a check did.
 pub struct CheckRun {
@@ -144,6 +83,7 @@ pub fn run(check: &Check, workdir: &Path) -> Result<CheckRun> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::config::{RepoConfig, When};
 
     fn check(command: &str, timeout_secs: u64) -> Check {
         Check { name: "c".into(), command: command.into(), when: When::Turn, timeout_secs }

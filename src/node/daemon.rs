@@ -15,10 +15,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::config::RepoConfig;
 use super::{Approver, Cancel, Error, Node, Observer, ProviderSpec, Result, StartRequest};
 use crate::protocol::{
     ApprovalDecision, Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, Event,
-    NodeFrame, PROTOCOL_VERSION, ProviderInfo, Refusal, Resources, SessionId, SessionSummary, SessionTip, Workspace,
+    EventKind, NodeFrame, PROTOCOL_VERSION, ProviderInfo, Refusal, Resources, SessionId, SessionState, SessionSummary,
+    SessionTip, Workspace,
 };
 use crate::store::{self, Meta, Store};
 
@@ -162,6 +164,8 @@ struct Runtime {
     results: Mutex<HashMap<String, CommandOutcome>>,
     approvals: Mutex<HashMap<SessionId, PendingApproval>>,
     approved_sessions: Mutex<std::collections::HashSet<SessionId>>,
+    /// Idle sessions and since when, for their managed lifetime.
+    idle_since: Mutex<HashMap<SessionId, (jiff::Timestamp, Workspace)>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -191,6 +195,7 @@ pub async fn run(config: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> R
         results: Mutex::new(HashMap::new()),
         approvals: Mutex::new(HashMap::new()),
         approved_sessions: Mutex::new(std::collections::HashSet::new()),
+        idle_since: Mutex::new(HashMap::new()),
     });
     let mut delay = BACKOFF_FIRST;
     loop {
@@ -363,6 +368,8 @@ async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> R
                 }
             }
             _ = ticker.tick() => {
+                let expiring = runtime.clone();
+                tokio::task::spawn_blocking(move || expire_idle(&expiring));
                 let roots: Vec<String> = runtime.node().workspaces().unwrap_or_default().into_iter().map(|workspace| workspace.path).collect();
                 let resources = tokio::task::spawn_blocking(move || resources(&roots)).await.unwrap_or_default();
                 send(&mut sink, &NodeFrame::Heartbeat { v: PROTOCOL_VERSION, resources }).await?;
@@ -418,6 +425,11 @@ fn catch_up(runtime: &Runtime, acked: &BTreeMap<SessionId, u64>) -> Result<()> {
             let Ok(view) = store.view_at(tip) else {
                 continue;
             };
+            if view.meta.state == SessionState::Idle {
+                lock(&runtime.idle_since)
+                    .entry(session_id.clone())
+                    .or_insert((view.meta.updated_at, workspace.clone()));
+            }
             let core_has = acked.get(&session_id).copied().unwrap_or(0);
             tracing::debug!(%session_id, core_has, node_has = view.meta.last_seq, "catching Core up");
             if view.meta.last_seq > core_has && !lock(&runtime.outbox).has_from(&session_id, core_has) {
@@ -482,6 +494,38 @@ impl Observer for Forward {
     fn event(&mut self, event: &Event, meta: &Meta) {
         lock(&self.runtime.outbox).push(meta.summary(&self.workspace), event.clone());
         self.runtime.wake.notify_one();
+        if let EventKind::Lifecycle { to, .. } = &event.kind {
+            let mut idle = lock(&self.runtime.idle_since);
+            if *to == SessionState::Idle {
+                idle.insert(meta.id.clone(), (event.at, self.workspace.clone()));
+            } else {
+                idle.remove(&meta.id);
+            }
+        }
+    }
+}
+
+/// Expires sessions idle past their repository's limit (managed lifetime).
+fn expire_idle(runtime: &Arc<Runtime>) {
+    let now = jiff::Timestamp::now();
+    let candidates: Vec<(SessionId, jiff::Timestamp, Workspace)> = lock(&runtime.idle_since)
+        .iter()
+        .map(|(id, (since, workspace))| (id.clone(), *since, workspace.clone()))
+        .collect();
+    for (session, since, workspace) in candidates {
+        let limit = RepoConfig::load(Path::new(&workspace.path)).unwrap_or_default().idle_limit();
+        let idle_for = now.duration_since(since).unsigned_abs();
+        if idle_for < limit || lock(&runtime.running).contains_key(&session) {
+            continue;
+        }
+        lock(&runtime.idle_since).remove(&session);
+        let Ok(store) = Store::discover(Path::new(&workspace.path)) else { continue };
+        let reason = format!("idle for {} s, past the idle limit of {} s", idle_for.as_secs(), limit.as_secs());
+        let mut forward = Forward { runtime: runtime.clone(), workspace };
+        match runtime.node().expire(&store, &session, &reason, &mut forward) {
+            Ok(_) => tracing::info!(%session, %reason, "session expired"),
+            Err(error) => tracing::debug!(%session, %error, "session not expired"),
+        }
     }
 }
 
@@ -601,7 +645,7 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
             let Some((store, workspace)) = find_session(node, &session_id) else {
                 return CommandOutcome::error("not_found", format!("session `{session_id}` is not on this node"));
             };
-            match node.prepare_send(&store, &session_id, &prompt) {
+            match briefly_retried(|| node.prepare_send(&store, &session_id, &prompt)) {
                 Ok(prepared) => {
                     let turn = prepared.meta().turns + 1;
                     spawn_turn(runtime, prepared, workspace, auto_approve);
@@ -624,16 +668,23 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 Err(error) => failure(&error),
             }
         }
-        CommandKind::InterruptSession { session_id } => match lock(&runtime.running).get(&session_id) {
-            Some(cancel) => {
-                cancel.interrupt();
-                ok(serde_json::json!({ "session_id": session_id, "state": "interrupting" }))
+        CommandKind::InterruptSession { session_id } => {
+            // The store says whether a turn is really under way: one that is
+            // closing down has already left `running`.
+            let busy = find_session(node, &session_id)
+                .and_then(|(store, _)| store.read_session(&session_id).ok())
+                .is_some_and(|view| view.meta.state.is_busy());
+            match lock(&runtime.running).get(&session_id) {
+                Some(cancel) if busy => {
+                    cancel.interrupt();
+                    ok(serde_json::json!({ "session_id": session_id, "state": "interrupting" }))
+                }
+                _ => CommandOutcome::error(
+                    "illegal_transition",
+                    format!("session `{session_id}` is not running a turn; there is nothing to interrupt"),
+                ),
             }
-            None => CommandOutcome::error(
-                "illegal_transition",
-                format!("session `{session_id}` is not running a turn; there is nothing to interrupt"),
-            ),
-        },
+        }
         CommandKind::ResolveApproval { session_id, approve, for_session, by } => {
             let Some(pending) = lock(&runtime.approvals).remove(&session_id) else {
                 return CommandOutcome::error(
@@ -725,6 +776,21 @@ fn wait_until_settled(runtime: &Runtime, session: &SessionId) {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Retries `attempt` while the session is held for a moment by other work
+/// of this node (expiry, checks, a commit), for up to five seconds.
+fn briefly_retried<T>(mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut left = 100;
+    loop {
+        match attempt() {
+            Err(Error::Store(store::Error::SessionBusy(_))) if left > 0 => {
+                left -= 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 

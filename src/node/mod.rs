@@ -6,6 +6,7 @@
 //! aside).
 
 mod checks;
+mod config;
 pub mod daemon;
 mod provenance;
 mod runner;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::checks::{Check, RepoConfig, When};
+use super::config::{Check, RepoConfig, When};
 use super::{Error, Node, Result};
 use crate::protocol::{
     ApprovalDecision, CheckSummary, Event, EventKind, SessionId, SessionState, TurnOutcome, Workspace,
@@ -279,16 +279,39 @@ impl Node {
 
     /// Moves a session that is not mid-turn to `stopped`.
     pub fn stop_idle(&self, store: &Store, session: &SessionId, observer: &mut dyn Observer) -> Result<SessionState> {
+        self.settle(store, session, SessionState::Stopped, "stopped by request", observer)
+    }
+
+    /// Marks an idle session `expired`: its managed lifetime ran out. The
+    /// next turn resumes it.
+    pub fn expire(
+        &self,
+        store: &Store,
+        session: &SessionId,
+        reason: &str,
+        observer: &mut dyn Observer,
+    ) -> Result<SessionState> {
+        self.settle(store, session, SessionState::Expired, reason, observer)
+    }
+
+    /// Moves a session that is not mid-turn to `to`, if the lifecycle allows.
+    fn settle(
+        &self,
+        store: &Store,
+        session: &SessionId,
+        to: SessionState,
+        reason: &str,
+        observer: &mut dyn Observer,
+    ) -> Result<SessionState> {
         let mut writer = SessionWriter::open(store, session)?;
         writer.recover_in_place()?;
-        let from = writer.meta().state;
-        from.check_transition(SessionState::Stopped)?;
+        writer.meta().state.check_transition(to)?;
         let mut approver = NoApprover;
         let mut runner = Runner::new(writer, &mut approver, observer);
-        runner.transition(SessionState::Stopped, Some("stopped by request".into()))?;
+        runner.transition(to, Some(reason.to_string()))?;
         let (_, writer) = runner.into_writer();
         writer.close()?;
-        Ok(SessionState::Stopped)
+        Ok(to)
     }
 }
 

@@ -105,3 +105,28 @@ fn approve_and_interrupt_need_a_core_and_say_so() {
         assert!(run.stderr.contains("needs a running Core"), "{command}: {}", run.stderr);
     }
 }
+
+#[test]
+fn an_idle_session_expires_and_the_next_turn_resumes_it() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(env.repo.join(".cortex/config.toml"), "idle_limit_secs = 1\n").unwrap();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let run = env.cortex_at(&core, &env.repo, ["session", "start", "short-lived", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let id = run.json()["session_id"].as_str().unwrap().to_string();
+    let expired = wait_state(&env, &core, &id, "expired");
+    assert!(expired["state_reason"].as_str().unwrap().contains("past the idle limit of 1 s"), "{expired}");
+    let resumed = env.cortex_at(&core, &env.repo, ["session", "send", &id, "still there?", "--json"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(resumed.json()["turn"], 2);
+    let log = env.cortex_at(&core, env.root.path(), ["session", "log", &id, "--json"]).json();
+    let moves: Vec<String> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == "lifecycle")
+        .map(|event| event["to"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(moves[moves.len() - 4..], ["idle", "expired", "running", "idle"]);
+}

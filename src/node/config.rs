@@ -1,0 +1,79 @@
+//! `.cortex/config.toml`: a repository's Cortex settings, read by the node
+//! (documented in `.cortex-example/config.toml`).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{Error, Result};
+
+/// `.cortex/config.toml` in a workspace. Unknown keys are refused, so a typo
+/// does not silently turn a check off.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    /// A session idle this long is `expired` (its live process, if any,
+    /// stopped); the next turn brings it back. Default 24 hours.
+    #[serde(default)]
+    pub idle_limit_secs: Option<u64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub name: String,
+    pub command: String,
+    #[serde(default)]
+    pub when: When,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    /// After every turn.
+    #[default]
+    Turn,
+    /// Only on `cortex session check`.
+    Manual,
+}
+
+fn default_timeout() -> u64 {
+    600
+}
+
+/// The managed lifetime of a session when the repository sets none.
+pub const DEFAULT_IDLE_LIMIT_SECS: u64 = 24 * 60 * 60;
+
+impl RepoConfig {
+    pub fn idle_limit(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idle_limit_secs.unwrap_or(DEFAULT_IDLE_LIMIT_SECS))
+    }
+
+    /// The workspace's config; none is an empty one.
+    pub fn load(workdir: &Path) -> Result<RepoConfig> {
+        let path = workdir.join(".cortex/config.toml");
+        let text = match fs_err::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(RepoConfig::default()),
+            Err(source) => return Err(Error::Io { context: format!("cannot read `{}`", path.display()), source }),
+        };
+        let config: RepoConfig = toml::from_str(&text)
+            .map_err(|error| Error::Config { path: path.clone(), detail: error.message().to_string() })?;
+        for check in &config.checks {
+            let valid = !check.name.is_empty()
+                && check.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && !check.name.starts_with('.');
+            if !valid {
+                return Err(Error::Config {
+                    path,
+                    detail: format!("check name `{}` must be letters, digits, `-`, `_` or `.`", check.name),
+                });
+            }
+        }
+        Ok(config)
+    }
+}

@@ -4,6 +4,7 @@
 mod backend;
 mod client;
 mod core;
+mod gc;
 mod index;
 mod local;
 mod node;
@@ -67,6 +68,8 @@ enum Command {
     /// Share session refs with a git remote (opt-in; nothing is pushed otherwise).
     #[command(subcommand)]
     Refs(refs::RefsCommand),
+    /// Remove worktrees of finished `--worktree` sessions (their state is kept).
+    Gc(gc::GcArgs),
 }
 
 /// Exit codes, as documented in `--help` and docs/cli.md.
@@ -95,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workspace(command) => workspace::run(command, &ctx)?,
         Command::Index(command) => index::run(command, &ctx)?,
         Command::Refs(command) => refs::run(command, &ctx.data)?,
+        Command::Gc(args) => gc::run(args, &ctx)?,
     };
     Ok(exit.into())
 }

@@ -601,7 +601,16 @@ fn ok(value: serde_json::Value) -> CommandOutcome {
 fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome {
     let node = runtime.node();
     match command.kind {
-        CommandKind::StartSession { session_id, workspace_id, provider, script, prompt, title, auto_approve } => {
+        CommandKind::StartSession {
+            session_id,
+            workspace_id,
+            provider,
+            script,
+            prompt,
+            title,
+            auto_approve,
+            worktree,
+        } => {
             if provider != "fake" {
                 return CommandOutcome::error(
                     "bad_input",
@@ -625,6 +634,7 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 prompt,
                 title,
                 session_id: session_id.clone(),
+                worktree,
             };
             let mut forward = Forward { runtime: runtime.clone(), workspace: workspace.clone() };
             match node.prepare_start(&store, &workspace, request, &mut forward) {

@@ -8,12 +8,14 @@
 mod checks;
 mod config;
 pub mod daemon;
+mod gc;
 mod provenance;
 mod runner;
 mod workspaces;
 
 use std::path::{Path, PathBuf};
 
+pub use gc::Collected;
 pub use runner::{Approver, Cancel, Observer, PreparedTurn, ProviderSpec, StartRequest, TurnResult};
 
 use crate::protocol::{SessionId, Workspace};

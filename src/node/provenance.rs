@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 
 use super::{Error, Node, Observer, Result, runner};
-use crate::protocol::SessionId;
+use crate::protocol::{EventKind, SessionId};
 use crate::store::Store;
 
 impl Node {
@@ -20,6 +20,7 @@ impl Node {
         message: Option<&str>,
         observer: &mut dyn Observer,
     ) -> Result<String> {
+        let store = &store.for_session(session)?;
         let view = store.read_session(session)?;
         if view.meta.state.is_busy() {
             return Err(Error::Store(crate::store::Error::SessionBusy(session.clone())));
@@ -47,7 +48,8 @@ impl Node {
         let trailer = format!("Cortex-Session: {session}");
         git(workdir, &["commit", "--quiet", "--message", &message, "--trailer", &trailer, "--"], &paths)?;
         let commit = git(workdir, &["rev-parse", "HEAD"], &[])?.trim().to_string();
-        runner::record_commit(store, session, &commit, &message, observer)?;
+        let kind = EventKind::CommitCreated { commit: commit.clone(), message };
+        runner::record_event(store, session, kind, None, observer)?;
         Ok(commit)
     }
 }

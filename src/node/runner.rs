@@ -56,6 +56,9 @@ pub struct StartRequest {
     /// The id to use; a fresh one when `None`. Core assigns ids so a repeated
     /// command answers with the same session.
     pub session_id: Option<SessionId>,
+    /// Run in a new git worktree on a branch `cortex/<short id>`, leaving
+    /// the main checkout alone.
+    pub worktree: bool,
 }
 
 /// Answers approval requests; the CLI asks on the terminal.
@@ -164,6 +167,17 @@ impl Node {
     ) -> Result<PreparedTurn> {
         let provider = request.provider.build()?;
         let id = request.session_id.clone().unwrap_or_else(SessionId::generate);
+        let (store, worktree, branch) = if request.worktree {
+            let short = &id.as_str()[id.as_str().len() - 8..];
+            let branch = format!("cortex/{short}");
+            let path = store.private_dir().join("worktrees").join(short);
+            let isolated = store.add_worktree(&path, &branch)?;
+            let path = isolated.workdir().to_string_lossy().into_owned();
+            (isolated, Some(path), Some(branch))
+        } else {
+            (store.clone(), None, None)
+        };
+        let store = &store;
         if let ProviderSpec::Fake { script: Some(text), .. } = &request.provider {
             let path = script_path(store, &id);
             fs_err::create_dir_all(path.parent().expect("holds because the path has a folder"))
@@ -182,6 +196,8 @@ impl Node {
             state: SessionState::Starting,
             state_reason: None,
             resume_ref: None,
+            worktree,
+            branch,
             last_seq: 0,
             turns: 0,
             created_at: now,
@@ -217,6 +233,7 @@ impl Node {
 
     /// Takes the session's lock and checks that it may run a turn now.
     pub fn prepare_send(&self, store: &Store, session: &SessionId, prompt: &str) -> Result<PreparedTurn> {
+        let store = &store.for_session(session)?;
         let mut writer = SessionWriter::open(store, session)?;
         // Holding the lock, a session that looks mid-turn has a dead writer.
         writer.recover_in_place()?;
@@ -249,6 +266,7 @@ impl Node {
         name: Option<&str>,
         observer: &mut dyn Observer,
     ) -> Result<Vec<CheckSummary>> {
+        let store = &store.for_session(session)?;
         let mut writer = SessionWriter::open(store, session)?;
         writer.recover_in_place()?;
         let meta = writer.meta();
@@ -339,21 +357,26 @@ impl PreparedTurn {
     }
 }
 
-/// Records a commit made from the session's work as an event of its last turn.
-pub(super) fn record_commit(
+/// Records one event outside a turn's run (a commit made from the
+/// session's work, a note from gc), as part of the session's last turn, and
+/// optionally a tree at `tree.0` in the session tree.
+pub(super) fn record_event(
     store: &Store,
     session: &SessionId,
-    commit: &str,
-    message: &str,
+    kind: EventKind,
+    tree: Option<(String, gix::ObjectId)>,
     observer: &mut dyn Observer,
 ) -> Result<()> {
     let mut writer = SessionWriter::open(store, session)?;
     writer.recover_in_place()?;
     let turn = writer.meta().turns;
+    if let Some((path, tree)) = tree {
+        writer.put_tree(path, tree);
+    }
     let mut approver = NoApprover;
     let mut runner = Runner::new(writer, &mut approver, observer);
     runner.turn = (turn > 0).then_some(turn);
-    runner.record(EventKind::CommitCreated { commit: commit.to_string(), message: message.to_string() })?;
+    runner.record(kind)?;
     let (_, writer) = runner.into_writer();
     writer.close()?;
     Ok(())

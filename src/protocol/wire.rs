@@ -176,6 +176,9 @@ pub enum CommandKind {
         title: Option<String>,
         #[serde(default)]
         auto_approve: bool,
+        /// Run in a new git worktree, leaving the main checkout alone.
+        #[serde(default)]
+        worktree: bool,
     },
     SendTurn {
         session_id: SessionId,

@@ -24,6 +24,12 @@ pub struct Meta {
     /// thread id); `None` for providers that need none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_ref: Option<String>,
+    /// The git worktree the session runs in, when it was started isolated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<String>,
+    /// That worktree's branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
     pub last_seq: u64,
     pub turns: u32,
     pub created_at: jiff::Timestamp,

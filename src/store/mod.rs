@@ -43,6 +43,10 @@ pub enum Error {
     Reftable { path: PathBuf },
     #[error("no session `{0}` in this repository")]
     SessionNotFound(SessionId),
+    #[error(
+        "the worktree of session `{session}` (`{path}`) was removed by `cortex gc`; branch `{branch}` keeps its commits"
+    )]
+    WorktreeGone { session: SessionId, path: String, branch: String },
     #[error("session `{session}` has no turn {turn} (it has {turns})")]
     NoSuchTurn { session: SessionId, turn: u32, turns: u32 },
     #[error("session `{0}` already exists in this repository")]

@@ -171,6 +171,39 @@ impl Store {
         }
     }
 
+    /// The store to run the session's turns in: its own worktree when it
+    /// has one (the refs are shared with the main checkout), this one
+    /// otherwise.
+    pub fn for_session(&self, id: &SessionId) -> Result<Store> {
+        let view = self.read_session(id)?;
+        match view.meta.worktree {
+            Some(path) if std::path::Path::new(&path).exists() => Store::discover(std::path::Path::new(&path)),
+            Some(path) => {
+                Err(Error::WorktreeGone { session: id.clone(), path, branch: view.meta.branch.unwrap_or_default() })
+            }
+            None => Ok(self.clone()),
+        }
+    }
+
+    /// Adds a git worktree at `path` on a new branch `branch` from HEAD.
+    /// The one write to the user's repository the store makes, on request.
+    pub fn add_worktree(&self, path: &std::path::Path, branch: &str) -> Result<Store> {
+        let path_text = path.to_string_lossy().into_owned();
+        super::git::run(&self.workdir, ["worktree", "add", "--quiet", "-b", branch, &path_text, "HEAD"], &[])?;
+        Store::discover(path)
+    }
+
+    /// Removes a session worktree (its branch stays).
+    pub fn remove_worktree(&self, path: &std::path::Path) -> Result<()> {
+        if path.exists() {
+            let path_text = path.to_string_lossy().into_owned();
+            super::git::run(&self.workdir, ["worktree", "remove", "--force", &path_text], &[])?;
+        } else {
+            super::git::run(&self.workdir, ["worktree", "prune"], &[])?;
+        }
+        Ok(())
+    }
+
     /// The paths the session changed, from the start of turn 1 to the end
     /// of its last turn.
     pub fn session_paths(&self, id: &SessionId) -> Result<Vec<String>> {

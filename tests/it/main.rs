@@ -13,3 +13,4 @@ mod session;
 mod store;
 mod support;
 mod tidy;
+mod worktree;

@@ -60,6 +60,11 @@ pub(crate) struct StartArgs {
     /// A workspace (id or name) to run in, instead of the repository you are in.
     #[arg(long)]
     workspace: Option<String>,
+    /// Run in a new git worktree on a branch `cortex/<short id>`: the main
+    /// checkout stays untouched. `cortex gc` removes it once the session is
+    /// stopped and its last state is in the session ref.
+    #[arg(long)]
+    worktree: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -93,7 +98,7 @@ fn run_local(args: StartArgs, ctx: &Ctx, provider: ProviderSpec, prompt: String)
     }
     let store = Store::discover(&std::env::current_dir().context("cannot read the current directory")?)?;
     let mut local = Local::open(&ctx.data)?;
-    let request = StartRequest { provider, prompt, title: args.title, session_id: None };
+    let request = StartRequest { provider, prompt, title: args.title, session_id: None, worktree: args.worktree };
     let mut approver = TerminalApprover { yes: args.yes };
     let mut transcript = Transcript { quiet: args.json };
     let result = local.node.start_session(&store, request, &mut approver, &mut transcript)?;
@@ -113,6 +118,7 @@ fn run_remote(args: StartArgs, client: &Client, provider: ProviderSpec, prompt: 
             prompt,
             title: args.title,
             auto_approve: args.yes,
+            worktree: args.worktree,
         },
         None,
     )?;

@@ -233,8 +233,15 @@ impl Node {
 
     /// Takes the session's lock and checks that it may run a turn now.
     pub fn prepare_send(&self, store: &Store, session: &SessionId, prompt: &str) -> Result<PreparedTurn> {
-        let store = &store.for_session(session)?;
         let mut writer = SessionWriter::open(store, session)?;
+        // A session isolated in a worktree runs its turns there. Its meta is
+        // read only now that the writer has verified the tip.
+        if let Some(path) = writer.meta().worktree.clone()
+            && store.workdir() != std::path::Path::new(&path)
+        {
+            drop(writer);
+            return self.prepare_send(&store.for_session(session)?, session, prompt);
+        }
         // Holding the lock, a session that looks mid-turn has a dead writer.
         writer.recover_in_place()?;
         let state = writer.meta().state;

@@ -86,6 +86,8 @@ fn meta(id: &SessionId) -> Meta {
         state: SessionState::Idle,
         state_reason: None,
         resume_ref: None,
+        worktree: None,
+        branch: None,
         last_seq: 0,
         turns: 1,
         created_at: now,

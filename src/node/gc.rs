@@ -36,7 +36,7 @@ impl Node {
                     continue;
                 }
                 let captured = capture(&store, &session, &view, Path::new(&path), observer)?;
-                store.remove_worktree(Path::new(&path))?;
+                super::git::remove_worktree(store.workdir(), Path::new(&path))?;
                 collected.push(Collected { session, path, branch: view.meta.branch.clone(), captured });
             }
         }

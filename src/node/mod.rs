@@ -9,6 +9,7 @@ mod checks;
 mod config;
 pub mod daemon;
 mod gc;
+mod git;
 mod provenance;
 mod runner;
 mod workspaces;

@@ -3,8 +3,7 @@
 //! produced it. Unlike the store, this touches the user's index and branch:
 //! on purpose, and only on request.
 
-use std::process::{Command, Stdio};
-
+use super::git::git;
 use super::{Error, Node, Observer, Result, runner};
 use crate::protocol::{EventKind, SessionId};
 use crate::store::Store;
@@ -52,22 +51,4 @@ impl Node {
         runner::record_event(store, session, kind, None, observer)?;
         Ok(commit)
     }
-}
-
-/// Runs git in the workspace as the person would: their config and identity.
-fn git(workdir: &std::path::Path, args: &[&str], paths: &[String]) -> Result<String> {
-    let output = Command::new("git")
-        .current_dir(workdir)
-        .args(args)
-        .args(paths)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| Error::Io { context: "cannot run git".into(), source })?;
-    if !output.status.success() {
-        return Err(Error::Git {
-            args: args.join(" "),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -171,7 +171,7 @@ impl Node {
             let short = &id.as_str()[id.as_str().len() - 8..];
             let branch = format!("cortex/{short}");
             let path = store.private_dir().join("worktrees").join(short);
-            let isolated = store.add_worktree(&path, &branch)?;
+            let isolated = super::git::add_worktree(store.workdir(), &path, &branch)?;
             let path = isolated.workdir().to_string_lossy().into_owned();
             (isolated, Some(path), Some(branch))
         } else {

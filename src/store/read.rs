@@ -185,25 +185,6 @@ impl Store {
         }
     }
 
-    /// Adds a git worktree at `path` on a new branch `branch` from HEAD.
-    /// The one write to the user's repository the store makes, on request.
-    pub fn add_worktree(&self, path: &std::path::Path, branch: &str) -> Result<Store> {
-        let path_text = path.to_string_lossy().into_owned();
-        super::git::run(&self.workdir, ["worktree", "add", "--quiet", "-b", branch, &path_text, "HEAD"], &[])?;
-        Store::discover(path)
-    }
-
-    /// Removes a session worktree (its branch stays).
-    pub fn remove_worktree(&self, path: &std::path::Path) -> Result<()> {
-        if path.exists() {
-            let path_text = path.to_string_lossy().into_owned();
-            super::git::run(&self.workdir, ["worktree", "remove", "--force", &path_text], &[])?;
-        } else {
-            super::git::run(&self.workdir, ["worktree", "prune"], &[])?;
-        }
-        Ok(())
-    }
-
     /// The paths the session changed, from the start of turn 1 to the end
     /// of its last turn.
     pub fn session_paths(&self, id: &SessionId) -> Result<Vec<String>> {

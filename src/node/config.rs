@@ -18,6 +18,9 @@ pub struct RepoConfig {
     /// stopped); the next turn brings it back. Default 24 hours.
     #[serde(default)]
     pub idle_limit_secs: Option<u64>,
+    /// How the `codex` provider runs here.
+    #[serde(default)]
+    pub codex: Option<crate::provider::codex::CodexConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

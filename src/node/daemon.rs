@@ -611,12 +611,12 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
             auto_approve,
             worktree,
         } => {
-            if provider != "fake" {
+            let Some(spec) = ProviderSpec::named(&provider, script) else {
                 return CommandOutcome::error(
                     "bad_input",
                     format!("provider `{provider}` is not available on this node"),
                 );
-            }
+            };
             let Some(workspace) =
                 node.workspaces().unwrap_or_default().into_iter().find(|workspace| workspace.id == workspace_id)
             else {
@@ -629,13 +629,7 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 Ok(store) => store,
                 Err(error) => return failure(&error.into()),
             };
-            let request = StartRequest {
-                provider: ProviderSpec::Fake { script, script_name: "the script".into() },
-                prompt,
-                title,
-                session_id: session_id.clone(),
-                worktree,
-            };
+            let request = StartRequest { provider: spec, prompt, title, session_id: session_id.clone(), worktree };
             let mut forward = Forward { runtime: runtime.clone(), workspace: workspace.clone() };
             match node.prepare_start(&store, &workspace, request, &mut forward) {
                 Ok(prepared) => {

@@ -57,24 +57,26 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A node rooted at a data dir.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Node {
     data_dir: PathBuf,
     name: String,
     /// Core's id for this node; the host name when running in-process.
     id: String,
+    /// Providers with a live process between turns, by session.
+    live: runner::LiveProviders,
 }
 
 impl Node {
     /// The in-process node of the CLI, named after this machine.
     pub fn new(data_dir: &Path) -> Node {
         let name = host_name();
-        Node { data_dir: data_dir.to_path_buf(), id: name.clone(), name }
+        Node { data_dir: data_dir.to_path_buf(), id: name.clone(), name, live: Default::default() }
     }
 
     /// A node enrolled with Core under `id`.
     pub fn with_identity(data_dir: &Path, id: &str, name: &str) -> Node {
-        Node { data_dir: data_dir.to_path_buf(), id: id.to_string(), name: name.to_string() }
+        Node { data_dir: data_dir.to_path_buf(), id: id.to_string(), name: name.to_string(), live: Default::default() }
     }
 
     pub fn id(&self) -> &str {

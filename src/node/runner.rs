@@ -12,6 +12,7 @@ use super::{Error, Node, Result};
 use crate::protocol::{
     ApprovalDecision, CheckSummary, Event, EventKind, SessionId, SessionState, TurnOutcome, Workspace,
 };
+use crate::provider::codex::CodexProvider;
 use crate::provider::fake::{FakeProvider, Script};
 use crate::provider::{self, Provider, TurnEnd, TurnRequest, TurnSink};
 use crate::store::{FlushReason, META_SCHEMA, Meta, SessionWriter, Store};
@@ -22,30 +23,61 @@ pub enum ProviderSpec {
     /// The scripted agent; `script` is the script's text, `script_name` names
     /// it in errors.
     Fake { script: Option<String>, script_name: String },
+    /// Codex as a live `codex app-server`, configured by `[codex]` in the
+    /// repository's `.cortex/config.toml`.
+    Codex,
 }
 
 impl ProviderSpec {
     fn name(&self) -> &'static str {
         match self {
             Self::Fake { .. } => "fake",
+            Self::Codex => "codex",
+        }
+    }
+
+    /// The spec for a provider by name, as commands carry it.
+    pub fn named(name: &str, script: Option<String>) -> Option<ProviderSpec> {
+        match name {
+            "fake" => Some(ProviderSpec::Fake { script, script_name: "the script".into() }),
+            "codex" => Some(ProviderSpec::Codex),
+            _ => None,
         }
     }
 
     /// Checks the provider's configuration completely (a script's every
-    /// step), so bad input is refused before anything is written.
-    pub fn check(&self) -> Result<()> {
-        self.build().map(drop)
-    }
-
-    /// Builds the provider, checking its configuration completely.
-    fn build(&self) -> Result<Box<dyn Provider>> {
+    /// step, the repository's `[codex]` table), so bad input is refused
+    /// before anything is written.
+    pub fn check(&self, workdir: &std::path::Path) -> Result<()> {
         match self {
             Self::Fake { script: Some(text), script_name } => {
-                let script = Script::parse(text, script_name).map_err(provider::Error::from)?;
-                Ok(Box::new(FakeProvider::new(script)))
+                Script::parse(text, script_name).map_err(provider::Error::from)?;
             }
-            Self::Fake { script: None, .. } => Ok(Box::new(FakeProvider::new(Script::default()))),
+            Self::Fake { script: None, .. } => {}
+            Self::Codex => {
+                RepoConfig::load(workdir)?;
+            }
         }
+        Ok(())
+    }
+}
+
+/// Builds a session's provider: the fake from its kept script, codex from
+/// the repository's config and the session's thread.
+fn build_provider(store: &Store, meta: &Meta) -> Result<Box<dyn Provider>> {
+    match meta.provider.as_str() {
+        "fake" => {
+            let path = script_path(store, &meta.id);
+            let script =
+                if path.exists() { Script::load(&path).map_err(provider::Error::from)? } else { Script::default() };
+            Ok(Box::new(FakeProvider::new(script)))
+        }
+        "codex" => {
+            let config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();
+            let log = store.private_dir().join("codex").join(format!("{}.log", meta.id));
+            Ok(Box::new(CodexProvider::new(config, meta.resume_ref.clone(), log)))
+        }
+        other => Err(Error::UnknownProvider { session: meta.id.clone(), provider: other.to_string() }),
     }
 }
 
@@ -130,6 +162,15 @@ pub struct PreparedTurn {
     prompt: String,
     /// Lifecycle moves to record before the turn starts.
     preamble: Vec<(Option<SessionState>, SessionState)>,
+    /// Where a provider with a live process waits for the next turn.
+    live: LiveProviders,
+}
+
+/// Providers whose process outlives a turn (a codex app-server), by session.
+pub(crate) type LiveProviders = Arc<Mutex<std::collections::HashMap<SessionId, Box<dyn Provider>>>>;
+
+fn lock_live(live: &LiveProviders) -> MutexGuard<'_, std::collections::HashMap<SessionId, Box<dyn Provider>>> {
+    live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// How often the flush timer looks at the buffer.
@@ -153,7 +194,7 @@ impl Node {
     /// Binds `store`'s repository, but only once the provider's
     /// configuration is known to be good: a refused start writes nothing.
     fn bind_checked(&self, store: &Store, provider: &ProviderSpec) -> Result<Workspace> {
-        provider.build()?;
+        provider.check(store.workdir())?;
         self.bind(store)
     }
 
@@ -165,7 +206,7 @@ impl Node {
         request: StartRequest,
         observer: &mut dyn Observer,
     ) -> Result<PreparedTurn> {
-        let provider = request.provider.build()?;
+        request.provider.check(store.workdir())?;
         let id = request.session_id.clone().unwrap_or_else(SessionId::generate);
         let (store, worktree, branch) = if request.worktree {
             let short = &id.as_str()[id.as_str().len() - 8..];
@@ -216,7 +257,15 @@ impl Node {
         writer.append(std::slice::from_ref(&first))?;
         writer.flush(FlushReason::Lifecycle)?;
         observer.event(&first, writer.meta());
-        Ok(PreparedTurn { store: store.clone(), writer, provider, prompt: request.prompt, preamble: Vec::new() })
+        let provider = build_provider(store, writer.meta())?;
+        Ok(PreparedTurn {
+            store: store.clone(),
+            writer,
+            provider,
+            prompt: request.prompt,
+            preamble: Vec::new(),
+            live: self.live.clone(),
+        })
     }
 
     /// Runs the next turn of an existing session.
@@ -250,18 +299,19 @@ impl Node {
             preamble.push((Some(state), SessionState::Idle));
         }
         preamble.last().map_or(state, |(_, to)| *to).check_transition(SessionState::Running)?;
-        let provider: Box<dyn Provider> = match writer.meta().provider.as_str() {
-            "fake" => {
-                let path = script_path(store, session);
-                let script =
-                    if path.exists() { Script::load(&path).map_err(provider::Error::from)? } else { Script::default() };
-                Box::new(FakeProvider::new(script))
-            }
-            other => {
-                return Err(Error::UnknownProvider { session: session.clone(), provider: other.to_string() });
-            }
+        let live = lock_live(&self.live).remove(session);
+        let provider = match live {
+            Some(provider) => provider,
+            None => build_provider(store, writer.meta())?,
         };
-        Ok(PreparedTurn { store: store.clone(), writer, provider, prompt: prompt.to_string(), preamble })
+        Ok(PreparedTurn {
+            store: store.clone(),
+            writer,
+            provider,
+            prompt: prompt.to_string(),
+            preamble,
+            live: self.live.clone(),
+        })
     }
 
     /// Runs the session's checks now (all of them, or the one named), as
@@ -331,6 +381,8 @@ impl Node {
         let mut writer = SessionWriter::open(store, session)?;
         writer.recover_in_place()?;
         writer.meta().state.check_transition(to)?;
+        // Stopped or expired: its live process, if any, goes.
+        drop(lock_live(&self.live).remove(session));
         let mut approver = NoApprover;
         let mut runner = Runner::new(writer, &mut approver, observer);
         runner.transition(to, Some(reason.to_string()))?;
@@ -352,15 +404,19 @@ impl PreparedTurn {
     /// Runs the turn to its end. `cancel` stops it at the provider's next
     /// step; the turn then ends `interrupted` and the session `stopped`.
     pub fn run(self, approver: &mut dyn Approver, observer: &mut dyn Observer, cancel: &Cancel) -> Result<TurnResult> {
-        let PreparedTurn { store, writer, mut provider, prompt, preamble } = self;
+        let PreparedTurn { store, writer, mut provider, prompt, preamble, live } = self;
+        let session = writer.id().clone();
         let mut runner = Runner::new(writer, approver, observer);
-        for (from, to) in preamble {
-            match from {
-                None => runner.record(EventKind::Lifecycle { from: None, to, reason: None }).map(drop)?,
-                Some(_) => runner.transition(to, None)?,
-            }
+        for (_, to) in preamble {
+            runner.transition(to, None)?;
         }
-        runner.run_turn(&store, provider.as_mut(), &prompt, cancel)
+        let result = runner.run_turn(&store, provider.as_mut(), &prompt, cancel);
+        // A live process waits for the next turn, unless the session ended.
+        let settled = result.as_ref().is_ok_and(|result| result.state == SessionState::Idle);
+        if provider.is_live() && settled {
+            lock_live(&live).insert(session, provider);
+        }
+        result
     }
 }
 
@@ -492,6 +548,7 @@ impl<'a> Runner<'a> {
         let (outcome, error) = match provider.run_turn(request, &mut self) {
             _ if cancel.is_cancelled() => (TurnOutcome::Interrupted, None),
             Ok(TurnEnd::Completed) => (TurnOutcome::Completed, None),
+            Ok(TurnEnd::Interrupted) => (TurnOutcome::Interrupted, None),
             Ok(TurnEnd::Failed(message)) => (TurnOutcome::Failed, Some(message)),
             Err(provider::Error::Sink(source)) => {
                 return Err(Error::Provider(provider::Error::Sink(source)));
@@ -500,6 +557,9 @@ impl<'a> Runner<'a> {
         };
         if let Some(message) = &error {
             self.record(EventKind::Error { message: message.clone() })?;
+        }
+        if let Some(resume) = provider.resume_ref() {
+            self.writer().update_meta(|meta| meta.resume_ref = Some(resume));
         }
 
         let after = store.snapshot_worktree(base.tree)?;
@@ -637,6 +697,10 @@ impl TurnSink for Runner<'_> {
 
     fn approve(&mut self, prompt: &str) -> Result<ApprovalDecision, provider::Error> {
         self.ask(prompt).map_err(|error| provider::Error::Sink(Box::new(error)))
+    }
+
+    fn raw(&mut self, line: &str) -> Result<(), provider::Error> {
+        self.writer().append_raw(line).map_err(|error| provider::Error::Sink(Box::new(Error::from(error))))
     }
 }
 

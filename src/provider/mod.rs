@@ -4,6 +4,7 @@
 //!
 //! Only `node` and `provider` spawn processes.
 
+pub mod codex;
 pub mod fake;
 
 use std::path::Path;
@@ -15,6 +16,8 @@ use crate::protocol::{ApprovalDecision, EventKind};
 pub enum Error {
     #[error(transparent)]
     Script(#[from] fake::ScriptError),
+    #[error("codex: {0}")]
+    Codex(String),
     #[error("{context}")]
     Io {
         context: String,
@@ -33,6 +36,9 @@ pub trait TurnSink {
     fn emit(&mut self, kind: EventKind) -> Result<u64, Error>;
     /// Asks a person to approve `prompt`; blocks until they answer.
     fn approve(&mut self, prompt: &str) -> Result<ApprovalDecision, Error>;
+    /// Keeps one of the provider's own output lines, so its events can be
+    /// re-normalised later.
+    fn raw(&mut self, line: &str) -> Result<(), Error>;
 }
 
 /// One turn to run.
@@ -50,9 +56,21 @@ pub struct TurnRequest<'a> {
 pub enum TurnEnd {
     Completed,
     Failed(String),
+    /// The agent ended the turn early (a cancelled approval, say).
+    Interrupted,
 }
 
 pub trait Provider: Send {
     fn name(&self) -> &'static str;
     fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error>;
+    /// The provider's handle to continue the conversation later (a Codex
+    /// thread id), once it has one.
+    fn resume_ref(&self) -> Option<String> {
+        None
+    }
+    /// Whether the provider keeps a live process between turns, so the node
+    /// should keep it rather than build a new one for the next turn.
+    fn is_live(&self) -> bool {
+        false
+    }
 }

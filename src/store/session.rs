@@ -284,11 +284,15 @@ impl SessionWriter {
                 }
             }
         }
+        // Raw lines travel with the events they came with: lines that
+        // arrived with no event buffered wait for the next chunk.
+        if self.first_seq.is_some() {
+            self.raw.clear();
+        }
         self.lines.clear();
         self.lines_bytes = 0;
         self.first_seq = None;
         self.first_pending_at = None;
-        self.raw.clear();
         self.staged.clear();
         self.meta_dirty = false;
         self.spool.clear()?;

@@ -3,6 +3,7 @@
 
 mod checks;
 mod cluster;
+mod codex;
 mod crash;
 mod index;
 mod lifecycle;

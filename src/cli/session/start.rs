@@ -71,6 +71,8 @@ pub(crate) struct StartArgs {
 enum ProviderName {
     /// The scripted agent built into Cortex.
     Fake,
+    /// Codex, as a live `codex app-server` (configure `[codex]` in .cortex/config.toml).
+    Codex,
 }
 
 pub(crate) fn run(args: StartArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
@@ -80,7 +82,7 @@ pub(crate) fn run(args: StartArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         _ => anyhow::bail!("a prompt is needed: cortex session start \"what the agent should do\""),
     };
     let provider = provider_spec(args.provider, args.script.as_deref())?;
-    provider.check()?;
+    provider.check(&std::env::current_dir().context("cannot read the current directory")?)?;
     let target = if args.detach {
         Target::require(&ctx.data, ctx.core.as_deref(), "--detach")?
     } else {
@@ -108,12 +110,15 @@ fn run_local(args: StartArgs, ctx: &Ctx, provider: ProviderSpec, prompt: String)
 
 fn run_remote(args: StartArgs, client: &Client, provider: ProviderSpec, prompt: String) -> anyhow::Result<Exit> {
     let workspace = find_workspace(client, args.workspace.as_deref(), args.node.as_deref())?;
-    let ProviderSpec::Fake { script, .. } = provider;
+    let (provider, script) = match provider {
+        ProviderSpec::Fake { script, .. } => ("fake", script),
+        ProviderSpec::Codex => ("codex", None),
+    };
     let answer = client.command(
         CommandKind::StartSession {
             session_id: None,
             workspace_id: workspace.id.clone(),
-            provider: "fake".into(),
+            provider: provider.into(),
             script,
             prompt,
             title: args.title,
@@ -186,5 +191,7 @@ fn provider_spec(name: ProviderName, script: Option<&Path>) -> anyhow::Result<Pr
             let script_name = script.map(|path| path.display().to_string()).unwrap_or_default();
             Ok(ProviderSpec::Fake { script: text, script_name })
         }
+        ProviderName::Codex if script.is_some() => anyhow::bail!("--script is for the fake provider only"),
+        ProviderName::Codex => Ok(ProviderSpec::Codex),
     }
 }

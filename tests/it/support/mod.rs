@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod model;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,195 @@
+//! The real `codex` binary (app-server) against a scripted model on
+//! 127.0.0.1: turns, approvals, interrupts, resume after the child dies.
+//! Skipped with a printed reason when codex is not installed, except with
+//! `CI=true`, where that fails.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::TestEnv;
+use crate::support::cluster::{CoreProcess, free_port, wait_state};
+use crate::support::model::{Model, codex_binary};
+use crate::support::wait_for;
+
+/// A Core with a local node, and a repository whose codex talks to `model`.
+fn setup(env: &TestEnv, policy: &str) -> Option<(Model, CoreProcess)> {
+    let codex = codex_binary()?;
+    let model = Model::start();
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(env.repo.join(".cortex/config.toml"), model.config(&codex, &env.path("codex-home"), policy))
+        .unwrap();
+    std::fs::write(env.repo.join(".gitignore"), "target/\n.cortex/\n").unwrap();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    Some((model, core))
+}
+
+/// Live `codex app-server` processes using this test's CODEX_HOME.
+fn app_servers(codex_home: &Path) -> Vec<u32> {
+    let marker = format!("CODEX_HOME={}", codex_home.display());
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let has =
+            |haystack: &[u8], needle: &str| haystack.split(|byte| *byte == 0).any(|part| part == needle.as_bytes());
+        if has(&cmdline, "app-server") && has(&environ, &marker) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn send(env: &TestEnv, core: &CoreProcess, id: &str, prompt: &str) -> serde_json::Value {
+    let run = env.cortex_at(core, &env.repo, ["session", "send", id, prompt, "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.json()
+}
+
+fn log(env: &TestEnv, core: &CoreProcess, id: &str) -> Vec<serde_json::Value> {
+    env.cortex_at(core, env.root.path(), ["session", "log", id, "--json"]).json().as_array().unwrap().clone()
+}
+
+fn thread_of(env: &TestEnv, id: &str) -> String {
+    let meta = env.git(&env.repo, ["show", &format!("refs/cortex/sessions/{id}:meta.toml")]);
+    meta.lines().find_map(|line| line.strip_prefix("resume_ref = ")).unwrap_or_default().trim_matches('"').to_string()
+}
+
+#[test]
+fn three_turns_on_one_live_codex_thread() {
+    let env = TestEnv::new();
+    let Some((_model, core)) = setup(&env, "never") else { return };
+    let codex_home: PathBuf = env.path("codex-home");
+    let start =
+        env.cortex_at(&core, &env.repo, ["session", "start", "say hello there", "--provider", "codex", "--json"]);
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    let id = start.json()["session_id"].as_str().unwrap().to_string();
+    let thread = thread_of(&env, &id);
+    assert!(!thread.is_empty(), "the thread id is the resume reference");
+    let first_child = app_servers(&codex_home);
+    assert_eq!(first_child.len(), 1);
+
+    send(&env, &core, &id, "run echo from-the-shell");
+    send(&env, &core, &id, "add notes.txt written by codex");
+
+    let events = log(&env, &core, &id);
+    let messages: Vec<&str> = events
+        .iter()
+        .filter(|event| event["kind"] == "assistant_message")
+        .map(|event| event["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages[0], "hello there");
+    let finished = events.iter().find(|event| event["kind"] == "command_finished").unwrap();
+    assert_eq!(finished["exit_code"], 0);
+    let output: String = events
+        .iter()
+        .filter(|event| event["kind"] == "command_output")
+        .map(|event| event["text"].as_str().unwrap())
+        .collect();
+    assert!(output.contains("from-the-shell"), "{output}");
+    assert!(
+        events
+            .iter()
+            .any(|event| event["kind"] == "file_changed" && event["path"] == "notes.txt" && event["change"] == "added")
+    );
+    let patch = env.git(&env.repo, ["show", &format!("refs/cortex/sessions/{id}:turns/3/diff.patch")]);
+    assert!(patch.contains("+written by codex"), "{patch}");
+    assert_eq!(std::fs::read_to_string(env.repo.join("notes.txt")).unwrap(), "written by codex\n");
+    assert_eq!(thread_of(&env, &id), thread, "one thread throughout");
+    assert_eq!(app_servers(&codex_home), first_child, "one live child for all three turns");
+    let raw = env.git(&env.repo, ["ls-tree", "-r", "--name-only", &format!("refs/cortex/sessions/{id}"), "raw/"]);
+    assert!(!raw.trim().is_empty(), "codex's own lines are kept under raw/");
+}
+
+/// Sends a turn in the background (it will wait for an approval).
+fn send_later(
+    env: &TestEnv,
+    core: &CoreProcess,
+    id: &str,
+    prompt: &str,
+) -> std::thread::JoinHandle<std::process::Output> {
+    let mut command = env.cortex_command(&env.repo);
+    command.env("CORTEX_HOME", &core.data).args(["session", "send", id, prompt, "--json"]);
+    std::thread::spawn(move || command.output().unwrap())
+}
+
+#[test]
+fn codex_approvals_wait_for_a_person() {
+    let env = TestEnv::new();
+    let Some((_model, core)) = setup(&env, "untrusted") else { return };
+    let start = env.cortex_at(&core, &env.repo, ["session", "start", "say ready", "--provider", "codex", "--json"]);
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    let id = start.json()["session_id"].as_str().unwrap().to_string();
+
+    let denied = send_later(&env, &core, &id, "run touch denied.txt");
+    wait_state(&env, &core, &id, "awaiting_approval");
+    let deny = env.cortex_at(&core, env.root.path(), ["session", "deny", &id]);
+    assert_eq!(deny.code, 0, "{}", deny.stderr);
+    let output = denied.join().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["outcome"], "completed", "a declined command does not end the turn");
+    assert!(!env.repo.join("denied.txt").exists(), "a denied command leaves the workspace untouched");
+
+    let approved = send_later(&env, &core, &id, "run touch approved.txt");
+    wait_state(&env, &core, &id, "awaiting_approval");
+    let approve = env.cortex_at(&core, env.root.path(), ["session", "approve", &id]);
+    assert_eq!(approve.code, 0, "{}", approve.stderr);
+    assert!(approved.join().unwrap().status.success());
+    assert!(env.repo.join("approved.txt").exists(), "the approved command ran");
+
+    let events = log(&env, &core, &id);
+    let decisions: Vec<&str> = events
+        .iter()
+        .filter(|event| event["kind"] == "approval_resolved")
+        .map(|event| event["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decisions, ["denied", "approved"]);
+    let requests: Vec<&str> = events
+        .iter()
+        .filter(|event| event["kind"] == "approval_requested")
+        .map(|event| event["prompt"].as_str().unwrap())
+        .collect();
+    assert!(requests[0].contains("touch denied.txt"), "{requests:?}");
+}
+
+#[test]
+fn an_interrupted_codex_turn_ends_idle_and_the_thread_goes_on() {
+    let env = TestEnv::new();
+    let Some((_model, core)) = setup(&env, "never") else { return };
+    let codex_home = env.path("codex-home");
+    let start = env.cortex_at(&core, &env.repo, ["session", "start", "say hi", "--provider", "codex", "--json"]);
+    let id = start.json()["session_id"].as_str().unwrap().to_string();
+    let thread = thread_of(&env, &id);
+    let streaming = send_later(&env, &core, &id, "slowstream");
+    wait_state(&env, &core, &id, "running");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let interrupt = env.cortex_at(&core, env.root.path(), ["session", "interrupt", &id]);
+    assert_eq!(interrupt.code, 0, "{}", interrupt.stderr);
+    let output = streaming.join().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["outcome"], "interrupted");
+    assert_eq!(report["state"], "idle");
+    assert_eq!(app_servers(&codex_home).len(), 1, "no codex process is left over");
+    let next = send(&env, &core, &id, "say after the interrupt");
+    assert_eq!(next["outcome"], "completed");
+    assert_eq!(thread_of(&env, &id), thread);
+}
+
+#[test]
+fn a_killed_codex_child_is_replaced_and_resumes_the_thread() {
+    let env = TestEnv::new();
+    let Some((_model, core)) = setup(&env, "never") else { return };
+    let codex_home = env.path("codex-home");
+    let start = env.cortex_at(&core, &env.repo, ["session", "start", "say one", "--provider", "codex", "--json"]);
+    let id = start.json()["session_id"].as_str().unwrap().to_string();
+    let thread = thread_of(&env, &id);
+    for pid in app_servers(&codex_home) {
+        std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    }
+    wait_for(|| app_servers(&codex_home).is_empty().then_some(())).expect("the child is gone");
+    let next = send(&env, &core, &id, "say two");
+    assert_eq!(next["outcome"], "completed");
+    assert_eq!(thread_of(&env, &id), thread, "the same codex thread continues");
+    let events = log(&env, &core, &id);
+    assert!(events.iter().any(|event| event["text"] == "two"));
+}

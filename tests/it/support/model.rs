@@ -1,0 +1,174 @@
+//! A scripted model for the real `codex` binary: a tiny Responses-API
+//! server on 127.0.0.1 that answers from keywords in the last user prompt.
+//!
+//! - `say TEXT`: an assistant message;
+//! - `run CMD`: an `exec_command` call, then a message once its output comes back;
+//! - `add FILE TEXT`: an `apply_patch` adding FILE, then a message;
+//! - `update FILE OLD NEW` / `delete FILE`: `apply_patch` updating or deleting;
+//! - `fail TEXT`: `response.failed` with TEXT;
+//! - `slowstream`: text deltas every 200 ms for 30 s (for interrupts);
+//! - anything else: `echo: PROMPT`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Json;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+pub struct Model {
+    pub url: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+/// The codex binary the tests drive: `CORTEX_CODEX_BIN`, or `codex` on the
+/// PATH. `None` (with the reason printed) when there is none; under
+/// `CI=true` that is a failure instead.
+pub fn codex_binary() -> Option<PathBuf> {
+    let from_env = std::env::var_os("CORTEX_CODEX_BIN").map(PathBuf::from).filter(|path| path.exists());
+    let found = from_env.or_else(|| {
+        std::env::var_os("PATH")
+            .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("codex")).find(|path| path.exists()))
+    });
+    if found.is_none() {
+        let reason = "skipped: no codex binary (install @openai/codex@0.169.0 and set CORTEX_CODEX_BIN; .ci/run does)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{reason}, and CI=true requires it");
+        eprintln!("{reason}");
+    }
+    found
+}
+
+impl Model {
+    pub fn start() -> Model {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let app = Router::new().route("/v1/responses", post(respond));
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        Model { url, _runtime: runtime }
+    }
+
+    /// `.cortex/config.toml` text that points codex at this model.
+    pub fn config(&self, codex: &std::path::Path, codex_home: &std::path::Path, approval_policy: &str) -> String {
+        format!(
+            r#"
+[codex]
+binary = "{}"
+home = "{}"
+model = "gpt-5.5"
+approval_policy = "{approval_policy}"
+sandbox = "workspace-write"
+config = [
+  'model_provider="fake"',
+  'model_providers.fake.name="fake"',
+  'model_providers.fake.base_url="{}"',
+  'model_providers.fake.env_key="FAKE_API_KEY"',
+  'model_providers.fake.wire_api="responses"',
+  'model_providers.fake.stream_max_retries=0',
+  'model_providers.fake.request_max_retries=0',
+]
+env = {{ FAKE_API_KEY = "dummy" }}
+"#,
+            codex.display(),
+            codex_home.display(),
+            self.url
+        )
+    }
+}
+
+fn sse(events: &[Value]) -> Response {
+    let mut body = String::new();
+    for event in events {
+        body.push_str(&format!("data: {event}\n\n"));
+    }
+    ([(header::CONTENT_TYPE, "text/event-stream")], body).into_response()
+}
+
+fn done(item: Value) -> Value {
+    json!({"type": "response.output_item.done", "item": item})
+}
+
+fn completed() -> Value {
+    json!({"type": "response.completed", "response": {"id": "resp", "usage": {
+        "input_tokens": 10, "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 15}}})
+}
+
+fn message(text: &str) -> Value {
+    done(
+        json!({"type": "message", "role": "assistant", "id": "msg_1", "content": [{"type": "output_text", "text": text}]}),
+    )
+}
+
+fn prompt_of(body: &Value) -> String {
+    let items = body["input"].as_array().cloned().unwrap_or_default();
+    items
+        .iter()
+        .rev()
+        .filter(|item| item["type"] == "message" && item["role"] == "user")
+        .flat_map(|item| item["content"].as_array().cloned().unwrap_or_default())
+        .filter_map(|content| content["text"].as_str().map(str::to_string))
+        .find(|text| !text.starts_with('<'))
+        .unwrap_or_default()
+}
+
+async fn respond(Json(body): Json<Value>) -> Response {
+    let prompt = prompt_of(&body);
+    let last_type = body["input"].as_array().and_then(|items| items.last()).map(|item| item["type"].clone());
+    let after_tool =
+        matches!(last_type.as_ref().and_then(Value::as_str), Some("function_call_output" | "custom_tool_call_output"));
+    let words: Vec<&str> = prompt.split_whitespace().collect();
+    if after_tool {
+        return sse(&[message(&format!("done with: {prompt}")), completed()]);
+    }
+    match words.as_slice() {
+        ["say", rest @ ..] => sse(&[message(&rest.join(" ")), completed()]),
+        ["run", command @ ..] => {
+            let arguments = json!({"cmd": command.join(" ")}).to_string();
+            sse(&[
+                done(
+                    json!({"type": "function_call", "call_id": "call_run", "name": "exec_command", "arguments": arguments}),
+                ),
+                completed(),
+            ])
+        }
+        ["add", file, text @ ..] => patch(format!("*** Add File: {file}\n+{}\n", text.join(" "))),
+        ["update", file, old, new] => patch(format!("*** Update File: {file}\n@@\n-{old}\n+{new}\n")),
+        ["delete", file] => patch(format!("*** Delete File: {file}\n")),
+        ["fail", message @ ..] => sse(&[json!({"type": "response.failed", "response": {"id": "resp",
+            "error": {"code": "insufficient_quota", "message": message.join(" ")}}})]),
+        ["slowstream"] => slowstream(),
+        _ => sse(&[message(&format!("echo: {prompt}")), completed()]),
+    }
+}
+
+fn patch(operation: String) -> Response {
+    let input = format!("*** Begin Patch\n{operation}*** End Patch\n");
+    sse(&[
+        done(json!({"type": "custom_tool_call", "call_id": "call_patch", "name": "apply_patch", "input": input})),
+        completed(),
+    ])
+}
+
+fn slowstream() -> Response {
+    let stream = async_stream_lines();
+    ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(stream)).into_response()
+}
+
+fn async_stream_lines() -> impl futures_util::Stream<Item = Result<String, std::convert::Infallible>> {
+    futures_util::stream::unfold(0u32, |tick| async move {
+        if tick >= 150 {
+            return None;
+        }
+        if tick > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let event =
+            json!({"type": "response.output_text.delta", "item_id": "msg_slow", "delta": format!("tick{tick} ")});
+        Some((Ok(format!("data: {event}\n\n")), tick + 1))
+    })
+}

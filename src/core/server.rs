@@ -401,6 +401,17 @@ fn skew_warnings(capabilities: &crate::protocol::Capabilities) -> Vec<String> {
             env!("CARGO_PKG_VERSION")
         ));
     }
+    for provider in &capabilities.providers {
+        if provider.name == "codex"
+            && let Some(version) = &provider.version
+            && version != crate::protocol::CODEX_VERSION
+        {
+            warnings.push(format!(
+                "codex {version} is not the version Cortex supports ({})",
+                crate::protocol::CODEX_VERSION
+            ));
+        }
+    }
     warnings
 }
 

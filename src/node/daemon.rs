@@ -829,8 +829,26 @@ fn capabilities() -> Capabilities {
         cpus: std::thread::available_parallelism().map_or(1, |cpus| cpus.get() as u32),
         memory_bytes: total_memory,
         git_version,
-        providers: vec![ProviderInfo { name: "fake".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }],
+        providers: providers(),
     }
+}
+
+/// The providers this node can run: `fake` always, `codex` when its binary
+/// answers `--version` (`CORTEX_CODEX_BIN`, or `codex` on the PATH).
+fn providers() -> Vec<ProviderInfo> {
+    let mut providers = vec![ProviderInfo { name: "fake".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }];
+    let binary = std::env::var("CORTEX_CODEX_BIN").unwrap_or_else(|_| "codex".into());
+    let version = std::process::Command::new(binary)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().trim_start_matches("codex-cli ").to_string());
+    if let Some(version) = version {
+        providers.push(ProviderInfo { name: "codex".into(), version: Some(version) });
+    }
+    providers
 }
 
 /// Load, free memory, and free disk under each workspace root.

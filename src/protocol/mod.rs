@@ -25,3 +25,7 @@ pub use wire::{
 /// Version of the normalized event schema and of the envelopes built on it.
 /// Bumped on any change a reader of an older version would misread.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The Codex CLI version Cortex is tested with; nodes with another one get a
+/// warning.
+pub const CODEX_VERSION: &str = "0.169.0";

@@ -20,8 +20,7 @@ use serde_json::{Value, json};
 use super::{Error, Provider, TurnEnd, TurnRequest, TurnSink};
 use crate::protocol::{ApprovalDecision, EventKind, FileChange, OutputStream};
 
-/// The codex version Cortex is tested with; another one is reported.
-pub const SUPPORTED_VERSION: &str = "0.169.0";
+pub use crate::protocol::CODEX_VERSION as SUPPORTED_VERSION;
 /// How long codex has to end a turn after `turn/interrupt`.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
 /// Between the signals of the kill ladder.

@@ -12,11 +12,16 @@ use crate::support::wait_for;
 
 /// A Core with a local node, and a repository whose codex talks to `model`.
 fn setup(env: &TestEnv, policy: &str) -> Option<(Model, CoreProcess)> {
+    setup_with(env, policy, "")
+}
+
+/// Like [`setup`], with `extra` at the top of `.cortex/config.toml`.
+fn setup_with(env: &TestEnv, policy: &str, extra: &str) -> Option<(Model, CoreProcess)> {
     let codex = codex_binary()?;
     let model = Model::start();
     std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
-    std::fs::write(env.repo.join(".cortex/config.toml"), model.config(&codex, &env.path("codex-home"), policy))
-        .unwrap();
+    let config = format!("{extra}\n{}", model.config(&codex, &env.path("codex-home"), policy));
+    std::fs::write(env.repo.join(".cortex/config.toml"), config).unwrap();
     std::fs::write(env.repo.join(".gitignore"), "target/\n.cortex/\n").unwrap();
     let core = env.start_core("up", &env.cortex_home, free_port());
     Some((model, core))
@@ -192,4 +197,20 @@ fn a_killed_codex_child_is_replaced_and_resumes_the_thread() {
     assert_eq!(thread_of(&env, &id), thread, "the same codex thread continues");
     let events = log(&env, &core, &id);
     assert!(events.iter().any(|event| event["text"] == "two"));
+}
+
+#[test]
+fn an_expired_codex_session_has_no_child_and_send_resumes_it() {
+    let env = TestEnv::new();
+    let Some((_model, core)) = setup_with(&env, "never", "idle_limit_secs = 1") else { return };
+    let codex_home = env.path("codex-home");
+    let start = env.cortex_at(&core, &env.repo, ["session", "start", "say before", "--provider", "codex", "--json"]);
+    let id = start.json()["session_id"].as_str().unwrap().to_string();
+    let thread = thread_of(&env, &id);
+    wait_state(&env, &core, &id, "expired");
+    wait_for(|| app_servers(&codex_home).is_empty().then_some(())).expect("expiry stops the live child");
+    let next = send(&env, &core, &id, "say after");
+    assert_eq!(next["outcome"], "completed");
+    assert_eq!(thread_of(&env, &id), thread);
+    assert_eq!(app_servers(&codex_home).len(), 1);
 }

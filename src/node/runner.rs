@@ -13,6 +13,7 @@ use crate::protocol::{
     ApprovalDecision, CheckSummary, Event, EventKind, SessionId, SessionState, TurnOutcome, Workspace,
 };
 use crate::provider::codex::CodexProvider;
+use crate::provider::codex_exec::CodexExecProvider;
 use crate::provider::fake::{FakeProvider, Script};
 use crate::provider::{self, Provider, TurnEnd, TurnRequest, TurnSink};
 use crate::store::{FlushReason, META_SCHEMA, Meta, SessionWriter, Store};
@@ -26,6 +27,8 @@ pub enum ProviderSpec {
     /// Codex as a live `codex app-server`, configured by `[codex]` in the
     /// repository's `.cortex/config.toml`.
     Codex,
+    /// The same over `codex exec --json`, one process per turn.
+    CodexExec,
 }
 
 impl ProviderSpec {
@@ -33,6 +36,7 @@ impl ProviderSpec {
         match self {
             Self::Fake { .. } => "fake",
             Self::Codex => "codex",
+            Self::CodexExec => "codex-exec",
         }
     }
 
@@ -41,6 +45,7 @@ impl ProviderSpec {
         match name {
             "fake" => Some(ProviderSpec::Fake { script, script_name: "the script".into() }),
             "codex" => Some(ProviderSpec::Codex),
+            "codex-exec" => Some(ProviderSpec::CodexExec),
             _ => None,
         }
     }
@@ -54,7 +59,7 @@ impl ProviderSpec {
                 Script::parse(text, script_name).map_err(provider::Error::from)?;
             }
             Self::Fake { script: None, .. } => {}
-            Self::Codex => {
+            Self::Codex | Self::CodexExec => {
                 RepoConfig::load(workdir)?;
             }
         }
@@ -76,6 +81,11 @@ fn build_provider(store: &Store, meta: &Meta) -> Result<Box<dyn Provider>> {
             let config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();
             let log = store.private_dir().join("codex").join(format!("{}.log", meta.id));
             Ok(Box::new(CodexProvider::new(config, meta.resume_ref.clone(), log)))
+        }
+        "codex-exec" => {
+            let config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();
+            let log = store.private_dir().join("codex").join(format!("{}.log", meta.id));
+            Ok(Box::new(CodexExecProvider::new(config, meta.resume_ref.clone(), log)))
         }
         other => Err(Error::UnknownProvider { session: meta.id.clone(), provider: other.to_string() }),
     }

@@ -50,7 +50,7 @@ pub struct CodexConfig {
 }
 
 impl CodexConfig {
-    fn binary(&self) -> PathBuf {
+    pub(crate) fn binary(&self) -> PathBuf {
         self.binary
             .clone()
             .or_else(|| std::env::var("CORTEX_CODEX_BIN").ok())
@@ -62,7 +62,7 @@ impl CodexConfig {
         self.approval_policy.as_deref().unwrap_or("on-request")
     }
 
-    fn sandbox(&self) -> &str {
+    pub(crate) fn sandbox(&self) -> &str {
         self.sandbox.as_deref().unwrap_or("workspace-write")
     }
 }

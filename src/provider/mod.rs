@@ -5,6 +5,7 @@
 //! Only `node` and `provider` spawn processes.
 
 pub mod codex;
+pub mod codex_exec;
 pub mod fake;
 
 use std::path::Path;

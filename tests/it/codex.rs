@@ -214,3 +214,68 @@ fn an_expired_codex_session_has_no_child_and_send_resumes_it() {
     assert_eq!(thread_of(&env, &id), thread);
     assert_eq!(app_servers(&codex_home).len(), 1);
 }
+
+/// What a session did, in the terms both adapters report alike.
+fn projection(events: &[serde_json::Value]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|event| {
+            let kind = event["kind"].as_str()?;
+            let value = match kind {
+                "user_message" | "assistant_message" => event["text"].as_str()?.to_string(),
+                "command_finished" => event["exit_code"].to_string(),
+                "file_changed" => format!("{} {}", event["change"].as_str()?, event["path"].as_str()?),
+                "turn_finished" => event["outcome"].as_str()?.to_string(),
+                _ => return None,
+            };
+            Some((kind.to_string(), value))
+        })
+        .collect()
+}
+
+/// Runs the three-turn script in-process (no Core) in a fresh repository.
+fn three_turns_in_process(env: &TestEnv, model: &Model, codex: &Path, provider: &str) -> Vec<serde_json::Value> {
+    let repo = env.repo(&format!("repo-{provider}"));
+    std::fs::create_dir_all(repo.join(".cortex")).unwrap();
+    let home = env.path(&format!("codex-home-{provider}"));
+    std::fs::write(repo.join(".cortex/config.toml"), model.config(codex, &home, "never")).unwrap();
+    std::fs::write(repo.join(".gitignore"), ".cortex/\n").unwrap();
+    let start = env.cortex_in(&repo, ["session", "start", "say hello there", "--provider", provider, "--json"]);
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    let id = start.json()["session_id"].as_str().unwrap().to_string();
+    for prompt in ["run echo from-the-shell", "add notes.txt written by codex"] {
+        let sent = env.cortex_in(&repo, ["session", "send", &id, prompt, "--json"]);
+        assert_eq!(sent.code, 0, "{}", sent.stderr);
+        assert_eq!(sent.json()["outcome"], "completed");
+    }
+    assert_eq!(std::fs::read_to_string(repo.join("notes.txt")).unwrap(), "written by codex\n");
+    let log = env.cortex_in(&repo, ["session", "log", &id, "--json"]);
+    log.json().as_array().unwrap().clone()
+}
+
+#[test]
+fn both_adapters_report_the_same_session() {
+    let env = TestEnv::new();
+    let Some(codex) = codex_binary() else { return };
+    let model = Model::start();
+    let live = three_turns_in_process(&env, &model, &codex, "codex");
+    let exec = three_turns_in_process(&env, &model, &codex, "codex-exec");
+    let expected: Vec<(String, String)> = [
+        ("user_message", "say hello there"),
+        ("assistant_message", "hello there"),
+        ("turn_finished", "completed"),
+        ("user_message", "run echo from-the-shell"),
+        ("command_finished", "0"),
+        ("assistant_message", "done with: run echo from-the-shell"),
+        ("turn_finished", "completed"),
+        ("user_message", "add notes.txt written by codex"),
+        ("file_changed", "added notes.txt"),
+        ("assistant_message", "done with: add notes.txt written by codex"),
+        ("turn_finished", "completed"),
+    ]
+    .iter()
+    .map(|(kind, value)| (kind.to_string(), value.to_string()))
+    .collect();
+    assert_eq!(projection(&live), expected);
+    assert_eq!(projection(&exec), expected);
+}

@@ -73,6 +73,8 @@ enum ProviderName {
     Fake,
     /// Codex, as a live `codex app-server` (configure `[codex]` in .cortex/config.toml).
     Codex,
+    /// Codex through `codex exec --json`, one process per turn (no interactive approvals).
+    CodexExec,
 }
 
 pub(crate) fn run(args: StartArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
@@ -113,6 +115,7 @@ fn run_remote(args: StartArgs, client: &Client, provider: ProviderSpec, prompt: 
     let (provider, script) = match provider {
         ProviderSpec::Fake { script, .. } => ("fake", script),
         ProviderSpec::Codex => ("codex", None),
+        ProviderSpec::CodexExec => ("codex-exec", None),
     };
     let answer = client.command(
         CommandKind::StartSession {
@@ -191,7 +194,10 @@ fn provider_spec(name: ProviderName, script: Option<&Path>) -> anyhow::Result<Pr
             let script_name = script.map(|path| path.display().to_string()).unwrap_or_default();
             Ok(ProviderSpec::Fake { script: text, script_name })
         }
-        ProviderName::Codex if script.is_some() => anyhow::bail!("--script is for the fake provider only"),
+        ProviderName::Codex | ProviderName::CodexExec if script.is_some() => {
+            anyhow::bail!("--script is for the fake provider only")
+        }
         ProviderName::Codex => Ok(ProviderSpec::Codex),
+        ProviderName::CodexExec => Ok(ProviderSpec::CodexExec),
     }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::support::TestEnv;
 use crate::support::cluster::{CoreProcess, free_port, wait_state};
-use crate::support::model::{Model, codex_binary};
-use crate::support::wait_for;
+use crate::support::model::Model;
+use crate::support::{codex_binary, wait_for};
 
 /// A Core with a local node, and a repository whose codex talks to `model`.
 fn setup(env: &TestEnv, policy: &str) -> Option<(Model, CoreProcess)> {

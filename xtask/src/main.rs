@@ -5,6 +5,7 @@
 //! - `bench store|core`: benchmarks, recorded in docs/benchmarks.md.
 
 mod bench;
+mod model;
 
 use std::process::Command;
 
@@ -18,9 +19,10 @@ fn main() -> anyhow::Result<()> {
         ["tidy"] => cargo(&["test", "--test", "it", "tidy"]),
         ["bench", "store"] => bench::store(),
         ["bench", "core"] => bench::core(),
-        ["bench", ..] => bail!("unknown benchmark; available: store, core"),
+        ["bench", "codex"] => bench::codex(),
+        ["bench", ..] => bail!("unknown benchmark; available: store, core, codex"),
         _ => {
-            eprintln!("usage: cargo xtask <ci | tidy | bench store | bench core>");
+            eprintln!("usage: cargo xtask <ci | tidy | bench store | bench core | bench codex>");
             std::process::exit(2);
         }
     }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+#[path = "../../../xtask/src/model.rs"]
 pub mod model;
 
 use std::ffi::OsStr;
@@ -253,4 +254,21 @@ pub fn assert_gapless(events: &serde_json::Value) -> usize {
     let seqs: Vec<u64> = events.as_array().unwrap().iter().map(|event| event["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seqs must be 1..n with no gap or duplicate");
     seqs.len()
+}
+
+/// The codex binary the tests drive: `CORTEX_CODEX_BIN`, or `codex` on the
+/// PATH. `None` (with the reason printed) when there is none; under
+/// `CI=true` that is a failure instead.
+pub fn codex_binary() -> Option<PathBuf> {
+    let from_env = std::env::var_os("CORTEX_CODEX_BIN").map(PathBuf::from).filter(|path| path.exists());
+    let found = from_env.or_else(|| {
+        std::env::var_os("PATH")
+            .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("codex")).find(|path| path.exists()))
+    });
+    if found.is_none() {
+        let reason = "skipped: no codex binary (install @openai/codex@0.169.0 and set CORTEX_CODEX_BIN; .ci/run does)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{reason}, and CI=true requires it");
+        eprintln!("{reason}");
+    }
+    found
 }

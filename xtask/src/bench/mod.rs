@@ -1,6 +1,7 @@
 //! Benchmarks: each prints a Markdown table for docs/benchmarks.md, and
 //! measures a plain baseline in the same run where there is one.
 
+mod codex;
 mod core;
 mod store;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+pub use self::codex::codex;
 pub use self::core::core;
 pub use self::store::store;
 

@@ -1,5 +1,7 @@
 //! A scripted model for the real `codex` binary: a tiny Responses-API
 //! server on 127.0.0.1 that answers from keywords in the last user prompt.
+//! Shared by the integration tests (`tests/it/support/mod.rs` includes this
+//! file) and `cargo xtask bench codex`.
 //!
 //! - `say TEXT`: an assistant message;
 //! - `run CMD`: an `exec_command` call, then a message once its output comes back;
@@ -9,7 +11,6 @@
 //! - `slowstream`: text deltas every 200 ms for 30 s (for interrupts);
 //! - anything else: `echo: PROMPT`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::Router;
@@ -25,23 +26,6 @@ pub struct Model {
     _runtime: tokio::runtime::Runtime,
 }
 
-/// The codex binary the tests drive: `CORTEX_CODEX_BIN`, or `codex` on the
-/// PATH. `None` (with the reason printed) when there is none; under
-/// `CI=true` that is a failure instead.
-pub fn codex_binary() -> Option<PathBuf> {
-    let from_env = std::env::var_os("CORTEX_CODEX_BIN").map(PathBuf::from).filter(|path| path.exists());
-    let found = from_env.or_else(|| {
-        std::env::var_os("PATH")
-            .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("codex")).find(|path| path.exists()))
-    });
-    if found.is_none() {
-        let reason = "skipped: no codex binary (install @openai/codex@0.169.0 and set CORTEX_CODEX_BIN; .ci/run does)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{reason}, and CI=true requires it");
-        eprintln!("{reason}");
-    }
-    found
-}
-
 impl Model {
     pub fn start() -> Model {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
@@ -52,30 +36,27 @@ impl Model {
         Model { url, _runtime: runtime }
     }
 
+    /// The `-c` settings that point codex at this model.
+    pub fn settings(&self) -> Vec<String> {
+        vec![
+            r#"model_provider="fake""#.to_string(),
+            r#"model_providers.fake.name="fake""#.to_string(),
+            format!(r#"model_providers.fake.base_url="{}""#, self.url),
+            r#"model_providers.fake.env_key="FAKE_API_KEY""#.to_string(),
+            r#"model_providers.fake.wire_api="responses""#.to_string(),
+            "model_providers.fake.stream_max_retries=0".to_string(),
+            "model_providers.fake.request_max_retries=0".to_string(),
+        ]
+    }
+
     /// `.cortex/config.toml` text that points codex at this model.
     pub fn config(&self, codex: &std::path::Path, codex_home: &std::path::Path, approval_policy: &str) -> String {
+        let settings: Vec<String> = self.settings().iter().map(|setting| format!("  '{setting}',")).collect();
         format!(
-            r#"
-[codex]
-binary = "{}"
-home = "{}"
-model = "gpt-5.5"
-approval_policy = "{approval_policy}"
-sandbox = "workspace-write"
-config = [
-  'model_provider="fake"',
-  'model_providers.fake.name="fake"',
-  'model_providers.fake.base_url="{}"',
-  'model_providers.fake.env_key="FAKE_API_KEY"',
-  'model_providers.fake.wire_api="responses"',
-  'model_providers.fake.stream_max_retries=0',
-  'model_providers.fake.request_max_retries=0',
-]
-env = {{ FAKE_API_KEY = "dummy" }}
-"#,
+            "[codex]\nbinary = \"{}\"\nhome = \"{}\"\nmodel = \"gpt-5.5\"\napproval_policy = \"{approval_policy}\"\nsandbox = \"workspace-write\"\nconfig = [\n{}\n]\nenv = {{ FAKE_API_KEY = \"dummy\" }}\n",
             codex.display(),
             codex_home.display(),
-            self.url
+            settings.join("\n")
         )
     }
 }

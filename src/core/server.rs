@@ -256,6 +256,7 @@ impl CoreState {
             | CommandKind::InterruptSession { session_id }
             | CommandKind::ResolveApproval { session_id, .. }
             | CommandKind::RunChecks { session_id, .. }
+            | CommandKind::SteerSession { session_id, .. }
             | CommandKind::CommitSession { session_id, .. }
             | CommandKind::ReadDiff { session_id, .. } => {
                 let session = index

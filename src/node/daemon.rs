@@ -689,6 +689,34 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 ),
             }
         }
+        CommandKind::SteerSession { session_id, text } => {
+            let Some((store, _)) = find_session(node, &session_id) else {
+                return CommandOutcome::error("not_found", format!("session `{session_id}` is not on this node"));
+            };
+            let view = match store.read_session(&session_id) {
+                Ok(view) => view,
+                Err(error) => return failure(&error.into()),
+            };
+            if view.meta.provider != "codex" {
+                return CommandOutcome::error(
+                    "unsupported",
+                    format!(
+                        "the {} provider cannot take input during a turn; send it as the next turn",
+                        view.meta.provider
+                    ),
+                );
+            }
+            match lock(&runtime.running).get(&session_id) {
+                Some(control) if view.meta.state.is_busy() => {
+                    control.steer(text);
+                    ok(serde_json::json!({ "session_id": session_id, "steered": true }))
+                }
+                _ => CommandOutcome::error(
+                    "illegal_transition",
+                    format!("session `{session_id}` is not running a turn; send the text as the next turn"),
+                ),
+            }
+        }
         CommandKind::ResolveApproval { session_id, approve, for_session, by } => {
             let Some(pending) = lock(&runtime.approvals).remove(&session_id) else {
                 return CommandOutcome::error(

@@ -135,6 +135,7 @@ pub struct Cancel(Arc<CancelState>);
 struct CancelState {
     requested: AtomicBool,
     stop: AtomicBool,
+    steer: Mutex<Vec<String>>,
 }
 
 impl Cancel {
@@ -159,6 +160,11 @@ impl Cancel {
 
     pub(crate) fn flag(&self) -> &AtomicBool {
         &self.0.requested
+    }
+
+    /// Adds input to the running turn, for a provider that can take it.
+    pub fn steer(&self, text: String) {
+        self.0.steer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(text);
     }
 }
 
@@ -554,7 +560,8 @@ impl<'a> Runner<'a> {
         self.transition(SessionState::Running, None)?;
         let prompt_seq = self.record(EventKind::UserMessage { text: prompt.to_string() })?;
 
-        let request = TurnRequest { workspace: store.workdir(), turn, prompt, cancel: cancel.flag() };
+        let request =
+            TurnRequest { workspace: store.workdir(), turn, prompt, cancel: cancel.flag(), steer: &cancel.0.steer };
         let (outcome, error) = match provider.run_turn(request, &mut self) {
             _ if cancel.is_cancelled() => (TurnOutcome::Interrupted, None),
             Ok(TurnEnd::Completed) => (TurnOutcome::Completed, None),

@@ -207,6 +207,11 @@ pub enum CommandKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// Adds input to the running turn (providers that can take it: codex).
+    SteerSession {
+        session_id: SessionId,
+        text: String,
+    },
     /// Answers the session's pending approval request.
     ResolveApproval {
         session_id: SessionId,
@@ -242,6 +247,7 @@ impl CommandKind {
             Self::InterruptSession { .. } => "interrupt_session",
             Self::ResolveApproval { .. } => "resolve_approval",
             Self::RunChecks { .. } => "run_checks",
+            Self::SteerSession { .. } => "steer_session",
             Self::CommitSession { .. } => "commit_session",
             Self::BindWorkspace { .. } => "bind_workspace",
             Self::UnbindWorkspace { .. } => "unbind_workspace",

@@ -152,6 +152,16 @@ impl Provider for CodexProvider {
         let mut turn_state = TurnState { workspace, ..TurnState::default() };
         let mut interrupt_sent: Option<Instant> = None;
         loop {
+            let steered: Vec<String> =
+                std::mem::take(&mut *request.steer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+            for text in steered {
+                let input = json!([{"type": "text", "text": text, "text_elements": []}]);
+                server.notify_request(
+                    "turn/steer",
+                    json!({"threadId": thread, "expectedTurnId": turn, "input": input}),
+                )?;
+                sink.emit(EventKind::UserMessage { text })?;
+            }
             if request.cancel.load(Ordering::SeqCst) && interrupt_sent.is_none() {
                 server.notify_request("turn/interrupt", json!({"threadId": thread, "turnId": turn}))?;
                 interrupt_sent = Some(Instant::now());

@@ -9,6 +9,7 @@ pub mod codex_exec;
 pub mod fake;
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
 use crate::protocol::{ApprovalDecision, EventKind};
@@ -50,6 +51,9 @@ pub struct TurnRequest<'a> {
     /// Set when a person asked the turn to stop: the provider stops at its
     /// next step and returns.
     pub cancel: &'a AtomicBool,
+    /// Input a person added to the running turn (`cortex session steer`),
+    /// for providers that can take it; drained by the provider.
+    pub steer: &'a Mutex<Vec<String>>,
 }
 
 /// How a turn ended, from the provider's point of view.

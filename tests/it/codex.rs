@@ -279,3 +279,27 @@ fn both_adapters_report_the_same_session() {
     assert_eq!(projection(&live), expected);
     assert_eq!(projection(&exec), expected);
 }
+
+#[test]
+fn steering_adds_input_to_a_running_codex_turn() {
+    let env = TestEnv::new();
+    let Some((_model, core)) = setup(&env, "never") else { return };
+    let start = env.cortex_at(&core, &env.repo, ["session", "start", "say hi", "--provider", "codex", "--json"]);
+    let id = start.json()["session_id"].as_str().unwrap().to_string();
+    let streaming = send_later(&env, &core, &id, "slowstream");
+    wait_state(&env, &core, &id, "running");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let steer = env.cortex_at(&core, env.root.path(), ["session", "steer", &id, "say steered answer"]);
+    assert_eq!(steer.code, 0, "{}", steer.stderr);
+    let output = streaming.join().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["outcome"], "completed", "{}", String::from_utf8_lossy(&output.stderr));
+    let events = log(&env, &core, &id);
+    let turn_two: Vec<&serde_json::Value> = events.iter().filter(|event| event["turn"] == 2).collect();
+    assert!(turn_two.iter().any(|event| event["kind"] == "user_message" && event["text"] == "say steered answer"));
+    assert!(turn_two.iter().any(|event| event["kind"] == "assistant_message" && event["text"] == "steered answer"));
+    // Nothing to steer once the turn is over, and the fake cannot be steered.
+    let idle = env.cortex_at(&core, env.root.path(), ["session", "steer", &id, "late"]);
+    assert_eq!(idle.code, 2);
+    assert!(idle.stderr.contains("not running a turn"), "{}", idle.stderr);
+}

@@ -13,6 +13,7 @@ mod search;
 mod send;
 mod show;
 mod start;
+mod steer;
 mod stop;
 
 use std::ops::ControlFlow;
@@ -36,6 +37,7 @@ pub(crate) enum SessionCommand {
     Approve(approval::ApproveArgs),
     Deny(approval::DenyArgs),
     Interrupt(interrupt::InterruptArgs),
+    Steer(steer::SteerArgs),
     Check(check::CheckArgs),
     Commit(commit::CommitArgs),
     ForCommit(for_commit::ForCommitArgs),
@@ -55,6 +57,7 @@ pub(crate) fn run(command: SessionCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
         SessionCommand::Approve(args) => approval::approve(args, ctx),
         SessionCommand::Deny(args) => approval::deny(args, ctx),
         SessionCommand::Interrupt(args) => interrupt::run(args, ctx),
+        SessionCommand::Steer(args) => steer::run(args, ctx),
         SessionCommand::Check(args) => check::run(args, ctx),
         SessionCommand::Commit(args) => commit::run(args, ctx),
         SessionCommand::ForCommit(args) => for_commit::run(args, ctx),

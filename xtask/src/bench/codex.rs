@@ -86,6 +86,7 @@ fn check(output: std::process::Output, what: &str) -> anyhow::Result<std::proces
 fn run_direct(codex: &Path, model: &Model) -> anyhow::Result<Duration> {
     let root = tempfile::tempdir()?;
     let repo = repo(root.path(), model, codex)?;
+    std::fs::create_dir_all(root.path().join("codex-home"))?;
     let settings = model.settings();
     let started = Instant::now();
     let mut thread = None::<String>;

@@ -56,6 +56,11 @@ pub(crate) fn describe(event: &Event) -> String {
         EventKind::DiffCaptured { files, insertions, deletions } => {
             format!("diff: {files} file(s) changed, +{insertions} -{deletions}")
         }
+        EventKind::AssistantDelta { text, .. } => format!("agent…: {text}"),
+        EventKind::TokenUsage { usage } => format!(
+            "tokens: {} in ({} cached), {} out ({} reasoning)",
+            usage.input_tokens, usage.cached_input_tokens, usage.output_tokens, usage.reasoning_output_tokens
+        ),
         EventKind::CommitCreated { commit, message } => {
             format!("committed {} {}", &commit[..commit.len().min(12)], message.lines().next().unwrap_or_default())
         }
@@ -74,6 +79,10 @@ pub(crate) struct Transcript {
 
 impl Transcript {
     pub(crate) fn show(&mut self, event: &Event) {
+        // Deltas are for live views; the complete message follows.
+        if matches!(event.kind, EventKind::AssistantDelta { .. }) {
+            return;
+        }
         // Redacted like the store: a CI log is as public as a pushed ref.
         if !self.quiet {
             eprintln!("{}", crate::store::redact::redact_str(&describe(event)));

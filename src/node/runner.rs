@@ -253,6 +253,7 @@ impl Node {
             state: SessionState::Starting,
             state_reason: None,
             resume_ref: None,
+            usage_total: None,
             worktree,
             branch,
             last_seq: 0,
@@ -577,6 +578,13 @@ impl<'a> Runner<'a> {
         }
         if let Some(resume) = provider.resume_ref() {
             self.writer().update_meta(|meta| meta.resume_ref = Some(resume));
+        }
+        let before = self.writer().meta().usage_total.unwrap_or_default();
+        if let Some(total) = provider.usage_total()
+            && total != before
+        {
+            self.record(EventKind::TokenUsage { usage: total.since(before) })?;
+            self.writer().update_meta(|meta| meta.usage_total = Some(total));
         }
 
         let after = store.snapshot_worktree(base.tree)?;

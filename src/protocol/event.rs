@@ -82,6 +82,16 @@ pub enum EventKind {
         insertions: u64,
         deletions: u64,
     },
+    /// A piece of an assistant message as it streams; the complete text
+    /// follows as an `assistant_message`.
+    AssistantDelta {
+        item_id: String,
+        text: String,
+    },
+    /// Tokens the model used during the turn.
+    TokenUsage {
+        usage: TokenUsage,
+    },
     /// A person committed the session's changes to their branch.
     CommitCreated {
         commit: String,
@@ -97,6 +107,29 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         evidence: Option<String>,
     },
+}
+
+/// Token counts, per turn in events, cumulative per thread in `meta.toml`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub reasoning_output_tokens: u64,
+    pub total_tokens: u64,
+}
+
+impl TokenUsage {
+    /// What was used since `earlier`, a previous cumulative reading.
+    pub fn since(self, earlier: TokenUsage) -> TokenUsage {
+        TokenUsage {
+            input_tokens: self.input_tokens.saturating_sub(earlier.input_tokens),
+            cached_input_tokens: self.cached_input_tokens.saturating_sub(earlier.cached_input_tokens),
+            output_tokens: self.output_tokens.saturating_sub(earlier.output_tokens),
+            reasoning_output_tokens: self.reasoning_output_tokens.saturating_sub(earlier.reasoning_output_tokens),
+            total_tokens: self.total_tokens.saturating_sub(earlier.total_tokens),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,6 +192,8 @@ impl EventKind {
             Self::DiffCaptured { .. } => "diff_captured",
             Self::CheckResult { .. } => "check_result",
             Self::CommitCreated { .. } => "commit_created",
+            Self::AssistantDelta { .. } => "assistant_delta",
+            Self::TokenUsage { .. } => "token_usage",
         }
     }
 

@@ -14,7 +14,7 @@ mod wire;
 pub use api::{
     ApiError, CheckSummary, Enrollment, NodeStatus, NodeSummary, SearchHit, SessionSummary, TurnSummary, Workspace,
 };
-pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TurnOutcome};
+pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome};
 pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
 pub use wire::{

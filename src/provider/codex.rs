@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Error, Provider, TurnEnd, TurnRequest, TurnSink};
-use crate::protocol::{ApprovalDecision, EventKind, FileChange, OutputStream};
+use crate::protocol::{ApprovalDecision, EventKind, FileChange, OutputStream, TokenUsage};
 
 pub use crate::protocol::CODEX_VERSION as SUPPORTED_VERSION;
 /// How long codex has to end a turn after `turn/interrupt`.
@@ -70,6 +70,8 @@ impl CodexConfig {
 pub struct CodexProvider {
     config: CodexConfig,
     thread: Option<String>,
+    /// The thread's cumulative token use, as codex last reported it.
+    usage_total: Option<TokenUsage>,
     server: Option<AppServer>,
     /// Where the child's stderr goes.
     log: PathBuf,
@@ -78,7 +80,7 @@ pub struct CodexProvider {
 impl CodexProvider {
     /// A provider for a session; `thread` continues an existing thread.
     pub fn new(config: CodexConfig, thread: Option<String>, log: PathBuf) -> CodexProvider {
-        CodexProvider { config, thread, server: None, log }
+        CodexProvider { config, thread, usage_total: None, server: None, log }
     }
 
     /// The live child, spawned and on the session's thread.
@@ -136,6 +138,10 @@ impl Provider for CodexProvider {
 
     fn is_live(&self) -> bool {
         self.server.is_some()
+    }
+
+    fn usage_total(&self) -> Option<TokenUsage> {
+        self.usage_total
     }
 
     fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
@@ -198,6 +204,16 @@ impl Provider for CodexProvider {
                 };
                 server.send(&reply)?;
                 continue;
+            }
+            if method == "thread/tokenUsage/updated" {
+                let total = &message["params"]["tokenUsage"]["total"];
+                self.usage_total = Some(TokenUsage {
+                    input_tokens: total["inputTokens"].as_u64().unwrap_or(0),
+                    cached_input_tokens: total["cachedInputTokens"].as_u64().unwrap_or(0),
+                    output_tokens: total["outputTokens"].as_u64().unwrap_or(0),
+                    reasoning_output_tokens: total["reasoningOutputTokens"].as_u64().unwrap_or(0),
+                    total_tokens: total["totalTokens"].as_u64().unwrap_or(0),
+                });
             }
             if let Some(end) = turn_state.notification(&method, &message["params"], sink)? {
                 turn_state.close_open_items(sink)?;
@@ -278,6 +294,11 @@ impl TurnState {
                 let paths =
                     paths.filter_map(|change| change["path"].as_str()).map(|path| self.relative(path)).collect();
                 self.file_changes.insert(id, paths);
+            }
+            ("item/agentMessage/delta", _) => {
+                let item_id = params["itemId"].as_str().unwrap_or_default().to_string();
+                let text = params["delta"].as_str().unwrap_or_default().to_string();
+                sink.emit(EventKind::AssistantDelta { item_id, text })?;
             }
             ("item/commandExecution/outputDelta", _) => {
                 let command_id = params["itemId"].as_str().unwrap_or_default().to_string();

@@ -15,17 +15,18 @@ use serde_json::Value;
 
 use super::codex::CodexConfig;
 use super::{Error, Provider, TurnEnd, TurnRequest, TurnSink};
-use crate::protocol::{EventKind, FileChange, OutputStream};
+use crate::protocol::{EventKind, FileChange, OutputStream, TokenUsage};
 
 pub struct CodexExecProvider {
     config: CodexConfig,
     thread: Option<String>,
+    usage_total: Option<TokenUsage>,
     log: PathBuf,
 }
 
 impl CodexExecProvider {
     pub fn new(config: CodexConfig, thread: Option<String>, log: PathBuf) -> CodexExecProvider {
-        CodexExecProvider { config, thread, log }
+        CodexExecProvider { config, thread, usage_total: None, log }
     }
 
     fn command(&self, workspace: &Path, prompt: &str) -> Result<Command, Error> {
@@ -72,6 +73,10 @@ impl Provider for CodexExecProvider {
 
     fn resume_ref(&self) -> Option<String> {
         self.thread.clone()
+    }
+
+    fn usage_total(&self) -> Option<TokenUsage> {
+        self.usage_total
     }
 
     fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
@@ -170,7 +175,20 @@ impl Provider for CodexExecProvider {
                         message: format!("codex used a {kind} item; Cortex records it in raw/ only"),
                     })?;
                 }
-                ("turn.completed", _) => end = Some(TurnEnd::Completed),
+                ("turn.completed", _) => {
+                    // Cumulative over the thread, like the app-server's `total`.
+                    let usage = &event["usage"];
+                    let input = usage["input_tokens"].as_u64().unwrap_or(0);
+                    let output = usage["output_tokens"].as_u64().unwrap_or(0);
+                    self.usage_total = Some(TokenUsage {
+                        input_tokens: input,
+                        cached_input_tokens: usage["cached_input_tokens"].as_u64().unwrap_or(0),
+                        output_tokens: output,
+                        reasoning_output_tokens: usage["reasoning_output_tokens"].as_u64().unwrap_or(0),
+                        total_tokens: usage["total_tokens"].as_u64().unwrap_or(input + output),
+                    });
+                    end = Some(TurnEnd::Completed);
+                }
                 ("turn.failed", _) => {
                     let message = event["error"]["message"].as_str().unwrap_or("the codex turn failed").to_string();
                     end = Some(TurnEnd::Failed(message));

@@ -73,6 +73,11 @@ pub trait Provider: Send {
     fn resume_ref(&self) -> Option<String> {
         None
     }
+    /// The cumulative token use of the conversation as last reported (the
+    /// node turns it into per-turn usage).
+    fn usage_total(&self) -> Option<crate::protocol::TokenUsage> {
+        None
+    }
     /// Whether the provider keeps a live process between turns, so the node
     /// should keep it rather than build a new one for the next turn.
     fn is_live(&self) -> bool {

@@ -27,6 +27,9 @@ pub struct Meta {
     /// The git worktree the session runs in, when it was started isolated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worktree: Option<String>,
+    /// The provider's cumulative token use for the session's thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_total: Option<crate::protocol::TokenUsage>,
     /// That worktree's branch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,

@@ -174,6 +174,11 @@ fn an_interrupted_codex_turn_ends_idle_and_the_thread_goes_on() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["outcome"], "interrupted");
     assert_eq!(report["state"], "idle");
+    let events = log(&env, &core, &id);
+    assert!(
+        events.iter().any(|event| event["kind"] == "assistant_delta" && event["text"] == "tick0 "),
+        "streamed text arrives as deltas while the turn runs"
+    );
     assert_eq!(app_servers(&codex_home).len(), 1, "no codex process is left over");
     let next = send(&env, &core, &id, "say after the interrupt");
     assert_eq!(next["outcome"], "completed");
@@ -226,6 +231,7 @@ fn projection(events: &[serde_json::Value]) -> Vec<(String, String)> {
                 "command_finished" => event["exit_code"].to_string(),
                 "file_changed" => format!("{} {}", event["change"].as_str()?, event["path"].as_str()?),
                 "turn_finished" => event["outcome"].as_str()?.to_string(),
+                "token_usage" => event["usage"]["total_tokens"].to_string(),
                 _ => return None,
             };
             Some((kind.to_string(), value))
@@ -263,14 +269,17 @@ fn both_adapters_report_the_same_session() {
     let expected: Vec<(String, String)> = [
         ("user_message", "say hello there"),
         ("assistant_message", "hello there"),
+        ("token_usage", "15"),
         ("turn_finished", "completed"),
         ("user_message", "run echo from-the-shell"),
         ("command_finished", "0"),
         ("assistant_message", "done with: run echo from-the-shell"),
+        ("token_usage", "30"),
         ("turn_finished", "completed"),
         ("user_message", "add notes.txt written by codex"),
         ("file_changed", "added notes.txt"),
         ("assistant_message", "done with: add notes.txt written by codex"),
+        ("token_usage", "30"),
         ("turn_finished", "completed"),
     ]
     .iter()

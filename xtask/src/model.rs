@@ -148,8 +148,17 @@ fn async_stream_lines() -> impl futures_util::Stream<Item = Result<String, std::
         if tick > 0 {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let event =
-            json!({"type": "response.output_text.delta", "item_id": "msg_slow", "delta": format!("tick{tick} ")});
-        Some((Ok(format!("data: {event}\n\n")), tick + 1))
+        let delta = json!({"type": "response.output_text.delta", "item_id": "msg_slow", "output_index": 0,
+            "content_index": 0, "delta": format!("tick{tick} ")});
+        let mut text = String::new();
+        if tick == 0 {
+            // The message item opens first, so codex streams its deltas.
+            let added = json!({"type": "response.output_item.added", "output_index": 0,
+                "item": {"type": "message", "role": "assistant", "id": "msg_slow", "content": []}});
+            let created = json!({"type": "response.created", "response": {"id": "resp"}});
+            text.push_str(&format!("data: {created}\n\ndata: {added}\n\n"));
+        }
+        text.push_str(&format!("data: {delta}\n\n"));
+        Some((Ok(text), tick + 1))
     })
 }

@@ -86,6 +86,7 @@ fn meta(id: &SessionId) -> Meta {
         state: SessionState::Idle,
         state_reason: None,
         resume_ref: None,
+        usage_total: None,
         worktree: None,
         branch: None,
         last_seq: 0,

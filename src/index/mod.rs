@@ -432,12 +432,26 @@ impl Index {
 
     /// The session's events with `seq > after`, in seq order.
     pub fn events(&self, session: &SessionId, after: u64) -> Result<Vec<Event>> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT body FROM events WHERE session_id = ?1 AND seq > ?2 ORDER BY seq")
-            .map_err(sql_err(&self.path, "cannot read events"))?;
+        self.read_events(
+            session,
+            "SELECT body FROM events WHERE session_id = ?1 AND seq > ?2 ORDER BY seq",
+            params![session.as_str(), after],
+        )
+    }
+
+    fn events_of_kind(&self, session: &SessionId, kind: &str) -> Result<Vec<Event>> {
+        self.read_events(
+            session,
+            "SELECT body FROM events WHERE session_id = ?1 AND kind = ?2 ORDER BY seq",
+            params![session.as_str(), kind],
+        )
+    }
+
+    /// Events whose bodies `sql` selects, parsed.
+    fn read_events(&self, session: &SessionId, sql: &str, parameters: impl rusqlite::Params) -> Result<Vec<Event>> {
+        let mut statement = self.conn.prepare_cached(sql).map_err(sql_err(&self.path, "cannot read events"))?;
         let rows = statement
-            .query_map(params![session.as_str(), after], |row| row.get::<_, String>(0))
+            .query_map(parameters, |row| row.get::<_, String>(0))
             .map_err(sql_err(&self.path, "cannot read events"))?;
         let mut events = Vec::new();
         for body in rows {
@@ -483,24 +497,6 @@ impl Index {
             }
         }
         Ok(turns)
-    }
-
-    fn events_of_kind(&self, session: &SessionId, kind: &str) -> Result<Vec<Event>> {
-        let mut statement = self
-            .conn
-            .prepare_cached("SELECT body FROM events WHERE session_id = ?1 AND kind = ?2 ORDER BY seq")
-            .map_err(sql_err(&self.path, "cannot read events"))?;
-        let rows = statement
-            .query_map(params![session.as_str(), kind], |row| row.get::<_, String>(0))
-            .map_err(sql_err(&self.path, "cannot read events"))?;
-        let mut events = Vec::new();
-        for body in rows {
-            let body = body.map_err(sql_err(&self.path, "cannot read events"))?;
-            events.push(
-                serde_json::from_str(&body).map_err(|error| Error::Corrupt(format!("event of {session}: {error}")))?,
-            );
-        }
-        Ok(events)
     }
 
     /// Full-text search over messages, reasoning, commands and their output.

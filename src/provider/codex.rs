@@ -7,7 +7,7 @@
 //! Facts: shared/reference/codex-app-server.md.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -23,8 +23,6 @@ use crate::protocol::{ApprovalDecision, EventKind, FileChange, OutputStream, Tok
 pub use crate::protocol::CODEX_VERSION as SUPPORTED_VERSION;
 /// How long codex has to end a turn after `turn/interrupt`.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
-/// Between the signals of the kill ladder.
-const SIGNAL_GRACE: Duration = Duration::from_secs(2);
 /// How long a request (initialize, thread/start, …) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -443,16 +441,7 @@ impl AppServer {
             source,
         })?;
         let stdin = child.stdin.take().expect("holds because stdin is piped");
-        let stdout = child.stdout.take().expect("holds because stdout is piped");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = super::line_reader(child.stdout.take().expect("holds because stdout is piped"));
         Ok(AppServer { child, stdin: Some(stdin), lines, next_id: 0 })
     }
 
@@ -538,21 +527,8 @@ impl AppServer {
         }
     }
 
-    /// SIGINT, SIGTERM, then SIGKILL to the child's process group, waiting
-    /// a little between each.
     fn kill_ladder(&mut self) {
-        let group = format!("-{}", self.child.id());
-        for signal in ["INT", "TERM", "KILL"] {
-            let _ = Command::new("kill").args(["-s", signal, "--", &group]).status();
-            let until = Instant::now() + SIGNAL_GRACE;
-            while Instant::now() < until {
-                if !self.is_alive() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.wait();
+        super::kill_ladder(&mut self.child);
     }
 }
 

@@ -4,12 +4,11 @@
 //! and no steering: codex runs with approval policy `never`.
 //! Facts: shared/reference/codex.md.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -84,16 +83,7 @@ impl Provider for CodexExecProvider {
             context: format!("cannot start `{} exec`", self.config.binary().display()),
             source,
         })?;
-        let stdout = child.stdout.take().expect("holds because stdout is piped");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = super::line_reader(child.stdout.take().expect("holds because stdout is piped"));
         let workspace = request.workspace.to_path_buf();
         let relative = |path: &str| {
             Path::new(path)
@@ -105,7 +95,7 @@ impl Provider for CodexExecProvider {
         let mut end = None;
         loop {
             if request.cancel.load(Ordering::SeqCst) {
-                kill_ladder(&mut child);
+                super::kill_ladder(&mut child);
                 return Ok(TurnEnd::Interrupted);
             }
             let line = match lines.recv_timeout(Duration::from_millis(50)) {
@@ -123,7 +113,7 @@ impl Provider for CodexExecProvider {
                     if let Some(known) = &self.thread
                         && *known != thread
                     {
-                        kill_ladder(&mut child);
+                        super::kill_ladder(&mut child);
                         return Err(Error::Codex(format!(
                             "`codex exec resume {known}` answered with thread {thread}; refusing it"
                         )));
@@ -199,20 +189,4 @@ impl Provider for CodexExecProvider {
         let status = child.wait().map_err(|source| Error::Io { context: "cannot wait for codex".into(), source })?;
         Ok(end.unwrap_or_else(|| TurnEnd::Failed(format!("codex exec ended without finishing the turn ({status})"))))
     }
-}
-
-/// SIGINT, SIGTERM, then SIGKILL to the process group, a little apart.
-fn kill_ladder(child: &mut std::process::Child) {
-    let group = format!("-{}", child.id());
-    for signal in ["INT", "TERM", "KILL"] {
-        let _ = Command::new("kill").args(["-s", signal, "--", &group]).status();
-        let until = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < until {
-            if matches!(child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    let _ = child.wait();
 }

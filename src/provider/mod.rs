@@ -84,3 +84,36 @@ pub trait Provider: Send {
         false
     }
 }
+
+/// Lines of a child's output on a channel, read on a thread of their own,
+/// so a provider can wait for them with a timeout (and notice a cancel).
+pub(crate) fn line_reader(output: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(output).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// SIGINT, SIGTERM, then SIGKILL to the child's process group (it was
+/// spawned as a group leader), two seconds apart, until it is gone.
+pub(crate) fn kill_ladder(child: &mut std::process::Child) {
+    let group = format!("-{}", child.id());
+    for signal in ["INT", "TERM", "KILL"] {
+        let _ = std::process::Command::new("kill").args(["-s", signal, "--", &group]).status();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::time::Instant::now() < until {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let _ = child.wait();
+}

@@ -126,8 +126,10 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
                     caps.cpus,
                     caps.memory_bytes >> 20
                 )?;
-                let providers: Vec<_> = caps.providers.iter().map(|provider| provider.name.as_str()).collect();
-                writeln!(out, "providers {}", providers.join(", "))?;
+                for provider in &caps.providers {
+                    let version = provider.version.as_deref().unwrap_or("?");
+                    writeln!(out, "provider  {} {version} ({})", provider.name, provider.features.join(", "))?;
+                }
             }
             if let Some(resources) = &node.resources {
                 writeln!(out, "load      {:.2}, {} MiB free", resources.load1, resources.free_memory_bytes >> 20)?;

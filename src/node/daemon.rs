@@ -864,7 +864,12 @@ fn capabilities() -> Capabilities {
 /// The providers this node can run: `fake` always, `codex` when its binary
 /// answers `--version` (`CORTEX_CODEX_BIN`, or `codex` on the PATH).
 fn providers() -> Vec<ProviderInfo> {
-    let mut providers = vec![ProviderInfo { name: "fake".into(), version: Some(env!("CARGO_PKG_VERSION").into()) }];
+    let features = |names: &[&str]| names.iter().map(|name| name.to_string()).collect::<Vec<_>>();
+    let mut providers = vec![ProviderInfo {
+        name: "fake".into(),
+        version: Some(env!("CARGO_PKG_VERSION").into()),
+        features: features(&["approvals", "interrupt"]),
+    }];
     let binary = std::env::var("CORTEX_CODEX_BIN").unwrap_or_else(|_| "codex".into());
     let version = std::process::Command::new(binary)
         .arg("--version")
@@ -874,7 +879,17 @@ fn providers() -> Vec<ProviderInfo> {
         .filter(|output| output.status.success())
         .map(|output| String::from_utf8_lossy(&output.stdout).trim().trim_start_matches("codex-cli ").to_string());
     if let Some(version) = version {
-        providers.push(ProviderInfo { name: "codex".into(), version: Some(version) });
+        // Exec mode runs with approval policy `never` and takes no steering.
+        providers.push(ProviderInfo {
+            name: "codex".into(),
+            version: Some(version.clone()),
+            features: features(&["approvals", "interrupt", "steer", "resume"]),
+        });
+        providers.push(ProviderInfo {
+            name: "codex-exec".into(),
+            version: Some(version),
+            features: features(&["interrupt", "resume"]),
+        });
     }
     providers
 }

@@ -39,6 +39,10 @@ pub struct ProviderInfo {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// What it can do beyond running turns: `approvals` (interactive),
+    /// `interrupt`, `steer`, `resume` (continues a thread after a restart).
+    #[serde(default)]
+    pub features: Vec<String>,
 }
 
 /// Readings sent with every heartbeat.

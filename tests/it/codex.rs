@@ -312,3 +312,34 @@ fn steering_adds_input_to_a_running_codex_turn() {
     assert_eq!(idle.code, 2);
     assert!(idle.stderr.contains("not running a turn"), "{}", idle.stderr);
 }
+
+#[test]
+fn a_killed_node_comes_back_and_continues_the_codex_thread() {
+    let env = TestEnv::new();
+    let Some(codex) = codex_binary() else { return };
+    let model = Model::start();
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(env.repo.join(".cortex/config.toml"), model.config(&codex, &env.path("codex-home"), "never"))
+        .unwrap();
+    std::fs::write(env.repo.join(".gitignore"), "target/\n.cortex/\n").unwrap();
+    let core = env.start_core("core", &env.cortex_home, free_port());
+    let token = env.enroll(&core, "worker");
+    let node_home = env.path("worker-home");
+    let mut node = env.start_node(&core.url, &node_home, Some(&token), "worker.log");
+    crate::support::cluster::wait_node_status(&env, &core, "worker", "online");
+    let start = env.cortex_at(&core, &env.repo, ["session", "start", "say first", "--provider", "codex", "--json"]);
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    let id = start.json()["session_id"].as_str().unwrap().to_string();
+    let thread = thread_of(&env, &id);
+    // The capabilities say what each provider can do.
+    let shown = env.cortex_at(&core, env.root.path(), ["node", "show", "worker"]).stdout;
+    assert!(shown.contains("provider  codex-exec") && shown.contains("(interrupt, resume)"), "{shown}");
+
+    node.kill(); // SIGKILL while idle
+    wait_for(|| app_servers(&env.path("codex-home")).is_empty().then_some(())).expect("codex exits with its node");
+    let _node = env.start_node(&core.url, &node_home, None, "worker-again.log");
+    crate::support::cluster::wait_node_status(&env, &core, "worker", "online");
+    let next = send(&env, &core, &id, "say second");
+    assert_eq!(next["outcome"], "completed");
+    assert_eq!(thread_of(&env, &id), thread, "the same codex thread continues after the node restart");
+}

@@ -78,6 +78,10 @@ impl TestEnv {
             .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
             .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
             .stdin(Stdio::null());
+        // Where the machine's codex is (installed by .ci/run), as a node would know.
+        if let Some(codex) = std::env::var_os("CORTEX_CODEX_BIN") {
+            command.env("CORTEX_CODEX_BIN", codex);
+        }
     }
 
     /// Runs git in `dir` and returns stdout; panics on failure.

@@ -13,7 +13,10 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::protocol::{ApiError, Command, CommandKind, CommandOutcome, Event, PROTOCOL_VERSION};
+use crate::protocol::{ApiError, Command, CommandKind, CommandOutcome, Event, PROTOCOL_VERSION, SessionSummary};
+
+/// A stream this long without events makes the follower ask how the session stands.
+const QUIET: Duration = Duration::from_secs(3);
 
 /// A configured Core that did not answer. Exit code 3 (docs/cli.md).
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +177,19 @@ impl Client {
         after: u64,
         on_event: &mut dyn FnMut(&Event) -> ControlFlow<()>,
     ) -> anyhow::Result<u64> {
+        self.follow_watching(session, after, on_event, &mut |_| ControlFlow::Continue(()))
+    }
+
+    /// Like [`Self::follow`]; when no event has come for a while, asks Core
+    /// how the session stands and lets `on_quiet` decide (a node that died
+    /// mid-turn sends nothing more, but Core marks its session interrupted).
+    pub(crate) fn follow_watching(
+        &self,
+        session: &str,
+        after: u64,
+        on_event: &mut dyn FnMut(&Event) -> ControlFlow<()>,
+        on_quiet: &mut dyn FnMut(&SessionSummary) -> ControlFlow<()>,
+    ) -> anyhow::Result<u64> {
         let mut last = after;
         self.runtime.block_on(async {
             loop {
@@ -190,8 +206,20 @@ impl Client {
                 let mut stream = response.bytes_stream().eventsource();
                 loop {
                     let next = tokio::select! {
-                        next = stream.next() => next,
+                        next = tokio::time::timeout(QUIET, stream.next()) => next,
                         _ = tokio::signal::ctrl_c() => return Ok(last),
+                    };
+                    let Ok(next) = next else {
+                        let detail =
+                            self.request(reqwest::Method::GET, &format!("/api/v1/sessions/{session}")).send().await;
+                        if let Ok(response) = detail
+                            && let Ok(detail) = response.json::<serde_json::Value>().await
+                            && let Ok(summary) = serde_json::from_value::<SessionSummary>(detail["session"].clone())
+                            && on_quiet(&summary).is_break()
+                        {
+                            return Ok(last);
+                        }
+                        continue;
                     };
                     match next {
                         Some(Ok(message)) => {

@@ -529,3 +529,35 @@ fn rebuilding_cores_index_gets_every_event_back_from_the_nodes() {
     });
     assert!(after.is_some(), "the index never came back as it was:\n{:?}\n{:?}", before, ask());
 }
+
+#[test]
+fn a_waiting_cli_learns_that_the_node_died_instead_of_hanging() {
+    let env = TestEnv::new();
+    let core = env.start_core("core", &env.cortex_home, free_port());
+    let token = env.enroll(&core, "worker");
+    let mut node = env.start_node(&core.url, &env.path("worker-home"), Some(&token), "worker.log");
+    wait_node_status(&env, &core, "worker", "online");
+    let script = env.script("slow.toml", "[[step]]\nsleep_ms = 60000\n");
+    let mut waiting = env
+        .cortex_command(&env.repo)
+        .env("CORTEX_HOME", &core.data)
+        .args(["session", "start", "ci job", "--script", script.to_str().unwrap(), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = wait_for(|| {
+        let sessions = env.cortex_at(&core, env.root.path(), ["session", "list", "--json"]).json();
+        let session = sessions.as_array()?.first()?.clone();
+        (session["state"] == "running").then(|| session["id"].as_str().unwrap().to_string())
+    })
+    .expect("the turn never started");
+    node.kill();
+    wait_state(&env, &core, &id, "interrupted");
+    let status = wait_for(|| waiting.try_wait().unwrap()).expect("the waiting CLI gives up once Core knows");
+    assert_eq!(status.code(), Some(1));
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(waiting.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((report["outcome"].as_str(), report["state"].as_str()), (Some("interrupted"), Some("interrupted")));
+}

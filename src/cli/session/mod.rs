@@ -121,25 +121,58 @@ fn follow_turn(
     let mut outcome = None;
     let mut error = None;
     let mut settled = None;
-    let last_seq = client.follow(session.as_str(), after, &mut |event| {
-        transcript.show(event);
-        if event.turn != Some(turn) {
-            return ControlFlow::Continue(());
-        }
-        match &event.kind {
-            EventKind::Error { message } => error = Some(message.clone()),
-            EventKind::TurnFinished { outcome: finished } => outcome = Some(*finished),
-            EventKind::Lifecycle { to, .. }
-                if outcome.is_some()
-                    && matches!(to, SessionState::Idle | SessionState::Failed | SessionState::Stopped) =>
-            {
-                settled = Some(*to);
-                return ControlFlow::Break(());
+    let mut gave_up = None;
+    let last_seq = client.follow_watching(
+        session.as_str(),
+        after,
+        &mut |event| {
+            transcript.show(event);
+            if event.turn != Some(turn) {
+                return ControlFlow::Continue(());
             }
-            _ => {}
+            match &event.kind {
+                EventKind::Error { message } => error = Some(message.clone()),
+                EventKind::TurnFinished { outcome: finished } => outcome = Some(*finished),
+                EventKind::Lifecycle { to, .. }
+                    if outcome.is_some()
+                        && matches!(to, SessionState::Idle | SessionState::Failed | SessionState::Stopped) =>
+                {
+                    settled = Some(*to);
+                    return ControlFlow::Break(());
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        },
+        &mut |summary| {
+            // Nothing moves and Core says the turn is over (its node died, say):
+            // report what Core knows instead of waiting for events that will not come.
+            if summary.state.is_busy() {
+                return ControlFlow::Continue(());
+            }
+            gave_up = Some((summary.state, summary.state_reason.clone()));
+            ControlFlow::Break(())
+        },
+    )?;
+    if outcome.is_none()
+        && let Some((state, reason)) = gave_up
+    {
+        if !quiet {
+            eprintln!(
+                "cortex: the session is {state} without finishing the turn{}",
+                reason.map(|reason| format!(": {reason}")).unwrap_or_default()
+            );
         }
-        ControlFlow::Continue(())
-    })?;
+        let outcome = TurnOutcome::Interrupted;
+        return Ok(Some(TurnResult {
+            session: session.clone(),
+            turn,
+            outcome,
+            error: Some(format!("the session is {state}")),
+            state,
+            last_seq,
+        }));
+    }
     let (Some(outcome), Some(state)) = (outcome, settled) else {
         if !quiet {
             eprintln!("Detached; the session goes on. Follow it again with: cortex session attach {session}");

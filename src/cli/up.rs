@@ -60,7 +60,8 @@ pub(crate) fn serve(args: &ServeArgs, ctx: &Ctx, with_node: bool) -> anyhow::Res
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let state = CoreState::open(args.config(ctx))?;
-        let server = crate::core::serve(state.clone(), crate::web::router(state.clone())).await?;
+        let panel = crate::web::Panel::new(!args.bind.ip().is_loopback());
+        let server = crate::core::serve(state.clone(), crate::web::router(state.clone(), panel.clone())).await?;
         if !args.bind.ip().is_loopback() {
             eprintln!(
                 "warning: Core listens on {}, beyond this machine: anyone who can reach it and has the token can drive agents",
@@ -70,6 +71,7 @@ pub(crate) fn serve(args: &ServeArgs, ctx: &Ctx, with_node: bool) -> anyhow::Res
         let (stop, stopped) = watch::channel(false);
         let node = if with_node { Some(tokio::spawn(run_local_node(state.clone(), server.url.clone(), ctx.data.clone(), stopped))) } else { None };
         println!("Cortex is up at {}/", server.url);
+        println!("Log in to the panel (this link works once): {}", panel.login_url(&server.url));
         eprintln!("Admin token: {} (CLIs on this machine find it by themselves). Stop with Ctrl-C.", ctx.data.join("admin.token").display());
         shutdown_signal().await;
         eprintln!("Stopping: running turns are stopped and their stores flushed…");

@@ -12,6 +12,7 @@ mod server;
 
 use std::path::{Path, PathBuf};
 
+pub use registry::new_secret;
 pub use server::{ApiFailure, CoreState, ServeConfig, Server, serve, write_private};
 
 use crate::index::{self, Index, SyncStats};

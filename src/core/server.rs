@@ -117,6 +117,37 @@ impl CoreState {
         lock(&self.index).sessions(None).map_or(0, |sessions| sessions.len())
     }
 
+    /// Every session, newest first.
+    pub fn sessions(&self) -> Result<Vec<crate::protocol::SessionSummary>> {
+        Ok(lock(&self.index).sessions(None)?)
+    }
+
+    pub fn workspaces(&self) -> Result<Vec<Workspace>> {
+        Ok(lock(&self.index).workspaces()?)
+    }
+
+    /// A session (a unique prefix is enough) with its turns; `None` if no
+    /// session matches.
+    pub fn session(
+        &self,
+        id: &str,
+    ) -> Result<Option<(crate::protocol::SessionSummary, Vec<crate::protocol::TurnSummary>)>> {
+        let index = lock(&self.index);
+        let session = match index.resolve_session(id) {
+            Ok(session) => session,
+            Err(crate::index::Error::UnknownSession(_) | crate::index::Error::AmbiguousSession { .. }) => {
+                return Ok(None);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let turns = index.turns(&session.id)?;
+        Ok(Some((session, turns)))
+    }
+
+    pub fn events(&self, session: &SessionId, after: u64) -> Result<Vec<Event>> {
+        Ok(lock(&self.index).events(session, after)?)
+    }
+
     /// The credential of the node embedded in `cortex up`: the one given if
     /// Core still knows it, a new one otherwise.
     pub fn local_node(&self, known: Option<(&str, &str)>, name: &str) -> Result<(String, String)> {

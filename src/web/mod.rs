@@ -1,37 +1,40 @@
-//! The web side: server-rendered pages (askama). Until the panel lands this
-//! is one status page; the only module that knows HTML. Mounted beside
-//! Core's API by `cortex up` and `cortex core`, so `core` never imports it.
+//! The web side: the panel, server-rendered with askama (templates in
+//! `templates/`) and htmx (vendored in `static/vendor/`). The only module that
+//! knows HTML. Mounted beside Core's API by `cortex up` and `cortex core`, so
+//! `core` never imports it.
+
+mod assets;
+mod auth;
+mod pages;
 
 use std::sync::Arc;
 
-use askama::Template;
-use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::State;
+use axum::middleware;
 use axum::routing::get;
 
+pub use auth::Panel;
+
 use crate::core::CoreState;
-use crate::protocol::NodeStatus;
 
-pub fn router(state: Arc<CoreState>) -> Router {
-    Router::new().route("/", get(get_status)).with_state(state)
+/// What the panel's handlers need.
+pub(crate) struct Web {
+    core: Arc<CoreState>,
+    panel: Arc<Panel>,
 }
 
-#[derive(Template, WebTemplate)]
-#[template(path = "status.html")]
-struct StatusPage {
-    version: &'static str,
-    nodes_online: usize,
-    nodes_total: usize,
-    sessions: usize,
-}
-
-async fn get_status(State(state): State<Arc<CoreState>>) -> StatusPage {
-    let nodes = state.node_summaries().unwrap_or_default();
-    StatusPage {
-        version: env!("CARGO_PKG_VERSION"),
-        nodes_online: nodes.iter().filter(|node| node.status == NodeStatus::Online).count(),
-        nodes_total: nodes.len(),
-        sessions: state.session_count(),
-    }
+pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
+    let web = Arc::new(Web { core, panel: panel.clone() });
+    let pages = Router::new()
+        .route("/", get(pages::get_dashboard))
+        .route("/sessions/{id}", get(pages::get_session))
+        .with_state(web)
+        .route_layer(middleware::from_fn_with_state(panel.clone(), auth::require_login));
+    Router::new()
+        .route("/login", get(auth::get_login))
+        .with_state(panel)
+        .route("/static/{*name}", get(assets::get_static))
+        .merge(pages)
+        .layer(middleware::from_fn(auth::same_origin))
+        .layer(middleware::from_fn(auth::security_headers))
 }

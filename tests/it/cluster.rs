@@ -45,9 +45,9 @@ fn up_runs_a_detached_session_to_completion_after_the_cli_exits() {
         .cortex_in(&env.repo, ["--data", env.path("offline-home").to_str().unwrap(), "session", "log", &id, "--json"]);
     assert_eq!(store_log.json(), log);
 
-    // The status page is served beside the API.
+    // The panel is served beside the API, behind its login.
     let (status, _) = Http::new(&core).get("/", None);
-    assert_eq!(status, 200);
+    assert_eq!(status, 401);
 }
 
 #[test]

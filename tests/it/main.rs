@@ -7,6 +7,7 @@ mod codex;
 mod crash;
 mod index;
 mod lifecycle;
+mod panel;
 mod provenance;
 mod refs;
 mod secrets;

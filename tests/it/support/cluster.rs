@@ -16,9 +16,19 @@ pub struct CoreProcess {
     pub process: Background,
     pub url: String,
     pub data: PathBuf,
+    log_name: String,
 }
 
 impl CoreProcess {
+    /// The one-time panel login URL `cortex up` printed.
+    pub fn login_url(&self, env: &TestEnv) -> String {
+        let out = std::fs::read_to_string(env.path(&format!("{}.out", self.log_name))).unwrap();
+        out.lines()
+            .find_map(|line| line.split(": ").nth(1).filter(|url| url.contains("/login?token=")))
+            .unwrap()
+            .to_string()
+    }
+
     pub fn token(&self) -> String {
         std::fs::read_to_string(self.data.join("admin.token")).unwrap().trim().to_string()
     }
@@ -49,14 +59,14 @@ impl TestEnv {
                 "--offline-after-ms",
                 &OFFLINE_AFTER_MS.to_string(),
             ])
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(self.path(&format!("{mode}-{port}.out"))).unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
         let process = Background(child);
         let url = wait_for(|| std::fs::read_to_string(data.join("core.url")).ok().map(|url| url.trim().to_string()))
             .unwrap_or_else(|| panic!("{mode} did not start: {}", self.log(&format!("{mode}-{port}.log"))));
-        let core = CoreProcess { process, url, data: data.to_path_buf() };
+        let core = CoreProcess { process, url, data: data.to_path_buf(), log_name: format!("{mode}-{port}") };
         if mode == "up" {
             // Ready when its own node is.
             let online = wait_for(|| {

@@ -1,0 +1,125 @@
+//! Who may see the panel: a one-time login URL (printed by `cortex up` and
+//! `cortex core`, like a notebook server) sets an HttpOnly, SameSite=Strict
+//! session cookie. Every state-changing request must come from the panel's
+//! own origin (CSRF). Every response carries a Content-Security-Policy that
+//! allows only the panel's own scripts and styles.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde::Deserialize;
+
+use super::pages::LoginPage;
+
+pub const COOKIE: &str = "cortex_session";
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// The panel's logins: one-time tokens waiting to be used, and the cookies
+/// they turned into. Only hashes are kept.
+#[derive(Default)]
+pub struct Panel {
+    login_tokens: Mutex<HashSet<String>>,
+    sessions: Mutex<HashSet<String>>,
+    /// Core listens beyond loopback: every page says so.
+    pub exposed: bool,
+}
+
+fn hash(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Panel {
+    pub fn new(exposed: bool) -> Arc<Panel> {
+        Arc::new(Panel { exposed, ..Panel::default() })
+    }
+
+    /// A fresh one-time login URL under `base`.
+    pub fn login_url(&self, base: &str) -> String {
+        let token = crate::core::new_secret("clg_");
+        lock(&self.login_tokens).insert(hash(&token));
+        format!("{base}/login?token={token}")
+    }
+
+    fn is_logged_in(&self, jar: &CookieJar) -> bool {
+        jar.get(COOKIE).is_some_and(|cookie| lock(&self.sessions).contains(&hash(cookie.value())))
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginQuery {
+    token: Option<String>,
+}
+
+/// Spends a one-time token for a session cookie, then goes to the dashboard.
+pub(super) async fn get_login(
+    State(panel): State<Arc<Panel>>,
+    jar: CookieJar,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let valid = query.token.as_deref().is_some_and(|token| lock(&panel.login_tokens).remove(&hash(token)));
+    if !valid {
+        let page = LoginPage { problem: query.token.is_some() };
+        return (StatusCode::UNAUTHORIZED, page).into_response();
+    }
+    let secret = crate::core::new_secret("cps_");
+    lock(&panel.sessions).insert(hash(&secret));
+    let cookie = Cookie::build((COOKIE, secret)).http_only(true).same_site(SameSite::Strict).path("/").build();
+    (jar.add(cookie), Redirect::to("/")).into_response()
+}
+
+/// Pages need a session cookie; without one, the login page and no data.
+pub(super) async fn require_login(
+    State(panel): State<Arc<Panel>>,
+    jar: CookieJar,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !panel.is_logged_in(&jar) {
+        return (StatusCode::UNAUTHORIZED, LoginPage { problem: false }).into_response();
+    }
+    next.run(request).await
+}
+
+/// A state-changing request must come from this panel: its Origin (or, for
+/// browsers that omit it, its Referer) must be the host it was sent to.
+pub(super) async fn same_origin(request: Request, next: Next) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    let expected = format!("http://{host}");
+    let origin = headers.get(header::ORIGIN).and_then(|value| value.to_str().ok()).map(str::to_string).or_else(|| {
+        headers
+            .get(header::REFERER)
+            .and_then(|value| value.to_str().ok())
+            .map(|referer| referer.chars().take(expected.len()).collect())
+    });
+    if host.is_empty() || origin.as_deref() != Some(expected.as_str()) {
+        return (StatusCode::FORBIDDEN, "refused: this request did not come from the panel's own pages")
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// Security headers on every panel response.
+pub(super) async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
+}

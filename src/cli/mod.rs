@@ -9,6 +9,7 @@ mod index;
 mod local;
 mod node;
 mod output;
+mod panel;
 mod refs;
 mod session;
 mod up;
@@ -70,6 +71,9 @@ enum Command {
     Refs(refs::RefsCommand),
     /// Remove worktrees of finished `--worktree` sessions (their state is kept).
     Gc(gc::GcArgs),
+    /// The web panel: fresh login links.
+    #[command(subcommand)]
+    Panel(panel::PanelCommand),
 }
 
 /// Exit codes, as documented in `--help` and docs/cli.md.
@@ -99,6 +103,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Index(command) => index::run(command, &ctx)?,
         Command::Refs(command) => refs::run(command, &ctx.data)?,
         Command::Gc(args) => gc::run(args, &ctx)?,
+        Command::Panel(command) => panel::run(command, &ctx)?,
     };
     Ok(exit.into())
 }

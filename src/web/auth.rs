@@ -79,6 +79,25 @@ pub(super) async fn get_login(
     (jar.add(cookie), Redirect::to("/")).into_response()
 }
 
+/// `POST /panel/login-links` with the admin bearer token: a fresh one-time
+/// login URL (`cortex panel login`), for when the one printed at start is
+/// spent or out of sight.
+pub(super) async fn post_login_link(State(web): State<Arc<super::Web>>, request: Request) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    if presented != Some(web.core.admin_token()) {
+        return (StatusCode::UNAUTHORIZED, "a login link needs the admin token (Authorization: Bearer …)")
+            .into_response();
+    }
+    let host = request.headers().get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or("127.0.0.1");
+    let url = web.panel.login_url(&format!("http://{host}"));
+    axum::Json(serde_json::json!({ "url": url })).into_response()
+}
+
 /// Pages need a session cookie; without one, the login page and no data.
 pub(super) async fn require_login(
     State(panel): State<Arc<Panel>>,
@@ -95,7 +114,11 @@ pub(super) async fn require_login(
 /// A state-changing request must come from this panel: its Origin (or, for
 /// browsers that omit it, its Referer) must be the host it was sent to.
 pub(super) async fn same_origin(request: Request, next: Next) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    // A bearer token is sent by programs, never attached by a browser to a
+    // cross-site request: only cookie-carrying requests need the check.
+    let bearer =
+        request.headers().get(header::AUTHORIZATION).is_some_and(|value| value.as_bytes().starts_with(b"Bearer "));
+    if bearer || matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(request).await;
     }
     let headers = request.headers();

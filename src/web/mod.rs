@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 pub use auth::Panel;
 
@@ -28,11 +28,13 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
     let pages = Router::new()
         .route("/", get(pages::get_dashboard))
         .route("/sessions/{id}", get(pages::get_session))
-        .with_state(web)
+        .with_state(web.clone())
         .route_layer(middleware::from_fn_with_state(panel.clone(), auth::require_login));
+    let links = Router::new().route("/panel/login-links", post(auth::post_login_link)).with_state(web.clone());
     Router::new()
         .route("/login", get(auth::get_login))
         .with_state(panel)
+        .merge(links)
         .route("/static/{*name}", get(assets::get_static))
         .merge(pages)
         .layer(middleware::from_fn(auth::same_origin))

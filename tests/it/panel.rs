@@ -123,3 +123,20 @@ fn vendored_htmx_is_cached_and_the_stylesheet_revalidates() {
     assert_eq!(again.status, 304);
     assert_eq!(browser.get(&format!("{}/static/nope.js", core.url)).status, 404);
 }
+
+#[test]
+fn a_fresh_login_link_needs_the_admin_token() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let link = env.cortex_at(&core, env.root.path(), ["panel", "login"]);
+    assert_eq!(link.code, 0, "{}", link.stderr);
+    let url = link.stdout.trim();
+    assert!(url.starts_with(&format!("{}/login?token=clg_", core.url)), "{url}");
+    assert!(matches!(Browser::new().get(url).status, 302 | 303));
+    let stranger = Browser::new().request(
+        reqwest::Method::POST,
+        &format!("{}/panel/login-links", core.url),
+        &[("Origin", &core.url)],
+    );
+    assert_eq!(stranger.status, 401);
+}

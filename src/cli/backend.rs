@@ -18,12 +18,6 @@ pub(crate) enum Backend {
     Local(Box<Local>),
 }
 
-#[derive(serde::Deserialize)]
-struct SessionDetail {
-    session: SessionSummary,
-    turns: Vec<TurnSummary>,
-}
-
 impl Backend {
     pub(crate) fn open(ctx: &Ctx) -> anyhow::Result<Backend> {
         Ok(match Target::find_or_local(&ctx.data, ctx.core.as_deref()) {
@@ -45,13 +39,7 @@ impl Backend {
     /// The session `id` names (a unique prefix is enough) and its turns.
     pub(crate) fn session(&self, id: &str) -> anyhow::Result<(SessionSummary, Vec<TurnSummary>)> {
         match self {
-            Backend::Remote(client) => {
-                if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    anyhow::bail!("no session matches `{id}` (`cortex session list` shows the ids)");
-                }
-                let detail: SessionDetail = client.get(&format!("/api/v1/sessions/{id}"), &[])?;
-                Ok((detail.session, detail.turns))
-            }
+            Backend::Remote(client) => client.session(id),
             Backend::Local(local) => {
                 let session = local.core.resolve(id)?;
                 let turns = local.core.turns(&session.id)?;

@@ -121,6 +121,20 @@ impl Client {
         })
     }
 
+    /// The session `id` names (a unique prefix is enough) and its turns.
+    pub(crate) fn session(&self, id: &str) -> anyhow::Result<(SessionSummary, Vec<crate::protocol::TurnSummary>)> {
+        #[derive(serde::Deserialize)]
+        struct Detail {
+            session: SessionSummary,
+            turns: Vec<crate::protocol::TurnSummary>,
+        }
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            anyhow::bail!("no session matches `{id}` (`cortex session list` shows the ids)");
+        }
+        let detail: Detail = self.get(&format!("/api/v1/sessions/{id}"), &[])?;
+        Ok((detail.session, detail.turns))
+    }
+
     pub(crate) fn get_text(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<String> {
         self.runtime.block_on(async {
             let response = self

@@ -6,7 +6,7 @@ use clap::Args;
 use crate::cli::Exit;
 use crate::cli::backend::Ctx;
 use crate::cli::client::Target;
-use crate::protocol::{CommandKind, SessionSummary};
+use crate::protocol::CommandKind;
 
 /// Approve what a session's agent asked to do; its turn goes on.
 #[derive(Debug, Args)]
@@ -35,11 +35,7 @@ pub(crate) fn deny(args: DenyArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
 
 fn resolve(ctx: &Ctx, id: &str, approve: bool, for_session: bool) -> anyhow::Result<Exit> {
     let client = Target::require(&ctx.data, ctx.core.as_deref(), "approving or denying")?;
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        session: SessionSummary,
-    }
-    let Detail { session } = client.get(&format!("/api/v1/sessions/{id}"), &[])?;
+    let (session, _) = client.session(id)?;
     let by = std::env::var("USER").ok().map(|user| format!("{user} (cli)"));
     client.command(CommandKind::ResolveApproval { session_id: session.id.clone(), approve, for_session, by }, None)?;
     let verb = if approve { "Approved" } else { "Denied" };

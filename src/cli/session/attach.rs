@@ -29,11 +29,7 @@ pub(crate) struct AttachArgs {
 
 pub(crate) fn run(args: AttachArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let client = Target::require(&ctx.data, ctx.core.as_deref(), "attach")?;
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        session: crate::protocol::SessionSummary,
-    }
-    let Detail { session } = client.get(&format!("/api/v1/sessions/{}", args.id), &[])?;
+    let (session, _) = client.session(&args.id)?;
     attach(&client, &session.id, args.after, args.yes)
 }
 

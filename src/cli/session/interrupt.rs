@@ -5,7 +5,7 @@ use clap::Args;
 use crate::cli::Exit;
 use crate::cli::backend::Ctx;
 use crate::cli::client::Target;
-use crate::protocol::{CommandKind, SessionSummary};
+use crate::protocol::CommandKind;
 
 /// Interrupt a session's running turn at the agent's next step; the session
 /// goes back to `idle`, ready for the next turn.
@@ -17,11 +17,7 @@ pub(crate) struct InterruptArgs {
 
 pub(crate) fn run(args: InterruptArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let client = Target::require(&ctx.data, ctx.core.as_deref(), "interrupt")?;
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        session: SessionSummary,
-    }
-    let Detail { session } = client.get(&format!("/api/v1/sessions/{}", args.id), &[])?;
+    let (session, _) = client.session(&args.id)?;
     client.command(CommandKind::InterruptSession { session_id: session.id.clone() }, None)?;
     eprintln!("Interrupting {}; it stops at the agent's next step.", session.id);
     Ok(Exit::Ok)

@@ -10,7 +10,7 @@ use crate::cli::backend::Ctx;
 use crate::cli::client::Target;
 use crate::cli::local::Local;
 use crate::cli::output::{TerminalApprover, Transcript};
-use crate::protocol::{CommandKind, SessionSummary};
+use crate::protocol::CommandKind;
 use crate::store::Store;
 
 /// Send a prompt to a session: runs its next turn.
@@ -45,11 +45,7 @@ pub(crate) fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
             return report_turn(result, store.workdir(), args.json);
         }
     };
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        session: SessionSummary,
-    }
-    let Detail { session } = client.get(&format!("/api/v1/sessions/{}", args.id), &[])?;
+    let (session, _) = client.session(&args.id)?;
     let answer = client.command(
         CommandKind::SendTurn { session_id: session.id.clone(), prompt: args.prompt, auto_approve: args.yes },
         None,

@@ -5,7 +5,7 @@ use clap::Args;
 use crate::cli::Exit;
 use crate::cli::backend::Ctx;
 use crate::cli::client::Target;
-use crate::protocol::{CommandKind, SessionSummary};
+use crate::protocol::CommandKind;
 
 /// Add input to a session's running turn, without waiting for it to end
 /// (codex sessions; other providers take it as the next turn instead).
@@ -19,11 +19,7 @@ pub(crate) struct SteerArgs {
 
 pub(crate) fn run(args: SteerArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let client = Target::require(&ctx.data, ctx.core.as_deref(), "steer")?;
-    #[derive(serde::Deserialize)]
-    struct Detail {
-        session: SessionSummary,
-    }
-    let Detail { session } = client.get(&format!("/api/v1/sessions/{}", args.id), &[])?;
+    let (session, _) = client.session(&args.id)?;
     client.command(CommandKind::SteerSession { session_id: session.id.clone(), text: args.text }, None)?;
     eprintln!("Added to the running turn of {}.", session.id);
     Ok(Exit::Ok)

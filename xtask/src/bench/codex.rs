@@ -83,6 +83,13 @@ fn check(output: std::process::Output, what: &str) -> anyhow::Result<std::proces
     Ok(output)
 }
 
+/// Runs `cortex ARGS` in `repo` with its data in `data` and parses its JSON.
+fn cortex_json(cortex: &Path, repo: &Path, data: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let output =
+        Command::new(cortex).current_dir(repo).env("CORTEX_HOME", data).args(args).stdin(Stdio::null()).output()?;
+    Ok(serde_json::from_slice(&check(output, "cortex")?.stdout)?)
+}
+
 fn run_direct(codex: &Path, model: &Model) -> anyhow::Result<Duration> {
     let root = tempfile::tempdir()?;
     let repo = repo(root.path(), model, codex)?;
@@ -115,16 +122,7 @@ fn run_cortex_in_process(cortex: &Path, codex: &Path, model: &Model, provider: &
     let repo = repo(root.path(), model, codex)?;
     let data = root.path().join("data");
     let started = Instant::now();
-    let run = |args: &[&str]| -> anyhow::Result<serde_json::Value> {
-        let output = Command::new(cortex)
-            .current_dir(&repo)
-            .env("CORTEX_HOME", &data)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()?;
-        let output = check(output, "cortex")?;
-        Ok(serde_json::from_slice(&output.stdout)?)
-    };
+    let run = |args: &[&str]| cortex_json(cortex, &repo, &data, args);
     let started_session = run(&["session", "start", PROMPTS[0], "--provider", provider, "--json"])?;
     let id = started_session["session_id"].as_str().context("no session id")?.to_string();
     for prompt in &PROMPTS[1..] {
@@ -157,15 +155,7 @@ fn run_cortex_live(cortex: &Path, codex: &Path, model: &Model) -> anyhow::Result
             std::thread::sleep(Duration::from_millis(20));
         };
         std::thread::sleep(Duration::from_millis(500)); // its node connects
-        let run = |args: &[&str]| -> anyhow::Result<serde_json::Value> {
-            let output = Command::new(cortex)
-                .current_dir(&repo)
-                .env("CORTEX_HOME", &data)
-                .args(args)
-                .stdin(Stdio::null())
-                .output()?;
-            Ok(serde_json::from_slice(&check(output, "cortex")?.stdout)?)
-        };
+        let run = |args: &[&str]| cortex_json(cortex, &repo, &data, args);
         let started = Instant::now();
         let session = run(&["session", "start", PROMPTS[0], "--provider", "codex", "--json"])?;
         let id = session["session_id"].as_str().context("no session id")?.to_string();

@@ -64,6 +64,10 @@ pub struct NodeRecord {
 pub struct CommandRecord {
     pub kind: String,
     pub outcome: Option<CommandOutcome>,
+    /// The envelope as Core received it (JSON).
+    pub body: String,
+    pub node_id: Option<String>,
+    pub created_at: String,
 }
 
 pub struct Registry {
@@ -251,13 +255,20 @@ impl Registry {
 
     pub fn command(&self, id: &str) -> Result<Option<CommandRecord>> {
         self.conn
-            .query_row("SELECT kind, outcome FROM commands WHERE id = ?1", [id], |row| {
-                let outcome: Option<String> = row.get(1)?;
-                Ok(CommandRecord {
-                    kind: row.get(0)?,
-                    outcome: outcome.and_then(|text| serde_json::from_str(&text).ok()),
-                })
-            })
+            .query_row(
+                "SELECT kind, outcome, body, node_id, created_at FROM commands WHERE id = ?1",
+                [id],
+                |row| {
+                    let outcome: Option<String> = row.get(1)?;
+                    Ok(CommandRecord {
+                        kind: row.get(0)?,
+                        outcome: outcome.and_then(|text| serde_json::from_str(&text).ok()),
+                        body: row.get(2)?,
+                        node_id: row.get(3)?,
+                        created_at: row.get(4)?,
+                    })
+                },
+            )
             .optional()
             .map_err(self.err("cannot read a command"))
     }

@@ -17,6 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::StreamExt;
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -181,6 +182,87 @@ impl CoreState {
         }))
     }
 
+    /// What Core recorded of a command: its envelope and its answer.
+    pub fn command_record(&self, id: &str) -> Result<Option<super::registry::CommandRecord>> {
+        Ok(lock(&self.registry).command(id)?)
+    }
+
+    /// A node's status changes, newest first: `(at, kind, detail)`.
+    pub fn node_events(&self, node_id: &str, limit: usize) -> Result<Vec<(String, String, String)>> {
+        Ok(lock(&self.registry).node_events(node_id, limit)?)
+    }
+
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<crate::protocol::SearchHit>> {
+        Ok(lock(&self.index).search(query, limit)?)
+    }
+
+    /// A one-time enrollment token, valid for an hour.
+    pub fn enroll(&self, name: Option<&str>) -> Result<Enrollment> {
+        let ttl = jiff::SignedDuration::from_hours(1);
+        let (token, expires_at) = lock(&self.registry).create_enrollment(name, ttl)?;
+        Ok(Enrollment { token, name: name.map(str::to_string), expires_at })
+    }
+
+    /// Revokes a node: it is told why, its link dropped, its credential
+    /// refused from now on.
+    pub async fn revoke_node(&self, id: &str) -> Result<NodeSummary, ApiFailure> {
+        let node = self
+            .find_node(id)
+            .map_err(ApiFailure::internal)?
+            .ok_or_else(|| ApiFailure::not_found(format!("no node `{id}` (`cortex node list` shows them)")))?;
+        lock(&self.registry).revoke(&node.id).map_err(ApiFailure::internal)?;
+        let sender = lock(&self.links).get(&node.id).map(|link| link.tx.clone());
+        if let Some(tx) = sender {
+            let _ = tx
+                .send(CoreFrame::Refused {
+                    v: PROTOCOL_VERSION,
+                    reason: crate::protocol::Refusal::Revoked,
+                    message: "this node was revoked; enroll it again with a new token".into(),
+                })
+                .await;
+        }
+        self.set_status(&node.id, None, NodeStatus::Revoked, "revoked by an admin");
+        self.find_node(&node.id)
+            .map_err(ApiFailure::internal)?
+            .ok_or_else(|| ApiFailure::not_found("the node vanished"))
+    }
+
+    /// A session's events after `after`: history from the index, then live
+    /// ones as they are committed, in seq order with no gap and no
+    /// duplicate (a lagging reader refills from the index).
+    pub fn follow(self: &Arc<Self>, session: SessionId, after: u64) -> impl Stream<Item = Event> + use<> {
+        // Subscribe before reading history, so nothing falls between the two.
+        let receiver = self.events.subscribe();
+        let mut follow = Follow { state: self.clone(), session, receiver, last: after, backlog: Default::default() };
+        follow.refill();
+        stream::unfold(follow, |mut follow| async move {
+            loop {
+                if let Some(event) = follow.backlog.pop_front() {
+                    if event.seq <= follow.last {
+                        continue;
+                    }
+                    follow.last = event.seq;
+                    return Some((event, follow));
+                }
+                match follow.receiver.recv().await {
+                    Ok(item) => {
+                        let (session, event) = item.as_ref();
+                        if *session != follow.session || event.seq <= follow.last {
+                            continue;
+                        }
+                        if event.seq == follow.last + 1 {
+                            follow.backlog.push_back(event.clone());
+                        } else {
+                            follow.refill();
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => follow.refill(),
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+    }
+
     /// Records a command's answer and wakes whoever waits for it.
     pub(crate) fn complete_command(&self, id: &str, outcome: CommandOutcome) {
         if let Err(error) = lock(&self.registry).finish_command(id, &outcome) {
@@ -289,7 +371,8 @@ impl CoreState {
             | CommandKind::RunChecks { session_id, .. }
             | CommandKind::SteerSession { session_id, .. }
             | CommandKind::CommitSession { session_id, .. }
-            | CommandKind::ReadDiff { session_id, .. } => {
+            | CommandKind::ReadDiff { session_id, .. }
+            | CommandKind::ReadSessionFile { session_id, .. } => {
                 let session = index
                     .resolve_session(session_id.as_str())
                     .map_err(|error| ApiFailure::not_found(error.to_string()))?;
@@ -501,6 +584,15 @@ impl ApiFailure {
     fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiFailure {
         ApiFailure { status, body: ApiError { code: code.to_string(), message: message.into() } }
     }
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What went wrong, and what to do about it.
+    pub fn message(&self) -> &str {
+        &self.body.message
+    }
+
     pub fn bad_request(message: impl Into<String>) -> ApiFailure {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
@@ -731,40 +823,12 @@ fn event_stream(
     session: SessionId,
     after: u64,
 ) -> impl Stream<Item = Result<SseEvent, std::convert::Infallible>> {
-    // Subscribe before reading history, so nothing falls between the two.
-    let receiver = state.events.subscribe();
-    let mut follow = Follow { state, session, receiver, last: after, backlog: Default::default() };
-    follow.refill();
-    stream::unfold(follow, |mut follow| async move {
-        loop {
-            if let Some(event) = follow.backlog.pop_front() {
-                if event.seq <= follow.last {
-                    continue;
-                }
-                follow.last = event.seq;
-                let sse = SseEvent::default()
-                    .id(event.seq.to_string())
-                    .event(event.kind.name())
-                    .json_data(&event)
-                    .expect("holds because events serialize to JSON");
-                return Some((Ok(sse), follow));
-            }
-            match follow.receiver.recv().await {
-                Ok(item) => {
-                    let (session, event) = item.as_ref();
-                    if *session != follow.session || event.seq <= follow.last {
-                        continue;
-                    }
-                    if event.seq == follow.last + 1 {
-                        follow.backlog.push_back(event.clone());
-                    } else {
-                        follow.refill();
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => follow.refill(),
-                Err(broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+    state.follow(session, after).map(|event| {
+        Ok(SseEvent::default()
+            .id(event.seq.to_string())
+            .event(event.kind.name())
+            .json_data(&event)
+            .expect("holds because events serialize to JSON"))
     })
 }
 
@@ -787,7 +851,7 @@ async fn get_session_diff(
         v: PROTOCOL_VERSION,
         id: format!("diff_{}", ulid::Ulid::new().to_string().to_lowercase()),
         target: None,
-        kind: CommandKind::ReadDiff { session_id: session.id, turn: query.turn },
+        kind: CommandKind::ReadDiff { session_id: session.id, turn: query.turn, files: false },
     };
     match state.execute(command).await {
         Ok(CommandOutcome::Ok { value }) => {
@@ -809,7 +873,7 @@ struct SearchQuery {
 }
 
 async fn get_search(State(state): State<Arc<CoreState>>, Query(query): Query<SearchQuery>) -> Response {
-    match lock(&state.index).search(&query.q, query.limit.unwrap_or(50)) {
+    match state.search(&query.q, query.limit.unwrap_or(50)) {
         Ok(hits) => Json(hits).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),
     }
@@ -851,40 +915,16 @@ struct EnrollBody {
 
 async fn post_enroll(State(state): State<Arc<CoreState>>, body: Option<Json<EnrollBody>>) -> Response {
     let name = body.and_then(|Json(body)| body.name);
-    let ttl = jiff::SignedDuration::from_hours(1);
-    match lock(&state.registry).create_enrollment(name.as_deref(), ttl) {
-        Ok((token, expires_at)) => Json(Enrollment { token, name, expires_at }).into_response(),
+    match state.enroll(name.as_deref()) {
+        Ok(enrollment) => Json(enrollment).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),
     }
 }
 
 async fn post_revoke(State(state): State<Arc<CoreState>>, Path(id): Path<String>) -> Response {
-    let node = match state.find_node(&id) {
-        Ok(Some(node)) => node,
-        Ok(None) => {
-            return ApiFailure::not_found(format!("no node `{id}` (`cortex node list` shows them)")).into_response();
-        }
-        Err(error) => return ApiFailure::internal(error).into_response(),
-    };
-    if let Err(error) = lock(&state.registry).revoke(&node.id) {
-        return ApiFailure::internal(error).into_response();
-    }
-    // Tell the node why, then drop its link.
-    let sender = lock(&state.links).get(&node.id).map(|link| link.tx.clone());
-    if let Some(tx) = sender {
-        let _ = tx
-            .send(CoreFrame::Refused {
-                v: PROTOCOL_VERSION,
-                reason: crate::protocol::Refusal::Revoked,
-                message: "this node was revoked; enroll it again with a new token".into(),
-            })
-            .await;
-    }
-    state.set_status(&node.id, None, NodeStatus::Revoked, "revoked by an admin");
-    match state.find_node(&node.id) {
-        Ok(Some(node)) => Json(node).into_response(),
-        Ok(None) => ApiFailure::not_found("the node vanished").into_response(),
-        Err(error) => ApiFailure::internal(error).into_response(),
+    match state.revoke_node(&id).await {
+        Ok(node) => Json(node).into_response(),
+        Err(failure) => failure.into_response(),
     }
 }
 

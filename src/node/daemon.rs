@@ -585,7 +585,12 @@ fn failure(error: &Error) -> CommandOutcome {
         Error::Lifecycle(_) => "illegal_transition",
         Error::Config { .. } | Error::NothingToCommit(_) => "bad_input",
         Error::Store(store::Error::SessionBusy(_)) => "busy",
-        Error::Store(store::Error::SessionNotFound(_) | store::Error::NoSuchTurn { .. }) => "not_found",
+        Error::Store(
+            store::Error::SessionNotFound(_)
+            | store::Error::NoSuchTurn { .. }
+            | store::Error::NoSuchSessionFile { .. },
+        ) => "not_found",
+        Error::Store(store::Error::NotASessionFile { .. }) => "bad_input",
         Error::Store(
             store::Error::NotARepository { .. } | store::Error::Bare { .. } | store::Error::Reftable { .. },
         ) => "bad_input",
@@ -758,12 +763,31 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
             Ok(found) => ok(serde_json::json!({ "unbound": found })),
             Err(error) => failure(&error),
         },
-        CommandKind::ReadDiff { session_id, turn } => {
+        CommandKind::ReadDiff { session_id, turn, files } => {
             let Some((store, _)) = find_session(node, &session_id) else {
                 return CommandOutcome::error("not_found", format!("session `{session_id}` is not on this node"));
             };
+            if files {
+                return match store.session_file_diffs(&session_id, turn) {
+                    Ok(files) => ok(serde_json::json!({ "files": files })),
+                    Err(error) => failure(&error.into()),
+                };
+            }
             match store.session_diff(&session_id, turn) {
                 Ok(patch) => ok(serde_json::json!({ "patch": patch })),
+                Err(error) => failure(&error.into()),
+            }
+        }
+        CommandKind::ReadSessionFile { session_id, path } => {
+            let Some((store, _)) = find_session(node, &session_id) else {
+                return CommandOutcome::error("not_found", format!("session `{session_id}` is not on this node"));
+            };
+            match store.session_file(&session_id, &path) {
+                Ok(bytes) => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let text = store::redact::redact_str(&text);
+                    ok(serde_json::json!({ "path": path, "bytes": bytes.len(), "text": text }))
+                }
                 Err(error) => failure(&error.into()),
             }
         }

@@ -489,6 +489,8 @@ struct Runner<'a> {
     approver: &'a mut dyn Approver,
     observer: &'a mut dyn Observer,
     timer: FlushTimer,
+    /// The seq of each command's start, the cause of its output and end.
+    started: std::collections::HashMap<String, u64>,
 }
 
 impl<'a> Runner<'a> {
@@ -496,7 +498,7 @@ impl<'a> Runner<'a> {
         let session = writer.id().clone();
         let writer = Arc::new(Mutex::new(writer));
         let timer = FlushTimer::start(&writer);
-        Runner { writer, session, turn: None, approver, observer, timer }
+        Runner { writer, session, turn: None, approver, observer, timer, started: Default::default() }
     }
 
     fn writer(&self) -> MutexGuard<'_, SessionWriter> {
@@ -508,6 +510,16 @@ impl<'a> Runner<'a> {
     }
 
     fn record_caused(&mut self, kind: EventKind, cause: Option<String>) -> Result<u64> {
+        let cause = cause.or_else(|| match &kind {
+            EventKind::CommandOutput { command_id, .. } | EventKind::CommandFinished { command_id, .. } => {
+                self.started.get(command_id).map(|seq| format!("seq:{seq}"))
+            }
+            _ => None,
+        });
+        let started = match &kind {
+            EventKind::CommandStarted { command_id, .. } => Some(command_id.clone()),
+            _ => None,
+        };
         let flush = match kind {
             EventKind::Lifecycle { .. } => Some(FlushReason::Lifecycle),
             EventKind::CommandFinished { .. } => Some(FlushReason::ToolResult),
@@ -524,6 +536,9 @@ impl<'a> Runner<'a> {
             (event, meta)
         };
         let (event, meta) = event;
+        if let Some(command_id) = started {
+            self.started.insert(command_id, event.seq);
+        }
         self.observer.event(&event, &meta);
         Ok(event.seq)
     }

@@ -239,6 +239,14 @@ pub enum CommandKind {
         session_id: SessionId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         turn: Option<u32>,
+        /// Answer with the changed files and their hunks instead of a patch.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        files: bool,
+    },
+    /// Reads a file the session keeps under `turns/` (check output, say).
+    ReadSessionFile {
+        session_id: SessionId,
+        path: String,
     },
 }
 
@@ -256,6 +264,7 @@ impl CommandKind {
             Self::BindWorkspace { .. } => "bind_workspace",
             Self::UnbindWorkspace { .. } => "unbind_workspace",
             Self::ReadDiff { .. } => "read_diff",
+            Self::ReadSessionFile { .. } => "read_session_file",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! for what gix cannot do: snapshotting the working tree through a private
 //! index file, unified diffs, and push/fetch.
 
+mod diff;
 mod git;
 mod meta;
 mod read;
@@ -49,6 +50,10 @@ pub enum Error {
     WorktreeGone { session: SessionId, path: String, branch: String },
     #[error("session `{session}` has no turn {turn} (it has {turns})")]
     NoSuchTurn { session: SessionId, turn: u32, turns: u32 },
+    #[error("`{path}` is not a file a session keeps under `turns/` (evidence, prompts, diffs)")]
+    NotASessionFile { path: String },
+    #[error("session `{session}` has no file `{path}`")]
+    NoSuchSessionFile { session: SessionId, path: String },
     #[error("session `{0}` already exists in this repository")]
     SessionExists(SessionId),
     #[error("session `{0}` is busy: a turn is running; wait for it to finish, or stop it with `cortex session stop`")]

@@ -152,6 +152,21 @@ impl Store {
             .map(|entry| entry.object_id()))
     }
 
+    /// A file the session keeps under `turns/` (check output, a prompt, a
+    /// stored diff), named by its path in the session tree. Any other path
+    /// is refused: readers never see meta, spool or raw provider lines here.
+    pub fn session_file(&self, id: &SessionId, path: &str) -> Result<Vec<u8>> {
+        let inside = path.starts_with("turns/")
+            && path.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+            && !path.contains('\\');
+        if !inside {
+            return Err(Error::NotASessionFile { path: path.to_string() });
+        }
+        let view = self.read_session(id)?;
+        self.read_blob_at(view.tree, path)?
+            .ok_or_else(|| Error::NoSuchSessionFile { session: id.clone(), path: path.to_string() })
+    }
+
     /// The unified diff of one turn, or of the whole session (from the base
     /// of turn 1 to the working tree after the last turn).
     pub fn session_diff(&self, id: &SessionId, turn: Option<u32>) -> Result<String> {

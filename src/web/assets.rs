@@ -1,5 +1,5 @@
 //! Static files, embedded in the binary: vendored htmx (versioned paths,
-//! cached forever) and Cortex's stylesheet (revalidated by ETag).
+//! cached forever) and Cortex's stylesheet and script (revalidated by ETag).
 
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -24,6 +24,12 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../static/vendor/htmx-ext-sse-2.2.4.min.js"),
         content_type: "text/javascript; charset=utf-8",
         immutable: true,
+    },
+    Asset {
+        name: "cortex.js",
+        bytes: include_bytes!("../../static/cortex.js"),
+        content_type: "text/javascript; charset=utf-8",
+        immutable: false,
     },
     Asset {
         name: "cortex.css",

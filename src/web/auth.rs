@@ -60,6 +60,16 @@ impl Panel {
 #[derive(Deserialize)]
 pub(super) struct LoginQuery {
     token: Option<String>,
+    /// Where to go once logged in: a path on this panel.
+    next: Option<String>,
+}
+
+/// `next` if it is a path on this panel, never another site.
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        _ => "/",
+    }
 }
 
 /// Spends a one-time token for a session cookie, then goes to the dashboard.
@@ -68,15 +78,18 @@ pub(super) async fn get_login(
     jar: CookieJar,
     Query(query): Query<LoginQuery>,
 ) -> Response {
-    let valid = query.token.as_deref().is_some_and(|token| lock(&panel.login_tokens).remove(&hash(token)));
+    // A pasted login link works as well as its token.
+    let token = query.token.as_deref().and_then(|token| token.trim().rsplit("token=").next()?.split('&').next());
+    let valid = token.is_some_and(|token| lock(&panel.login_tokens).remove(&hash(token)));
+    let next = local_path(query.next.as_deref()).to_string();
     if !valid {
-        let page = LoginPage { problem: query.token.is_some() };
+        let page = LoginPage { problem: query.token.is_some(), next };
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
     let secret = crate::core::new_secret("cps_");
     lock(&panel.sessions).insert(hash(&secret));
     let cookie = Cookie::build((COOKIE, secret)).http_only(true).same_site(SameSite::Strict).path("/").build();
-    (jar.add(cookie), Redirect::to("/")).into_response()
+    (jar.add(cookie), Redirect::to(&next)).into_response()
 }
 
 /// `POST /panel/login-links` with the admin bearer token: a fresh one-time
@@ -106,7 +119,8 @@ pub(super) async fn require_login(
     next: Next,
 ) -> Response {
     if !panel.is_logged_in(&jar) {
-        return (StatusCode::UNAUTHORIZED, LoginPage { problem: false }).into_response();
+        let next = request.uri().path_and_query().map_or("/", |path| path.as_str()).to_string();
+        return (StatusCode::UNAUTHORIZED, LoginPage { problem: false, next }).into_response();
     }
     next.run(request).await
 }

@@ -2,10 +2,18 @@
 //! `templates/`) and htmx (vendored in `static/vendor/`). The only module that
 //! knows HTML. Mounted beside Core's API by `cortex up` and `cortex core`, so
 //! `core` never imports it.
+//!
+//! Every entity has a stable URL: `/nodes/{id}`, `/workspaces/{id}`,
+//! `/sessions/{id}`, `/sessions/{id}/turns/{n}`, `/sessions/{id}/events/{seq}`,
+//! `/commands/{id}`. Every screen works as plain links and forms; htmx adds
+//! partial swaps and the live timeline.
 
+mod actions;
 mod assets;
 mod auth;
 mod pages;
+mod review;
+mod session;
 
 use std::sync::Arc;
 
@@ -27,7 +35,28 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
     let web = Arc::new(Web { core, panel: panel.clone() });
     let pages = Router::new()
         .route("/", get(pages::get_dashboard))
-        .route("/sessions/{id}", get(pages::get_session))
+        .route("/nodes", get(pages::get_nodes))
+        .route("/nodes/enroll", post(actions::post_enroll))
+        .route("/nodes/{id}", get(pages::get_node))
+        .route("/nodes/{id}/revoke", post(actions::post_revoke))
+        .route("/nodes/{id}/workspaces", post(actions::post_bind))
+        .route("/workspaces/{id}", get(pages::get_workspace))
+        .route("/workspaces/{id}/sessions", post(actions::post_start))
+        .route("/workspaces/{id}/unbind", post(actions::post_unbind))
+        .route("/sessions/{id}", get(session::get_session))
+        .route("/sessions/{id}/live", get(session::get_live))
+        .route("/sessions/{id}/turns", post(actions::post_send))
+        .route("/sessions/{id}/interrupt", post(actions::post_interrupt))
+        .route("/sessions/{id}/stop", post(actions::post_stop))
+        .route("/sessions/{id}/approval", post(actions::post_approval))
+        .route("/sessions/{id}/checks", post(actions::post_checks))
+        .route("/sessions/{id}/turns/{turn}", get(session::get_turn))
+        .route("/sessions/{id}/turns/{turn}/diff", get(review::get_turn_diff))
+        .route("/sessions/{id}/diff", get(review::get_session_diff))
+        .route("/sessions/{id}/evidence", get(review::get_evidence))
+        .route("/sessions/{id}/events/{seq}", get(session::get_event))
+        .route("/commands/{id}", get(pages::get_command))
+        .route("/search", get(pages::get_search))
         .with_state(web.clone())
         .route_layer(middleware::from_fn_with_state(panel.clone(), auth::require_login));
     let links = Router::new().route("/panel/login-links", post(auth::post_login_link)).with_state(web.clone());

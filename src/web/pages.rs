@@ -1,80 +1,162 @@
-//! The panel's pages: the `Nodes → Workspaces → Sessions` tree beside a
-//! dashboard or a session's timeline. Everything an agent wrote is escaped
-//! (askama's default): agent output is untrusted.
+//! The panel's pages around the `Nodes → Workspaces → Sessions` tree: the
+//! dashboard, nodes, workspaces, search and command records. Everything an
+//! agent or a node sent is escaped (askama's default): it is untrusted.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 
 use super::Web;
-use crate::protocol::{Event, EventKind, NodeStatus, SessionState, SessionSummary, TurnSummary};
+use crate::protocol::{NodeStatus, NodeSummary, SearchHit, SessionState, SessionSummary, Workspace};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "login.html")]
 pub(super) struct LoginPage {
     /// A token was given and refused.
     pub problem: bool,
+    /// The page to go to once logged in.
+    pub next: String,
 }
 
 pub(super) struct TreeSession {
-    id: String,
-    title: String,
-    state: String,
+    pub(super) id: String,
+    pub(super) title: String,
+    pub(super) state: String,
 }
 
 pub(super) struct TreeWorkspace {
-    name: String,
-    sessions: Vec<TreeSession>,
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) sessions: Vec<TreeSession>,
+    pub(super) more: usize,
 }
 
 pub(super) struct TreeNode {
-    name: String,
-    status: String,
-    warnings: usize,
-    workspaces: Vec<TreeWorkspace>,
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) status: String,
+    pub(super) heartbeat: String,
+    pub(super) warnings: Vec<String>,
+    pub(super) workspaces: Vec<TreeWorkspace>,
 }
 
 /// What every page shows around its content.
 pub(super) struct Shell {
-    exposed: bool,
-    crumbs: Vec<(String, String)>,
-    tree: Vec<TreeNode>,
+    pub(super) exposed: bool,
+    pub(super) crumbs: Vec<(String, String)>,
+    pub(super) tree: Vec<TreeNode>,
+    pub(super) query: String,
 }
 
-fn shell(web: &Web, crumbs: Vec<(String, String)>) -> Shell {
+/// Sessions shown under each workspace in the tree; the workspace page has
+/// them all.
+const TREE_SESSIONS: usize = 10;
+
+pub(super) fn shell(web: &Web, crumbs: Vec<(String, String)>) -> Shell {
     let nodes = web.core.node_summaries().unwrap_or_default();
     let workspaces = web.core.workspaces().unwrap_or_default();
     let sessions = web.core.sessions().unwrap_or_default();
+    let mut by_workspace: HashMap<&str, Vec<&SessionSummary>> = HashMap::new();
+    for session in &sessions {
+        by_workspace.entry(session.workspace_id.as_str()).or_default().push(session);
+    }
     let tree = nodes
         .iter()
         .map(|node| TreeNode {
+            id: node.id.clone(),
             name: node.name.clone(),
             status: node.status.as_str().to_string(),
-            warnings: node.warnings.len(),
+            heartbeat: node.last_heartbeat.map(ago).unwrap_or_else(|| "never".into()),
+            warnings: node.warnings.clone(),
             workspaces: workspaces
                 .iter()
                 .filter(|workspace| workspace.node == node.id)
-                .map(|workspace| TreeWorkspace {
-                    name: workspace.name.clone(),
-                    sessions: sessions
-                        .iter()
-                        .filter(|session| session.workspace_id == workspace.id)
-                        .take(20)
-                        .map(|session| TreeSession {
-                            id: session.id.to_string(),
-                            title: session.title.clone(),
-                            state: session.state.as_str().to_string(),
-                        })
-                        .collect(),
+                .map(|workspace| {
+                    let sessions = by_workspace.get(workspace.id.as_str()).map(Vec::as_slice).unwrap_or_default();
+                    TreeWorkspace {
+                        id: workspace.id.to_string(),
+                        name: workspace.name.clone(),
+                        sessions: sessions
+                            .iter()
+                            .take(TREE_SESSIONS)
+                            .map(|session| TreeSession {
+                                id: session.id.to_string(),
+                                title: session.title.clone(),
+                                state: session.state.as_str().to_string(),
+                            })
+                            .collect(),
+                        more: sessions.len().saturating_sub(TREE_SESSIONS),
+                    }
                 })
                 .collect(),
         })
         .collect();
-    Shell { exposed: web.panel.exposed, crumbs, tree }
+    Shell { exposed: web.panel.exposed, crumbs, tree, query: String::new() }
+}
+
+/// How long ago, roughly: "4 s ago", "3 min ago", "2 h ago", "5 d ago".
+pub(super) fn ago(at: jiff::Timestamp) -> String {
+    let seconds = (jiff::Timestamp::now() - at).get_seconds().max(0);
+    match seconds {
+        0..60 => format!("{seconds} s ago"),
+        60..3600 => format!("{} min ago", seconds / 60),
+        3600..86400 => format!("{} h ago", seconds / 3600),
+        _ => format!("{} d ago", seconds / 86400),
+    }
+}
+
+pub(super) fn bytes(count: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{count} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// A page that says what went wrong and where to go back to.
+#[derive(Template, WebTemplate)]
+#[template(path = "problem.html")]
+pub(super) struct ProblemPage {
+    pub shell: Shell,
+    pub title: String,
+    pub message: String,
+    pub back: String,
+}
+
+pub(super) fn problem(web: &Web, status: StatusCode, title: &str, message: String, back: &str) -> Response {
+    let page = ProblemPage { shell: shell(web, Vec::new()), title: title.into(), message, back: back.into() };
+    (status, page).into_response()
+}
+
+pub(super) fn not_found(web: &Web, what: String) -> Response {
+    problem(web, StatusCode::NOT_FOUND, "Not found", what, "/")
+}
+
+/// The node's name, or its id when Core has forgotten it.
+pub(super) fn node_name(nodes: &[NodeSummary], id: &str) -> String {
+    nodes.iter().find(|node| node.id == id).map_or_else(|| id.to_string(), |node| node.name.clone())
+}
+
+/// Crumbs `node / workspace` for pages below a workspace.
+pub(super) fn workspace_crumbs(web: &Web, workspace_id: &str) -> Vec<(String, String)> {
+    let workspaces = web.core.workspaces().unwrap_or_default();
+    let Some(workspace) = workspaces.iter().find(|workspace| workspace.id.as_str() == workspace_id) else {
+        return Vec::new();
+    };
+    let nodes = web.core.node_summaries().unwrap_or_default();
+    vec![
+        (node_name(&nodes, &workspace.node), format!("/nodes/{}", workspace.node)),
+        (workspace.name.clone(), format!("/workspaces/{}", workspace.id)),
+    ]
 }
 
 #[derive(Template, WebTemplate)]
@@ -84,105 +166,247 @@ pub(super) struct DashboardPage {
     nodes_online: usize,
     nodes_total: usize,
     sessions_total: usize,
-    attention: Vec<SessionSummary>,
+    running: usize,
+    attention: Vec<(SessionSummary, String)>,
     recent: Vec<SessionSummary>,
 }
 
 pub(super) async fn get_dashboard(State(web): State<Arc<Web>>) -> DashboardPage {
     let nodes = web.core.node_summaries().unwrap_or_default();
     let sessions = web.core.sessions().unwrap_or_default();
+    let offline: Vec<&str> =
+        nodes.iter().filter(|node| node.status != NodeStatus::Online).map(|node| node.id.as_str()).collect();
     let attention = sessions
         .iter()
-        .filter(|session| {
-            matches!(session.state, SessionState::AwaitingApproval | SessionState::Failed | SessionState::Interrupted)
+        .filter_map(|session| {
+            let why = match session.state {
+                SessionState::AwaitingApproval => "waits for your approval".to_string(),
+                SessionState::Failed | SessionState::Interrupted => {
+                    session.state_reason.clone().unwrap_or_else(|| session.state.as_str().to_string())
+                }
+                _ if !session.state.is_final() && offline.contains(&session.node.as_str()) => {
+                    format!("its node `{}` is not online", node_name(&nodes, &session.node))
+                }
+                _ => return None,
+            };
+            Some((session.clone(), why))
         })
-        .take(20)
-        .cloned()
+        .take(50)
         .collect();
     DashboardPage {
         shell: shell(&web, Vec::new()),
         nodes_online: nodes.iter().filter(|node| node.status == NodeStatus::Online).count(),
         nodes_total: nodes.len(),
         sessions_total: sessions.len(),
+        running: sessions.iter().filter(|session| session.state.is_busy()).count(),
         attention,
         recent: sessions.into_iter().take(20).collect(),
     }
 }
 
-/// One block of a session's timeline.
-pub(super) struct Block {
-    seq: u64,
-    kind: &'static str,
-    time: String,
-    title: String,
-    body: String,
+#[derive(Template, WebTemplate)]
+#[template(path = "nodes.html")]
+pub(super) struct NodesPage {
+    shell: Shell,
+    nodes: Vec<NodeSummary>,
+    enrolled: Option<(String, String, String)>,
 }
 
-fn block(event: &Event) -> Block {
-    let (title, body) = match &event.kind {
-        EventKind::UserMessage { text } => ("you".to_string(), text.clone()),
-        EventKind::AssistantMessage { text } => ("agent".to_string(), text.clone()),
-        EventKind::Reasoning { text } => ("reasoning".to_string(), text.clone()),
-        EventKind::CommandStarted { command, .. } => ("command".to_string(), command.clone()),
-        EventKind::CommandOutput { text, .. } => ("output".to_string(), text.clone()),
-        EventKind::CommandFinished { exit_code, duration_ms, .. } => {
-            let exit = exit_code.map_or("killed".to_string(), |code| format!("exit {code}"));
-            ("finished".to_string(), format!("{exit} in {duration_ms} ms"))
+impl NodesPage {
+    /// The page, with a fresh enrollment `(token, expires, core url)` shown once.
+    pub(super) fn new(web: &Web, enrolled: Option<(String, String, String)>) -> NodesPage {
+        NodesPage {
+            shell: shell(web, vec![("nodes".into(), "/nodes".into())]),
+            nodes: web.core.node_summaries().unwrap_or_default(),
+            enrolled,
         }
-        EventKind::FileChanged { path, change } => (format!("file {change:?}").to_lowercase(), path.clone()),
-        EventKind::ApprovalRequested { prompt, .. } => ("approval requested".to_string(), prompt.clone()),
-        EventKind::ApprovalResolved { decision, by, .. } => {
-            (format!("{decision:?}").to_lowercase(), format!("by {by}"))
-        }
-        EventKind::Lifecycle { from, to, reason } => {
-            let from = from.map(|from| format!("{from} → ")).unwrap_or_default();
-            (
-                "state".to_string(),
-                format!("{from}{to}{}", reason.as_ref().map(|reason| format!(" ({reason})")).unwrap_or_default()),
-            )
-        }
-        EventKind::Warning { message } => ("warning".to_string(), message.clone()),
-        EventKind::Error { message } => ("error".to_string(), message.clone()),
-        EventKind::TurnFinished { outcome } => ("turn".to_string(), outcome.as_str().to_string()),
-        EventKind::DiffCaptured { files, insertions, deletions } => {
-            ("diff".to_string(), format!("{files} file(s), +{insertions} -{deletions}"))
-        }
-        EventKind::CheckResult { name, passed, exit_code, .. } => {
-            let verdict = if *passed { "passed" } else { "failed" };
-            (
-                "check".to_string(),
-                format!("{name} {verdict} ({})", exit_code.map_or("killed".into(), |code| format!("exit {code}"))),
-            )
-        }
-        EventKind::CommitCreated { commit, message } => ("commit".to_string(), format!("{commit} {message}")),
-        EventKind::AssistantDelta { text, .. } => ("agent (streaming)".to_string(), text.clone()),
-        EventKind::TokenUsage { usage } => {
-            ("tokens".to_string(), format!("{} in, {} out", usage.input_tokens, usage.output_tokens))
-        }
-    };
-    Block { seq: event.seq, kind: event.kind.name(), time: event.at.strftime("%H:%M:%S").to_string(), title, body }
+    }
+}
+
+pub(super) async fn get_nodes(State(web): State<Arc<Web>>) -> NodesPage {
+    NodesPage::new(&web, None)
 }
 
 #[derive(Template, WebTemplate)]
-#[template(path = "session.html")]
-pub(super) struct SessionPage {
+#[template(path = "node.html")]
+pub(super) struct NodePage {
     shell: Shell,
-    session: SessionSummary,
-    turns: Vec<TurnSummary>,
-    blocks: Vec<Block>,
+    node: NodeSummary,
+    heartbeat: String,
+    memory: String,
+    resources: Vec<(String, String)>,
+    workspaces: Vec<Workspace>,
+    sessions: Vec<SessionSummary>,
+    events: Vec<(String, String, String)>,
+    command_id: String,
 }
 
-pub(super) async fn get_session(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
-    let Ok(Some((session, turns))) = web.core.session(&id) else {
-        return (StatusCode::NOT_FOUND, "no such session").into_response();
+pub(super) async fn get_node(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+    let Some(node) = web.core.find_node(&id).ok().flatten() else {
+        return not_found(&web, format!("No node `{id}`: it may have been removed."));
     };
-    let events = web.core.events(&session.id, 0).unwrap_or_default();
-    let blocks =
-        events.iter().filter(|event| !matches!(event.kind, EventKind::AssistantDelta { .. })).map(block).collect();
-    let crumbs = vec![
-        (session.node.clone(), "/".to_string()),
-        (session.workspace_path.clone(), "/".to_string()),
-        (session.id.to_string(), format!("/sessions/{}", session.id)),
-    ];
-    SessionPage { shell: shell(&web, crumbs), session, turns, blocks }.into_response()
+    let mut resources = Vec::new();
+    if let Some(now) = &node.resources {
+        resources.push(("load (1 min)".to_string(), format!("{:.2}", now.load1)));
+        resources.push((
+            "memory free".to_string(),
+            format!("{} of {}", bytes(now.free_memory_bytes), bytes(now.total_memory_bytes)),
+        ));
+        for disk in &now.disks {
+            resources.push((
+                format!("disk free under {}", disk.path),
+                format!("{} of {}", bytes(disk.free_bytes), bytes(disk.total_bytes)),
+            ));
+        }
+    }
+    let workspaces: Vec<Workspace> =
+        web.core.workspaces().unwrap_or_default().into_iter().filter(|workspace| workspace.node == node.id).collect();
+    let sessions = web.core.sessions().unwrap_or_default().into_iter().filter(|session| session.node == node.id).collect();
+    let page = NodePage {
+        shell: shell(&web, vec![(node.name.clone(), format!("/nodes/{}", node.id))]),
+        heartbeat: node.last_heartbeat.map(ago).unwrap_or_else(|| "never".into()),
+        memory: node.capabilities.as_ref().map(|caps| bytes(caps.memory_bytes)).unwrap_or_default(),
+        resources,
+        workspaces,
+        sessions,
+        events: web.core.node_events(&node.id, 20).unwrap_or_default(),
+        command_id: command_id(),
+        node,
+    };
+    page.into_response()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "workspace.html")]
+pub(super) struct WorkspacePage {
+    shell: Shell,
+    workspace: Workspace,
+    node_name: String,
+    node_online: bool,
+    providers: Vec<String>,
+    sessions: Vec<SessionSummary>,
+    /// The idempotency key the start form carries: a form sent twice starts
+    /// one session.
+    command_id: String,
+}
+
+pub(super) async fn get_workspace(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+    let workspaces = web.core.workspaces().unwrap_or_default();
+    let Some(workspace) = workspaces.into_iter().find(|workspace| workspace.id.as_str() == id) else {
+        return not_found(&web, format!("No workspace `{id}`: it may have been unbound."));
+    };
+    let nodes = web.core.node_summaries().unwrap_or_default();
+    let node = nodes.iter().find(|node| node.id == workspace.node);
+    let mut providers: Vec<String> = node
+        .and_then(|node| node.capabilities.as_ref())
+        .map(|caps| caps.providers.iter().map(|provider| provider.name.clone()).collect())
+        .unwrap_or_default();
+    if providers.is_empty() {
+        providers.push("fake".into());
+    }
+    let sessions = web
+        .core
+        .sessions()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|session| session.workspace_id == workspace.id)
+        .collect();
+    WorkspacePage {
+        shell: shell(&web, workspace_crumbs(&web, &id)),
+        node_name: node_name(&nodes, &workspace.node),
+        node_online: node.is_some_and(|node| node.status == NodeStatus::Online),
+        providers,
+        sessions,
+        command_id: command_id(),
+        workspace,
+    }
+    .into_response()
+}
+
+/// A fresh command id for a form: the form's idempotency key.
+pub(super) fn command_id() -> String {
+    format!("web_{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+#[derive(Deserialize)]
+pub(super) struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "search.html")]
+pub(super) struct SearchPage {
+    shell: Shell,
+    query: String,
+    hits: Vec<(SearchHit, String)>,
+    problem: Option<String>,
+}
+
+pub(super) async fn get_search(State(web): State<Arc<Web>>, Query(query): Query<SearchQuery>) -> SearchPage {
+    let mut shell = shell(&web, vec![("search".into(), "/search".into())]);
+    shell.query = query.q.clone();
+    let (hits, problem) = if query.q.trim().is_empty() {
+        (Vec::new(), None)
+    } else {
+        match web.core.search(&query.q, 100) {
+            Ok(hits) => {
+                let titles: HashMap<String, String> = web
+                    .core
+                    .sessions()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|session| (session.id.to_string(), session.title))
+                    .collect();
+                let hits = hits
+                    .into_iter()
+                    .map(|hit| {
+                        let title = titles.get(hit.session_id.as_str()).cloned().unwrap_or_default();
+                        (hit, title)
+                    })
+                    .collect();
+                (hits, None)
+            }
+            Err(error) => (Vec::new(), Some(error.to_string())),
+        }
+    };
+    SearchPage { shell, query: query.q, hits, problem }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "command.html")]
+pub(super) struct CommandPage {
+    shell: Shell,
+    id: String,
+    kind: String,
+    node: String,
+    created_at: String,
+    body: String,
+    outcome: String,
+}
+
+pub(super) async fn get_command(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+    let Some(record) = web.core.command_record(&id).ok().flatten() else {
+        return not_found(&web, format!("No command `{id}` is recorded."));
+    };
+    let pretty = |text: &str| {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|value| serde_json::to_string_pretty(&value).ok())
+            .unwrap_or_else(|| text.to_string())
+    };
+    let nodes = web.core.node_summaries().unwrap_or_default();
+    CommandPage {
+        shell: shell(&web, vec![(format!("command {id}"), format!("/commands/{id}"))]),
+        id,
+        kind: record.kind,
+        node: record.node_id.map(|node| node_name(&nodes, &node)).unwrap_or_default(),
+        created_at: record.created_at,
+        body: pretty(&record.body),
+        outcome: record
+            .outcome
+            .map(|outcome| serde_json::to_string_pretty(&outcome).unwrap_or_default())
+            .unwrap_or_else(|| "still running".into()),
+    }
+    .into_response()
 }

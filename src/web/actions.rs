@@ -1,0 +1,335 @@
+//! What the panel's forms do. Each form carries a command id minted when the
+//! page was rendered, so a form sent twice (a reload, a double click) is one
+//! command with one answer. Without JavaScript a form answers with a redirect
+//! to the page to look at next; with htmx (`HX-Request`) a session's forms
+//! answer with its fresh controls, swapped in place.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::Web;
+use super::pages::{NodesPage, command_id, problem};
+use super::session::{ControlsFragment, controls};
+use crate::core::ApiFailure;
+use crate::protocol::{Command, CommandKind, CommandOutcome, PROTOCOL_VERSION, SessionId, WorkspaceId};
+
+#[derive(Deserialize)]
+pub(super) struct Plain {
+    #[serde(default)]
+    command_id: String,
+}
+
+/// The form's command id, or a fresh one for a form that came without.
+fn id_of(given: &str) -> String {
+    let given = given.trim();
+    if given.is_empty() || given.len() > 100 { command_id() } else { given.to_string() }
+}
+
+/// Runs a command as Core would for the API: `Ok(value)` or what to tell
+/// the person, with the HTTP status that fits.
+async fn run(
+    web: &Web,
+    id: &str,
+    target: Option<String>,
+    kind: CommandKind,
+) -> Result<serde_json::Value, (StatusCode, String)> {
+    let command = Command { v: PROTOCOL_VERSION, id: id_of(id), target, kind };
+    match web.core.execute(command).await {
+        Ok(CommandOutcome::Ok { value }) => Ok(value),
+        Ok(CommandOutcome::Error { code, message }) => {
+            let status = match code.as_str() {
+                "not_found" => StatusCode::NOT_FOUND,
+                "node_offline" => StatusCode::SERVICE_UNAVAILABLE,
+                "illegal_transition" | "busy" => StatusCode::CONFLICT,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            Err((status, message))
+        }
+        Err(failure) => Err(failure_message(failure)),
+    }
+}
+
+fn failure_message(failure: ApiFailure) -> (StatusCode, String) {
+    (failure.status(), failure.message().to_string())
+}
+
+fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request")
+}
+
+/// A session action's answer: fresh controls for htmx, otherwise the session
+/// page (or a page saying what went wrong).
+fn session_answer(
+    web: &Web,
+    headers: &HeaderMap,
+    session: &str,
+    result: Result<serde_json::Value, (StatusCode, String)>,
+) -> Response {
+    let back = format!("/sessions/{session}");
+    if is_htmx(headers) {
+        let Ok(Some((summary, _))) = web.core.session(session) else {
+            return (StatusCode::NOT_FOUND, Html(format!("no session `{session}`"))).into_response();
+        };
+        let mut controls = controls(web, &summary);
+        controls.notice = result.err().map(|(_, message)| message);
+        return Html(ControlsFragment { controls }.render().unwrap_or_default()).into_response();
+    }
+    match result {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err((status, message)) => problem(web, status, "That did not work", message, &back),
+    }
+}
+
+fn session_id(web: &Web, id: &str) -> Result<SessionId, Response> {
+    match web.core.session(id) {
+        Ok(Some((session, _))) => Ok(session.id),
+        _ => Err(problem(web, StatusCode::NOT_FOUND, "Not found", format!("No session `{id}`."), "/")),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct SendForm {
+    #[serde(default)]
+    command_id: String,
+    prompt: String,
+}
+
+pub(super) async fn post_send(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<SendForm>,
+) -> Response {
+    let session_id = match session_id(&web, &id) {
+        Ok(session_id) => session_id,
+        Err(response) => return response,
+    };
+    let result = if form.prompt.trim().is_empty() {
+        Err((StatusCode::UNPROCESSABLE_ENTITY, "Write what the agent should do next.".to_string()))
+    } else {
+        let kind = CommandKind::SendTurn { session_id: session_id.clone(), prompt: form.prompt, auto_approve: false };
+        run(&web, &form.command_id, None, kind).await
+    };
+    session_answer(&web, &headers, session_id.as_str(), result)
+}
+
+pub(super) async fn post_interrupt(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<Plain>,
+) -> Response {
+    let session_id = match session_id(&web, &id) {
+        Ok(session_id) => session_id,
+        Err(response) => return response,
+    };
+    let kind = CommandKind::InterruptSession { session_id: session_id.clone() };
+    let result = run(&web, &form.command_id, None, kind).await;
+    session_answer(&web, &headers, session_id.as_str(), result)
+}
+
+pub(super) async fn post_stop(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<Plain>,
+) -> Response {
+    let session_id = match session_id(&web, &id) {
+        Ok(session_id) => session_id,
+        Err(response) => return response,
+    };
+    let kind = CommandKind::StopSession { session_id: session_id.clone() };
+    let result = run(&web, &form.command_id, None, kind).await;
+    session_answer(&web, &headers, session_id.as_str(), result)
+}
+
+pub(super) async fn post_checks(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<Plain>,
+) -> Response {
+    let session_id = match session_id(&web, &id) {
+        Ok(session_id) => session_id,
+        Err(response) => return response,
+    };
+    let kind = CommandKind::RunChecks { session_id: session_id.clone(), name: None };
+    let result = run(&web, &form.command_id, None, kind).await;
+    session_answer(&web, &headers, session_id.as_str(), result)
+}
+
+#[derive(Deserialize)]
+pub(super) struct ApprovalForm {
+    #[serde(default)]
+    command_id: String,
+    decision: String,
+    #[serde(default)]
+    for_session: Option<String>,
+}
+
+pub(super) async fn post_approval(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<ApprovalForm>,
+) -> Response {
+    let session_id = match session_id(&web, &id) {
+        Ok(session_id) => session_id,
+        Err(response) => return response,
+    };
+    let approve = match form.decision.as_str() {
+        "approve" => true,
+        "deny" => false,
+        other => {
+            let message = format!("`{other}` is not a decision: approve or deny");
+            return session_answer(
+                &web,
+                &headers,
+                session_id.as_str(),
+                Err((StatusCode::UNPROCESSABLE_ENTITY, message)),
+            );
+        }
+    };
+    let kind = CommandKind::ResolveApproval {
+        session_id: session_id.clone(),
+        approve,
+        for_session: approve && form.for_session.is_some(),
+        by: Some("panel".into()),
+    };
+    let result = run(&web, &form.command_id, None, kind).await;
+    session_answer(&web, &headers, session_id.as_str(), result)
+}
+
+#[derive(Deserialize)]
+pub(super) struct StartForm {
+    #[serde(default)]
+    command_id: String,
+    provider: String,
+    prompt: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    script: String,
+    #[serde(default)]
+    worktree: Option<String>,
+    #[serde(default)]
+    auto_approve: Option<String>,
+}
+
+pub(super) async fn post_start(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    Form(form): Form<StartForm>,
+) -> Response {
+    let back = format!("/workspaces/{id}");
+    let Ok(workspace_id) = id.parse::<WorkspaceId>() else {
+        return problem(&web, StatusCode::NOT_FOUND, "Not found", format!("No workspace `{id}`."), "/");
+    };
+    if form.prompt.trim().is_empty() && form.script.trim().is_empty() {
+        let message = "Write what the agent should do (or, for `fake`, paste a script).".to_string();
+        return problem(&web, StatusCode::UNPROCESSABLE_ENTITY, "Nothing to do", message, &back);
+    }
+    let script = (!form.script.trim().is_empty()).then_some(form.script);
+    let kind = CommandKind::StartSession {
+        session_id: None,
+        workspace_id,
+        provider: form.provider,
+        script,
+        prompt: form.prompt,
+        title: (!form.title.trim().is_empty()).then_some(form.title),
+        auto_approve: form.auto_approve.is_some(),
+        worktree: form.worktree.is_some(),
+    };
+    match run(&web, &form.command_id, None, kind).await {
+        Ok(value) => match value.get("session_id").and_then(|id| id.as_str()) {
+            Some(session) => Redirect::to(&format!("/sessions/{session}")).into_response(),
+            None => Redirect::to(&back).into_response(),
+        },
+        Err((status, message)) => problem(&web, status, "The session did not start", message, &back),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct BindForm {
+    #[serde(default)]
+    command_id: String,
+    path: String,
+    #[serde(default)]
+    name: String,
+}
+
+pub(super) async fn post_bind(
+    State(web): State<Arc<Web>>,
+    Path(node): Path<String>,
+    Form(form): Form<BindForm>,
+) -> Response {
+    let back = format!("/nodes/{node}");
+    let kind = CommandKind::BindWorkspace {
+        path: form.path.trim().to_string(),
+        name: (!form.name.trim().is_empty()).then(|| form.name.trim().to_string()),
+    };
+    match run(&web, &form.command_id, Some(node), kind).await {
+        Ok(value) => match value.get("id").and_then(|id| id.as_str()) {
+            Some(workspace) => Redirect::to(&format!("/workspaces/{workspace}")).into_response(),
+            None => Redirect::to(&back).into_response(),
+        },
+        Err((status, message)) => problem(&web, status, "The workspace was not bound", message, &back),
+    }
+}
+
+pub(super) async fn post_unbind(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    Form(form): Form<Plain>,
+) -> Response {
+    let workspaces = web.core.workspaces().unwrap_or_default();
+    let Some(workspace) = workspaces.into_iter().find(|workspace| workspace.id.as_str() == id) else {
+        return problem(&web, StatusCode::NOT_FOUND, "Not found", format!("No workspace `{id}`."), "/");
+    };
+    let back = format!("/nodes/{}", workspace.node);
+    let kind = CommandKind::UnbindWorkspace { workspace_id: workspace.id };
+    match run(&web, &form.command_id, Some(workspace.node), kind).await {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err((status, message)) => problem(&web, status, "The workspace was not unbound", message, &back),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct EnrollForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// Mints an enrollment token and shows it once, with the command to run on
+/// the new machine.
+pub(super) async fn post_enroll(
+    State(web): State<Arc<Web>>,
+    headers: HeaderMap,
+    Form(form): Form<EnrollForm>,
+) -> Response {
+    let name = form.name.trim();
+    match web.core.enroll((!name.is_empty()).then_some(name)) {
+        Ok(enrollment) => {
+            let host = headers.get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or("127.0.0.1");
+            let shown = (enrollment.token, enrollment.expires_at.to_string(), format!("http://{host}"));
+            NodesPage::new(&web, Some(shown)).into_response()
+        }
+        Err(error) => problem(&web, StatusCode::INTERNAL_SERVER_ERROR, "No token", error.to_string(), "/nodes"),
+    }
+}
+
+pub(super) async fn post_revoke(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+    match web.core.revoke_node(&id).await {
+        Ok(node) => Redirect::to(&format!("/nodes/{}", node.id)).into_response(),
+        Err(failure) => {
+            let (status, message) = failure_message(failure);
+            problem(&web, status, "The node was not revoked", message, &format!("/nodes/{id}"))
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! A session's pages: its timeline of typed blocks, live over SSE, with the
+//! composer and the lifecycle buttons its state allows; one turn; one event
+//! with what caused it and what it caused.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use futures_util::stream;
+use serde::Deserialize;
+
+use super::Web;
+use super::pages::{Shell, command_id, node_name, not_found, shell, workspace_crumbs};
+use crate::protocol::{Event, EventKind, SessionState, SessionSummary, TurnSummary};
+
+/// Output kept inside one command block; the rest is in the store.
+const MAX_BLOCK_OUTPUT: usize = 64 * 1024;
+
+/// One block of a session's timeline.
+pub(super) struct Block {
+    seq: u64,
+    kind: &'static str,
+    time: String,
+    title: String,
+    body: String,
+    /// Shown folded (reasoning, command output).
+    collapsed: bool,
+    /// What this event answers: `(label, href)`.
+    cause: Option<(String, String)>,
+    /// Where to look next: the diff of its turn, its evidence.
+    links: Vec<(String, String)>,
+    /// A command's output and end, folded into the block that started it.
+    output: String,
+    exit: Option<String>,
+    folded: Vec<u64>,
+    session: String,
+    turn: Option<u32>,
+}
+
+fn cause_link(session: &str, cause: &str) -> (String, String) {
+    match cause.strip_prefix("seq:").and_then(|seq| seq.parse::<u64>().ok()) {
+        Some(seq) => (format!("answers #{seq}"), format!("/sessions/{session}#event-{seq}")),
+        None => (format!("caused by command {cause}"), format!("/commands/{cause}")),
+    }
+}
+
+fn exit_text(exit_code: Option<i32>, duration_ms: u64) -> String {
+    let exit = exit_code.map_or("killed".to_string(), |code| format!("exit {code}"));
+    format!("{exit} in {duration_ms} ms")
+}
+
+pub(super) fn block(session: &str, event: &Event) -> Block {
+    let mut links = Vec::new();
+    let turn_diff = |turn: Option<u32>| turn.map(|turn| format!("/sessions/{session}/turns/{turn}/diff"));
+    let mut collapsed = false;
+    let (title, body) = match &event.kind {
+        EventKind::UserMessage { text } => ("you".to_string(), text.clone()),
+        EventKind::AssistantMessage { text } => ("agent".to_string(), text.clone()),
+        EventKind::Reasoning { text } => {
+            collapsed = true;
+            ("reasoning".to_string(), text.clone())
+        }
+        EventKind::CommandStarted { command, .. } => ("command".to_string(), command.clone()),
+        EventKind::CommandOutput { text, stream, .. } => {
+            collapsed = true;
+            (format!("output ({})", format!("{stream:?}").to_lowercase()), text.clone())
+        }
+        EventKind::CommandFinished { exit_code, duration_ms, .. } => {
+            ("command finished".to_string(), exit_text(*exit_code, *duration_ms))
+        }
+        EventKind::FileChanged { path, change } => {
+            if let Some(href) = turn_diff(event.turn) {
+                links.push(("see the diff".to_string(), href));
+            }
+            (format!("file {}", format!("{change:?}").to_lowercase()), path.clone())
+        }
+        EventKind::ApprovalRequested { prompt, .. } => ("approval requested".to_string(), prompt.clone()),
+        EventKind::ApprovalResolved { decision, by, .. } => {
+            (format!("{decision:?}").to_lowercase(), format!("answered by {by}"))
+        }
+        EventKind::Lifecycle { from, to, reason } => {
+            let from = from.map(|from| format!("{from} → ")).unwrap_or_default();
+            let reason = reason.as_ref().map(|reason| format!(" ({reason})")).unwrap_or_default();
+            ("state".to_string(), format!("{from}{to}{reason}"))
+        }
+        EventKind::Warning { message } => ("warning".to_string(), message.clone()),
+        EventKind::Error { message } => ("error".to_string(), message.clone()),
+        EventKind::TurnFinished { outcome } => {
+            if let Some(turn) = event.turn {
+                links.push((format!("turn {turn}"), format!("/sessions/{session}/turns/{turn}")));
+            }
+            ("turn finished".to_string(), outcome.as_str().to_string())
+        }
+        EventKind::DiffCaptured { files, insertions, deletions } => {
+            if let Some(href) = turn_diff(event.turn) {
+                links.push(("see the diff".to_string(), href));
+            }
+            ("changes".to_string(), format!("{files} file(s), +{insertions} -{deletions}"))
+        }
+        EventKind::CheckResult { name, passed, exit_code, duration_ms, .. } => {
+            links.push(("output".to_string(), format!("/sessions/{session}/evidence#check-{}", event.seq)));
+            let verdict = if *passed { "passed" } else { "failed" };
+            ("check".to_string(), format!("{name} {verdict}: {}", exit_text(*exit_code, *duration_ms)))
+        }
+        EventKind::CommitCreated { commit, message } => ("commit".to_string(), format!("{commit} {message}")),
+        EventKind::AssistantDelta { text, .. } => ("agent (streaming)".to_string(), text.clone()),
+        EventKind::TokenUsage { usage } => {
+            ("tokens".to_string(), format!("{} in, {} out", usage.input_tokens, usage.output_tokens))
+        }
+    };
+    let kind = match &event.kind {
+        EventKind::CheckResult { passed: false, .. } => "check_failed",
+        kind => kind.name(),
+    };
+    Block {
+        seq: event.seq,
+        kind,
+        time: event.at.strftime("%H:%M:%S").to_string(),
+        title,
+        body,
+        collapsed,
+        cause: event.cause.as_deref().map(|cause| cause_link(session, cause)),
+        links,
+        output: String::new(),
+        exit: None,
+        folded: Vec::new(),
+        session: session.to_string(),
+        turn: event.turn,
+    }
+}
+
+/// The blocks of a page: each event once (streamed deltas are left out:
+/// the complete message follows), a command's output and end folded into
+/// the block that started it.
+pub(super) fn blocks<'a>(session: &str, events: impl IntoIterator<Item = &'a Event>) -> Vec<Block> {
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut commands: HashMap<String, usize> = HashMap::new();
+    for event in events {
+        match &event.kind {
+            EventKind::AssistantDelta { .. } => {}
+            EventKind::CommandStarted { command_id, .. } => {
+                commands.insert(command_id.clone(), blocks.len());
+                blocks.push(block(session, event));
+            }
+            EventKind::CommandOutput { command_id, text, .. } if commands.contains_key(command_id) => {
+                let started = &mut blocks[commands[command_id]];
+                if started.output.len() < MAX_BLOCK_OUTPUT {
+                    started.output.push_str(text);
+                    if started.output.len() >= MAX_BLOCK_OUTPUT {
+                        started.output.push_str("\n… (more in the session's events)");
+                    }
+                }
+                started.folded.push(event.seq);
+            }
+            EventKind::CommandFinished { command_id, exit_code, duration_ms } if commands.contains_key(command_id) => {
+                let started = &mut blocks[commands[command_id]];
+                started.exit = Some(exit_text(*exit_code, *duration_ms));
+                started.folded.push(event.seq);
+            }
+            _ => blocks.push(block(session, event)),
+        }
+    }
+    blocks
+}
+
+/// The session's state, what may be done now, and the composer.
+pub(super) struct Controls {
+    session: String,
+    state: String,
+    reason: Option<String>,
+    can_send: bool,
+    can_interrupt: bool,
+    can_stop: bool,
+    can_check: bool,
+    /// The pending approval request: `(seq, what it asks)`.
+    approval: Option<(u64, String)>,
+    /// What happened to the last action, when it went wrong.
+    pub(super) notice: Option<String>,
+    command_id: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "controls.html")]
+pub(super) struct ControlsFragment {
+    pub(super) controls: Controls,
+}
+
+pub(super) fn controls(web: &Web, session: &SessionSummary) -> Controls {
+    let state = session.state;
+    let approval = if state == SessionState::AwaitingApproval { pending_approval(web, session) } else { None };
+    Controls {
+        session: session.id.to_string(),
+        state: state.as_str().to_string(),
+        reason: session.state_reason.clone(),
+        can_send: matches!(
+            state,
+            SessionState::Idle | SessionState::Interrupted | SessionState::Stopped | SessionState::Expired
+        ),
+        can_interrupt: state.can_become(SessionState::Interrupted),
+        can_stop: state.can_become(SessionState::Stopped),
+        can_check: matches!(state, SessionState::Idle | SessionState::Interrupted | SessionState::Stopped),
+        approval,
+        notice: None,
+        command_id: command_id(),
+    }
+}
+
+fn pending_approval(web: &Web, session: &SessionSummary) -> Option<(u64, String)> {
+    let events = web.core.events(&session.id, 0).ok()?;
+    let mut pending: Option<(u64, String, String)> = None;
+    for event in &events {
+        match &event.kind {
+            EventKind::ApprovalRequested { approval_id, prompt } => {
+                pending = Some((event.seq, approval_id.clone(), prompt.clone()));
+            }
+            EventKind::ApprovalResolved { approval_id, .. }
+                if pending.as_ref().is_some_and(|(_, id, _)| id == approval_id) =>
+            {
+                pending = None;
+            }
+            _ => {}
+        }
+    }
+    pending.map(|(seq, _, prompt)| (seq, prompt))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "session.html")]
+pub(super) struct SessionPage {
+    shell: Shell,
+    session: SessionSummary,
+    node_name: String,
+    turns: Vec<TurnSummary>,
+    blocks: Vec<Block>,
+    controls: Controls,
+    last_seq: u64,
+}
+
+pub(super) fn session_crumbs(web: &Web, session: &SessionSummary) -> Vec<(String, String)> {
+    let mut crumbs = workspace_crumbs(web, session.workspace_id.as_str());
+    crumbs.push((session.title.clone(), format!("/sessions/{}", session.id)));
+    crumbs
+}
+
+pub(super) async fn get_session(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+    let Ok(Some((session, turns))) = web.core.session(&id) else {
+        return not_found(&web, format!("No session `{id}`."));
+    };
+    let events = web.core.events(&session.id, 0).unwrap_or_default();
+    let last_seq = events.last().map_or(0, |event| event.seq);
+    let nodes = web.core.node_summaries().unwrap_or_default();
+    SessionPage {
+        shell: shell(&web, session_crumbs(&web, &session)),
+        node_name: node_name(&nodes, &session.node),
+        blocks: blocks(session.id.as_str(), &events),
+        controls: controls(&web, &session),
+        last_seq,
+        turns,
+        session,
+    }
+    .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "block.html")]
+struct BlockFragment<'a> {
+    item: &'a Block,
+}
+
+#[derive(Deserialize)]
+pub(super) struct LiveQuery {
+    after: Option<u64>,
+}
+
+/// The live timeline: each new event as a rendered block (SSE event
+/// `block`, its seq as the SSE id), and fresh controls (`controls`) when the
+/// state may have changed. A reconnect resumes after `Last-Event-ID` or
+/// `after`, whichever is later: no gap, no duplicate.
+pub(super) async fn get_live(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    Query(query): Query<LiveQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Ok(Some((session, _))) = web.core.session(&id) else {
+        return not_found(&web, format!("No session `{id}`."));
+    };
+    let last_event_id =
+        headers.get("last-event-id").and_then(|value| value.to_str().ok()).and_then(|value| value.parse().ok());
+    let after = last_event_id.max(query.after).unwrap_or(0);
+    let session_id = session.id.clone();
+    let live = web.core.follow(session.id.clone(), after).flat_map(move |event| {
+        let mut out: Vec<Result<SseEvent, Infallible>> = Vec::new();
+        if !matches!(event.kind, EventKind::AssistantDelta { .. }) {
+            let item = block(session_id.as_str(), &event);
+            let html = BlockFragment { item: &item }.render().unwrap_or_default();
+            out.push(Ok(SseEvent::default().id(event.seq.to_string()).event("block").data(html)));
+        }
+        let may_change_state = matches!(
+            event.kind,
+            EventKind::Lifecycle { .. }
+                | EventKind::ApprovalRequested { .. }
+                | EventKind::ApprovalResolved { .. }
+                | EventKind::TurnFinished { .. }
+        );
+        if may_change_state && let Ok(Some((session, _))) = web.core.session(session_id.as_str()) {
+            let html = ControlsFragment { controls: controls(&web, &session) }.render().unwrap_or_default();
+            out.push(Ok(SseEvent::default().event("controls").data(html)));
+        }
+        stream::iter(out)
+    });
+    Sse::new(live).keep_alive(KeepAlive::default()).into_response()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "turn.html")]
+pub(super) struct TurnPage {
+    shell: Shell,
+    session: SessionSummary,
+    turn: TurnSummary,
+    blocks: Vec<Block>,
+}
+
+pub(super) async fn get_turn(State(web): State<Arc<Web>>, Path((id, number)): Path<(String, u32)>) -> Response {
+    let Ok(Some((session, turns))) = web.core.session(&id) else {
+        return not_found(&web, format!("No session `{id}`."));
+    };
+    let Some(turn) = turns.into_iter().find(|turn| turn.turn == number) else {
+        return not_found(&web, format!("Session `{id}` has no turn {number}."));
+    };
+    let events = web.core.events(&session.id, 0).unwrap_or_default();
+    let mut crumbs = session_crumbs(&web, &session);
+    crumbs.push((format!("turn {number}"), format!("/sessions/{}/turns/{number}", session.id)));
+    TurnPage {
+        shell: shell(&web, crumbs),
+        blocks: blocks(session.id.as_str(), events.iter().filter(|event| event.turn == Some(number))),
+        session,
+        turn,
+    }
+    .into_response()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "event.html")]
+pub(super) struct EventPage {
+    shell: Shell,
+    session: SessionSummary,
+    item: Block,
+    caused: Vec<Block>,
+    json: String,
+}
+
+pub(super) async fn get_event(State(web): State<Arc<Web>>, Path((id, seq)): Path<(String, u64)>) -> Response {
+    let Ok(Some((session, _))) = web.core.session(&id) else {
+        return not_found(&web, format!("No session `{id}`."));
+    };
+    let events = web.core.events(&session.id, 0).unwrap_or_default();
+    let Some(event) = events.iter().find(|event| event.seq == seq) else {
+        return not_found(&web, format!("Session `{id}` has no event #{seq}."));
+    };
+    let reference = format!("seq:{seq}");
+    let caused = events
+        .iter()
+        .filter(|other| other.cause.as_deref() == Some(reference.as_str()))
+        .map(|other| block(session.id.as_str(), other))
+        .collect();
+    let mut crumbs = session_crumbs(&web, &session);
+    crumbs.push((format!("#{seq}"), format!("/sessions/{}/events/{seq}", session.id)));
+    EventPage {
+        shell: shell(&web, crumbs),
+        item: block(session.id.as_str(), event),
+        caused,
+        json: serde_json::to_string_pretty(event).unwrap_or_default(),
+        session,
+    }
+    .into_response()
+}

@@ -1,11 +1,12 @@
-// Cortex panel: keeps a session's live timeline exact. The page is rendered
-// up to a seq; the SSE stream (htmx's sse extension) sends each later event
+// Cortex panel: keeps a session's live page exact. The page is rendered up
+// to a seq; the SSE stream (htmx's sse extension) sends each later event
 // once, with its seq as the SSE id. After a dropped connection the browser
 // resumes from Last-Event-ID, or the extension opens a new stream from the
 // `after=` kept up to date here; a block already on the page is never added
 // twice.
 (function () {
   "use strict";
+
   document.addEventListener("htmx:sseBeforeMessage", function (event) {
     var message = event.detail;
     if (!message || message.type !== "block") {

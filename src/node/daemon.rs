@@ -863,6 +863,15 @@ fn spawn_turn(runtime: &Arc<Runtime>, prepared: super::PreparedTurn, workspace: 
             tracing::error!(%error, %session, "a turn failed to run; the spool keeps its events for recovery");
         }
         lock(&runtime.running).remove(&session);
+        // A stop that came as the turn was ending found it still listed:
+        // carry it out now that the session is idle.
+        if cancel.stops()
+            && let Some((store, _)) = find_session(runtime.node(), &session)
+            && store.read_session(&session).is_ok_and(|view| !view.meta.state.is_final())
+            && let Err(error) = runtime.node().stop_idle(&store, &session, &mut forward)
+        {
+            tracing::warn!(%error, %session, "a stop asked at the end of a turn could not be carried out");
+        }
     });
 }
 

@@ -154,7 +154,7 @@ impl Cancel {
         self.0.requested.load(Ordering::SeqCst)
     }
 
-    fn stops(&self) -> bool {
+    pub(crate) fn stops(&self) -> bool {
         self.0.stop.load(Ordering::SeqCst)
     }
 

@@ -314,6 +314,7 @@ mod tests {
                     kind: CommandKind::ReadDiff {
                         session_id: "ses_01m86a629myn3cjx91da8nn0vx".parse().unwrap(),
                         turn: None,
+                        files: false,
                     },
                 },
             },

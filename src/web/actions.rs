@@ -2,7 +2,8 @@
 //! page was rendered, so a form sent twice (a reload, a double click) is one
 //! command with one answer. Without JavaScript a form answers with a redirect
 //! to the page to look at next; with htmx (`HX-Request`) a session's forms
-//! answer with its fresh controls, swapped in place.
+//! answer with a notice (empty when all went well): the new state arrives
+//! over the page's live stream, in order with the events that caused it.
 
 use std::sync::Arc;
 
@@ -15,7 +16,6 @@ use serde::Deserialize;
 
 use super::Web;
 use super::pages::{NodesPage, command_id, problem};
-use super::session::{ControlsFragment, controls};
 use crate::core::ApiFailure;
 use crate::protocol::{Command, CommandKind, CommandOutcome, PROTOCOL_VERSION, SessionId, WorkspaceId};
 
@@ -63,8 +63,14 @@ fn is_htmx(headers: &HeaderMap) -> bool {
     headers.contains_key("hx-request")
 }
 
-/// A session action's answer: fresh controls for htmx, otherwise the session
-/// page (or a page saying what went wrong).
+#[derive(Template)]
+#[template(path = "notice.html")]
+struct Notice {
+    message: Option<String>,
+}
+
+/// A session action's answer: a notice for htmx, otherwise the session page
+/// (or a page saying what went wrong).
 fn session_answer(
     web: &Web,
     headers: &HeaderMap,
@@ -73,12 +79,8 @@ fn session_answer(
 ) -> Response {
     let back = format!("/sessions/{session}");
     if is_htmx(headers) {
-        let Ok(Some((summary, _))) = web.core.session(session) else {
-            return (StatusCode::NOT_FOUND, Html(format!("no session `{session}`"))).into_response();
-        };
-        let mut controls = controls(web, &summary);
-        controls.notice = result.err().map(|(_, message)| message);
-        return Html(ControlsFragment { controls }.render().unwrap_or_default()).into_response();
+        let notice = Notice { message: result.err().map(|(_, message)| message) };
+        return Html(notice.render().unwrap_or_default()).into_response();
     }
     match result {
         Ok(_) => Redirect::to(&back).into_response(),

@@ -181,8 +181,6 @@ pub(super) struct Controls {
     can_check: bool,
     /// The pending approval request: `(seq, what it asks)`.
     approval: Option<(u64, String)>,
-    /// What happened to the last action, when it went wrong.
-    pub(super) notice: Option<String>,
     command_id: String,
 }
 
@@ -207,7 +205,6 @@ pub(super) fn controls(web: &Web, session: &SessionSummary) -> Controls {
         can_stop: state.can_become(SessionState::Stopped),
         can_check: matches!(state, SessionState::Idle | SessionState::Interrupted | SessionState::Stopped),
         approval,
-        notice: None,
         command_id: command_id(),
     }
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod chrome;
 pub mod cluster;
 #[path = "../../../xtask/src/model.rs"]
 pub mod model;

@@ -1,0 +1,179 @@
+//! The panel in real headless Chromium: start a `fake` session from a
+//! workspace page, watch it live, approve, interrupt, reload, review the
+//! diff; live updates survive a dropped connection with no duplicated and
+//! no missing block; and with JavaScript off, plain forms still do the job.
+//! Screenshots of the main screens land in `target/panel-screenshots/`.
+
+use std::collections::BTreeSet;
+
+use crate::support::TestEnv;
+use crate::support::chrome::{Chrome, Proxy};
+use crate::support::cluster::{CoreProcess, free_port, wait_state};
+
+/// Binds the test repository and returns its workspace id.
+fn bind(env: &TestEnv, core: &CoreProcess) -> String {
+    let run = env.cortex_at(core, &env.repo, ["workspace", "bind", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.json()["id"].as_str().unwrap().to_string()
+}
+
+/// Opens the login link in the browser, going on to `next`.
+fn log_in(chrome: &Chrome, env: &TestEnv, core: &CoreProcess, base: &str, next: &str) {
+    let link = core.login_url(env).replace(&core.url, base);
+    chrome.goto(&format!("{link}&next={next}"));
+}
+
+/// The seqs of the events the page shows, in page order.
+fn page_seqs(chrome: &Chrome) -> Vec<u64> {
+    chrome.attrs("#timeline [data-seq]", "data-seq").iter().map(|seq| seq.parse().unwrap()).collect()
+}
+
+/// The seqs a session's timeline must show: every event but streamed deltas.
+fn api_seqs(env: &TestEnv, core: &CoreProcess, id: &str) -> Vec<u64> {
+    let log = env.cortex_at(core, &env.repo, ["session", "log", id, "--json"]);
+    log.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] != "assistant_delta")
+        .map(|event| event["seq"].as_u64().unwrap())
+        .collect()
+}
+
+/// Starts a session from the workspace page's form; returns its id.
+fn start_from_workspace_page(chrome: &Chrome, prompt: &str, script: &str) -> String {
+    chrome.wait("form#start");
+    chrome.fill("form#start textarea[name=prompt]", prompt);
+    chrome.click("form#start details summary");
+    chrome.fill("form#start textarea[name=script]", script);
+    chrome.click("form#start button");
+    chrome.wait("#timeline");
+    let url = chrome.url();
+    url.rsplit("/sessions/").next().unwrap().trim_end_matches('/').to_string()
+}
+
+#[test]
+fn a_session_is_started_watched_approved_interrupted_and_reviewed_in_chromium() {
+    let Some(chrome) = Chrome::start(true) else { return };
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let workspace = bind(&env, &core);
+    log_in(&chrome, &env, &core, &core.url, &format!("/workspaces/{workspace}"));
+    chrome.screenshot("workspace");
+    let script = "[[step]]\nmessage = \"<img src=x onerror=alert(1)> hello\"\n\
+                  [[step]]\napproval = \"May I write notes.txt?\"\n\
+                  [[step]]\nwrite_file = { path = \"notes.txt\", content = \"approved\\n\" }\n\
+                  [[step]]\nmessage = \"wrote notes.txt\"\n\
+                  [[step]]\nsleep_ms = 60000\n\
+                  [[step]]\nmessage = \"never reached\"\n";
+    let id = start_from_workspace_page(&chrome, "write the notes", script);
+    assert!(id.starts_with("ses_"), "{id}");
+    assert_eq!(chrome.script("return typeof htmx").unwrap(), serde_json::json!("object"));
+    // A marker that a reload would wipe: everything below arrives live.
+    chrome.script("window.cortexMarker = 1; return 1").unwrap();
+
+    chrome.wait("#approval");
+    assert!(chrome.text("#approval").contains("May I write notes.txt?"));
+    let xss = chrome.text("#timeline .assistant_message");
+    assert!(xss.contains("<img src=x onerror=alert(1)> hello"), "{xss}");
+    assert_eq!(chrome.count("#timeline img"), 0, "agent output must render as text");
+    chrome.screenshot("session-awaiting-approval");
+
+    chrome.click("#approval button[value=approve]");
+    chrome.until("the approved write to show", |chrome| chrome.source().contains("wrote notes.txt"));
+    chrome.until("the running state", |chrome| chrome.text("#state") == "running");
+    chrome.click("#controls form[action$='/interrupt'] button");
+    chrome.until("the interrupted turn to end", |chrome| chrome.text("#state") == "idle");
+    assert_eq!(chrome.script("return window.cortexMarker").unwrap(), serde_json::json!(1), "the page never reloaded");
+    assert!(!chrome.source().contains("never reached"));
+    wait_state(&env, &core, &id, "idle");
+    chrome.until("every event on the page", |chrome| page_seqs(chrome) == api_seqs(&env, &core, &id));
+    let live = page_seqs(&chrome);
+    chrome.screenshot("session-live");
+
+    chrome.refresh();
+    chrome.wait("#timeline");
+    assert_eq!(page_seqs(&chrome), live, "a reload shows the same timeline");
+    assert_eq!(chrome.text("#state"), "idle");
+    assert!(chrome.source().contains("approved"), "the approval stays on record");
+
+    chrome.click(&format!("a[href='/sessions/{id}/turns/1/diff']"));
+    chrome.wait("table.files");
+    assert!(chrome.text("table.files").contains("notes.txt"));
+    assert!(chrome.text("details.file").contains("approved"));
+    chrome.screenshot("diff-unified");
+    chrome.click("nav.views a[href$='view=split']");
+    chrome.wait("table.code.split");
+    chrome.screenshot("diff-split");
+
+    chrome.goto(&format!("{}/", core.url));
+    chrome.wait(".counts");
+    chrome.screenshot("dashboard");
+    chrome.resize(375, 800);
+    chrome.goto(&format!("{}/sessions/{id}", core.url));
+    chrome.wait("#timeline");
+    let overflow = chrome.script("return document.documentElement.scrollWidth > window.innerWidth").unwrap();
+    assert_eq!(overflow, serde_json::json!(false), "the session page fits 375 px");
+    chrome.screenshot("session-375px");
+}
+
+#[test]
+fn a_dropped_live_connection_resumes_with_no_duplicated_and_no_missing_block() {
+    let Some(chrome) = Chrome::start(true) else { return };
+    let env = TestEnv::new();
+    let port = free_port();
+    let core = env.start_core("up", &env.cortex_home, port);
+    let proxy = Proxy::start(port);
+    let workspace = bind(&env, &core);
+    log_in(&chrome, &env, &core, &proxy.url(), &format!("/workspaces/{workspace}"));
+    let mut script = String::new();
+    for step in 1..=40 {
+        script.push_str(&format!("[[step]]\nmessage = \"step {step}\"\n[[step]]\nsleep_ms = 100\n"));
+    }
+    let id = start_from_workspace_page(&chrome, "count slowly", &script);
+    chrome.until("a few live blocks", |chrome| chrome.source().contains("step 5"));
+    let before = proxy.accepted();
+    proxy.cut();
+    chrome.until("the stream to reconnect", |_| proxy.accepted() > before);
+    wait_state(&env, &core, &id, "idle");
+    let expected = api_seqs(&env, &core, &id);
+    chrome.until("the whole session on the page", |chrome| page_seqs(chrome).last() == expected.last());
+    let seen = page_seqs(&chrome);
+    let unique: BTreeSet<u64> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "no block twice: {seen:?}");
+    assert_eq!(seen, expected, "no block missing, in order");
+    assert!(chrome.source().contains("step 40"));
+}
+
+#[test]
+fn without_javascript_plain_forms_start_send_stop_and_show_the_diff() {
+    let Some(chrome) = Chrome::start(false) else { return };
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let workspace = bind(&env, &core);
+    log_in(&chrome, &env, &core, &core.url, &format!("/workspaces/{workspace}"));
+    // The page's own scripts never ran (WebDriver's still can, to look).
+    assert_eq!(chrome.script("return typeof htmx").unwrap(), serde_json::json!("undefined"), "scripts are off");
+    let script = "[[turn]]\n[[turn.step]]\nwrite_file = { path = \"one.txt\", content = \"first\\n\" }\n\
+                  [[turn]]\n[[turn.step]]\nwrite_file = { path = \"two.txt\", content = \"second\\n\" }\n\
+                  [[turn.step]]\nmessage = \"both written\"\n";
+    let id = start_from_workspace_page(&chrome, "write one", script);
+    wait_state(&env, &core, &id, "idle");
+    chrome.refresh();
+    chrome.fill(".composer textarea[name=prompt]", "now write two");
+    chrome.click(".composer button");
+    chrome.wait("#timeline");
+    assert!(chrome.url().ends_with(&format!("/sessions/{id}")), "{}", chrome.url());
+    wait_state(&env, &core, &id, "idle");
+    chrome.refresh();
+    assert!(chrome.source().contains("both written"));
+    chrome.click("#controls form[action$='/stop'] button");
+    chrome.wait("#timeline");
+    wait_state(&env, &core, &id, "stopped");
+    chrome.refresh();
+    assert_eq!(chrome.text("#state"), "stopped");
+    chrome.click(&format!("a[href='/sessions/{id}/diff']"));
+    let files = chrome.text("table.files");
+    assert!(files.contains("one.txt") && files.contains("two.txt"), "{files}");
+    chrome.screenshot("diff-without-javascript");
+}

@@ -255,20 +255,16 @@ impl Registry {
 
     pub fn command(&self, id: &str) -> Result<Option<CommandRecord>> {
         self.conn
-            .query_row(
-                "SELECT kind, outcome, body, node_id, created_at FROM commands WHERE id = ?1",
-                [id],
-                |row| {
-                    let outcome: Option<String> = row.get(1)?;
-                    Ok(CommandRecord {
-                        kind: row.get(0)?,
-                        outcome: outcome.and_then(|text| serde_json::from_str(&text).ok()),
-                        body: row.get(2)?,
-                        node_id: row.get(3)?,
-                        created_at: row.get(4)?,
-                    })
-                },
-            )
+            .query_row("SELECT kind, outcome, body, node_id, created_at FROM commands WHERE id = ?1", [id], |row| {
+                let outcome: Option<String> = row.get(1)?;
+                Ok(CommandRecord {
+                    kind: row.get(0)?,
+                    outcome: outcome.and_then(|text| serde_json::from_str(&text).ok()),
+                    body: row.get(2)?,
+                    node_id: row.get(3)?,
+                    created_at: row.get(4)?,
+                })
+            })
             .optional()
             .map_err(self.err("cannot read a command"))
     }

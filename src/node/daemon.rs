@@ -586,9 +586,7 @@ fn failure(error: &Error) -> CommandOutcome {
         Error::Config { .. } | Error::NothingToCommit(_) => "bad_input",
         Error::Store(store::Error::SessionBusy(_)) => "busy",
         Error::Store(
-            store::Error::SessionNotFound(_)
-            | store::Error::NoSuchTurn { .. }
-            | store::Error::NoSuchSessionFile { .. },
+            store::Error::SessionNotFound(_) | store::Error::NoSuchTurn { .. } | store::Error::NoSuchSessionFile { .. },
         ) => "not_found",
         Error::Store(store::Error::NotASessionFile { .. }) => "bad_input",
         Error::Store(

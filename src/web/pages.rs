@@ -261,7 +261,8 @@ pub(super) async fn get_node(State(web): State<Arc<Web>>, Path(id): Path<String>
     }
     let workspaces: Vec<Workspace> =
         web.core.workspaces().unwrap_or_default().into_iter().filter(|workspace| workspace.node == node.id).collect();
-    let sessions = web.core.sessions().unwrap_or_default().into_iter().filter(|session| session.node == node.id).collect();
+    let sessions =
+        web.core.sessions().unwrap_or_default().into_iter().filter(|session| session.node == node.id).collect();
     let page = NodePage {
         shell: shell(&web, vec![(node.name.clone(), format!("/nodes/{}", node.id))]),
         heartbeat: node.last_heartbeat.map(ago).unwrap_or_else(|| "never".into()),

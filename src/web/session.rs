@@ -190,6 +190,15 @@ pub(super) struct ControlsFragment {
     pub(super) controls: Controls,
 }
 
+/// Takes a lifecycle event's state as the session's: the summary Core keeps
+/// can trail the events a page has already shown.
+fn settle(session: &mut SessionSummary, event: &Event) {
+    if let EventKind::Lifecycle { to, reason, .. } = &event.kind {
+        session.state = *to;
+        session.state_reason = reason.clone();
+    }
+}
+
 pub(super) fn controls(web: &Web, session: &SessionSummary) -> Controls {
     let state = session.state;
     let approval = if state == SessionState::AwaitingApproval { pending_approval(web, session) } else { None };
@@ -247,11 +256,14 @@ pub(super) fn session_crumbs(web: &Web, session: &SessionSummary) -> Vec<(String
 }
 
 pub(super) async fn get_session(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
-    let Ok(Some((session, turns))) = web.core.session(&id) else {
+    let Ok(Some((mut session, turns))) = web.core.session(&id) else {
         return not_found(&web, format!("No session `{id}`."));
     };
     let events = web.core.events(&session.id, 0).unwrap_or_default();
     let last_seq = events.last().map_or(0, |event| event.seq);
+    if let Some(last) = events.iter().rev().find(|event| matches!(event.kind, EventKind::Lifecycle { .. })) {
+        settle(&mut session, last);
+    }
     let nodes = web.core.node_summaries().unwrap_or_default();
     SessionPage {
         shell: shell(&web, session_crumbs(&web, &session)),
@@ -293,6 +305,7 @@ pub(super) async fn get_live(
         headers.get("last-event-id").and_then(|value| value.to_str().ok()).and_then(|value| value.parse().ok());
     let after = last_event_id.max(query.after).unwrap_or(0);
     let session_id = session.id.clone();
+    let mut lifecycle: Option<Event> = None;
     let live = web.core.follow(session.id.clone(), after).flat_map(move |event| {
         let mut out: Vec<Result<SseEvent, Infallible>> = Vec::new();
         if !matches!(event.kind, EventKind::AssistantDelta { .. }) {
@@ -307,7 +320,13 @@ pub(super) async fn get_live(
                 | EventKind::ApprovalResolved { .. }
                 | EventKind::TurnFinished { .. }
         );
-        if may_change_state && let Ok(Some((session, _))) = web.core.session(session_id.as_str()) {
+        if matches!(event.kind, EventKind::Lifecycle { .. }) {
+            lifecycle = Some(event.clone());
+        }
+        if may_change_state && let Ok(Some((mut session, _))) = web.core.session(session_id.as_str()) {
+            if let Some(lifecycle) = &lifecycle {
+                settle(&mut session, lifecycle);
+            }
             let html = ControlsFragment { controls: controls(&web, &session) }.render().unwrap_or_default();
             out.push(Ok(SseEvent::default().event("controls").data(html)));
         }

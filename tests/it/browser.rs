@@ -6,9 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::support::TestEnv;
 use crate::support::chrome::{Chrome, Proxy};
-use crate::support::cluster::{CoreProcess, free_port, wait_state};
+use crate::support::cluster::{CoreProcess, free_port, state_of, wait_state};
+use crate::support::{TestEnv, wait_for};
 
 /// Binds the test repository and returns its workspace id.
 fn bind(env: &TestEnv, core: &CoreProcess) -> String {
@@ -164,7 +164,11 @@ fn without_javascript_plain_forms_start_send_stop_and_show_the_diff() {
     chrome.click(".composer button");
     chrome.wait("#timeline");
     assert!(chrome.url().ends_with(&format!("/sessions/{id}")), "{}", chrome.url());
-    wait_state(&env, &core, &id, "idle");
+    wait_for(|| {
+        let session = state_of(&env, &core, &id);
+        (session["turns"] == 2 && session["state"] == "idle").then_some(())
+    })
+    .expect("the second turn ends");
     chrome.refresh();
     assert!(chrome.source().contains("both written"));
     chrome.click("#controls form[action$='/stop'] button");

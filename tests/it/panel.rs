@@ -45,6 +45,43 @@ impl Browser {
     fn get(&self, url: &str) -> Page {
         self.request(reqwest::Method::GET, url, &[])
     }
+
+    /// Sends a form as a browser would, from `origin` (`None`: no Origin).
+    fn post(&self, url: &str, form: &[(&str, &str)], origin: Option<&str>) -> Page {
+        self.runtime.block_on(async {
+            let mut request = self.client.post(url).form(form);
+            if let Some(cookie) = &self.cookie {
+                request = request.header("Cookie", cookie);
+            }
+            if let Some(origin) = origin {
+                request = request.header("Origin", origin);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            Page { status, headers, body: response.text().await.unwrap() }
+        })
+    }
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers.get("location").map_or("", |value| value.to_str().unwrap())
+    }
+
+    /// Every local link on the page that starts with `prefix`.
+    fn links(&self, prefix: &str) -> Vec<String> {
+        let mut links: Vec<String> = self
+            .body
+            .split("href=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|href| href.starts_with(prefix))
+            .map(str::to_string)
+            .collect();
+        links.dedup();
+        links
+    }
 }
 
 fn logged_in(env: &TestEnv, core: &CoreProcess) -> Browser {
@@ -139,4 +176,230 @@ fn a_fresh_login_link_needs_the_admin_token() {
         &[("Origin", &core.url)],
     );
     assert_eq!(stranger.status, 401);
+}
+
+/// A repository whose checks and agent write things that must stay text.
+fn hostile_session(env: &TestEnv, core: &CoreProcess) -> String {
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(
+        env.repo.join(".cortex/config.toml"),
+        "[[checks]]\nname = \"lint\"\ncommand = \"echo '<b>lint</b> clean'\"\n",
+    )
+    .unwrap();
+    let script = env.script(
+        "hostile.toml",
+        "[[step]]\nmessage = \"<script>alert('pwned')</script> greetings\"\n\
+         [[step]]\nwrite_file = { path = \"page.html\", content = \"<script>alert(2)</script>\\nsecond line\\n\" }\n\
+         [[step]]\nwrite_file = { path = \"blob.bin\", content = \"\\u0000\\u0001\\u0002\" }\n\
+         [[step]]\ncommand = \"echo '<i>shell</i>'\"\n",
+    );
+    let run = env.cortex_at(
+        core,
+        &env.repo,
+        ["session", "start", "hostile work", "--script", script.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let id = run.json()["session_id"].as_str().unwrap().to_string();
+    wait_state(env, core, &id, "idle");
+    id
+}
+
+fn assert_page(page: &Page, what: &str, expected: &[&str]) {
+    assert_eq!(page.status, 200, "{what}: {}", page.body);
+    for text in expected {
+        assert!(page.body.contains(text), "{what} lacks `{text}`:\n{}", page.body);
+    }
+    assert!(
+        !page.body.contains("<script>alert") && !page.body.contains("<b>lint") && !page.body.contains("<i>shell"),
+        "{what} let markup through:\n{}",
+        page.body
+    );
+}
+
+#[test]
+fn every_screen_is_reachable_from_the_tree_and_shows_what_agents_wrote_as_text() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let id = hostile_session(&env, &core);
+    let browser = logged_in(&env, &core);
+    let base = &core.url;
+
+    let dashboard = browser.get(&format!("{base}/"));
+    assert_page(&dashboard, "dashboard", &["1</strong> of 1 node(s) online", "hostile work"]);
+    let node = dashboard.links("/nodes/").into_iter().next().expect("the tree links the node");
+    let workspace = dashboard.links("/workspaces/").into_iter().next().expect("the tree links the workspace");
+    assert!(dashboard.links("/sessions/").contains(&format!("/sessions/{id}")), "the tree links the session");
+
+    let node_page = browser.get(&format!("{base}{node}"));
+    assert_page(&node_page, "node", &["Capabilities", "provider fake", "memory free", "hostile work", "Revoke"]);
+    assert_page(&browser.get(&format!("{base}/nodes")), "nodes", &["Enroll a node", "online"]);
+    let workspace_page = browser.get(&format!("{base}{workspace}"));
+    assert_page(
+        &workspace_page,
+        "workspace",
+        &["Start a session", "name=\"provider\"", "name=\"script\"", "name=\"worktree\"", "hostile work"],
+    );
+
+    let session = browser.get(&format!("{base}/sessions/{id}"));
+    assert_page(
+        &session,
+        "session",
+        &[
+            "&#60;script&#62;alert(&#39;pwned&#39;)&#60;/script&#62; greetings",
+            "sse-connect=\"/sessions/",
+            "id=\"controls\"",
+            "name=\"prompt\"",
+            "Run checks",
+            "&#60;i&#62;shell&#60;/i&#62;",
+            "exit 0",
+        ],
+    );
+    assert!(!session.body.contains("/interrupt\""), "an idle session offers no interrupt");
+    let command_seq: u64 = session
+        .body
+        .split("<strong>command</strong>")
+        .next()
+        .unwrap()
+        .rsplit("/events/")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        session.body.contains(&format!("id=\"event-{}\" data-seq=\"{}\" hidden", command_seq + 1, command_seq + 1)),
+        "the command's output folds into its block"
+    );
+
+    let turn = browser.get(&format!("{base}/sessions/{id}/turns/1"));
+    assert_page(&turn, "turn", &["Turn 1 of", "hostile work", "lint"]);
+    let diff = browser.get(&format!("{base}/sessions/{id}/turns/1/diff"));
+    assert_page(
+        &diff,
+        "turn diff",
+        &[
+            "page.html",
+            "blob.bin",
+            "binary",
+            "Binary file blob.bin",
+            "&#60;script&#62;alert(2)&#60;/script&#62;",
+            "id=\"f2-h1\"",
+            "href=\"#f2-h1\"",
+            "produced by <a href=\"/sessions/",
+        ],
+    );
+    let split = browser.get(&format!("{base}/sessions/{id}/turns/1/diff?view=split"));
+    assert_page(&split, "split diff", &["table class=\"code split\"", "second line"]);
+    let all = browser.get(&format!("{base}/sessions/{id}/diff"));
+    assert_page(&all, "session diff", &["All changes", "page.html", "from turn"]);
+    let evidence = browser.get(&format!("{base}/sessions/{id}/evidence"));
+    assert_page(&evidence, "evidence", &["&#60;b&#62;lint&#60;/b&#62; clean", "id=\"check-", "passed"]);
+    let output_seq = command_seq + 1;
+    let event = browser.get(&format!("{base}/sessions/{id}/events/{command_seq}"));
+    assert_page(&event, "event", &["Event #", "What it caused", &format!("/sessions/{id}/events/{output_seq}")]);
+    let search = browser.get(&format!("{base}/search?q=greetings"));
+    assert_page(&search, "search", &[&format!("/sessions/{id}/events/")]);
+    assert_page(&browser.get(&format!("{base}/search?q=")), "empty search", &["Search"]);
+
+    assert_eq!(browser.get(&format!("{base}/sessions/ses_nope")).status, 404);
+    assert_eq!(browser.get(&format!("{base}/sessions/{id}/turns/9")).status, 404);
+    assert_eq!(browser.get(&format!("{base}/sessions/{id}/events/9999")).status, 404);
+    assert_eq!(browser.get(&format!("{base}/nodes/nod_nope")).status, 404);
+    assert_eq!(browser.get(&format!("{base}/workspaces/wsp_nope")).status, 404);
+    assert_eq!(browser.get(&format!("{base}/commands/nope")).status, 404);
+}
+
+#[test]
+fn panel_forms_need_its_origin_run_once_and_say_what_went_wrong() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let bound = env.cortex_at(&core, &env.repo, ["workspace", "bind", "--json"]);
+    let workspace = bound.json()["id"].as_str().unwrap().to_string();
+    let browser = logged_in(&env, &core);
+    let base = core.url.clone();
+    let origin = Some(base.as_str());
+    let count = || env.cortex_at(&core, &env.repo, ["session", "list", "--json"]).json().as_array().unwrap().len();
+    let script = "[[step]]\nmessage = \"started from the panel\"\n";
+    let start = [("command_id", "web_once"), ("provider", "fake"), ("prompt", "from the panel"), ("script", script)];
+    let url = format!("{base}/workspaces/{workspace}/sessions");
+
+    assert_eq!(browser.post(&url, &start, Some("http://evil.example")).status, 403);
+    assert_eq!(browser.post(&url, &start, None).status, 403);
+    assert_eq!(Browser::new().post(&url, &start, origin).status, 401, "no cookie, no action");
+    assert_eq!(count(), 0, "refused forms change nothing");
+
+    let first = browser.post(&url, &start, origin);
+    assert_eq!(first.status, 303, "{}", first.body);
+    assert!(first.location().starts_with("/sessions/ses_"), "{}", first.location());
+    let again = browser.post(&url, &start, origin);
+    assert_eq!(again.location(), first.location(), "the same form twice is one session");
+    assert_eq!(count(), 1);
+    let id = first.location().trim_start_matches("/sessions/").to_string();
+    wait_state(&env, &core, &id, "idle");
+    let command = browser.get(&format!("{base}/commands/web_once"));
+    assert_page(&command, "command", &["start_session", "from the panel", "session_id"]);
+
+    let illegal = browser.post(&format!("{base}/sessions/{id}/interrupt"), &[("command_id", "web_int")], origin);
+    assert_eq!(illegal.status, 409, "{}", illegal.body);
+    assert!(illegal.body.contains("not running") || illegal.body.contains("cannot"), "{}", illegal.body);
+    let htmx = browser.request(
+        reqwest::Method::POST,
+        &format!("{base}/sessions/{id}/interrupt"),
+        &[("Origin", &base), ("HX-Request", "true"), ("Content-Type", "application/x-www-form-urlencoded")],
+    );
+    assert_eq!(htmx.status, 200);
+    assert!(htmx.body.contains("role=\"alert\""), "htmx gets the problem as a notice: {}", htmx.body);
+    let nonsense = browser.post(&format!("{base}/sessions/{id}/approval"), &[("decision", "maybe")], origin);
+    assert_eq!(nonsense.status, 422);
+    let empty = browser.post(&format!("{base}/sessions/{id}/turns"), &[("prompt", "  ")], origin);
+    assert_eq!(empty.status, 422);
+
+    let sent = browser.post(
+        &format!("{base}/sessions/{id}/turns"),
+        &[("command_id", "web_send"), ("prompt", "once more")],
+        origin,
+    );
+    assert_eq!(sent.location(), format!("/sessions/{id}"));
+    wait_state(&env, &core, &id, "idle");
+    let stopped = browser.post(&format!("{base}/sessions/{id}/stop"), &[("command_id", "web_stop")], origin);
+    assert_eq!(stopped.status, 303);
+    wait_state(&env, &core, &id, "stopped");
+
+    let node = browser.get(&format!("{base}/")).links("/nodes/").into_iter().next().unwrap();
+    let missing = browser.post(&format!("{base}{node}/workspaces"), &[("path", "/no/such/repo")], origin);
+    assert_eq!(missing.status, 422, "{}", missing.body);
+    assert!(missing.body.contains("does not exist"), "{}", missing.body);
+    let other = env.repo("other");
+    let bind = browser.post(
+        &format!("{base}{node}/workspaces"),
+        &[("command_id", "web_bind"), ("path", other.to_str().unwrap())],
+        origin,
+    );
+    assert!(bind.location().starts_with("/workspaces/wsp_"), "{} {}", bind.status, bind.body);
+    let unbind = browser.post(&format!("{base}{}/unbind", bind.location()), &[("command_id", "web_unbind")], origin);
+    assert_eq!(unbind.location(), node);
+    assert_eq!(browser.get(&format!("{base}{}", bind.location())).status, 404);
+
+    let enrolled = browser.post(&format!("{base}/nodes/enroll"), &[("name", "laptop")], origin);
+    assert_page(&enrolled, "enrollment", &["cortex node run --core", "--token cen_"]);
+    let revoked = browser.post(&format!("{base}{node}/revoke"), &[], origin);
+    assert_eq!(revoked.status, 303);
+    assert!(browser.get(&format!("{base}{node}")).body.contains("badge revoked"));
+}
+
+#[test]
+fn a_deep_link_survives_the_login() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let asked = Browser::new().get(&format!("{}/search?q=plan", core.url));
+    assert_eq!(asked.status, 401);
+    assert!(asked.body.contains("name=\"next\" value=\"/search?q=plan\""), "{}", asked.body);
+    let link = core.login_url(&env);
+    let login = Browser::new().get(&format!("{link}&next=/search?q=plan"));
+    assert_eq!(login.location(), "/search?q=plan");
+    let link = env.cortex_at(&core, env.root.path(), ["panel", "login"]).stdout.trim().to_string();
+    let elsewhere = Browser::new().get(&format!("{link}&next=//evil.example/"));
+    assert_eq!(elsewhere.location(), "/", "never a redirect to another site");
 }

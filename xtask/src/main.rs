@@ -2,7 +2,7 @@
 //!
 //! - `ci`: fmt check, clippy (warnings denied), tests (tidy among them);
 //! - `tidy`: the repository's own rules (tests/it/tidy.rs);
-//! - `bench store|core`: benchmarks, recorded in docs/benchmarks.md.
+//! - `bench store|core|codex|panel`: benchmarks, recorded in docs/benchmarks.md.
 
 mod bench;
 mod model;
@@ -20,9 +20,10 @@ fn main() -> anyhow::Result<()> {
         ["bench", "store"] => bench::store(),
         ["bench", "core"] => bench::core(),
         ["bench", "codex"] => bench::codex(),
-        ["bench", ..] => bail!("unknown benchmark; available: store, core, codex"),
+        ["bench", "panel"] => bench::panel(),
+        ["bench", ..] => bail!("unknown benchmark; available: store, core, codex, panel"),
         _ => {
-            eprintln!("usage: cargo xtask <ci | tidy | bench store | bench core | bench codex>");
+            eprintln!("usage: cargo xtask <ci | tidy | bench store | bench core | bench codex | bench panel>");
             std::process::exit(2);
         }
     }

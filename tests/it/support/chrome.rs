@@ -18,7 +18,9 @@ fn find(env_var: &str, names: &[&str]) -> Option<PathBuf> {
         return Some(path);
     }
     let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths).flat_map(|dir| names.iter().map(move |name| dir.join(name))).find(|path| path.exists())
+    std::env::split_paths(&paths)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|path| path.exists())
 }
 
 /// A headless Chromium session; the driver is stopped when it is dropped.
@@ -99,11 +101,12 @@ impl Chrome {
 
     /// Waits up to 30 s for an element matching `css`.
     pub fn wait(&self, css: &str) -> fantoccini::elements::Element {
-        self.runtime
-            .block_on(
-                self.client().wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)),
-            )
-            .unwrap_or_else(|error| panic!("no `{css}` within 30 s: {error}\non {}", self.url()))
+        let found =
+            self.runtime.block_on(self.client().wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)));
+        found.unwrap_or_else(|error| {
+            self.screenshot("failed");
+            panic!("no `{css}` within 30 s: {error}\non {}:\n{}", self.url(), self.source())
+        })
     }
 
     pub fn count(&self, css: &str) -> usize {

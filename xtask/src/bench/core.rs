@@ -68,10 +68,10 @@ pub fn core() -> anyhow::Result<()> {
 }
 
 /// A `cortex core` child process with its data in a temp dir.
-struct CoreChild {
-    child: Child,
-    url: String,
-    token: String,
+pub(super) struct CoreChild {
+    pub(super) child: Child,
+    pub(super) url: String,
+    pub(super) token: String,
     _data: tempfile::TempDir,
 }
 
@@ -82,7 +82,7 @@ impl Drop for CoreChild {
     }
 }
 
-fn start_core(cortex: &Path, heartbeat_ms: u64) -> anyhow::Result<CoreChild> {
+pub(super) fn start_core(cortex: &Path, heartbeat_ms: u64) -> anyhow::Result<CoreChild> {
     let data = tempfile::tempdir()?;
     let child = Command::new(cortex)
         .env("CORTEX_HOME", data.path())
@@ -105,15 +105,15 @@ fn start_core(cortex: &Path, heartbeat_ms: u64) -> anyhow::Result<CoreChild> {
     Ok(CoreChild { child, url, token, _data: data })
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(super) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A node simulated in this process: enrolled, said hello, has a workspace.
-struct SimNode {
-    socket: Socket,
-    workspace: Workspace,
+pub(super) struct SimNode {
+    pub(super) socket: Socket,
+    pub(super) workspace: Workspace,
 }
 
-async fn enroll_token(http: &reqwest::Client, core: &CoreChild, name: &str) -> anyhow::Result<String> {
+pub(super) async fn enroll_token(http: &reqwest::Client, core: &CoreChild, name: &str) -> anyhow::Result<String> {
     let answer: serde_json::Value = http
         .post(format!("{}/api/v1/nodes/enroll", core.url))
         .bearer_auth(&core.token)
@@ -125,7 +125,7 @@ async fn enroll_token(http: &reqwest::Client, core: &CoreChild, name: &str) -> a
     answer["token"].as_str().map(str::to_string).context("no enrollment token")
 }
 
-async fn sim_node(
+pub(super) async fn sim_node(
     http: &reqwest::Client,
     core: &CoreChild,
     name: &str,
@@ -168,7 +168,7 @@ async fn sim_node(
     Ok(SimNode { socket, workspace })
 }
 
-fn summary(id: &SessionId, workspace: &Workspace, last_seq: u64) -> SessionSummary {
+pub(super) fn summary(id: &SessionId, workspace: &Workspace, last_seq: u64) -> SessionSummary {
     let now = jiff::Timestamp::now();
     SessionSummary {
         id: id.clone(),
@@ -187,11 +187,11 @@ fn summary(id: &SessionId, workspace: &Workspace, last_seq: u64) -> SessionSumma
     }
 }
 
-fn event(seq: u64, text: String) -> Event {
+pub(super) fn event(seq: u64, text: String) -> Event {
     Event { seq, at: jiff::Timestamp::now(), turn: Some(1), cause: None, kind: EventKind::AssistantMessage { text } }
 }
 
-fn text_for(seq: u64) -> String {
+pub(super) fn text_for(seq: u64) -> String {
     format!("event {seq}: the quick brown fox jumps over the lazy dog while the tests run on port {seq} and pass")
 }
 

@@ -3,6 +3,7 @@
 
 mod codex;
 mod core;
+mod panel;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use anyhow::{Context, bail};
 
 pub use self::codex::codex;
 pub use self::core::core;
+pub use self::panel::panel;
 pub use self::store::store;
 
 pub(crate) fn row(what: &str, result: String) -> String {

@@ -57,11 +57,17 @@ pub(super) struct Shell {
 /// Sessions shown under each workspace in the tree; the workspace page has
 /// them all.
 const TREE_SESSIONS: usize = 10;
+/// With more workspaces than this, the tree lists sessions only under the
+/// workspace being looked at (the others show a count): pages stay small on
+/// a big fleet.
+const SMALL_FLEET: usize = 50;
 
 pub(super) fn shell(web: &Web, crumbs: Vec<(String, String)>) -> Shell {
     let nodes = web.core.node_summaries().unwrap_or_default();
     let workspaces = web.core.workspaces().unwrap_or_default();
     let sessions = web.core.sessions().unwrap_or_default();
+    let focus = crumbs.iter().find_map(|(_, href)| href.strip_prefix("/workspaces/")).map(str::to_string);
+    let small = workspaces.len() <= SMALL_FLEET;
     let mut by_workspace: HashMap<&str, Vec<&SessionSummary>> = HashMap::new();
     for session in &sessions {
         by_workspace.entry(session.workspace_id.as_str()).or_default().push(session);
@@ -79,19 +85,21 @@ pub(super) fn shell(web: &Web, crumbs: Vec<(String, String)>) -> Shell {
                 .filter(|workspace| workspace.node == node.id)
                 .map(|workspace| {
                     let sessions = by_workspace.get(workspace.id.as_str()).map(Vec::as_slice).unwrap_or_default();
+                    let shown =
+                        if small || focus.as_deref() == Some(workspace.id.as_str()) { TREE_SESSIONS } else { 0 };
                     TreeWorkspace {
                         id: workspace.id.to_string(),
                         name: workspace.name.clone(),
                         sessions: sessions
                             .iter()
-                            .take(TREE_SESSIONS)
+                            .take(shown)
                             .map(|session| TreeSession {
                                 id: session.id.to_string(),
                                 title: session.title.clone(),
                                 state: session.state.as_str().to_string(),
                             })
                             .collect(),
-                        more: sessions.len().saturating_sub(TREE_SESSIONS),
+                        more: sessions.len().saturating_sub(shown),
                     }
                 })
                 .collect(),

@@ -237,10 +237,20 @@ fn pending_approval(web: &Web, session: &SessionSummary) -> Option<(u64, String)
     pending.map(|(seq, _, prompt)| (seq, prompt))
 }
 
+/// Events a session page shows at first; `?all` shows every one.
+const PAGE_EVENTS: usize = 500;
+
+#[derive(Deserialize)]
+pub(super) struct SessionQuery {
+    all: Option<String>,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "session.html")]
 pub(super) struct SessionPage {
     shell: Shell,
+    /// Earlier events left out of a long session's page.
+    earlier: usize,
     session: SessionSummary,
     node_name: String,
     turns: Vec<TurnSummary>,
@@ -255,7 +265,11 @@ pub(super) fn session_crumbs(web: &Web, session: &SessionSummary) -> Vec<(String
     crumbs
 }
 
-pub(super) async fn get_session(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+pub(super) async fn get_session(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    Query(query): Query<SessionQuery>,
+) -> Response {
     let Ok(Some((mut session, turns))) = web.core.session(&id) else {
         return not_found(&web, format!("No session `{id}`."));
     };
@@ -265,10 +279,12 @@ pub(super) async fn get_session(State(web): State<Arc<Web>>, Path(id): Path<Stri
         settle(&mut session, last);
     }
     let nodes = web.core.node_summaries().unwrap_or_default();
+    let earlier = if query.all.is_some() { 0 } else { events.len().saturating_sub(PAGE_EVENTS) };
     SessionPage {
         shell: shell(&web, session_crumbs(&web, &session)),
         node_name: node_name(&nodes, &session.node),
-        blocks: blocks(session.id.as_str(), &events),
+        blocks: blocks(session.id.as_str(), &events[earlier..]),
+        earlier,
         controls: controls(&web, &session),
         last_seq,
         turns,

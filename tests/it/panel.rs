@@ -403,3 +403,26 @@ fn a_deep_link_survives_the_login() {
     let elsewhere = Browser::new().get(&format!("{link}&next=//evil.example/"));
     assert_eq!(elsewhere.location(), "/", "never a redirect to another site");
 }
+
+#[test]
+fn a_long_session_page_starts_with_its_latest_events() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let steps: String = (1..=600).map(|step| format!("[[step]]\nmessage = \"note {step}\"\n")).collect();
+    let script = env.script("long.toml", &steps);
+    let run =
+        env.cortex_at(&core, &env.repo, ["session", "start", "long", "--script", script.to_str().unwrap(), "--json"]);
+    let id = run.json()["session_id"].as_str().unwrap().to_string();
+    let last = wait_state(&env, &core, &id, "idle")["last_seq"].as_u64().unwrap();
+    let browser = logged_in(&env, &core);
+    let page = browser.get(&format!("{}/sessions/{id}", core.url));
+    assert_page(
+        &page,
+        "long session",
+        &["earlier event(s) are not shown", "note 600", &format!("id=\"event-{last}\"")],
+    );
+    assert!(!page.body.contains("note 1<"), "the first notes wait behind the link");
+    assert!(page.body.contains(&format!("data-last-seq=\"{last}\"")), "live updates continue after the last event");
+    let all = browser.get(&format!("{}/sessions/{id}?all=1", core.url));
+    assert_page(&all, "whole session", &["note 1<", "note 600"]);
+}

@@ -184,12 +184,12 @@ impl CoreState {
 
     /// What Core recorded of a command: its envelope and its answer.
     pub fn command_record(&self, id: &str) -> Result<Option<super::registry::CommandRecord>> {
-        Ok(lock(&self.registry).command(id)?)
+        lock(&self.registry).command(id)
     }
 
     /// A node's status changes, newest first: `(at, kind, detail)`.
     pub fn node_events(&self, node_id: &str, limit: usize) -> Result<Vec<(String, String, String)>> {
-        Ok(lock(&self.registry).node_events(node_id, limit)?)
+        lock(&self.registry).node_events(node_id, limit)
     }
 
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<crate::protocol::SearchHit>> {

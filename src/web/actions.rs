@@ -88,11 +88,12 @@ fn session_answer(
     }
 }
 
-fn session_id(web: &Web, id: &str) -> Result<SessionId, Response> {
-    match web.core.session(id) {
-        Ok(Some((session, _))) => Ok(session.id),
-        _ => Err(problem(web, StatusCode::NOT_FOUND, "Not found", format!("No session `{id}`."), "/")),
-    }
+fn session_id(web: &Web, id: &str) -> Option<SessionId> {
+    web.core.session(id).ok().flatten().map(|(session, _)| session.id)
+}
+
+fn no_session(web: &Web, id: &str) -> Response {
+    problem(web, StatusCode::NOT_FOUND, "Not found", format!("No session `{id}`."), "/")
 }
 
 #[derive(Deserialize)]
@@ -108,10 +109,7 @@ pub(super) async fn post_send(
     headers: HeaderMap,
     Form(form): Form<SendForm>,
 ) -> Response {
-    let session_id = match session_id(&web, &id) {
-        Ok(session_id) => session_id,
-        Err(response) => return response,
-    };
+    let Some(session_id) = session_id(&web, &id) else { return no_session(&web, &id) };
     let result = if form.prompt.trim().is_empty() {
         Err((StatusCode::UNPROCESSABLE_ENTITY, "Write what the agent should do next.".to_string()))
     } else {
@@ -127,10 +125,7 @@ pub(super) async fn post_interrupt(
     headers: HeaderMap,
     Form(form): Form<Plain>,
 ) -> Response {
-    let session_id = match session_id(&web, &id) {
-        Ok(session_id) => session_id,
-        Err(response) => return response,
-    };
+    let Some(session_id) = session_id(&web, &id) else { return no_session(&web, &id) };
     let kind = CommandKind::InterruptSession { session_id: session_id.clone() };
     let result = run(&web, &form.command_id, None, kind).await;
     session_answer(&web, &headers, session_id.as_str(), result)
@@ -142,10 +137,7 @@ pub(super) async fn post_stop(
     headers: HeaderMap,
     Form(form): Form<Plain>,
 ) -> Response {
-    let session_id = match session_id(&web, &id) {
-        Ok(session_id) => session_id,
-        Err(response) => return response,
-    };
+    let Some(session_id) = session_id(&web, &id) else { return no_session(&web, &id) };
     let kind = CommandKind::StopSession { session_id: session_id.clone() };
     let result = run(&web, &form.command_id, None, kind).await;
     session_answer(&web, &headers, session_id.as_str(), result)
@@ -157,10 +149,7 @@ pub(super) async fn post_checks(
     headers: HeaderMap,
     Form(form): Form<Plain>,
 ) -> Response {
-    let session_id = match session_id(&web, &id) {
-        Ok(session_id) => session_id,
-        Err(response) => return response,
-    };
+    let Some(session_id) = session_id(&web, &id) else { return no_session(&web, &id) };
     let kind = CommandKind::RunChecks { session_id: session_id.clone(), name: None };
     let result = run(&web, &form.command_id, None, kind).await;
     session_answer(&web, &headers, session_id.as_str(), result)
@@ -181,10 +170,7 @@ pub(super) async fn post_approval(
     headers: HeaderMap,
     Form(form): Form<ApprovalForm>,
 ) -> Response {
-    let session_id = match session_id(&web, &id) {
-        Ok(session_id) => session_id,
-        Err(response) => return response,
-    };
+    let Some(session_id) = session_id(&web, &id) else { return no_session(&web, &id) };
     let approve = match form.decision.as_str() {
         "approve" => true,
         "deny" => false,

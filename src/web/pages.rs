@@ -50,6 +50,8 @@ pub(super) struct TreeNode {
 pub(super) struct Shell {
     pub(super) exposed: bool,
     pub(super) crumbs: Vec<(String, String)>,
+    /// The state of the session in view, shown after the crumbs.
+    pub(super) state: Option<String>,
     pub(super) tree: Vec<TreeNode>,
     pub(super) query: String,
 }
@@ -105,7 +107,7 @@ pub(super) fn shell(web: &Web, crumbs: Vec<(String, String)>) -> Shell {
                 .collect(),
         })
         .collect();
-    Shell { exposed: web.panel.exposed, crumbs, tree, query: String::new() }
+    Shell { exposed: web.panel.exposed, crumbs, tree, query: String::new(), state: None }
 }
 
 /// How long ago, roughly: "4 s ago", "3 min ago", "2 h ago", "5 d ago".

@@ -280,8 +280,10 @@ pub(super) async fn get_session(
     }
     let nodes = web.core.node_summaries().unwrap_or_default();
     let earlier = if query.all.is_some() { 0 } else { events.len().saturating_sub(PAGE_EVENTS) };
+    let mut shell = shell(&web, session_crumbs(&web, &session));
+    shell.state = Some(session.state.as_str().to_string());
     SessionPage {
-        shell: shell(&web, session_crumbs(&web, &session)),
+        shell,
         node_name: node_name(&nodes, &session.node),
         blocks: blocks(session.id.as_str(), &events[earlier..]),
         earlier,

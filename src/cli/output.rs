@@ -64,6 +64,10 @@ pub(crate) fn describe(event: &Event) -> String {
         EventKind::CommitCreated { commit, message } => {
             format!("committed {} {}", &commit[..commit.len().min(12)], message.lines().next().unwrap_or_default())
         }
+        EventKind::Intervention { by, action, path, detail } => {
+            let what = [path.as_deref(), detail.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+            format!("{by} ({action}) {what}")
+        }
         EventKind::CheckResult { name, passed, exit_code, duration_ms, .. } => {
             let verdict = if *passed { "passed" } else { "failed" };
             let code = exit_code.map(|code| format!(", exit {code}")).unwrap_or_default();

@@ -378,6 +378,11 @@ impl CoreState {
                     .map_err(|error| ApiFailure::not_found(error.to_string()))?;
                 workspace_node(&session.workspace_id)
             }
+            CommandKind::ListFiles { workspace_id, .. }
+            | CommandKind::ReadFile { workspace_id, .. }
+            | CommandKind::WriteFile { workspace_id, .. }
+            | CommandKind::MovePath { workspace_id, .. }
+            | CommandKind::DeletePath { workspace_id, .. } => workspace_node(workspace_id),
             CommandKind::UnbindWorkspace { .. } => {
                 // Already removed from the index: route by the target given.
                 command.target.clone().ok_or_else(|| ApiFailure::bad_request("unbind needs the node as `target`"))

@@ -20,7 +20,7 @@ use super::{Approver, Cancel, Error, Node, Observer, ProviderSpec, Result, Start
 use crate::protocol::{
     ApprovalDecision, Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, Event,
     EventKind, NodeFrame, PROTOCOL_VERSION, ProviderInfo, Refusal, Resources, SessionId, SessionState, SessionSummary,
-    SessionTip, Workspace,
+    SessionTip, Workspace, WorkspaceId,
 };
 use crate::store::{self, Meta, Store};
 
@@ -776,6 +776,76 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 Err(error) => failure(&error.into()),
             }
         }
+        CommandKind::ListFiles { workspace_id, session_id, path } => {
+            let place = match FilePlace::find(node, &workspace_id, session_id.as_ref()) {
+                Ok(place) => place,
+                Err(outcome) => return outcome,
+            };
+            match place.root.list(&path) {
+                Ok(entries) => ok(serde_json::json!({ "path": path, "entries": entries })),
+                Err(error) => file_failure(&error),
+            }
+        }
+        CommandKind::ReadFile { workspace_id, session_id, path } => {
+            let place = match FilePlace::find(node, &workspace_id, session_id.as_ref()) {
+                Ok(place) => place,
+                Err(outcome) => return outcome,
+            };
+            match place.root.read(&path) {
+                Ok(content) => ok(serde_json::to_value(content).expect("holds because file contents are JSON")),
+                Err(error) => file_failure(&error),
+            }
+        }
+        CommandKind::WriteFile { workspace_id, session_id, path, content, expected_hash, by } => {
+            let place = match FilePlace::find(node, &workspace_id, session_id.as_ref()) {
+                Ok(place) => place,
+                Err(outcome) => return outcome,
+            };
+            if let Some(outcome) = place.busy() {
+                return outcome;
+            }
+            let action = if expected_hash.is_some() { "edit" } else { "create" };
+            match place.root.write(&path, &content, expected_hash.as_deref()) {
+                Ok(hash) => {
+                    let detail = format!("{} bytes, sha256 {}", content.len(), &hash[..12]);
+                    let recorded = place.record(runtime, by, action, Some(path.clone()), Some(detail));
+                    ok(serde_json::json!({ "path": path, "hash": hash, "recorded": recorded }))
+                }
+                Err(error) => file_failure(&error),
+            }
+        }
+        CommandKind::MovePath { workspace_id, session_id, from, to, by } => {
+            let place = match FilePlace::find(node, &workspace_id, session_id.as_ref()) {
+                Ok(place) => place,
+                Err(outcome) => return outcome,
+            };
+            if let Some(outcome) = place.busy() {
+                return outcome;
+            }
+            match place.root.rename(&from, &to) {
+                Ok((from, to)) => {
+                    let recorded = place.record(runtime, by, "move", Some(to.clone()), Some(format!("from {from}")));
+                    ok(serde_json::json!({ "from": from, "to": to, "recorded": recorded }))
+                }
+                Err(error) => file_failure(&error),
+            }
+        }
+        CommandKind::DeletePath { workspace_id, session_id, path, expected_hash, by } => {
+            let place = match FilePlace::find(node, &workspace_id, session_id.as_ref()) {
+                Ok(place) => place,
+                Err(outcome) => return outcome,
+            };
+            if let Some(outcome) = place.busy() {
+                return outcome;
+            }
+            match place.root.delete(&path, expected_hash.as_deref()) {
+                Ok(path) => {
+                    let recorded = place.record(runtime, by, "delete", Some(path.clone()), None);
+                    ok(serde_json::json!({ "path": path, "recorded": recorded }))
+                }
+                Err(error) => file_failure(&error),
+            }
+        }
         CommandKind::ReadSessionFile { session_id, path } => {
             let Some((store, _)) = find_session(node, &session_id) else {
                 return CommandOutcome::error("not_found", format!("session `{session_id}` is not on this node"));
@@ -790,6 +860,84 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
             }
         }
     }
+}
+
+/// Where a file command works: the workspace, or the worktree of the
+/// session named, and that session (where a person's change is recorded).
+struct FilePlace {
+    root: super::files::Root,
+    workspace: Workspace,
+    session: Option<(Store, SessionId)>,
+}
+
+impl FilePlace {
+    fn find(node: &Node, workspace_id: &WorkspaceId, session: Option<&SessionId>) -> Result<FilePlace, CommandOutcome> {
+        let workspace = node
+            .workspaces()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|workspace| &workspace.id == workspace_id)
+            .ok_or_else(|| {
+                CommandOutcome::error("not_found", format!("workspace `{workspace_id}` is not on this node"))
+            })?;
+        let store = Store::discover(Path::new(&workspace.path)).map_err(|error| failure(&error.into()))?;
+        let (dir, session) = match session {
+            None => (store.workdir().to_path_buf(), None),
+            Some(session) => {
+                if store.session_tip(session).ok().flatten().is_none() {
+                    let message = format!("session `{session}` is not in workspace `{}`", workspace.name);
+                    return Err(CommandOutcome::error("not_found", message));
+                }
+                let own = store.for_session(session).map_err(|error| failure(&error.into()))?;
+                (own.workdir().to_path_buf(), Some((store, session.clone())))
+            }
+        };
+        let root = super::files::Root::new(&dir).map_err(|error| file_failure(&error))?;
+        Ok(FilePlace { root, workspace, session })
+    }
+
+    /// A person's change must not race the agent's turn in the same session.
+    fn busy(&self) -> Option<CommandOutcome> {
+        let (store, session) = self.session.as_ref()?;
+        let state = store.read_session(session).ok()?.meta.state;
+        state.is_busy().then(|| {
+            CommandOutcome::error(
+                "busy",
+                format!("session `{session}` is {state}: wait for its turn to end, or interrupt it, before changing its files"),
+            )
+        })
+    }
+
+    /// Records the change in the session as the person's; `false` when no
+    /// session was named.
+    fn record(
+        &self,
+        runtime: &Arc<Runtime>,
+        by: Option<String>,
+        action: &str,
+        path: Option<String>,
+        detail: Option<String>,
+    ) -> bool {
+        let Some((store, session)) = &self.session else { return false };
+        let kind = EventKind::Intervention {
+            by: by.unwrap_or_else(|| "a person".into()),
+            action: action.into(),
+            path,
+            detail,
+        };
+        let mut forward = Forward { runtime: runtime.clone(), workspace: self.workspace.clone() };
+        match briefly_retried(|| super::runner::record_event(store, session, kind.clone(), None, &mut forward)) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, %session, "a person's change could not be recorded in the session");
+                false
+            }
+        }
+    }
+}
+
+fn file_failure(error: &super::files::FileError) -> CommandOutcome {
+    CommandOutcome::error(error.code(), error.to_string())
 }
 
 /// Binds a repository after checking it: it exists, is a git repository

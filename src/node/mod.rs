@@ -8,6 +8,7 @@
 mod checks;
 mod config;
 pub mod daemon;
+pub mod files;
 mod gc;
 mod git;
 mod provenance;

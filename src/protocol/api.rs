@@ -194,3 +194,76 @@ pub struct DiffLine {
     pub new: Option<u32>,
     pub text: String,
 }
+
+/// One entry of a workspace directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: String,
+    /// Relative to the workspace root, `/`-separated.
+    pub path: String,
+    pub kind: EntryKind,
+    pub size: u64,
+    /// Git's view: `modified`, `added`, `deleted`, `renamed`, `untracked`,
+    /// `ignored`, `conflicted`; none when clean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// A workspace file as the inspector shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileContent {
+    pub path: String,
+    pub state: FileState,
+    pub size: u64,
+    /// SHA-256 of the bytes on disk: the precondition for a write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// `utf-8`, `utf-16le`, `utf-16be` or `latin-1` (a guess for bytes that
+    /// are not UTF-8); only text can be edited, and only UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Ignored by `.gitignore`.
+    #[serde(default)]
+    pub ignored: bool,
+    /// Marked generated (`linguist-generated`, or `@generated` / `DO NOT
+    /// EDIT` near the top).
+    #[serde(default)]
+    pub generated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileState {
+    Text,
+    Binary,
+    TooLarge,
+    NotFound,
+    PermissionDenied,
+    Directory,
+}
+
+impl FileState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Binary => "binary",
+            Self::TooLarge => "too large",
+            Self::NotFound => "not found",
+            Self::PermissionDenied => "permission denied",
+            Self::Directory => "a directory",
+        }
+    }
+}

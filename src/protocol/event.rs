@@ -97,6 +97,17 @@ pub enum EventKind {
         commit: String,
         message: String,
     },
+    /// A person acted in the workspace (an edit, a rename, a terminal), not
+    /// the agent.
+    Intervention {
+        by: String,
+        /// `edit`, `create`, `move`, `delete`, `terminal`.
+        action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
     CheckResult {
         name: String,
         passed: bool,
@@ -194,6 +205,7 @@ impl EventKind {
             Self::CommitCreated { .. } => "commit_created",
             Self::AssistantDelta { .. } => "assistant_delta",
             Self::TokenUsage { .. } => "token_usage",
+            Self::Intervention { .. } => "intervention",
         }
     }
 

@@ -12,8 +12,8 @@ mod lifecycle;
 mod wire;
 
 pub use api::{
-    ApiError, CheckSummary, DiffHunk, DiffLine, Enrollment, FileDiff, FileStatus, NodeStatus, NodeSummary, SearchHit,
-    SessionSummary, TurnSummary, Workspace,
+    ApiError, CheckSummary, DiffHunk, DiffLine, DirEntry, Enrollment, EntryKind, FileContent, FileDiff, FileState,
+    FileStatus, NodeStatus, NodeSummary, SearchHit, SessionSummary, TurnSummary, Workspace,
 };
 pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome};
 pub use id::{NodeId, SessionId, WorkspaceId};

@@ -248,6 +248,55 @@ pub enum CommandKind {
         session_id: SessionId,
         path: String,
     },
+    /// Lists a directory of a workspace (of the session's worktree when a
+    /// session is named). Paths are relative to the workspace root.
+    ListFiles {
+        workspace_id: WorkspaceId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<SessionId>,
+        #[serde(default)]
+        path: String,
+    },
+    ReadFile {
+        workspace_id: WorkspaceId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<SessionId>,
+        path: String,
+    },
+    /// Writes a file if its content still hashes to `expected_hash` (none:
+    /// the file must not exist yet); a person's edit, recorded in the
+    /// session named.
+    WriteFile {
+        workspace_id: WorkspaceId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<SessionId>,
+        path: String,
+        content: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected_hash: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    MovePath {
+        workspace_id: WorkspaceId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<SessionId>,
+        from: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    DeletePath {
+        workspace_id: WorkspaceId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<SessionId>,
+        path: String,
+        /// A file is deleted only if it still hashes to this.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expected_hash: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
 }
 
 impl CommandKind {
@@ -265,6 +314,11 @@ impl CommandKind {
             Self::UnbindWorkspace { .. } => "unbind_workspace",
             Self::ReadDiff { .. } => "read_diff",
             Self::ReadSessionFile { .. } => "read_session_file",
+            Self::ListFiles { .. } => "list_files",
+            Self::ReadFile { .. } => "read_file",
+            Self::WriteFile { .. } => "write_file",
+            Self::MovePath { .. } => "move_path",
+            Self::DeletePath { .. } => "delete_path",
         }
     }
 }

@@ -5,12 +5,13 @@
 //!
 //! Every entity has a stable URL: `/nodes/{id}`, `/workspaces/{id}`,
 //! `/sessions/{id}`, `/sessions/{id}/turns/{n}`, `/sessions/{id}/events/{seq}`,
-//! `/commands/{id}`. Every screen works as plain links and forms; htmx adds
+//! `/commands/{id}`, `/workspaces/{id}/file?path=…&lines=3-7`. Every screen works as plain links and forms; htmx adds
 //! partial swaps and the live timeline.
 
 mod actions;
 mod assets;
 mod auth;
+mod inspector;
 mod pages;
 mod review;
 mod session;
@@ -43,6 +44,8 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
         .route("/workspaces/{id}", get(pages::get_workspace))
         .route("/workspaces/{id}/sessions", post(actions::post_start))
         .route("/workspaces/{id}/unbind", post(actions::post_unbind))
+        .route("/workspaces/{id}/files", get(inspector::get_files))
+        .route("/workspaces/{id}/file", get(inspector::get_file).post(inspector::post_file))
         .route("/sessions/{id}", get(session::get_session))
         .route("/sessions/{id}/live", get(session::get_live))
         .route("/sessions/{id}/turns", post(actions::post_send))

@@ -110,6 +110,10 @@ pub(super) fn block(session: &str, event: &Event) -> Block {
             ("check".to_string(), format!("{name} {verdict}: {}", exit_text(*exit_code, *duration_ms)))
         }
         EventKind::CommitCreated { commit, message } => ("commit".to_string(), format!("{commit} {message}")),
+        EventKind::Intervention { by, action, path, detail } => {
+            let what = [path.as_deref(), detail.as_deref()].into_iter().flatten().collect::<Vec<_>>().join("\n");
+            (format!("{by}: {action}"), what)
+        }
         EventKind::AssistantDelta { text, .. } => ("agent (streaming)".to_string(), text.clone()),
         EventKind::TokenUsage { usage } => {
             ("tokens".to_string(), format!("{} in, {} out", usage.input_tokens, usage.output_tokens))

@@ -181,3 +181,60 @@ fn without_javascript_plain_forms_start_send_stop_and_show_the_diff() {
     assert!(files.contains("one.txt") && files.contains("two.txt"), "{files}");
     chrome.screenshot("diff-without-javascript");
 }
+
+#[test]
+fn a_person_edits_a_file_in_the_inspector_and_a_change_behind_its_back_is_a_conflict() {
+    let Some(chrome) = Chrome::start(true) else { return };
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = env.script(
+        "two.toml",
+        "[[turn]]\n[[turn.step]]\nwrite_file = { path = \"docs/notes.txt\", content = \"from the agent\\n\" }\n\
+         [[turn]]\n[[turn.step]]\nmessage = \"looked again\"\n",
+    );
+    let run =
+        env.cortex_at(&core, &env.repo, ["session", "start", "notes", "--script", script.to_str().unwrap(), "--json"]);
+    let id = run.json()["session_id"].as_str().unwrap().to_string();
+    wait_state(&env, &core, &id, "idle");
+    log_in(&chrome, &env, &core, &core.url, &format!("/sessions/{id}"));
+
+    chrome.click("p.links a[href*='/files?session=']");
+    chrome.click("table.entries a[href*='path=docs']");
+    chrome.click("table.entries a[href*='notes.txt']");
+    assert!(chrome.text("table.source").contains("from the agent"));
+    chrome.screenshot("inspector-file");
+    chrome.click("a[href*='edit=1']");
+    chrome.replace("form.editor textarea", "from the agent\nfixed by hand\n");
+    chrome.screenshot("inspector-editor");
+    chrome.click("form.editor button");
+    chrome.until("the saved file", |chrome| chrome.source().contains("Saved, and recorded in the session"));
+    assert!(chrome.text("table.source").contains("fixed by hand"));
+    assert_eq!(std::fs::read_to_string(env.repo.join("docs/notes.txt")).unwrap(), "from the agent\nfixed by hand\n");
+
+    let next = env.cortex_at(&core, &env.repo, ["session", "send", &id, "look again", "--json"]);
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    wait_state(&env, &core, &id, "idle");
+    chrome.goto(&format!("{}/sessions/{id}/diff", core.url));
+    assert!(chrome.text("details.file").contains("fixed by hand"), "the edit is in the session's diff");
+    chrome.goto(&format!("{}/sessions/{id}", core.url));
+    chrome.until("the intervention on the timeline", |chrome| chrome.source().contains("panel: edit"));
+
+    chrome.goto(&format!("{}/sessions/{id}", core.url));
+    chrome.click("p.links a[href*='/files?session=']");
+    chrome.click("table.entries a[href*='path=docs']");
+    chrome.click("table.entries a[href*='notes.txt']");
+    chrome.click("a[href*='edit=1']");
+    std::fs::write(env.repo.join("docs/notes.txt"), "changed on disk meanwhile\n").unwrap();
+    chrome.replace("form.editor textarea", "my stale edit\n");
+    chrome.click("form.editor button");
+    chrome.wait("#conflict");
+    assert!(chrome.text("#conflict").contains("changed on disk"), "{}", chrome.text("#conflict"));
+    assert_eq!(
+        std::fs::read_to_string(env.repo.join("docs/notes.txt")).unwrap(),
+        "changed on disk meanwhile\n",
+        "a conflict never overwrites"
+    );
+    assert!(chrome.source().contains("my stale edit"), "the person's text is kept");
+    assert!(chrome.text("table.source").contains("changed on disk meanwhile"), "and the current file shown");
+    chrome.screenshot("inspector-conflict");
+}

@@ -7,6 +7,7 @@ mod cluster;
 mod codex;
 mod crash;
 mod index;
+mod inspector;
 mod lifecycle;
 mod panel;
 mod provenance;

@@ -293,7 +293,7 @@ fn every_screen_is_reachable_from_the_tree_and_shows_what_agents_wrote_as_text()
     let split = browser.get(&format!("{base}/sessions/{id}/turns/1/diff?view=split"));
     assert_page(&split, "split diff", &["table class=\"code split\"", "second line"]);
     let all = browser.get(&format!("{base}/sessions/{id}/diff"));
-    assert_page(&all, "session diff", &["All changes", "page.html", "from turn"]);
+    assert_page(&all, "session diff", &["All changes", "page.html", "changed in turn", "open the file"]);
     let evidence = browser.get(&format!("{base}/sessions/{id}/evidence"));
     assert_page(&evidence, "evidence", &["&#60;b&#62;lint&#60;/b&#62; clean", "id=\"check-", "passed"]);
     let output_seq = command_seq + 1;
@@ -425,4 +425,43 @@ fn a_long_session_page_starts_with_its_latest_events() {
     assert!(page.body.contains(&format!("data-last-seq=\"{last}\"")), "live updates continue after the last event");
     let all = browser.get(&format!("{}/sessions/{id}?all=1", core.url));
     assert_page(&all, "whole session", &["note 1<", "note 600"]);
+}
+
+#[test]
+fn the_inspector_lists_shows_and_saves_files_as_text() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let bound = env.cortex_at(&core, &env.repo, ["workspace", "bind", "--json"]);
+    let workspace = bound.json()["id"].as_str().unwrap().to_string();
+    std::fs::write(env.repo.join("page.html"), "line one\n<script>alert(3)</script>\nline three\n").unwrap();
+    let browser = logged_in(&env, &core);
+    let base = core.url.clone();
+
+    let files = browser.get(&format!("{base}/workspaces/{workspace}/files"));
+    assert_page(&files, "files", &["page.html", "untracked", "README.md"]);
+    let file = browser.get(&format!("{base}/workspaces/{workspace}/file?path=page.html&lines=2-3"));
+    assert_page(&file, "file", &["&#60;script&#62;alert(3)&#60;/script&#62;", "id=\"L3\" class=\"marked\"", "edit=1"]);
+    assert!(file.body.contains("id=\"L1\">"), "line 1 is not marked");
+    let editor = browser.get(&format!("{base}/workspaces/{workspace}/file?path=page.html&edit=1"));
+    assert_page(&editor, "editor", &["<textarea name=\"content\"", "name=\"hash\" value=\""]);
+    let escape = browser.get(&format!("{base}/workspaces/{workspace}/file?path=../../etc/passwd"));
+    assert_eq!(escape.status, 400, "{}", escape.body);
+    assert!(escape.body.contains("climbs out"), "{}", escape.body);
+    assert_eq!(browser.get(&format!("{base}/workspaces/{workspace}/file?path=nope.txt")).status, 404);
+
+    let stale = [("path", "page.html"), ("content", "mine\r\n"), ("hash", "0000")];
+    let conflict = browser.post(&format!("{base}/workspaces/{workspace}/file"), &stale, Some(&base));
+    assert_eq!(conflict.status, 409, "{}", conflict.body);
+    assert!(
+        conflict.body.contains("changed on disk") && conflict.body.contains(">mine\n</textarea>"),
+        "{}",
+        conflict.body
+    );
+    assert!(std::fs::read_to_string(env.repo.join("page.html")).unwrap().starts_with("line one"));
+    let foreign = browser.post(&format!("{base}/workspaces/{workspace}/file"), &stale, Some("http://evil.example"));
+    assert_eq!(foreign.status, 403);
+    let created = [("path", "new/dir/made.txt"), ("content", "made\r\nhere\r\n")];
+    let made = browser.post(&format!("{base}/workspaces/{workspace}/file"), &created, Some(&base));
+    assert_eq!(made.status, 303, "{}", made.body);
+    assert_eq!(std::fs::read_to_string(env.repo.join("new/dir/made.txt")).unwrap(), "made\nhere\n");
 }

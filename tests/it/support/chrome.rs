@@ -125,6 +125,13 @@ impl Chrome {
 
     /// The text of the first element matching `css` (found again if a live
     /// update replaced it meanwhile).
+    /// Replaces what a field holds.
+    pub fn replace(&self, css: &str, text: &str) {
+        let element = self.wait(css);
+        self.runtime.block_on(element.clear()).unwrap_or_else(|error| panic!("clear {css}: {error}"));
+        self.runtime.block_on(element.send_keys(text)).unwrap_or_else(|error| panic!("type into {css}: {error}"));
+    }
+
     pub fn text(&self, css: &str) -> String {
         for _ in 0..20 {
             let element = self.wait(css);

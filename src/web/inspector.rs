@@ -1,0 +1,325 @@
+//! The workspace inspector: browse a workspace (or a session's worktree)
+//! with git status markers, read a file with linkable lines, edit it with a
+//! plain textarea. Every read and write is a command to the owning node,
+//! whose file service enforces the workspace boundary; a save carries the
+//! hash of what was read, so a file changed on disk meanwhile is a conflict
+//! shown side by side, never an overwrite.
+
+use std::sync::Arc;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::Web;
+use super::pages::{Shell, command_id, not_found, shell, workspace_crumbs};
+use crate::protocol::{
+    Command, CommandKind, CommandOutcome, DirEntry, FileContent, FileState, PROTOCOL_VERSION, SessionId, Workspace,
+};
+
+#[derive(Deserialize)]
+pub(super) struct PlaceQuery {
+    #[serde(default)]
+    path: String,
+    session: Option<String>,
+    /// `12` or `12-20`: lines to highlight.
+    lines: Option<String>,
+    edit: Option<String>,
+    saved: Option<String>,
+}
+
+/// Asks the workspace's node; the error is the node's own message.
+async fn ask(web: &Web, id: &str, kind: CommandKind) -> Result<serde_json::Value, (String, String)> {
+    let command = Command { v: PROTOCOL_VERSION, id: id.to_string(), target: None, kind };
+    match web.core.execute(command).await {
+        Ok(CommandOutcome::Ok { value }) => Ok(value),
+        Ok(CommandOutcome::Error { code, message }) => Err((code, message)),
+        Err(failure) => Err(("unavailable".into(), failure.message().to_string())),
+    }
+}
+
+fn read_id() -> String {
+    format!("read_{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+fn workspace(web: &Web, id: &str) -> Option<Workspace> {
+    web.core.workspaces().unwrap_or_default().into_iter().find(|workspace| workspace.id.as_str() == id)
+}
+
+fn session_of(web: &Web, given: Option<&str>) -> Option<SessionId> {
+    let given = given.filter(|id| !id.is_empty())?;
+    web.core.session(given).ok().flatten().map(|(session, _)| session.id)
+}
+
+/// `(label, path)` for each folder from the root down to `path`.
+fn path_crumbs(path: &str) -> Vec<(String, String)> {
+    let mut crumbs = Vec::new();
+    let mut so_far = String::new();
+    for part in path.split('/').filter(|part| !part.is_empty()) {
+        if !so_far.is_empty() {
+            so_far.push('/');
+        }
+        so_far.push_str(part);
+        crumbs.push((part.to_string(), so_far.clone()));
+    }
+    crumbs
+}
+
+/// The query string that keeps the session in links.
+fn session_suffix(session: &Option<SessionId>) -> String {
+    session.as_ref().map(|session| format!("&session={session}")).unwrap_or_default()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "files.html")]
+pub(super) struct FilesPage {
+    shell: Shell,
+    workspace: Workspace,
+    session: Option<SessionId>,
+    keep: String,
+    crumbs: Vec<(String, String)>,
+    entries: Vec<DirEntry>,
+    problem: Option<String>,
+}
+
+pub(super) async fn get_files(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    Query(query): Query<PlaceQuery>,
+) -> Response {
+    let Some(workspace) = workspace(&web, &id) else {
+        return not_found(&web, format!("No workspace `{id}`."));
+    };
+    let session = session_of(&web, query.session.as_deref());
+    let kind = CommandKind::ListFiles {
+        workspace_id: workspace.id.clone(),
+        session_id: session.clone(),
+        path: query.path.clone(),
+    };
+    let (entries, problem) = match ask(&web, &read_id(), kind).await {
+        Ok(value) => (serde_json::from_value(value["entries"].clone()).unwrap_or_default(), None),
+        Err((_, message)) => (Vec::new(), Some(message)),
+    };
+    let mut crumbs = workspace_crumbs(&web, workspace.id.as_str());
+    crumbs.push(("files".into(), format!("/workspaces/{}/files?path={}", workspace.id, session_suffix(&session))));
+    let status = if problem.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let page = FilesPage {
+        shell: shell(&web, crumbs),
+        keep: session_suffix(&session),
+        crumbs: path_crumbs(&query.path),
+        workspace,
+        session,
+        entries,
+        problem,
+    };
+    (status, page).into_response()
+}
+
+pub(super) struct Line {
+    number: usize,
+    text: String,
+    marked: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "file.html")]
+pub(super) struct FilePage {
+    shell: Shell,
+    workspace: Workspace,
+    session: Option<SessionId>,
+    keep: String,
+    folder: String,
+    crumbs: Vec<(String, String)>,
+    file: FileContent,
+    lines: Vec<Line>,
+    editing: bool,
+    /// What the person wrote, kept when a save was refused.
+    draft: Option<String>,
+    problem: Option<String>,
+    saved: bool,
+    command_id: String,
+}
+
+fn marked_range(lines: Option<&str>) -> (usize, usize) {
+    let Some(lines) = lines else { return (0, 0) };
+    let mut parts = lines.splitn(2, '-').map(|part| part.trim().trim_start_matches('L').parse::<usize>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(first), Some(last)) if last >= first => (first, last),
+        (Some(first), _) => (first, first),
+        _ => (0, 0),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn file_page(
+    web: &Web,
+    workspace: Workspace,
+    session: Option<SessionId>,
+    file: FileContent,
+    lines: Option<&str>,
+    editing: bool,
+    draft: Option<String>,
+    problem: Option<String>,
+    saved: bool,
+) -> FilePage {
+    let (first, last) = marked_range(lines);
+    let numbered = file
+        .text
+        .as_deref()
+        .map(|text| {
+            text.lines()
+                .enumerate()
+                .map(|(index, text)| Line {
+                    number: index + 1,
+                    text: text.to_string(),
+                    marked: (first..=last).contains(&(index + 1)),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut crumbs = workspace_crumbs(web, workspace.id.as_str());
+    crumbs.push((
+        file.path.clone(),
+        format!("/workspaces/{}/file?path={}{}", workspace.id, file.path, session_suffix(&session)),
+    ));
+    let folder = file.path.rsplit_once('/').map(|(folder, _)| folder.to_string()).unwrap_or_default();
+    FilePage {
+        shell: shell(web, crumbs),
+        keep: session_suffix(&session),
+        crumbs: path_crumbs(&file.path),
+        editing: editing && file.state == FileState::Text && file.encoding.as_deref() == Some("utf-8"),
+        lines: numbered,
+        folder,
+        workspace,
+        session,
+        file,
+        draft,
+        problem,
+        saved,
+        command_id: command_id(),
+    }
+}
+
+pub(super) async fn get_file(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    Query(query): Query<PlaceQuery>,
+) -> Response {
+    let Some(workspace) = workspace(&web, &id) else {
+        return not_found(&web, format!("No workspace `{id}`."));
+    };
+    let session = session_of(&web, query.session.as_deref());
+    let kind = CommandKind::ReadFile {
+        workspace_id: workspace.id.clone(),
+        session_id: session.clone(),
+        path: query.path.clone(),
+    };
+    match ask(&web, &read_id(), kind).await {
+        Ok(value) => match serde_json::from_value::<FileContent>(value) {
+            Ok(file) => {
+                let status = if file.state == FileState::NotFound { StatusCode::NOT_FOUND } else { StatusCode::OK };
+                let page = file_page(
+                    &web,
+                    workspace,
+                    session,
+                    file,
+                    query.lines.as_deref(),
+                    query.edit.is_some(),
+                    None,
+                    None,
+                    query.saved.is_some(),
+                );
+                (status, page).into_response()
+            }
+            Err(error) => {
+                super::pages::problem(&web, StatusCode::BAD_GATEWAY, "Unreadable answer", error.to_string(), "/")
+            }
+        },
+        Err((code, message)) => {
+            let status = match code.as_str() {
+                "bad_input" => StatusCode::BAD_REQUEST,
+                "not_found" => StatusCode::NOT_FOUND,
+                "forbidden" => StatusCode::FORBIDDEN,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let back = format!("/workspaces/{}/files?path={}", workspace.id, session_suffix(&session));
+            super::pages::problem(&web, status, "Cannot open that file", message, &back)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct SaveForm {
+    #[serde(default)]
+    command_id: String,
+    path: String,
+    content: String,
+    /// The hash of what the editor was opened on; empty for a new file.
+    #[serde(default)]
+    hash: String,
+    #[serde(default)]
+    session: String,
+}
+
+pub(super) async fn post_file(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    Form(form): Form<SaveForm>,
+) -> Response {
+    let Some(workspace) = workspace(&web, &id) else {
+        return not_found(&web, format!("No workspace `{id}`."));
+    };
+    let session = session_of(&web, Some(&form.session));
+    // Browsers send textarea lines with CRLF; the file keeps LF.
+    let content = form.content.replace("\r\n", "\n");
+    let kind = CommandKind::WriteFile {
+        workspace_id: workspace.id.clone(),
+        session_id: session.clone(),
+        path: form.path.clone(),
+        content: content.clone(),
+        expected_hash: (!form.hash.is_empty()).then(|| form.hash.clone()),
+        by: Some("panel".into()),
+    };
+    let command = if form.command_id.trim().is_empty() { command_id() } else { form.command_id.clone() };
+    match ask(&web, &command, kind).await {
+        Ok(_) => Redirect::to(&format!(
+            "/workspaces/{}/file?path={}{}&saved=1",
+            workspace.id,
+            form.path,
+            session_suffix(&session)
+        ))
+        .into_response(),
+        Err((code, message)) => {
+            // Show what is on disk now beside the person's text: nothing is lost.
+            let read = CommandKind::ReadFile {
+                workspace_id: workspace.id.clone(),
+                session_id: session.clone(),
+                path: form.path.clone(),
+            };
+            let current = match ask(&web, &read_id(), read).await {
+                Ok(value) => serde_json::from_value::<FileContent>(value).ok(),
+                Err(_) => None,
+            };
+            let status = match code.as_str() {
+                "conflict" => StatusCode::CONFLICT,
+                "busy" => StatusCode::CONFLICT,
+                "bad_input" => StatusCode::BAD_REQUEST,
+                "not_found" => StatusCode::NOT_FOUND,
+                "forbidden" => StatusCode::FORBIDDEN,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            match current {
+                Some(file) => {
+                    let page =
+                        file_page(&web, workspace, session, file, None, true, Some(content), Some(message), false);
+                    (status, page).into_response()
+                }
+                None => super::pages::problem(&web, status, "Not saved", message, &format!("/workspaces/{id}/files")),
+            }
+        }
+    }
+}

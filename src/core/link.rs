@@ -260,6 +260,11 @@ async fn handle_frame(state: &Arc<CoreState>, node_id: &str, conn_id: u64, text:
             record_binding(state, node_id, &id, &outcome);
             state.complete_command(&id, outcome);
         }
+        NodeFrame::TermOutput { terminal, data, .. } => state.terminals.output(node_id, &terminal, data),
+        NodeFrame::TermCommand { terminal, command, at, offset, .. } => {
+            state.terminals.command(node_id, &terminal, super::TerminalCommand { at, command, offset });
+        }
+        NodeFrame::TermExit { terminal, code, .. } => state.terminals.exit(node_id, &terminal, code),
     }
 }
 

@@ -9,11 +9,13 @@
 mod link;
 mod registry;
 mod server;
+mod terminals;
 
 use std::path::{Path, PathBuf};
 
 pub use registry::new_secret;
 pub use server::{ApiFailure, CoreState, ServeConfig, Server, serve, write_private};
+pub use terminals::{TerminalCommand, TerminalSummary, bridge as terminal_bridge};
 
 use crate::index::{self, Index, SyncStats};
 use crate::protocol::{Event, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace};

@@ -74,6 +74,7 @@ pub struct CoreState {
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<CommandOutcome>>>>,
     pub(crate) events: broadcast::Sender<Arc<(SessionId, Event)>>,
     next_conn_id: std::sync::atomic::AtomicU64,
+    pub(crate) terminals: super::terminals::Terminals,
 }
 
 /// How long a command may take on its node before the HTTP call gives up
@@ -103,6 +104,7 @@ impl CoreState {
             waiters: Mutex::new(HashMap::new()),
             events,
             next_conn_id: std::sync::atomic::AtomicU64::new(1),
+            terminals: Default::default(),
         }))
     }
 
@@ -304,6 +306,9 @@ impl CoreState {
             }
         }
         let node_id = self.route(&mut command)?;
+        if let CommandKind::OpenTerminal { workspace_id, session_id, terminal_id: Some(terminal), .. } = &command.kind {
+            self.terminals.register(terminal, &node_id, workspace_id.clone(), session_id.clone());
+        }
         let body = serde_json::to_string(&command).expect("holds because commands are JSON");
         let fresh = lock(&self.registry)
             .insert_command(&command.id, command.kind.name(), Some(&node_id), &body)
@@ -332,7 +337,22 @@ impl CoreState {
                 );
             }
         }
-        await_outcome(receiver).await
+        let outcome = await_outcome(receiver).await;
+        if let CommandKind::OpenTerminal { terminal_id: Some(terminal), .. } = &command.kind
+            && !matches!(outcome, Ok(CommandOutcome::Ok { .. }))
+        {
+            self.terminals.forget(terminal);
+        }
+        outcome
+    }
+
+    /// Open terminals of a workspace.
+    pub fn terminals_of(&self, workspace_id: &crate::protocol::WorkspaceId) -> Vec<super::TerminalSummary> {
+        self.terminals.of_workspace(workspace_id)
+    }
+
+    pub fn terminal(&self, id: &str) -> Option<super::TerminalSummary> {
+        self.terminals.summary(id)
     }
 
     fn add_waiter(&self, id: &str) -> oneshot::Receiver<CommandOutcome> {
@@ -382,7 +402,12 @@ impl CoreState {
             | CommandKind::ReadFile { workspace_id, .. }
             | CommandKind::WriteFile { workspace_id, .. }
             | CommandKind::MovePath { workspace_id, .. }
-            | CommandKind::DeletePath { workspace_id, .. } => workspace_node(workspace_id),
+            | CommandKind::DeletePath { workspace_id, .. }
+            | CommandKind::CloseTerminal { workspace_id, .. } => workspace_node(workspace_id),
+            CommandKind::OpenTerminal { workspace_id, terminal_id, .. } => {
+                terminal_id.get_or_insert_with(|| format!("trm_{}", ulid::Ulid::new().to_string().to_lowercase()));
+                workspace_node(workspace_id)
+            }
             CommandKind::UnbindWorkspace { .. } => {
                 // Already removed from the index: route by the target given.
                 command.target.clone().ok_or_else(|| ApiFailure::bad_request("unbind needs the node as `target`"))
@@ -635,12 +660,33 @@ pub fn api_router(state: Arc<CoreState>) -> Router {
         .route("/api/v1/nodes/{id}/revoke", post(post_revoke))
         .route("/api/v1/workspaces", get(get_workspaces))
         .route("/api/v1/index/rebuild", post(post_rebuild))
+        .route("/api/v1/terminals/{id}", get(get_terminal))
+        .route("/api/v1/terminals/{id}/ws", get(get_terminal_socket))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/v1/health", get(get_health))
         .route("/api/v1/nodes/connect", get(super::link::connect))
         .merge(protected)
         .with_state(state)
+}
+
+async fn get_terminal(State(state): State<Arc<CoreState>>, Path(id): Path<String>) -> Response {
+    match state.terminal(&id) {
+        Some(terminal) => Json(terminal).into_response(),
+        None => ApiFailure::not_found(format!("no terminal `{id}` (open one with `cortex term`)")).into_response(),
+    }
+}
+
+/// A terminal's WebSocket (see `core::terminals` for the messages).
+async fn get_terminal_socket(
+    State(state): State<Arc<CoreState>>,
+    Path(id): Path<String>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    if state.terminal(&id).is_none() {
+        return ApiFailure::not_found(format!("no terminal `{id}`")).into_response();
+    }
+    upgrade.on_upgrade(move |socket| super::terminals::bridge(state, id, socket))
 }
 
 /// A running Core: its URL, and a way to stop it.

@@ -166,6 +166,11 @@ struct Runtime {
     approved_sessions: Mutex<std::collections::HashSet<SessionId>>,
     /// Idle sessions and since when, for their managed lifetime.
     idle_since: Mutex<HashMap<SessionId, (jiff::Timestamp, Workspace)>>,
+    terminals: super::terminals::Terminals,
+    /// The link's outgoing frames, for terminal output from PTY threads.
+    outlet: super::terminals::Outlet,
+    /// Terminals opened from a session: where their command lines are recorded.
+    terminal_sessions: Mutex<HashMap<String, (Store, SessionId, Workspace, String)>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -196,6 +201,9 @@ pub async fn run(config: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> R
         approvals: Mutex::new(HashMap::new()),
         approved_sessions: Mutex::new(std::collections::HashSet::new()),
         idle_since: Mutex::new(HashMap::new()),
+        terminals: Default::default(),
+        outlet: Default::default(),
+        terminal_sessions: Mutex::new(HashMap::new()),
     });
     let mut delay = BACKOFF_FIRST;
     loop {
@@ -319,6 +327,7 @@ async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> R
     runtime.wake.notify_one();
 
     let (out_tx, mut out_rx) = mpsc::channel::<NodeFrame>(256);
+    *lock(&runtime.outlet) = Some(out_tx.clone());
     let mut ticker = tokio::time::interval(heartbeat);
     loop {
         tokio::select! {
@@ -344,6 +353,12 @@ async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> R
                             let _ = out_tx.send(NodeFrame::CommandResult { v: PROTOCOL_VERSION, id, outcome }).await;
                         });
                     }
+                    Ok(CoreFrame::TermInput { terminal, data, .. }) => {
+                        let runtime = runtime.clone();
+                        let out_tx = out_tx.clone();
+                        tokio::task::spawn_blocking(move || typed(&runtime, &out_tx, &terminal, &data));
+                    }
+                    Ok(CoreFrame::TermResize { terminal, cols, rows, .. }) => runtime.terminals.resize(&terminal, cols, rows),
                     Ok(CoreFrame::Refused { reason, message, .. }) => return Err(Error::Refused { reason, message }),
                     Ok(CoreFrame::Error { code, message, .. }) => tracing::warn!(%code, %message, "Core reported an error"),
                     Ok(CoreFrame::Welcome { .. }) => tracing::warn!("unexpected second welcome"),
@@ -846,6 +861,33 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 Err(error) => file_failure(&error),
             }
         }
+        CommandKind::OpenTerminal { workspace_id, session_id, terminal_id, cols, rows, by } => {
+            let place = match FilePlace::find(node, &workspace_id, session_id.as_ref()) {
+                Ok(place) => place,
+                Err(outcome) => return outcome,
+            };
+            let Some(terminal) = terminal_id else {
+                return CommandOutcome::error("bad_input", "a terminal needs an id (Core assigns one)");
+            };
+            if let Err(error) = runtime.terminals.open(&terminal, place.root.dir(), cols, rows, runtime.outlet.clone())
+            {
+                return CommandOutcome::error("failed", format!("cannot start a terminal: {error}"));
+            }
+            let by = by.unwrap_or_else(|| "a person".into());
+            let detail = format!("opened terminal {terminal}");
+            let recorded = place.record(runtime, Some(by.clone()), "terminal", None, Some(detail));
+            if let Some((store, session)) = &place.session {
+                lock(&runtime.terminal_sessions)
+                    .insert(terminal.clone(), (store.clone(), session.clone(), place.workspace.clone(), by));
+            }
+            ok(serde_json::json!({
+                "terminal_id": terminal, "dir": place.root.dir().display().to_string(), "recorded": recorded,
+            }))
+        }
+        CommandKind::CloseTerminal { terminal_id, .. } => {
+            lock(&runtime.terminal_sessions).remove(&terminal_id);
+            ok(serde_json::json!({ "terminal_id": terminal_id, "closed": runtime.terminals.close(&terminal_id) }))
+        }
         CommandKind::ReadSessionFile { session_id, path } => {
             let Some((store, _)) = find_session(node, &session_id) else {
                 return CommandOutcome::error("not_found", format!("session `{session_id}` is not on this node"));
@@ -857,6 +899,39 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                     ok(serde_json::json!({ "path": path, "bytes": bytes.len(), "text": text }))
                 }
                 Err(error) => failure(&error.into()),
+            }
+        }
+    }
+}
+
+/// Keys for a terminal: typed into its PTY; each command line finished is
+/// history for Core and, for a terminal opened from a session, an event of
+/// the person's in that session.
+fn typed(runtime: &Arc<Runtime>, out_tx: &mpsc::Sender<NodeFrame>, terminal: &str, data: &str) {
+    for (line, offset) in runtime.terminals.input(terminal, data) {
+        let command = store::redact::redact_str(&line).into_owned();
+        let at = jiff::Timestamp::now();
+        let frame = NodeFrame::TermCommand {
+            v: PROTOCOL_VERSION,
+            terminal: terminal.to_string(),
+            command: command.clone(),
+            at,
+            offset,
+        };
+        let _ = out_tx.blocking_send(frame);
+        let place = lock(&runtime.terminal_sessions).get(terminal).cloned();
+        if let Some((store, session, workspace, by)) = place {
+            let kind = EventKind::Intervention {
+                by,
+                action: "terminal".into(),
+                path: None,
+                detail: Some(format!("{command}  (terminal {terminal}, output from byte {offset})")),
+            };
+            let mut forward = Forward { runtime: runtime.clone(), workspace };
+            if let Err(error) =
+                briefly_retried(|| super::runner::record_event(&store, &session, kind.clone(), None, &mut forward))
+            {
+                tracing::warn!(%error, %session, "a terminal command could not be recorded in the session");
             }
         }
     }

@@ -13,6 +13,7 @@ mod gc;
 mod git;
 mod provenance;
 mod runner;
+pub mod terminals;
 mod workspaces;
 
 use std::path::{Path, PathBuf};

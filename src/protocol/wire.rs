@@ -95,6 +95,28 @@ pub enum NodeFrame {
         id: String,
         outcome: CommandOutcome,
     },
+    /// Output of a terminal, as text (a UTF-8 sequence split by a read is
+    /// held back until it is whole).
+    TermOutput {
+        v: u32,
+        terminal: String,
+        data: String,
+    },
+    /// A command line a person typed into a terminal, redacted; `offset` is
+    /// where its output starts in the terminal's output, in bytes.
+    TermCommand {
+        v: u32,
+        terminal: String,
+        command: String,
+        at: jiff::Timestamp,
+        offset: u64,
+    },
+    TermExit {
+        v: u32,
+        terminal: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+    },
 }
 
 /// Why Core will not talk to a node; the node must not retry in a loop.
@@ -142,12 +164,32 @@ pub enum CoreFrame {
         #[serde(flatten)]
         command: Command,
     },
+    /// Keys for a terminal.
+    TermInput {
+        v: u32,
+        terminal: String,
+        data: String,
+    },
+    TermResize {
+        v: u32,
+        terminal: String,
+        cols: u16,
+        rows: u16,
+    },
     /// A frame Core could not use; the connection goes on.
     Error {
         v: u32,
         code: String,
         message: String,
     },
+}
+
+fn default_cols() -> u16 {
+    100
+}
+
+fn default_rows() -> u16 {
+    30
 }
 
 /// A request to change something, routed by Core to the node that owns the
@@ -286,6 +328,25 @@ pub enum CommandKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<String>,
     },
+    /// Opens a terminal (a shell on a PTY) in the workspace, or in the
+    /// session's worktree; Core assigns its id.
+    OpenTerminal {
+        workspace_id: WorkspaceId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<SessionId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        terminal_id: Option<String>,
+        #[serde(default = "default_cols")]
+        cols: u16,
+        #[serde(default = "default_rows")]
+        rows: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    CloseTerminal {
+        workspace_id: WorkspaceId,
+        terminal_id: String,
+    },
     DeletePath {
         workspace_id: WorkspaceId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -319,6 +380,8 @@ impl CommandKind {
             Self::WriteFile { .. } => "write_file",
             Self::MovePath { .. } => "move_path",
             Self::DeletePath { .. } => "delete_path",
+            Self::OpenTerminal { .. } => "open_terminal",
+            Self::CloseTerminal { .. } => "close_terminal",
         }
     }
 }

@@ -26,6 +26,30 @@ const ASSETS: &[Asset] = &[
         immutable: true,
     },
     Asset {
+        name: "vendor/xterm-6.0.0.js",
+        bytes: include_bytes!("../../static/vendor/xterm-6.0.0.js"),
+        content_type: "text/javascript; charset=utf-8",
+        immutable: true,
+    },
+    Asset {
+        name: "vendor/xterm-6.0.0.css",
+        bytes: include_bytes!("../../static/vendor/xterm-6.0.0.css"),
+        content_type: "text/css; charset=utf-8",
+        immutable: true,
+    },
+    Asset {
+        name: "vendor/xterm-addon-fit-0.11.0.js",
+        bytes: include_bytes!("../../static/vendor/xterm-addon-fit-0.11.0.js"),
+        content_type: "text/javascript; charset=utf-8",
+        immutable: true,
+    },
+    Asset {
+        name: "terminal.js",
+        bytes: include_bytes!("../../static/terminal.js"),
+        content_type: "text/javascript; charset=utf-8",
+        immutable: false,
+    },
+    Asset {
         name: "cortex.js",
         bytes: include_bytes!("../../static/cortex.js"),
         content_type: "text/javascript; charset=utf-8",

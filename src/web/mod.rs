@@ -15,6 +15,7 @@ mod inspector;
 mod pages;
 mod review;
 mod session;
+mod terminal;
 
 use std::sync::Arc;
 
@@ -45,6 +46,9 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
         .route("/workspaces/{id}/sessions", post(actions::post_start))
         .route("/workspaces/{id}/unbind", post(actions::post_unbind))
         .route("/workspaces/{id}/files", get(inspector::get_files))
+        .route("/workspaces/{id}/terminals", post(terminal::post_terminal))
+        .route("/terminals/{id}", get(terminal::get_terminal))
+        .route("/terminals/{id}/ws", get(terminal::get_terminal_socket))
         .route("/workspaces/{id}/file", get(inspector::get_file).post(inspector::post_file))
         .route("/sessions/{id}", get(session::get_session))
         .route("/sessions/{id}/live", get(session::get_live))

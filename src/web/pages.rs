@@ -296,6 +296,7 @@ pub(super) struct WorkspacePage {
     node_online: bool,
     providers: Vec<String>,
     sessions: Vec<SessionSummary>,
+    terminals: Vec<crate::core::TerminalSummary>,
     /// The idempotency key the start form carries: a form sent twice starts
     /// one session.
     command_id: String,
@@ -328,6 +329,7 @@ pub(super) async fn get_workspace(State(web): State<Arc<Web>>, Path(id): Path<St
         node_online: node.is_some_and(|node| node.status == NodeStatus::Online),
         providers,
         sessions,
+        terminals: web.core.terminals_of(&workspace.id),
         command_id: command_id(),
         workspace,
     }

@@ -238,3 +238,35 @@ fn a_person_edits_a_file_in_the_inspector_and_a_change_behind_its_back_is_a_conf
     assert!(chrome.text("table.source").contains("changed on disk meanwhile"), "and the current file shown");
     chrome.screenshot("inspector-conflict");
 }
+
+#[test]
+fn a_terminal_runs_in_the_workspace_reattaches_after_a_reload_and_keeps_history() {
+    let Some(chrome) = Chrome::start(true) else { return };
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let workspace = bind(&env, &core);
+    log_in(&chrome, &env, &core, &core.url, &format!("/workspaces/{workspace}"));
+    chrome.click("form[action$='/terminals'] button");
+    chrome.wait(".xterm-rows");
+    chrome.until("the terminal to connect", |chrome| chrome.text("#terminal-state") == "connected");
+    chrome.fill(".xterm-helper-textarea", "echo hello && pwd\n");
+    let repo = env.repo.canonicalize().unwrap().display().to_string();
+    let screen = |chrome: &Chrome| chrome.text(".xterm-rows");
+    chrome.until("the command's output", |chrome| {
+        let text = screen(chrome);
+        text.lines().any(|line| line.trim() == "hello") && text.contains(&repo)
+    });
+    chrome.screenshot("terminal");
+
+    chrome.refresh();
+    chrome.wait(".xterm-rows");
+    chrome.until("the scrollback after a reload", |chrome| {
+        let text = screen(chrome);
+        text.lines().any(|line| line.trim() == "hello") && text.contains(&repo)
+    });
+    assert!(chrome.text("ol.history").contains("echo hello && pwd"), "the command is in the history");
+    chrome.fill(".xterm-helper-textarea", "echo again\n");
+    chrome.until("the reattached terminal to take keys", |chrome| {
+        screen(chrome).lines().any(|line| line.trim() == "again")
+    });
+}

@@ -1,0 +1,114 @@
+//! Terminal pages: open a shell on the workspace's node (from a workspace or
+//! a session), watch and type into it in xterm.js, reattach after a reload
+//! with the recent output, and see the command lines typed so far.
+
+use std::sync::Arc;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::Web;
+use super::pages::{Shell, command_id, not_found, problem, shell, workspace_crumbs};
+use crate::core::TerminalSummary;
+use crate::protocol::{Command, CommandKind, CommandOutcome, PROTOCOL_VERSION};
+
+/// xterm.js styles its rows from script: the terminal page alone allows
+/// inline styles. Scripts stay the panel's own.
+const TERMINAL_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                            img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+                            form-action 'self'";
+
+#[derive(Deserialize)]
+pub(super) struct OpenForm {
+    #[serde(default)]
+    command_id: String,
+    #[serde(default)]
+    session: String,
+}
+
+pub(super) async fn post_terminal(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    Form(form): Form<OpenForm>,
+) -> Response {
+    let Some(workspace) =
+        web.core.workspaces().unwrap_or_default().into_iter().find(|workspace| workspace.id.as_str() == id)
+    else {
+        return not_found(&web, format!("No workspace `{id}`."));
+    };
+    let session_id = web
+        .core
+        .session(&form.session)
+        .ok()
+        .flatten()
+        .map(|(session, _)| session.id)
+        .filter(|_| !form.session.is_empty());
+    let kind = CommandKind::OpenTerminal {
+        workspace_id: workspace.id.clone(),
+        session_id,
+        terminal_id: None,
+        cols: 100,
+        rows: 30,
+        by: Some("panel".into()),
+    };
+    let id = if form.command_id.trim().is_empty() { command_id() } else { form.command_id };
+    match web.core.execute(Command { v: PROTOCOL_VERSION, id, target: None, kind }).await {
+        Ok(CommandOutcome::Ok { value }) => match value["terminal_id"].as_str() {
+            Some(terminal) => Redirect::to(&format!("/terminals/{terminal}")).into_response(),
+            None => Redirect::to(&format!("/workspaces/{}", workspace.id)).into_response(),
+        },
+        Ok(CommandOutcome::Error { message, .. }) => problem(
+            &web,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "No terminal",
+            message,
+            &format!("/workspaces/{}", workspace.id),
+        ),
+        Err(failure) => problem(&web, failure.status(), "No terminal", failure.message().to_string(), "/"),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "terminal.html")]
+pub(super) struct TerminalPage {
+    shell: Shell,
+    terminal: TerminalSummary,
+    workspace_name: String,
+}
+
+pub(super) async fn get_terminal(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+    let Some(terminal) = web.core.terminal(&id) else {
+        return not_found(&web, format!("No terminal `{id}`: terminals end when Core restarts."));
+    };
+    let mut crumbs = workspace_crumbs(&web, terminal.workspace_id.as_str());
+    let workspace_name = crumbs.last().map(|(name, _)| name.clone()).unwrap_or_default();
+    crumbs.push((format!("terminal {id}"), format!("/terminals/{id}")));
+    let mut response = TerminalPage { shell: shell(&web, crumbs), terminal, workspace_name }.into_response();
+    response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(TERMINAL_CSP));
+    response
+}
+
+/// The terminal's WebSocket; a browser on another site cannot open it.
+pub(super) async fn get_terminal_socket(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    let origin = headers.get(header::ORIGIN).and_then(|value| value.to_str().ok());
+    if origin.is_some_and(|origin| origin != format!("http://{host}") && origin != format!("https://{host}")) {
+        return (StatusCode::FORBIDDEN, "refused: this terminal belongs to the panel's own pages").into_response();
+    }
+    if web.core.terminal(&id).is_none() {
+        return (StatusCode::NOT_FOUND, format!("no terminal `{id}`")).into_response();
+    }
+    let core = web.core.clone();
+    upgrade.on_upgrade(move |socket| crate::core::terminal_bridge(core, id, socket))
+}

@@ -290,3 +290,65 @@ async fn api_error(response: reqwest::Response) -> anyhow::Error {
         Err(_) => anyhow!("Core answered {status}"),
     }
 }
+
+/// How a terminal attachment ended.
+pub(crate) enum TerminalEnd {
+    /// The person detached (Ctrl-]) or their input ended.
+    Detached,
+    /// The shell exited, with its code if it had one.
+    Exited(Option<i32>),
+}
+
+impl Client {
+    /// Attaches to terminal `id`: its recent output, then live output, to
+    /// `output`; `keys` go to it until they end or the shell exits.
+    pub(crate) fn attach_terminal(
+        &self,
+        id: &str,
+        size: Option<(u16, u16)>,
+        mut keys: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        output: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<TerminalEnd> {
+        use futures_util::SinkExt;
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+        let url = format!("{}/api/v1/terminals/{id}/ws", self.base.replacen("http", "ws", 1));
+        self.runtime.block_on(async {
+            let mut request = url.as_str().into_client_request()?;
+            request.headers_mut().insert("Authorization", format!("Bearer {}", self.token).parse()?);
+            let (socket, _) = tokio_tungstenite::connect_async(request)
+                .await
+                .with_context(|| format!("cannot attach to terminal `{id}` at {}", self.base))?;
+            let (mut sink, mut stream) = socket.split();
+            if let Some((cols, rows)) = size {
+                let resize = serde_json::json!({ "type": "resize", "cols": cols, "rows": rows });
+                sink.send(Message::text(resize.to_string())).await?;
+            }
+            loop {
+                tokio::select! {
+                    typed = keys.recv() => {
+                        let Some(bytes) = typed else { return Ok(TerminalEnd::Detached) };
+                        let data = String::from_utf8_lossy(&bytes).into_owned();
+                        sink.send(Message::text(serde_json::json!({ "type": "input", "data": data }).to_string())).await?;
+                    }
+                    message = stream.next() => {
+                        let text = match message {
+                            Some(Ok(Message::Text(text))) => text,
+                            Some(Ok(Message::Close(_))) | None => anyhow::bail!("Core closed the terminal's connection"),
+                            Some(Ok(_)) => continue,
+                            Some(Err(error)) => return Err(error.into()),
+                        };
+                        let message: serde_json::Value = serde_json::from_str(text.as_str())?;
+                        match message["type"].as_str() {
+                            Some("output") => output(message["data"].as_str().unwrap_or_default()),
+                            Some("exit") => return Ok(TerminalEnd::Exited(message["code"].as_i64().map(|code| code as i32))),
+                            Some("error") => anyhow::bail!("{}", message["message"].as_str().unwrap_or("terminal error")),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        })
+    }
+}

@@ -12,6 +12,7 @@ mod output;
 mod panel;
 mod refs;
 mod session;
+mod term;
 mod up;
 mod workspace;
 
@@ -74,6 +75,8 @@ enum Command {
     /// The web panel: fresh login links.
     #[command(subcommand)]
     Panel(panel::PanelCommand),
+    /// A shell in a workspace on its node, through Core (Ctrl-] detaches).
+    Term(term::TermArgs),
 }
 
 /// Exit codes, as documented in `--help` and docs/cli.md.
@@ -104,6 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Refs(command) => refs::run(command, &ctx.data)?,
         Command::Gc(args) => gc::run(args, &ctx)?,
         Command::Panel(command) => panel::run(command, &ctx)?,
+        Command::Term(args) => term::run(args, &ctx)?,
     };
     Ok(exit.into())
 }

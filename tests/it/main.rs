@@ -16,5 +16,6 @@ mod secrets;
 mod session;
 mod store;
 mod support;
+mod terminal;
 mod tidy;
 mod worktree;

@@ -328,7 +328,18 @@ impl Client {
             loop {
                 tokio::select! {
                     typed = keys.recv() => {
-                        let Some(bytes) = typed else { return Ok(TerminalEnd::Detached) };
+                        let Some(bytes) = typed else {
+                            // Show what is already on its way before leaving.
+                            while let Ok(Some(Ok(Message::Text(text)))) =
+                                tokio::time::timeout(Duration::from_millis(300), stream.next()).await
+                            {
+                                let message: serde_json::Value = serde_json::from_str(text.as_str())?;
+                                if message["type"] == "output" {
+                                    output(message["data"].as_str().unwrap_or_default());
+                                }
+                            }
+                            return Ok(TerminalEnd::Detached);
+                        };
                         let data = String::from_utf8_lossy(&bytes).into_owned();
                         sink.send(Message::text(serde_json::json!({ "type": "input", "data": data }).to_string())).await?;
                     }

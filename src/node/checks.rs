@@ -24,8 +24,8 @@ pub struct CheckRun {
 }
 
 /// Runs `check` with `sh -c` in `workdir`, killing its whole process group
-/// when the timeout passes.
-pub fn run(check: &Check, workdir: &Path) -> Result<CheckRun> {
+/// when the timeout passes; `live` sees the output as it comes.
+pub fn run(check: &Check, workdir: &Path, live: &mut dyn FnMut(&[u8])) -> Result<CheckRun> {
     use std::os::unix::process::CommandExt;
     let started = Instant::now();
     let mut child = Command::new("sh")
@@ -38,6 +38,7 @@ pub fn run(check: &Check, workdir: &Path) -> Result<CheckRun> {
         .spawn()
         .map_err(|source| Error::Io { context: format!("cannot run check `{}`", check.name), source })?;
     let mut stdout = child.stdout.take().expect("holds because stdout is piped");
+    let (chunks, arrived) = std::sync::mpsc::channel::<Vec<u8>>();
     let reader = std::thread::spawn(move || {
         let mut kept = Vec::new();
         let mut buffer = [0u8; 8192];
@@ -48,6 +49,9 @@ pub fn run(check: &Check, workdir: &Path) -> Result<CheckRun> {
             }
             let room = MAX_OUTPUT.saturating_sub(kept.len());
             kept.extend_from_slice(&buffer[..read.min(room)]);
+            if room > 0 {
+                let _ = chunks.send(buffer[..read.min(room)].to_vec());
+            }
             cut |= read > room;
         }
         if cut {
@@ -58,6 +62,9 @@ pub fn run(check: &Check, workdir: &Path) -> Result<CheckRun> {
     let deadline = started + Duration::from_secs(check.timeout_secs);
     let mut timed_out = false;
     let status = loop {
+        while let Ok(chunk) = arrived.try_recv() {
+            live(&chunk);
+        }
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() >= deadline => {
@@ -73,6 +80,9 @@ pub fn run(check: &Check, workdir: &Path) -> Result<CheckRun> {
         }
     };
     let mut output = reader.join().unwrap_or_default();
+    while let Ok(chunk) = arrived.try_recv() {
+        live(&chunk);
+    }
     if timed_out {
         output.extend_from_slice(format!("\n[killed after the {} s timeout]\n", check.timeout_secs).as_bytes());
     }
@@ -92,16 +102,20 @@ mod tests {
     #[test]
     fn output_and_exit_codes_are_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let run = run(&check("echo out; echo err >&2; exit 3", 10), dir.path()).unwrap();
+        let mut live = Vec::new();
+        let run =
+            run(&check("echo out; echo err >&2; exit 3", 10), dir.path(), &mut |chunk| live.extend_from_slice(chunk))
+                .unwrap();
         assert!(!run.passed);
         assert_eq!(run.exit_code, Some(3));
         assert_eq!(String::from_utf8_lossy(&run.output), "out\nerr\n");
+        assert_eq!(live, run.output, "everything kept was also seen live");
     }
 
     #[test]
     fn a_timeout_kills_the_whole_group() {
         let dir = tempfile::tempdir().unwrap();
-        let run = run(&check("sleep 30 & sleep 30; echo never", 1), dir.path()).unwrap();
+        let run = run(&check("sleep 30 & sleep 30; echo never", 1), dir.path(), &mut |_| {}).unwrap();
         assert!(!run.passed);
         assert_eq!(run.exit_code, None);
         assert!(run.duration < Duration::from_secs(10));

@@ -171,6 +171,8 @@ struct Runtime {
     outlet: super::terminals::Outlet,
     /// Terminals opened from a session: where their command lines are recorded.
     terminal_sessions: Mutex<HashMap<String, (Store, SessionId, Workspace, String)>>,
+    /// Keys for terminals, typed in arrival order by one worker.
+    keys: Mutex<Option<std::sync::mpsc::Sender<(String, String)>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -204,7 +206,19 @@ pub async fn run(config: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> R
         terminals: Default::default(),
         outlet: Default::default(),
         terminal_sessions: Mutex::new(HashMap::new()),
+        keys: Mutex::new(None),
     });
+    {
+        let (keys, typed_keys) = std::sync::mpsc::channel::<(String, String)>();
+        *lock(&runtime.keys) = Some(keys);
+        let runtime = Arc::downgrade(&runtime);
+        std::thread::spawn(move || {
+            for (terminal, data) in typed_keys {
+                let Some(runtime) = runtime.upgrade() else { break };
+                typed(&runtime, &terminal, &data);
+            }
+        });
+    }
     let mut delay = BACKOFF_FIRST;
     loop {
         if *shutdown.borrow() {
@@ -354,9 +368,9 @@ async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> R
                         });
                     }
                     Ok(CoreFrame::TermInput { terminal, data, .. }) => {
-                        let runtime = runtime.clone();
-                        let out_tx = out_tx.clone();
-                        tokio::task::spawn_blocking(move || typed(&runtime, &out_tx, &terminal, &data));
+                        if let Some(keys) = lock(&runtime.keys).as_ref() {
+                            let _ = keys.send((terminal, data));
+                        }
                     }
                     Ok(CoreFrame::TermResize { terminal, cols, rows, .. }) => runtime.terminals.resize(&terminal, cols, rows),
                     Ok(CoreFrame::Refused { reason, message, .. }) => return Err(Error::Refused { reason, message }),
@@ -907,7 +921,7 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
 /// Keys for a terminal: typed into its PTY; each command line finished is
 /// history for Core and, for a terminal opened from a session, an event of
 /// the person's in that session.
-fn typed(runtime: &Arc<Runtime>, out_tx: &mpsc::Sender<NodeFrame>, terminal: &str, data: &str) {
+fn typed(runtime: &Arc<Runtime>, terminal: &str, data: &str) {
     for (line, offset) in runtime.terminals.input(terminal, data) {
         let command = store::redact::redact_str(&line).into_owned();
         let at = jiff::Timestamp::now();
@@ -918,7 +932,10 @@ fn typed(runtime: &Arc<Runtime>, out_tx: &mpsc::Sender<NodeFrame>, terminal: &st
             at,
             offset,
         };
-        let _ = out_tx.blocking_send(frame);
+        let outlet = lock(&runtime.outlet).clone();
+        if let Some(outlet) = outlet {
+            let _ = outlet.blocking_send(frame);
+        }
         let place = lock(&runtime.terminal_sessions).get(terminal).cloned();
         if let Some((store, session, workspace, by)) = place {
             let kind = EventKind::Intervention {
@@ -927,12 +944,15 @@ fn typed(runtime: &Arc<Runtime>, out_tx: &mpsc::Sender<NodeFrame>, terminal: &st
                 path: None,
                 detail: Some(format!("{command}  (terminal {terminal}, output from byte {offset})")),
             };
+            // Recording may wait for the session; the keys must not.
             let mut forward = Forward { runtime: runtime.clone(), workspace };
-            if let Err(error) =
-                briefly_retried(|| super::runner::record_event(&store, &session, kind.clone(), None, &mut forward))
-            {
-                tracing::warn!(%error, %session, "a terminal command could not be recorded in the session");
-            }
+            std::thread::spawn(move || {
+                let recorded =
+                    briefly_retried(|| super::runner::record_event(&store, &session, kind.clone(), None, &mut forward));
+                if let Err(error) = recorded {
+                    tracing::warn!(%error, %session, "a terminal command could not be recorded in the session");
+                }
+            });
         }
     }
 }

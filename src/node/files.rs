@@ -464,10 +464,10 @@ mod tests {
         let read = root.read("src/main.rs").unwrap();
         assert_eq!(read.state, FileState::Text);
         let before = read.hash.unwrap();
-        let after = root.write("src/main.rs", "fn main() { println!(); }\n", Some(&before)).unwrap();
+        let after = root.write("src/main.rs", "fn main() { run(); }\n", Some(&before)).unwrap();
         let stale = root.write("src/main.rs", "lost\n", Some(&before)).unwrap_err();
         assert!(matches!(stale, FileError::Conflict { .. }), "{stale}");
-        assert_eq!(std::fs::read_to_string(root.dir().join("src/main.rs")).unwrap(), "fn main() { println!(); }\n");
+        assert_eq!(std::fs::read_to_string(root.dir().join("src/main.rs")).unwrap(), "fn main() { run(); }\n");
         assert!(matches!(root.write("src/main.rs", "x", None), Err(FileError::Exists { .. })));
         root.write("src/main.rs", "again\n", Some(&after)).unwrap();
     }

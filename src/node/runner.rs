@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::config::{Check, RepoConfig, When};
 use super::{Error, Node, Result};
 use crate::protocol::{
-    ApprovalDecision, CheckSummary, Event, EventKind, SessionId, SessionState, TurnOutcome, Workspace,
+    ApprovalDecision, CheckSummary, Event, EventKind, OutputStream, SessionId, SessionState, TurnOutcome, Workspace,
 };
 use crate::provider::codex::CodexProvider;
 use crate::provider::codex_exec::CodexExecProvider;
@@ -647,7 +647,27 @@ impl<'a> Runner<'a> {
         };
         let mut ran = Vec::new();
         for check in config.checks.iter().filter(|check| select(check)) {
-            let run = super::checks::run(check, store.workdir())?;
+            // The output streams as a command's, so it shows live.
+            let command_id = format!("check:{}:{}", check.name, self.writer().last_seq() + 1);
+            self.record(EventKind::CommandStarted {
+                command_id: command_id.clone(),
+                command: format!("check {}: {}", check.name, check.command),
+            })?;
+            let mut streamed: Result<()> = Ok(());
+            let run = super::checks::run(check, store.workdir(), &mut |chunk| {
+                if streamed.is_ok() {
+                    let text = String::from_utf8_lossy(chunk).into_owned();
+                    let kind =
+                        EventKind::CommandOutput { command_id: command_id.clone(), stream: OutputStream::Stdout, text };
+                    streamed = self.record(kind).map(|_| ());
+                }
+            })?;
+            streamed?;
+            self.record(EventKind::CommandFinished {
+                command_id,
+                exit_code: run.exit_code,
+                duration_ms: run.duration.as_millis() as u64,
+            })?;
             let seq = self.writer().last_seq() + 1;
             let evidence = format!("turns/{turn}/evidence/{seq}-{}.log", check.name);
             self.writer().put_file(evidence.clone(), run.output);

@@ -156,7 +156,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         terminals.open("t1", dir.path(), 80, 24, outlet).unwrap();
         assert!(terminals.input("t1", "echo helo").is_empty());
-        let lines = terminals.input("t1", "\u{7f}\u{7f}lo\r");
+        let lines = terminals.input("t1", "\u{7f}lo\r");
         assert_eq!(lines.iter().map(|(line, _)| line.as_str()).collect::<Vec<_>>(), ["echo hello"]);
         let lines = terminals.input("t1", "ls\u{1b}[Ab\r\r");
         assert_eq!(lines.iter().map(|(line, _)| line.as_str()).collect::<Vec<_>>(), ["lsb"]);

@@ -270,3 +270,34 @@ fn a_terminal_runs_in_the_workspace_reattaches_after_a_reload_and_keeps_history(
         screen(chrome).lines().any(|line| line.trim() == "again")
     });
 }
+
+#[test]
+fn a_check_run_from_the_panel_streams_its_output_and_becomes_evidence() {
+    let Some(chrome) = Chrome::start(true) else { return };
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(
+        env.repo.join(".cortex/config.toml"),
+        "[[checks]]\nname = \"slow\"\nwhen = \"manual\"\ncommand = \"echo first-$((1+1)); sleep 3; echo second-$((2+2))\"\n",
+    )
+    .unwrap();
+    let script = env.script("quick.toml", "[[step]]\nmessage = \"done\"\n");
+    let run = env.cortex_at(
+        &core,
+        &env.repo,
+        ["session", "start", "checked", "--script", script.to_str().unwrap(), "--json"],
+    );
+    let id = run.json()["session_id"].as_str().unwrap().to_string();
+    wait_state(&env, &core, &id, "idle");
+    log_in(&chrome, &env, &core, &core.url, &format!("/sessions/{id}"));
+    chrome.click("#controls form[action$='/checks'] button");
+    // The command line names neither output: `first-2` and `second-4` come from the shell.
+    chrome.until("the first line, live", |chrome| chrome.source().contains("first-2"));
+    assert!(!chrome.source().contains("second-4"), "output shows while the check still runs");
+    chrome.until("the check's result", |chrome| chrome.source().contains("slow passed"));
+    assert!(chrome.source().contains("second-4"));
+    chrome.goto(&format!("{}/sessions/{id}/evidence", core.url));
+    let evidence = chrome.text("details.check");
+    assert!(evidence.contains("slow") && evidence.contains("passed"), "{evidence}");
+}

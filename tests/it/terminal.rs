@@ -90,3 +90,50 @@ fn cortex_term_reaches_a_workspace_on_a_second_node_through_core() {
     assert_ne!(missing.code, 0);
     assert!(missing.stderr.contains("no workspace `nowhere`"), "{}", missing.stderr);
 }
+
+#[test]
+fn commands_typed_in_a_sessions_terminal_are_the_persons_events_and_redacted() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = env.script("one.toml", "[[step]]\nmessage = \"ready\"\n");
+    let run =
+        env.cortex_at(&core, &env.repo, ["session", "start", "work", "--script", script.to_str().unwrap(), "--json"]);
+    let session = run.json()["session_id"].as_str().unwrap().to_string();
+    crate::support::cluster::wait_state(&env, &core, &session, "idle");
+
+    let mut term = env
+        .cortex_command(&env.repo)
+        .env("CORTEX_HOME", &core.data)
+        .args(["term", "--session", &session])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = term.stdin.take().unwrap();
+    stdin.write_all(b"echo recorded-$((1+2)) sk-abcdefghijklmnopqrstuvwxyz0123\n").unwrap();
+    let log = || env.cortex_at(&core, &env.repo, ["session", "log", &session, "--json"]).json();
+    let typed = wait_for(|| {
+        log()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|event| {
+                event["action"] == "terminal" && event["detail"].as_str().unwrap_or_default().contains("recorded-")
+            })
+            .cloned()
+    })
+    .expect("the typed command is recorded in the session");
+    stdin.write_all(&[0x1d]).unwrap();
+    assert!(term.wait().unwrap().success());
+    let detail = typed["detail"].as_str().unwrap();
+    assert!(detail.starts_with("echo recorded-$((1+2)) [REDACTED]"), "{detail}");
+    assert_eq!(typed["kind"], "intervention");
+    assert!(typed["by"].as_str().is_some_and(|by| !by.is_empty()));
+    let opened = log().as_array().unwrap().iter().any(|event| {
+        event["action"] == "terminal"
+            && event["detail"].as_str().unwrap_or_default().starts_with("opened terminal trm_")
+    });
+    assert!(opened, "opening the terminal is on record too");
+    assert!(!env.all_cortex_objects(&env.repo).contains("abcdefghijklmnopqrstuvwxyz0123"), "no secret in any object");
+}

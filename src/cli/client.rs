@@ -325,8 +325,19 @@ impl Client {
                 let resize = serde_json::json!({ "type": "resize", "cols": cols, "rows": rows });
                 sink.send(Message::text(resize.to_string())).await?;
             }
+            let mut shown_size = size;
+            let mut size_check = tokio::time::interval(Duration::from_millis(500));
             loop {
                 tokio::select! {
+                    _ = size_check.tick(), if size.is_some() => {
+                        // The window may have changed: tell the shell.
+                        let now = crossterm::terminal::size().ok();
+                        if let Some((cols, rows)) = now.filter(|_| now != shown_size) {
+                            shown_size = now;
+                            let resize = serde_json::json!({ "type": "resize", "cols": cols, "rows": rows });
+                            sink.send(Message::text(resize.to_string())).await?;
+                        }
+                    }
                     typed = keys.recv() => {
                         let Some(bytes) = typed else {
                             // Show what is already on its way before leaving.

@@ -467,6 +467,9 @@ impl CoreState {
         if let Err(error) = lock(&self.registry).record_node_event(node_id, status.as_str(), detail) {
             tracing::error!(%error, "cannot record a node event");
         }
+        if matches!(status, NodeStatus::Offline | NodeStatus::Revoked) {
+            self.terminals.node_gone(node_id);
+        }
         if matches!(status, NodeStatus::Offline | NodeStatus::Stale | NodeStatus::Revoked) {
             let reason = format!("node went {}: {detail}", status.as_str());
             if let Err(error) = lock(&self.index).interrupt_node_sessions(node_id, &reason) {

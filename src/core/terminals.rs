@@ -108,6 +108,16 @@ impl Terminals {
         }
     }
 
+    /// A node went away: its shells are gone with it.
+    pub fn node_gone(&self, node_id: &str) {
+        for terminal in lock(&self.open).values_mut() {
+            if terminal.summary.node_id == node_id && terminal.summary.exited.is_none() {
+                terminal.summary.exited = Some(None);
+                let _ = terminal.updates.send(TerminalUpdate::Exit(None));
+            }
+        }
+    }
+
     pub fn summary(&self, id: &str) -> Option<TerminalSummary> {
         lock(&self.open).get(id).map(|terminal| terminal.summary.clone())
     }

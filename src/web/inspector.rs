@@ -240,12 +240,7 @@ pub(super) async fn get_file(
             }
         },
         Err((code, message)) => {
-            let status = match code.as_str() {
-                "bad_input" => StatusCode::BAD_REQUEST,
-                "not_found" => StatusCode::NOT_FOUND,
-                "forbidden" => StatusCode::FORBIDDEN,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
+            let status = status_of(&code);
             let back = format!("/workspaces/{}/files?path={}", workspace.id, session_suffix(&session));
             super::pages::problem(&web, status, "Cannot open that file", message, &back)
         }
@@ -304,14 +299,7 @@ pub(super) async fn post_file(
                 Ok(value) => serde_json::from_value::<FileContent>(value).ok(),
                 Err(_) => None,
             };
-            let status = match code.as_str() {
-                "conflict" => StatusCode::CONFLICT,
-                "busy" => StatusCode::CONFLICT,
-                "bad_input" => StatusCode::BAD_REQUEST,
-                "not_found" => StatusCode::NOT_FOUND,
-                "forbidden" => StatusCode::FORBIDDEN,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
+            let status = status_of(&code);
             match current {
                 Some(file) => {
                     let page =
@@ -321,5 +309,94 @@ pub(super) async fn post_file(
                 None => super::pages::problem(&web, status, "Not saved", message, &format!("/workspaces/{id}/files")),
             }
         }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct MoveForm {
+    #[serde(default)]
+    command_id: String,
+    from: String,
+    to: String,
+    #[serde(default)]
+    session: String,
+}
+
+pub(super) async fn post_move(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    Form(form): Form<MoveForm>,
+) -> Response {
+    let Some(workspace) = workspace(&web, &id) else {
+        return not_found(&web, format!("No workspace `{id}`."));
+    };
+    let session = session_of(&web, Some(&form.session));
+    let kind = CommandKind::MovePath {
+        workspace_id: workspace.id.clone(),
+        session_id: session.clone(),
+        from: form.from.clone(),
+        to: form.to.clone(),
+        by: Some("panel".into()),
+    };
+    let command = if form.command_id.trim().is_empty() { command_id() } else { form.command_id };
+    let keep = session_suffix(&session);
+    match ask(&web, &command, kind).await {
+        Ok(value) => {
+            let to = value["to"].as_str().unwrap_or(&form.to).to_string();
+            Redirect::to(&format!("/workspaces/{}/file?path={to}{keep}", workspace.id)).into_response()
+        }
+        Err((code, message)) => {
+            let back = format!("/workspaces/{}/file?path={}{keep}", workspace.id, form.from);
+            super::pages::problem(&web, status_of(&code), "Not moved", message, &back)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct DeleteForm {
+    #[serde(default)]
+    command_id: String,
+    path: String,
+    #[serde(default)]
+    hash: String,
+    #[serde(default)]
+    session: String,
+}
+
+pub(super) async fn post_delete(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    Form(form): Form<DeleteForm>,
+) -> Response {
+    let Some(workspace) = workspace(&web, &id) else {
+        return not_found(&web, format!("No workspace `{id}`."));
+    };
+    let session = session_of(&web, Some(&form.session));
+    let kind = CommandKind::DeletePath {
+        workspace_id: workspace.id.clone(),
+        session_id: session.clone(),
+        path: form.path.clone(),
+        expected_hash: (!form.hash.is_empty()).then(|| form.hash.clone()),
+        by: Some("panel".into()),
+    };
+    let command = if form.command_id.trim().is_empty() { command_id() } else { form.command_id };
+    let keep = session_suffix(&session);
+    let folder = form.path.rsplit_once('/').map(|(folder, _)| folder.to_string()).unwrap_or_default();
+    match ask(&web, &command, kind).await {
+        Ok(_) => Redirect::to(&format!("/workspaces/{}/files?path={folder}{keep}", workspace.id)).into_response(),
+        Err((code, message)) => {
+            let back = format!("/workspaces/{}/file?path={}{keep}", workspace.id, form.path);
+            super::pages::problem(&web, status_of(&code), "Not deleted", message, &back)
+        }
+    }
+}
+
+fn status_of(code: &str) -> StatusCode {
+    match code {
+        "conflict" | "busy" => StatusCode::CONFLICT,
+        "bad_input" => StatusCode::BAD_REQUEST,
+        "not_found" => StatusCode::NOT_FOUND,
+        "forbidden" => StatusCode::FORBIDDEN,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }

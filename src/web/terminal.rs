@@ -94,6 +94,22 @@ pub(super) async fn get_terminal(State(web): State<Arc<Web>>, Path(id): Path<Str
     response
 }
 
+/// Ends a terminal: its shell gets a hangup.
+pub(super) async fn post_close(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+    let Some(terminal) = web.core.terminal(&id) else {
+        return not_found(&web, format!("No terminal `{id}`."));
+    };
+    let kind = CommandKind::CloseTerminal { workspace_id: terminal.workspace_id.clone(), terminal_id: id.clone() };
+    let back = format!("/workspaces/{}", terminal.workspace_id);
+    match web.core.execute(Command { v: PROTOCOL_VERSION, id: command_id(), target: None, kind }).await {
+        Ok(CommandOutcome::Ok { .. }) => Redirect::to(&back).into_response(),
+        Ok(CommandOutcome::Error { message, .. }) => {
+            problem(&web, StatusCode::UNPROCESSABLE_ENTITY, "Not closed", message, &format!("/terminals/{id}"))
+        }
+        Err(failure) => problem(&web, failure.status(), "Not closed", failure.message().to_string(), &back),
+    }
+}
+
 /// The terminal's WebSocket; a browser on another site cannot open it.
 pub(super) async fn get_terminal_socket(
     State(web): State<Arc<Web>>,

@@ -464,4 +464,84 @@ fn the_inspector_lists_shows_and_saves_files_as_text() {
     let made = browser.post(&format!("{base}/workspaces/{workspace}/file"), &created, Some(&base));
     assert_eq!(made.status, 303, "{}", made.body);
     assert_eq!(std::fs::read_to_string(env.repo.join("new/dir/made.txt")).unwrap(), "made\nhere\n");
+
+    let moved = browser.post(
+        &format!("{base}/workspaces/{workspace}/move"),
+        &[("from", "new/dir/made.txt"), ("to", "new/renamed.txt")],
+        Some(&base),
+    );
+    assert_eq!(moved.status, 303, "{}", moved.body);
+    assert!(moved.location().contains("path=new/renamed.txt"), "{}", moved.location());
+    assert!(env.repo.join("new/renamed.txt").exists() && !env.repo.join("new/dir/made.txt").exists());
+    let outside = browser.post(
+        &format!("{base}/workspaces/{workspace}/move"),
+        &[("from", "new/renamed.txt"), ("to", "../escaped.txt")],
+        Some(&base),
+    );
+    assert_eq!(outside.status, 400, "{}", outside.body);
+    let stale_delete = browser.post(
+        &format!("{base}/workspaces/{workspace}/delete"),
+        &[("path", "new/renamed.txt"), ("hash", "0000")],
+        Some(&base),
+    );
+    assert_eq!(stale_delete.status, 409, "a file changed since it was shown is not deleted");
+    assert!(env.repo.join("new/renamed.txt").exists());
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(env.repo.join("new/renamed.txt")).unwrap()))
+    };
+    let deleted = browser.post(
+        &format!("{base}/workspaces/{workspace}/delete"),
+        &[("path", "new/renamed.txt"), ("hash", &hash)],
+        Some(&base),
+    );
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    assert!(!env.repo.join("new/renamed.txt").exists());
+}
+
+#[test]
+fn a_terminal_page_is_the_panels_own_and_closes_its_shell() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let bound = env.cortex_at(&core, &env.repo, ["workspace", "bind", "--json"]);
+    let workspace = bound.json()["id"].as_str().unwrap().to_string();
+    let browser = logged_in(&env, &core);
+    let base = core.url.clone();
+    let opened = browser.post(&format!("{base}/workspaces/{workspace}/terminals"), &[], Some(&base));
+    assert_eq!(opened.status, 303, "{}", opened.body);
+    let page_url = format!("{base}{}", opened.location());
+    let page = browser.get(&page_url);
+    assert_page(
+        &page,
+        "terminal",
+        &["/static/vendor/xterm-6.0.0.js", "data-socket=\"/terminals/trm_", "cortex term --attach"],
+    );
+    let csp = page.headers.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(csp.contains("script-src 'self';") && csp.contains("style-src 'self' 'unsafe-inline'"), "{csp}");
+    let socket = format!("{page_url}/ws");
+    let hijack = browser.request(
+        reqwest::Method::GET,
+        &socket,
+        &[
+            ("Origin", "http://evil.example"),
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+    );
+    assert_eq!(hijack.status, 403, "another site cannot open the terminal");
+    assert!(
+        browser.get(&format!("{base}/workspaces/{workspace}")).body.contains(opened.location()),
+        "listed on the workspace"
+    );
+    let closed = browser.post(&format!("{page_url}/close"), &[], Some(&base));
+    assert_eq!(closed.status, 303, "{}", closed.body);
+    let terminal = opened.location().trim_start_matches("/terminals/").to_string();
+    let http = crate::support::cluster::Http::new(&core);
+    crate::support::wait_for(|| {
+        let (_, summary) = http.get(&format!("/api/v1/terminals/{terminal}"), Some(http.token()));
+        summary.get("exited").is_some().then_some(())
+    })
+    .expect("the shell ends when its terminal is closed");
 }

@@ -205,13 +205,19 @@ fn accept_hello(
 }
 
 /// Commands sent before the last link dropped, still unanswered: the node
-/// deduplicates by id, so sending again is safe.
+/// deduplicates by id, so sending again is safe (a file write, whose content
+/// Core does not keep, is answered as not delivered instead).
 async fn resend_unfinished(state: &CoreState, node_id: &str, tx: &mpsc::Sender<CoreFrame>) {
     let bodies = lock(&state.registry).unfinished_commands(node_id).unwrap_or_default();
     for body in bodies {
-        if let Ok(command) = serde_json::from_str::<Command>(&body) {
-            let _ = tx.send(CoreFrame::Command { command }).await;
+        let Ok(command) = serde_json::from_str::<Command>(&body) else { continue };
+        if let crate::protocol::CommandKind::WriteFile { path, .. } = &command.kind {
+            // Its content was not kept: the person saves again.
+            let message = format!("`{path}` was not saved: the node was disconnected before it answered; save again");
+            state.complete_command(&command.id, crate::protocol::CommandOutcome::error("node_offline", message));
+            continue;
         }
+        let _ = tx.send(CoreFrame::Command { command }).await;
     }
 }
 

@@ -309,7 +309,7 @@ impl CoreState {
         if let CommandKind::OpenTerminal { workspace_id, session_id, terminal_id: Some(terminal), .. } = &command.kind {
             self.terminals.register(terminal, &node_id, workspace_id.clone(), session_id.clone());
         }
-        let body = serde_json::to_string(&command).expect("holds because commands are JSON");
+        let body = serde_json::to_string(&recorded(&command)).expect("holds because commands are JSON");
         let fresh = lock(&self.registry)
             .insert_command(&command.id, command.kind.name(), Some(&node_id), &body)
             .map_err(ApiFailure::internal)?;
@@ -502,6 +502,19 @@ impl CoreState {
             }
         }
     }
+}
+
+/// A command as Core keeps it: a file's content is summarised, never stored
+/// (no secrets or megabytes at rest in `core.sqlite`); such a command is not
+/// sent again after a dropped link.
+fn recorded(command: &Command) -> Command {
+    let mut kept = command.clone();
+    if let CommandKind::WriteFile { content, .. } = &mut kept.kind {
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(content.as_bytes()));
+        *content = format!("[{} bytes, sha256 {digest}; not kept]", content.len());
+    }
+    kept
 }
 
 async fn await_outcome(receiver: oneshot::Receiver<CommandOutcome>) -> Result<CommandOutcome, ApiFailure> {

@@ -144,6 +144,11 @@ fn an_edit_from_a_session_is_the_persons_and_a_stale_one_is_refused() {
     let intervention = log.as_array().unwrap().iter().find(|event| event["kind"] == "intervention").expect("recorded");
     assert_eq!((intervention["by"].as_str(), intervention["action"].as_str()), (Some("ana"), Some("edit")));
     assert_eq!(intervention["path"], "notes.txt");
+    let registry = std::fs::read(core.data.join("core.sqlite")).unwrap();
+    let wal = std::fs::read(core.data.join("core.sqlite-wal")).unwrap_or_default();
+    let needle = b"and a person";
+    let at_rest = |bytes: &[u8]| bytes.windows(needle.len()).any(|window| window == needle);
+    assert!(!at_rest(&registry) && !at_rest(&wal), "Core keeps no file content in its command record");
     let refs = env.all_cortex_objects(&env.repo);
     assert!(refs.contains("\"kind\":\"intervention\""), "the event lands in the session's ref");
 }

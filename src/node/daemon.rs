@@ -170,7 +170,7 @@ struct Runtime {
     /// The link's outgoing frames, for terminal output from PTY threads.
     outlet: super::terminals::Outlet,
     /// Terminals opened from a session: where their command lines are recorded.
-    terminal_sessions: Mutex<HashMap<String, (Store, SessionId, Workspace, String)>>,
+    terminal_sessions: Mutex<HashMap<String, TerminalPlace>>,
     /// Keys for terminals, typed in arrival order by one worker.
     keys: Mutex<Option<std::sync::mpsc::Sender<(String, String)>>>,
 }
@@ -184,6 +184,11 @@ impl Runtime {
         self.node.get().expect("holds because the node is known after the first welcome")
     }
 }
+
+/// Where a terminal's command lines are recorded: its workspace's store,
+/// the session it was opened from (else the workspace journal), and who
+/// opened it.
+type TerminalPlace = (Store, Option<SessionId>, Workspace, String);
 
 /// Why a link ended.
 enum Ended {
@@ -890,13 +895,21 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
             let by = by.unwrap_or_else(|| "a person".into());
             let detail = format!("opened terminal {terminal}");
             let recorded = place.record(runtime, Some(by.clone()), "terminal", None, Some(detail));
-            if let Some((store, session)) = &place.session {
-                lock(&runtime.terminal_sessions)
-                    .insert(terminal.clone(), (store.clone(), session.clone(), place.workspace.clone(), by));
-            }
+            lock(&runtime.terminal_sessions)
+                .insert(terminal.clone(), (place.store.clone(), place.session.clone(), place.workspace.clone(), by));
             ok(serde_json::json!({
                 "terminal_id": terminal, "dir": place.root.dir().display().to_string(), "recorded": recorded,
             }))
+        }
+        CommandKind::ReadJournal { workspace_id, limit } => {
+            let place = match FilePlace::find(node, &workspace_id, None) {
+                Ok(place) => place,
+                Err(outcome) => return outcome,
+            };
+            match place.store.journal(limit.min(1000)) {
+                Ok(entries) => ok(serde_json::json!({ "entries": entries })),
+                Err(error) => failure(&error.into()),
+            }
         }
         CommandKind::CloseTerminal { terminal_id, .. } => {
             lock(&runtime.terminal_sessions).remove(&terminal_id);
@@ -938,20 +951,11 @@ fn typed(runtime: &Arc<Runtime>, terminal: &str, data: &str) {
         }
         let place = lock(&runtime.terminal_sessions).get(terminal).cloned();
         if let Some((store, session, workspace, by)) = place {
-            let kind = EventKind::Intervention {
-                by,
-                action: "terminal".into(),
-                path: None,
-                detail: Some(format!("{command}  (terminal {terminal}, output from byte {offset})")),
-            };
+            let detail = Some(format!("{command}  (terminal {terminal}, output from byte {offset})"));
             // Recording may wait for the session; the keys must not.
-            let mut forward = Forward { runtime: runtime.clone(), workspace };
+            let runtime = runtime.clone();
             std::thread::spawn(move || {
-                let recorded =
-                    briefly_retried(|| super::runner::record_event(&store, &session, kind.clone(), None, &mut forward));
-                if let Err(error) = recorded {
-                    tracing::warn!(%error, %session, "a terminal command could not be recorded in the session");
-                }
+                record_intervention(&runtime, &store, session.as_ref(), &workspace, by, "terminal", None, detail);
             });
         }
     }
@@ -962,7 +966,9 @@ fn typed(runtime: &Arc<Runtime>, terminal: &str, data: &str) {
 struct FilePlace {
     root: super::files::Root,
     workspace: Workspace,
-    session: Option<(Store, SessionId)>,
+    /// The workspace's store (the session's refs live there too).
+    store: Store,
+    session: Option<SessionId>,
 }
 
 impl FilePlace {
@@ -984,17 +990,17 @@ impl FilePlace {
                     return Err(CommandOutcome::error("not_found", message));
                 }
                 let own = store.for_session(session).map_err(|error| failure(&error.into()))?;
-                (own.workdir().to_path_buf(), Some((store, session.clone())))
+                (own.workdir().to_path_buf(), Some(session.clone()))
             }
         };
         let root = super::files::Root::new(&dir).map_err(|error| file_failure(&error))?;
-        Ok(FilePlace { root, workspace, session })
+        Ok(FilePlace { root, workspace, store, session })
     }
 
     /// A person's change must not race the agent's turn in the same session.
     fn busy(&self) -> Option<CommandOutcome> {
-        let (store, session) = self.session.as_ref()?;
-        let state = store.read_session(session).ok()?.meta.state;
+        let session = self.session.as_ref()?;
+        let state = self.store.read_session(session).ok()?.meta.state;
         state.is_busy().then(|| {
             CommandOutcome::error(
                 "busy",
@@ -1003,8 +1009,8 @@ impl FilePlace {
         })
     }
 
-    /// Records the change in the session as the person's; `false` when no
-    /// session was named.
+    /// Records the change as the person's: in the session named, or else in
+    /// the workspace journal.
     fn record(
         &self,
         runtime: &Arc<Runtime>,
@@ -1013,20 +1019,42 @@ impl FilePlace {
         path: Option<String>,
         detail: Option<String>,
     ) -> bool {
-        let Some((store, session)) = &self.session else { return false };
-        let kind = EventKind::Intervention {
-            by: by.unwrap_or_else(|| "a person".into()),
-            action: action.into(),
-            path,
-            detail,
-        };
-        let mut forward = Forward { runtime: runtime.clone(), workspace: self.workspace.clone() };
-        match briefly_retried(|| super::runner::record_event(store, session, kind.clone(), None, &mut forward)) {
+        let by = by.unwrap_or_else(|| "a person".into());
+        record_intervention(runtime, &self.store, self.session.as_ref(), &self.workspace, by, action, path, detail)
+    }
+}
+
+/// A person's act: an `intervention` event in the session it was made
+/// from, or a line in the workspace journal (`refs/cortex/workspace/journal`).
+#[allow(clippy::too_many_arguments)]
+fn record_intervention(
+    runtime: &Arc<Runtime>,
+    store: &Store,
+    session: Option<&SessionId>,
+    workspace: &Workspace,
+    by: String,
+    action: &str,
+    path: Option<String>,
+    detail: Option<String>,
+) -> bool {
+    let Some(session) = session else {
+        let entry =
+            crate::protocol::JournalEntry { at: jiff::Timestamp::now(), by, action: action.into(), path, detail };
+        return match store.append_journal(&entry) {
             Ok(()) => true,
             Err(error) => {
-                tracing::warn!(%error, %session, "a person's change could not be recorded in the session");
+                tracing::warn!(%error, "a person's change could not be recorded in the workspace journal");
                 false
             }
+        };
+    };
+    let kind = EventKind::Intervention { by, action: action.into(), path, detail };
+    let mut forward = Forward { runtime: runtime.clone(), workspace: workspace.clone() };
+    match briefly_retried(|| super::runner::record_event(store, session, kind.clone(), None, &mut forward)) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, %session, "a person's change could not be recorded in the session");
+            false
         }
     }
 }

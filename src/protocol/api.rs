@@ -267,3 +267,17 @@ impl FileState {
         }
     }
 }
+
+/// One thing a person did in a workspace outside any session: a line of
+/// the workspace journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub at: jiff::Timestamp,
+    pub by: String,
+    /// `edit`, `create`, `move`, `delete`, `terminal`.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

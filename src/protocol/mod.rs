@@ -13,7 +13,7 @@ mod wire;
 
 pub use api::{
     ApiError, CheckSummary, DiffHunk, DiffLine, DirEntry, Enrollment, EntryKind, FileContent, FileDiff, FileState,
-    FileStatus, NodeStatus, NodeSummary, SearchHit, SessionSummary, TurnSummary, Workspace,
+    FileStatus, JournalEntry, NodeStatus, NodeSummary, SearchHit, SessionSummary, TurnSummary, Workspace,
 };
 pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome};
 pub use id::{NodeId, SessionId, WorkspaceId};

@@ -184,6 +184,10 @@ pub enum CoreFrame {
     },
 }
 
+fn default_journal_limit() -> usize {
+    50
+}
+
 fn default_cols() -> u16 {
     100
 }
@@ -347,6 +351,13 @@ pub enum CommandKind {
         workspace_id: WorkspaceId,
         terminal_id: String,
     },
+    /// The newest entries of the workspace journal: what people did there
+    /// outside any session.
+    ReadJournal {
+        workspace_id: WorkspaceId,
+        #[serde(default = "default_journal_limit")]
+        limit: usize,
+    },
     DeletePath {
         workspace_id: WorkspaceId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -382,6 +393,7 @@ impl CommandKind {
             Self::DeletePath { .. } => "delete_path",
             Self::OpenTerminal { .. } => "open_terminal",
             Self::CloseTerminal { .. } => "close_terminal",
+            Self::ReadJournal { .. } => "read_journal",
         }
     }
 }

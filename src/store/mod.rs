@@ -9,6 +9,7 @@
 
 mod diff;
 mod git;
+mod journal;
 mod meta;
 mod read;
 pub mod redact;
@@ -19,6 +20,7 @@ mod worktree;
 
 use std::path::{Path, PathBuf};
 
+pub use journal::JOURNAL_REF;
 pub use meta::{Meta, SCHEMA as META_SCHEMA};
 pub use read::{SessionView, TurnFiles};
 pub use remote::{RefsSummary, fetch, push};

@@ -55,7 +55,7 @@ impl Store {
         Meta::from_toml(&text).map_err(|detail| Error::Corrupt { what: format!("meta.toml in tree {tree}"), detail })
     }
 
-    fn read_blob_at(&self, tree: ObjectId, path: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read_blob_at(&self, tree: ObjectId, path: &str) -> Result<Option<Vec<u8>>> {
         let tree = self.repo.find_tree(tree).git(|| format!("cannot read tree {tree}"))?;
         let Some(entry) = tree.lookup_entry_by_path(path).git(|| format!("cannot look up `{path}`"))? else {
             return Ok(None);

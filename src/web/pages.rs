@@ -297,6 +297,8 @@ pub(super) struct WorkspacePage {
     providers: Vec<String>,
     sessions: Vec<SessionSummary>,
     terminals: Vec<crate::core::TerminalSummary>,
+    /// What people did here outside sessions, newest first.
+    journal: Vec<crate::protocol::JournalEntry>,
     /// The idempotency key the start form carries: a form sent twice starts
     /// one session.
     command_id: String,
@@ -330,10 +332,24 @@ pub(super) async fn get_workspace(State(web): State<Arc<Web>>, Path(id): Path<St
         providers,
         sessions,
         terminals: web.core.terminals_of(&workspace.id),
+        journal: journal(&web, &workspace).await,
         command_id: command_id(),
         workspace,
     }
     .into_response()
+}
+
+/// The workspace journal from its node (empty when the node cannot answer).
+async fn journal(web: &Web, workspace: &Workspace) -> Vec<crate::protocol::JournalEntry> {
+    let kind = crate::protocol::CommandKind::ReadJournal { workspace_id: workspace.id.clone(), limit: 20 };
+    let id = format!("read_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let command = crate::protocol::Command { v: crate::protocol::PROTOCOL_VERSION, id, target: None, kind };
+    match web.core.execute(command).await {
+        Ok(crate::protocol::CommandOutcome::Ok { value }) => {
+            serde_json::from_value(value["entries"].clone()).unwrap_or_default()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// A fresh command id for a form: the form's idempotency key.

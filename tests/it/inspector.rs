@@ -152,3 +152,38 @@ fn an_edit_from_a_session_is_the_persons_and_a_stale_one_is_refused() {
     let refs = env.all_cortex_objects(&env.repo);
     assert!(refs.contains("\"kind\":\"intervention\""), "the event lands in the session's ref");
 }
+
+#[test]
+fn changes_outside_a_session_land_in_the_workspace_journal() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let workspace = bound(&env, &core);
+    let http = Http::new(&core);
+    let (status, _) = command(
+        &http,
+        "write_file",
+        serde_json::json!({ "workspace_id": workspace, "path": "todo.txt", "content": "tidy up\n", "by": "ana" }),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = command(
+        &http,
+        "move_path",
+        serde_json::json!({ "workspace_id": workspace, "from": "todo.txt", "to": "done.txt", "by": "ana" }),
+    );
+    assert_eq!(status, 200);
+
+    let (_, journal) = command(&http, "read_journal", serde_json::json!({ "workspace_id": workspace }));
+    let entries = journal["value"]["entries"].as_array().unwrap();
+    let described: Vec<_> = entries
+        .iter()
+        .map(|entry| {
+            (entry["by"].as_str().unwrap(), entry["action"].as_str().unwrap(), entry["path"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(described, [("ana", "move", "done.txt"), ("ana", "create", "todo.txt")], "newest first");
+    // It is plain git: the journal is a ref in the workspace repository.
+    let month = jiff::Timestamp::now().strftime("%Y-%m").to_string();
+    let lines = env.git(&env.repo, ["show", &format!("refs/cortex/workspace/journal:journal/{month}.jsonl")]);
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    assert!(!lines.contains("tidy up"), "the journal names the change, it does not copy the content");
+}

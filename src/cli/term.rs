@@ -96,6 +96,7 @@ pub(crate) fn run(args: TermArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
                 cols,
                 rows,
                 by: std::env::var("USER").ok(),
+                check: None,
             };
             let answer = client.command(kind, None)?;
             let terminal = answer["terminal_id"].as_str().context("Core answered without a terminal id")?.to_string();

@@ -404,7 +404,8 @@ impl CoreState {
             | CommandKind::MovePath { workspace_id, .. }
             | CommandKind::DeletePath { workspace_id, .. }
             | CommandKind::CloseTerminal { workspace_id, .. }
-            | CommandKind::ReadJournal { workspace_id, .. } => workspace_node(workspace_id),
+            | CommandKind::ReadJournal { workspace_id, .. }
+            | CommandKind::ListChecks { workspace_id } => workspace_node(workspace_id),
             CommandKind::OpenTerminal { workspace_id, terminal_id, .. } => {
                 terminal_id.get_or_insert_with(|| format!("trm_{}", ulid::Ulid::new().to_string().to_lowercase()));
                 workspace_node(workspace_id)

@@ -880,7 +880,7 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 Err(error) => file_failure(&error),
             }
         }
-        CommandKind::OpenTerminal { workspace_id, session_id, terminal_id, cols, rows, by } => {
+        CommandKind::OpenTerminal { workspace_id, session_id, terminal_id, cols, rows, by, check } => {
             let place = match FilePlace::find(node, &workspace_id, session_id.as_ref()) {
                 Ok(place) => place,
                 Err(outcome) => return outcome,
@@ -888,6 +888,9 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
             let Some(terminal) = terminal_id else {
                 return CommandOutcome::error("bad_input", "a terminal needs an id (Core assigns one)");
             };
+            if let Some(name) = check {
+                return run_workspace_check(runtime, place, terminal, &name, by);
+            }
             if let Err(error) = runtime.terminals.open(&terminal, place.root.dir(), cols, rows, runtime.outlet.clone())
             {
                 return CommandOutcome::error("failed", format!("cannot start a terminal: {error}"));
@@ -900,6 +903,23 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
             ok(serde_json::json!({
                 "terminal_id": terminal, "dir": place.root.dir().display().to_string(), "recorded": recorded,
             }))
+        }
+        CommandKind::ListChecks { workspace_id } => {
+            let place = match FilePlace::find(node, &workspace_id, None) {
+                Ok(place) => place,
+                Err(outcome) => return outcome,
+            };
+            match super::config::RepoConfig::load(place.root.dir()) {
+                Ok(config) => {
+                    let checks: Vec<_> = config
+                        .checks
+                        .iter()
+                        .map(|check| serde_json::json!({ "name": check.name, "command": check.command }))
+                        .collect();
+                    ok(serde_json::json!({ "checks": checks }))
+                }
+                Err(error) => failure(&error),
+            }
         }
         CommandKind::ReadJournal { workspace_id, limit } => {
             let place = match FilePlace::find(node, &workspace_id, None) {
@@ -959,6 +979,76 @@ fn typed(runtime: &Arc<Runtime>, terminal: &str, data: &str) {
             });
         }
     }
+}
+
+/// Runs a configured check in a workspace outside any session: its output
+/// streams as terminal `terminal`'s (read-only), its result is a journal line
+/// by the person, with the output stored beside it as evidence.
+fn run_workspace_check(
+    runtime: &Arc<Runtime>,
+    place: FilePlace,
+    terminal: String,
+    name: &str,
+    by: Option<String>,
+) -> CommandOutcome {
+    let config = match super::config::RepoConfig::load(place.root.dir()) {
+        Ok(config) => config,
+        Err(error) => return failure(&error),
+    };
+    let Some(check) = config.checks.into_iter().find(|check| check.name == name) else {
+        let message =
+            format!("workspace `{}` has no check named `{name}` in .cortex/config.toml", place.workspace.name);
+        return CommandOutcome::error("bad_input", message);
+    };
+    let outlet = runtime.outlet.clone();
+    let by = by.unwrap_or_else(|| "a person".into());
+    let answer =
+        serde_json::json!({ "terminal_id": terminal, "dir": place.root.dir().display().to_string(), "check": name });
+    std::thread::spawn(move || {
+        let send = |frame: NodeFrame| {
+            let sender = lock(&outlet).clone();
+            if let Some(sender) = sender {
+                let _ = sender.blocking_send(frame);
+            }
+        };
+        send(NodeFrame::TermOutput {
+            v: PROTOCOL_VERSION,
+            terminal: terminal.clone(),
+            data: format!("$ {}\r\n", check.command),
+        });
+        let ran = super::checks::run(&check, place.root.dir(), &mut |chunk| {
+            let data = store::redact::redact_str(&String::from_utf8_lossy(chunk)).replace('\n', "\r\n");
+            send(NodeFrame::TermOutput { v: PROTOCOL_VERSION, terminal: terminal.clone(), data });
+        });
+        let (code, verdict) = match &ran {
+            Ok(run) => (run.exit_code, if run.passed { "passed" } else { "failed" }),
+            Err(_) => (None, "could not run"),
+        };
+        let at = jiff::Timestamp::now();
+        let evidence = format!("checks/{}-{}.log", at.strftime("%Y%m%dT%H%M%S"), check.name);
+        let exit = code.map_or("no exit code".to_string(), |code| format!("exit {code}"));
+        let entry = crate::protocol::JournalEntry {
+            at,
+            by,
+            action: "check".into(),
+            path: None,
+            detail: Some(format!("{} {verdict} ({exit}); output at {evidence}", check.name)),
+        };
+        let output = match &ran {
+            Ok(run) => run.output.clone(),
+            Err(error) => error.to_string().into_bytes(),
+        };
+        if let Err(error) = place.store.append_journal_with(&entry, Some((&evidence, &output))) {
+            tracing::warn!(%error, "a workspace check's result could not be recorded");
+        }
+        send(NodeFrame::TermOutput {
+            v: PROTOCOL_VERSION,
+            terminal: terminal.clone(),
+            data: format!("\r\n[{} {verdict}, {exit}]\r\n", check.name),
+        });
+        send(NodeFrame::TermExit { v: PROTOCOL_VERSION, terminal, code });
+    });
+    ok(answer)
 }
 
 /// Where a file command works: the workspace, or the worktree of the

@@ -346,10 +346,19 @@ pub enum CommandKind {
         rows: u16,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<String>,
+        /// Run this configured check instead of a shell: its output streams
+        /// like a terminal's, its result lands in the workspace journal (or
+        /// the session) with the output as evidence.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        check: Option<String>,
     },
     CloseTerminal {
         workspace_id: WorkspaceId,
         terminal_id: String,
+    },
+    /// The checks `.cortex/config.toml` declares in a workspace.
+    ListChecks {
+        workspace_id: WorkspaceId,
     },
     /// The newest entries of the workspace journal: what people did there
     /// outside any session.
@@ -394,6 +403,7 @@ impl CommandKind {
             Self::OpenTerminal { .. } => "open_terminal",
             Self::CloseTerminal { .. } => "close_terminal",
             Self::ReadJournal { .. } => "read_journal",
+            Self::ListChecks { .. } => "list_checks",
         }
     }
 }

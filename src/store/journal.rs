@@ -18,6 +18,12 @@ const ATTEMPTS: u32 = 20;
 impl Store {
     /// Appends `entry` to this month's journal file.
     pub fn append_journal(&self, entry: &JournalEntry) -> Result<()> {
+        self.append_journal_with(entry, None)
+    }
+
+    /// Appends `entry`, with a file (`path`, `content`) beside it in the
+    /// journal tree: a check's output, as evidence.
+    pub fn append_journal_with(&self, entry: &JournalEntry, attachment: Option<(&str, &[u8])>) -> Result<()> {
         let line = serde_json::to_string(entry).expect("holds because entries are JSON") + "\n";
         let path = format!("journal/{}.jsonl", entry.at.strftime("%Y-%m"));
         for _ in 0..ATTEMPTS {
@@ -35,6 +41,10 @@ impl Store {
             let mut editor =
                 self.repo.edit_tree(base_tree.unwrap_or(empty)).git(|| "cannot edit the journal tree".into())?;
             editor.upsert(path.as_str(), EntryKind::Blob, blob).git(|| "cannot add a journal line".into())?;
+            if let Some((name, content)) = attachment {
+                let blob = self.write_blob(content)?;
+                editor.upsert(name, EntryKind::Blob, blob).git(|| format!("cannot add `{name}`"))?;
+            }
             let tree = editor.write().git(|| "cannot write the journal tree".into())?.detach();
             let signature = session::signature(entry.at);
             let commit = gix::objs::Commit {

@@ -47,6 +47,7 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
         .route("/workspaces/{id}/unbind", post(actions::post_unbind))
         .route("/workspaces/{id}/files", get(inspector::get_files))
         .route("/workspaces/{id}/terminals", post(terminal::post_terminal))
+        .route("/workspaces/{id}/checks", post(terminal::post_check))
         .route("/terminals/{id}", get(terminal::get_terminal))
         .route("/terminals/{id}/ws", get(terminal::get_terminal_socket))
         .route("/terminals/{id}/close", post(terminal::post_close))

@@ -299,6 +299,8 @@ pub(super) struct WorkspacePage {
     terminals: Vec<crate::core::TerminalSummary>,
     /// What people did here outside sessions, newest first.
     journal: Vec<crate::protocol::JournalEntry>,
+    /// The checks its `.cortex/config.toml` declares: `(name, command)`.
+    checks: Vec<(String, String)>,
     /// The idempotency key the start form carries: a form sent twice starts
     /// one session.
     command_id: String,
@@ -333,6 +335,7 @@ pub(super) async fn get_workspace(State(web): State<Arc<Web>>, Path(id): Path<St
         sessions,
         terminals: web.core.terminals_of(&workspace.id),
         journal: journal(&web, &workspace).await,
+        checks: checks(&web, &workspace).await,
         command_id: command_id(),
         workspace,
     }
@@ -350,6 +353,23 @@ async fn journal(web: &Web, workspace: &Workspace) -> Vec<crate::protocol::Journ
         }
         _ => Vec::new(),
     }
+}
+
+/// The workspace's configured checks, from its node.
+async fn checks(web: &Web, workspace: &Workspace) -> Vec<(String, String)> {
+    let kind = crate::protocol::CommandKind::ListChecks { workspace_id: workspace.id.clone() };
+    let id = format!("read_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let command = crate::protocol::Command { v: crate::protocol::PROTOCOL_VERSION, id, target: None, kind };
+    let Ok(crate::protocol::CommandOutcome::Ok { value }) = web.core.execute(command).await else { return Vec::new() };
+    value["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|check| {
+            let text = |key: &str| check[key].as_str().unwrap_or_default().to_string();
+            (text("name"), text("command"))
+        })
+        .collect()
 }
 
 /// A fresh command id for a form: the form's idempotency key.

@@ -56,6 +56,7 @@ pub(super) async fn post_terminal(
         cols: 100,
         rows: 30,
         by: Some("panel".into()),
+        check: None,
     };
     let id = if form.command_id.trim().is_empty() { command_id() } else { form.command_id };
     match web.core.execute(Command { v: PROTOCOL_VERSION, id, target: None, kind }).await {
@@ -71,6 +72,48 @@ pub(super) async fn post_terminal(
             &format!("/workspaces/{}", workspace.id),
         ),
         Err(failure) => problem(&web, failure.status(), "No terminal", failure.message().to_string(), "/"),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CheckForm {
+    #[serde(default)]
+    command_id: String,
+    name: String,
+}
+
+/// Runs a configured check in the workspace; its output streams on a
+/// terminal page, its result and output land in the workspace journal.
+pub(super) async fn post_check(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    Form(form): Form<CheckForm>,
+) -> Response {
+    let Some(workspace) =
+        web.core.workspaces().unwrap_or_default().into_iter().find(|workspace| workspace.id.as_str() == id)
+    else {
+        return not_found(&web, format!("No workspace `{id}`."));
+    };
+    let kind = CommandKind::OpenTerminal {
+        workspace_id: workspace.id.clone(),
+        session_id: None,
+        terminal_id: None,
+        cols: 100,
+        rows: 30,
+        by: Some("panel".into()),
+        check: Some(form.name),
+    };
+    let id = if form.command_id.trim().is_empty() { command_id() } else { form.command_id };
+    let back = format!("/workspaces/{}", workspace.id);
+    match web.core.execute(Command { v: PROTOCOL_VERSION, id, target: None, kind }).await {
+        Ok(CommandOutcome::Ok { value }) => match value["terminal_id"].as_str() {
+            Some(terminal) => Redirect::to(&format!("/terminals/{terminal}")).into_response(),
+            None => Redirect::to(&back).into_response(),
+        },
+        Ok(CommandOutcome::Error { message, .. }) => {
+            problem(&web, StatusCode::UNPROCESSABLE_ENTITY, "Check not run", message, &back)
+        }
+        Err(failure) => problem(&web, failure.status(), "Check not run", failure.message().to_string(), &back),
     }
 }
 

@@ -545,3 +545,53 @@ fn a_terminal_page_is_the_panels_own_and_closes_its_shell() {
     })
     .expect("the shell ends when its terminal is closed");
 }
+
+#[test]
+fn a_workspace_check_streams_on_a_terminal_page_and_its_output_is_journal_evidence() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(
+        env.repo.join(".cortex/config.toml"),
+        "[[checks]]\nname = \"lint\"\nwhen = \"manual\"\ncommand = \"echo lint-$((40+2)); exit 3\"\n",
+    )
+    .unwrap();
+    let bound = env.cortex_at(&core, &env.repo, ["workspace", "bind", "--json"]);
+    let workspace = bound.json()["id"].as_str().unwrap().to_string();
+    let browser = logged_in(&env, &core);
+    let base = core.url.clone();
+    let page = browser.get(&format!("{base}/workspaces/{workspace}"));
+    assert_page(&page, "workspace", &["lint", "echo lint-$((40+2)); exit 3", "/checks\""]);
+    let unknown = browser.post(&format!("{base}/workspaces/{workspace}/checks"), &[("name", "nope")], Some(&base));
+    assert_eq!(unknown.status, 422);
+    assert!(unknown.body.contains("no check named `nope`"), "{}", unknown.body);
+
+    let run = browser.post(&format!("{base}/workspaces/{workspace}/checks"), &[("name", "lint")], Some(&base));
+    assert_eq!(run.status, 303, "{}", run.body);
+    let terminal = run.location().trim_start_matches("/terminals/").to_string();
+    let http = crate::support::cluster::Http::new(&core);
+    let summary = crate::support::wait_for(|| {
+        let (_, summary) = http.get(&format!("/api/v1/terminals/{terminal}"), Some(http.token()));
+        summary.get("exited").is_some().then_some(summary)
+    })
+    .expect("the check ends");
+    assert_eq!(summary["exited"], 3, "{summary}");
+    let attach = env
+        .cortex_command(env.root.path())
+        .env("CORTEX_HOME", &core.data)
+        .args(["term", "--attach", &terminal])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&attach.stdout);
+    assert!(shown.contains("lint-42") && shown.contains("[lint failed, exit 3]"), "{shown}");
+
+    let journal = browser.get(&format!("{base}/workspaces/{workspace}"));
+    assert_page(&journal, "journal", &["lint failed (exit 3); output at checks/"]);
+    let listing = env.git(&env.repo, ["ls-tree", "-r", "--name-only", "refs/cortex/workspace/journal"]);
+    let log = listing
+        .lines()
+        .find(|path| path.starts_with("checks/") && path.ends_with("-lint.log"))
+        .expect("the output is kept");
+    let output = env.git(&env.repo, ["show", &format!("refs/cortex/workspace/journal:{log}")]);
+    assert_eq!(output, "lint-42\n");
+}

@@ -615,10 +615,14 @@ pub fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let io = |source| Error::Io { context: format!("cannot write `{}`", path.display()), source };
+    // Written beside and renamed: a reader sees the old file or the whole
+    // new one, never an empty or half-written one.
+    let partial = path.with_extension("partial");
     let mut file =
-        std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path).map_err(io)?;
+        std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&partial).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&partial, path).map_err(io)
 }
 
 /// A failed API call: the status and the typed, actionable body.

@@ -35,7 +35,7 @@ impl Browser {
             for (name, value) in headers {
                 request = request.header(*name, *value);
             }
-            let response = request.send().await.unwrap();
+            let response = request.send().await.unwrap_or_else(|error| panic!("{url}: {error:?}"));
             let status = response.status().as_u16();
             let headers = response.headers().clone();
             Page { status, headers, body: response.text().await.unwrap() }
@@ -56,7 +56,7 @@ impl Browser {
             if let Some(origin) = origin {
                 request = request.header("Origin", origin);
             }
-            let response = request.send().await.unwrap();
+            let response = request.send().await.unwrap_or_else(|error| panic!("{url}: {error:?}"));
             let status = response.status().as_u16();
             let headers = response.headers().clone();
             Page { status, headers, body: response.text().await.unwrap() }

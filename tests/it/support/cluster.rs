@@ -64,8 +64,11 @@ impl TestEnv {
             .spawn()
             .unwrap();
         let process = Background(child);
-        let url = wait_for(|| std::fs::read_to_string(data.join("core.url")).ok().map(|url| url.trim().to_string()))
-            .unwrap_or_else(|| panic!("{mode} did not start: {}", self.log(&format!("{mode}-{port}.log"))));
+        let url = wait_for(|| {
+            let url = std::fs::read_to_string(data.join("core.url")).ok()?;
+            url.ends_with('\n').then(|| url.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("{mode} did not start: {}", self.log(&format!("{mode}-{port}.log"))));
         let core = CoreProcess { process, url, data: data.to_path_buf(), log_name: format!("{mode}-{port}") };
         if mode == "up" {
             // Ready when its own node is.

@@ -68,6 +68,7 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
         .route("/sessions/{id}/events/{seq}", get(session::get_event))
         .route("/commands/{id}", get(pages::get_command))
         .route("/search", get(pages::get_search))
+        .route("/panel/tree", get(pages::get_tree))
         .with_state(web.clone())
         .route_layer(middleware::from_fn_with_state(panel.clone(), auth::require_login));
     let links = Router::new().route("/panel/login-links", post(auth::post_login_link)).with_state(web.clone());

@@ -54,6 +54,8 @@ pub(super) struct Shell {
     pub(super) state: Option<String>,
     pub(super) tree: Vec<TreeNode>,
     pub(super) query: String,
+    /// The workspace in view, whose sessions a big fleet's tree lists.
+    pub(super) focus: String,
 }
 
 /// Sessions shown under each workspace in the tree; the workspace page has
@@ -107,7 +109,33 @@ pub(super) fn shell(web: &Web, crumbs: Vec<(String, String)>) -> Shell {
                 .collect(),
         })
         .collect();
-    Shell { exposed: web.panel.exposed, crumbs, tree, query: String::new(), state: None }
+    Shell {
+        exposed: web.panel.exposed,
+        crumbs,
+        tree,
+        query: String::new(),
+        state: None,
+        focus: focus.unwrap_or_default(),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "tree.html")]
+pub(super) struct TreeFragment {
+    shell: Shell,
+}
+
+#[derive(Deserialize)]
+pub(super) struct TreeQuery {
+    #[serde(default)]
+    focus: String,
+}
+
+/// The tree alone, for pages to refresh it in place (statuses, new sessions).
+pub(super) async fn get_tree(State(web): State<Arc<Web>>, Query(query): Query<TreeQuery>) -> TreeFragment {
+    let crumbs =
+        if query.focus.is_empty() { Vec::new() } else { vec![(String::new(), format!("/workspaces/{}", query.focus))] };
+    TreeFragment { shell: shell(&web, crumbs) }
 }
 
 /// How long ago, roughly: "4 s ago", "3 min ago", "2 h ago", "5 d ago".

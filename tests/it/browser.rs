@@ -301,3 +301,19 @@ fn a_check_run_from_the_panel_streams_its_output_and_becomes_evidence() {
     let evidence = chrome.text("details.check");
     assert!(evidence.contains("slow") && evidence.contains("passed"), "{evidence}");
 }
+
+#[test]
+fn the_dashboard_and_the_tree_keep_up_without_a_reload() {
+    let Some(chrome) = Chrome::start(true) else { return };
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    log_in(&chrome, &env, &core, &core.url, "/");
+    chrome.wait("#dashboard");
+    chrome.script("window.cortexMarker = 1; return 1").unwrap();
+    let run = env.cortex_at(&core, &env.repo, ["session", "start", "appears by itself", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    chrome.until("the new session in the tree and the dashboard", |chrome| {
+        chrome.text("nav.tree").contains("appears by itself") && chrome.text("#dashboard").contains("appears by itself")
+    });
+    assert_eq!(chrome.script("return window.cortexMarker").unwrap(), serde_json::json!(1), "the page never reloaded");
+}

@@ -303,6 +303,11 @@ fn every_screen_is_reachable_from_the_tree_and_shows_what_agents_wrote_as_text()
     assert_page(&search, "search", &[&format!("/sessions/{id}/events/")]);
     assert_page(&browser.get(&format!("{base}/search?q=")), "empty search", &["Search"]);
 
+    let tree = browser.get(&format!("{base}/panel/tree"));
+    assert_page(&tree, "tree", &["<nav class=\"tree\"", "hx-trigger=\"every 10s\"", &format!("/sessions/{id}")]);
+    assert!(!tree.body.contains("<html"), "a fragment, not a page");
+    assert_eq!(Browser::new().get(&format!("{base}/panel/tree")).status, 401);
+    assert!(dashboard.body.contains("hx-select=\"#dashboard\""), "the dashboard refreshes itself");
     assert_eq!(browser.get(&format!("{base}/sessions/ses_nope")).status, 404);
     assert_eq!(browser.get(&format!("{base}/sessions/{id}/turns/9")).status, 404);
     assert_eq!(browser.get(&format!("{base}/sessions/{id}/events/9999")).status, 404);

@@ -1014,12 +1014,24 @@ fn run_workspace_check(
         send(NodeFrame::TermOutput {
             v: PROTOCOL_VERSION,
             terminal: terminal.clone(),
-            data: format!("$ {}\r\n", check.command),
+            data: format!("$ {}\r\n", store::redact::redact_str(&check.command)),
         });
-        let ran = super::checks::run(&check, place.root.dir(), &mut |chunk| {
-            let data = store::redact::redact_str(&String::from_utf8_lossy(chunk)).replace('\n', "\r\n");
+        // Whole lines are redacted and shown; a secret split by a read is not.
+        let mut pending: Vec<u8> = Vec::new();
+        let show = |bytes: &[u8]| {
+            let data = store::redact::redact_str(&String::from_utf8_lossy(bytes)).replace('\n', "\r\n");
             send(NodeFrame::TermOutput { v: PROTOCOL_VERSION, terminal: terminal.clone(), data });
+        };
+        let ran = super::checks::run(&check, place.root.dir(), &mut |chunk| {
+            pending.extend_from_slice(chunk);
+            if let Some(end) = pending.iter().rposition(|byte| *byte == b'\n') {
+                let lines: Vec<u8> = pending.drain(..=end).collect();
+                show(&lines);
+            }
         });
+        if !pending.is_empty() {
+            show(&pending);
+        }
         let (code, verdict) = match &ran {
             Ok(run) => (run.exit_code, if run.passed { "passed" } else { "failed" }),
             Err(_) => (None, "could not run"),

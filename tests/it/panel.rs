@@ -558,7 +558,7 @@ fn a_workspace_check_streams_on_a_terminal_page_and_its_output_is_journal_eviden
     std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
     std::fs::write(
         env.repo.join(".cortex/config.toml"),
-        "[[checks]]\nname = \"lint\"\nwhen = \"manual\"\ncommand = \"echo lint-$((40+2)); exit 3\"\n",
+        "[[checks]]\nname = \"lint\"\nwhen = \"manual\"\ncommand = \"echo lint-$((40+2)) sk-$((1+1))abcdefghijklmnopqrstuvwxyz; exit 3\"\n",
     )
     .unwrap();
     let bound = env.cortex_at(&core, &env.repo, ["workspace", "bind", "--json"]);
@@ -566,7 +566,7 @@ fn a_workspace_check_streams_on_a_terminal_page_and_its_output_is_journal_eviden
     let browser = logged_in(&env, &core);
     let base = core.url.clone();
     let page = browser.get(&format!("{base}/workspaces/{workspace}"));
-    assert_page(&page, "workspace", &["lint", "echo lint-$((40+2)); exit 3", "/checks\""]);
+    assert_page(&page, "workspace", &["lint", "echo lint-$((40+2))", "/checks\""]);
     let unknown = browser.post(&format!("{base}/workspaces/{workspace}/checks"), &[("name", "nope")], Some(&base));
     assert_eq!(unknown.status, 422);
     assert!(unknown.body.contains("no check named `nope`"), "{}", unknown.body);
@@ -588,7 +588,8 @@ fn a_workspace_check_streams_on_a_terminal_page_and_its_output_is_journal_eviden
         .output()
         .unwrap();
     let shown = String::from_utf8_lossy(&attach.stdout);
-    assert!(shown.contains("lint-42") && shown.contains("[lint failed, exit 3]"), "{shown}");
+    assert!(shown.contains("lint-42 [REDACTED]") && shown.contains("[lint failed, exit 3]"), "{shown}");
+    assert!(!shown.contains("sk-2abcdefghijklmnopqrstuvwxyz"), "a secret in the output is redacted live: {shown}");
 
     let journal = browser.get(&format!("{base}/workspaces/{workspace}"));
     assert_page(&journal, "journal", &["lint failed (exit 3); output at checks/"]);
@@ -598,5 +599,5 @@ fn a_workspace_check_streams_on_a_terminal_page_and_its_output_is_journal_eviden
         .find(|path| path.starts_with("checks/") && path.ends_with("-lint.log"))
         .expect("the output is kept");
     let output = env.git(&env.repo, ["show", &format!("refs/cortex/workspace/journal:{log}")]);
-    assert_eq!(output, "lint-42\n");
+    assert_eq!(output, "lint-42 [REDACTED]\n");
 }

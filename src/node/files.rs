@@ -33,7 +33,7 @@ pub enum FileError {
     #[error("`{path}` cannot be read or written: permission denied")]
     Permission { path: String },
     #[error(
-        "`{path}` changed on disk since it was read (expected {expected}, found {found}); reload it and edit again"
+        "`{path}` changed on disk since it was read (expected {expected}, found {found}); it was not overwritten: start again from the current file"
     )]
     Conflict { path: String, expected: String, found: String },
     #[error("`{path}` already exists")]

@@ -15,9 +15,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::Web;
-use super::pages::{NodesPage, command_id, problem};
-use crate::core::ApiFailure;
-use crate::protocol::{Command, CommandKind, CommandOutcome, PROTOCOL_VERSION, SessionId, WorkspaceId};
+use super::pages::{NodesPage, problem};
+use crate::protocol::{CommandKind, SessionId, WorkspaceId};
 
 #[derive(Deserialize)]
 pub(super) struct Plain {
@@ -25,38 +24,23 @@ pub(super) struct Plain {
     command_id: String,
 }
 
-/// The form's command id, or a fresh one for a form that came without.
-fn id_of(given: &str) -> String {
-    let given = given.trim();
-    if given.is_empty() || given.len() > 100 { command_id() } else { given.to_string() }
-}
-
-/// Runs a command as Core would for the API: `Ok(value)` or what to tell
-/// the person, with the HTTP status that fits.
+/// Runs a command for a form: `Ok(value)` or what to tell the person, with
+/// the HTTP status that fits.
 async fn run(
     web: &Web,
     id: &str,
     target: Option<String>,
     kind: CommandKind,
 ) -> Result<serde_json::Value, (StatusCode, String)> {
-    let command = Command { v: PROTOCOL_VERSION, id: id_of(id), target, kind };
-    match web.core.execute(command).await {
-        Ok(CommandOutcome::Ok { value }) => Ok(value),
-        Ok(CommandOutcome::Error { code, message }) => {
-            let status = match code.as_str() {
-                "not_found" => StatusCode::NOT_FOUND,
-                "node_offline" => StatusCode::SERVICE_UNAVAILABLE,
-                "illegal_transition" | "busy" => StatusCode::CONFLICT,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            Err((status, message))
-        }
-        Err(failure) => Err(failure_message(failure)),
-    }
-}
-
-fn failure_message(failure: ApiFailure) -> (StatusCode, String) {
-    (failure.status(), failure.message().to_string())
+    web.command(id, target, kind).await.map_err(|refused| {
+        let status = refused.status.unwrap_or(match refused.code.as_str() {
+            "not_found" => StatusCode::NOT_FOUND,
+            "node_offline" => StatusCode::SERVICE_UNAVAILABLE,
+            "illegal_transition" | "busy" => StatusCode::CONFLICT,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        });
+        (status, refused.message)
+    })
 }
 
 fn is_htmx(headers: &HeaderMap) -> bool {
@@ -119,16 +103,26 @@ pub(super) async fn post_send(
     session_answer(&web, &headers, session_id.as_str(), result)
 }
 
+/// A session action that needs nothing but the session.
+async fn session_action(
+    web: &Web,
+    id: &str,
+    headers: &HeaderMap,
+    form: Plain,
+    kind: impl FnOnce(SessionId) -> CommandKind,
+) -> Response {
+    let Some(session_id) = session_id(web, id) else { return no_session(web, id) };
+    let result = run(web, &form.command_id, None, kind(session_id.clone())).await;
+    session_answer(web, headers, session_id.as_str(), result)
+}
+
 pub(super) async fn post_interrupt(
     State(web): State<Arc<Web>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Form(form): Form<Plain>,
 ) -> Response {
-    let Some(session_id) = session_id(&web, &id) else { return no_session(&web, &id) };
-    let kind = CommandKind::InterruptSession { session_id: session_id.clone() };
-    let result = run(&web, &form.command_id, None, kind).await;
-    session_answer(&web, &headers, session_id.as_str(), result)
+    session_action(&web, &id, &headers, form, |session_id| CommandKind::InterruptSession { session_id }).await
 }
 
 pub(super) async fn post_stop(
@@ -137,10 +131,7 @@ pub(super) async fn post_stop(
     headers: HeaderMap,
     Form(form): Form<Plain>,
 ) -> Response {
-    let Some(session_id) = session_id(&web, &id) else { return no_session(&web, &id) };
-    let kind = CommandKind::StopSession { session_id: session_id.clone() };
-    let result = run(&web, &form.command_id, None, kind).await;
-    session_answer(&web, &headers, session_id.as_str(), result)
+    session_action(&web, &id, &headers, form, |session_id| CommandKind::StopSession { session_id }).await
 }
 
 pub(super) async fn post_checks(
@@ -149,10 +140,7 @@ pub(super) async fn post_checks(
     headers: HeaderMap,
     Form(form): Form<Plain>,
 ) -> Response {
-    let Some(session_id) = session_id(&web, &id) else { return no_session(&web, &id) };
-    let kind = CommandKind::RunChecks { session_id: session_id.clone(), name: None };
-    let result = run(&web, &form.command_id, None, kind).await;
-    session_answer(&web, &headers, session_id.as_str(), result)
+    session_action(&web, &id, &headers, form, |session_id| CommandKind::RunChecks { session_id, name: None }).await
 }
 
 #[derive(Deserialize)]
@@ -315,9 +303,12 @@ pub(super) async fn post_enroll(
 pub(super) async fn post_revoke(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
     match web.core.revoke_node(&id).await {
         Ok(node) => Redirect::to(&format!("/nodes/{}", node.id)).into_response(),
-        Err(failure) => {
-            let (status, message) = failure_message(failure);
-            problem(&web, status, "The node was not revoked", message, &format!("/nodes/{id}"))
-        }
+        Err(failure) => problem(
+            &web,
+            failure.status(),
+            "The node was not revoked",
+            failure.message().to_string(),
+            &format!("/nodes/{id}"),
+        ),
     }
 }

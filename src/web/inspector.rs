@@ -17,9 +17,7 @@ use serde::Deserialize;
 
 use super::Web;
 use super::pages::{Shell, command_id, not_found, shell, workspace_crumbs};
-use crate::protocol::{
-    Command, CommandKind, CommandOutcome, DirEntry, FileContent, FileState, PROTOCOL_VERSION, SessionId, Workspace,
-};
+use crate::protocol::{CommandKind, DirEntry, FileContent, FileState, SessionId, Workspace};
 
 #[derive(Deserialize)]
 pub(super) struct PlaceQuery {
@@ -32,18 +30,9 @@ pub(super) struct PlaceQuery {
     saved: Option<String>,
 }
 
-/// Asks the workspace's node; the error is the node's own message.
+/// Asks the workspace's node: its answer, or its `(code, message)`.
 async fn ask(web: &Web, id: &str, kind: CommandKind) -> Result<serde_json::Value, (String, String)> {
-    let command = Command { v: PROTOCOL_VERSION, id: id.to_string(), target: None, kind };
-    match web.core.execute(command).await {
-        Ok(CommandOutcome::Ok { value }) => Ok(value),
-        Ok(CommandOutcome::Error { code, message }) => Err((code, message)),
-        Err(failure) => Err(("unavailable".into(), failure.message().to_string())),
-    }
-}
-
-fn read_id() -> String {
-    format!("read_{}", ulid::Ulid::new().to_string().to_lowercase())
+    web.command(id, None, kind).await.map_err(|refused| (refused.code, refused.message))
 }
 
 fn workspace(web: &Web, id: &str) -> Option<Workspace> {
@@ -100,7 +89,7 @@ pub(super) async fn get_files(
         session_id: session.clone(),
         path: query.path.clone(),
     };
-    let (entries, problem) = match ask(&web, &read_id(), kind).await {
+    let (entries, problem) = match ask(&web, "", kind).await {
         Ok(value) => (serde_json::from_value(value["entries"].clone()).unwrap_or_default(), None),
         Err((_, message)) => (Vec::new(), Some(message)),
     };
@@ -218,7 +207,7 @@ pub(super) async fn get_file(
         session_id: session.clone(),
         path: query.path.clone(),
     };
-    match ask(&web, &read_id(), kind).await {
+    match ask(&web, "", kind).await {
         Ok(value) => match serde_json::from_value::<FileContent>(value) {
             Ok(file) => {
                 let status = if file.state == FileState::NotFound { StatusCode::NOT_FOUND } else { StatusCode::OK };
@@ -279,8 +268,7 @@ pub(super) async fn post_file(
         expected_hash: (!form.hash.is_empty()).then(|| form.hash.clone()),
         by: Some("panel".into()),
     };
-    let command = if form.command_id.trim().is_empty() { command_id() } else { form.command_id.clone() };
-    match ask(&web, &command, kind).await {
+    match ask(&web, &form.command_id, kind).await {
         Ok(_) => Redirect::to(&format!(
             "/workspaces/{}/file?path={}{}&saved=1",
             workspace.id,
@@ -295,7 +283,7 @@ pub(super) async fn post_file(
                 session_id: session.clone(),
                 path: form.path.clone(),
             };
-            let current = match ask(&web, &read_id(), read).await {
+            let current = match ask(&web, "", read).await {
                 Ok(value) => serde_json::from_value::<FileContent>(value).ok(),
                 Err(_) => None,
             };
@@ -338,9 +326,8 @@ pub(super) async fn post_move(
         to: form.to.clone(),
         by: Some("panel".into()),
     };
-    let command = if form.command_id.trim().is_empty() { command_id() } else { form.command_id };
     let keep = session_suffix(&session);
-    match ask(&web, &command, kind).await {
+    match ask(&web, &form.command_id, kind).await {
         Ok(value) => {
             let to = value["to"].as_str().unwrap_or(&form.to).to_string();
             Redirect::to(&format!("/workspaces/{}/file?path={to}{keep}", workspace.id)).into_response()
@@ -379,10 +366,9 @@ pub(super) async fn post_delete(
         expected_hash: (!form.hash.is_empty()).then(|| form.hash.clone()),
         by: Some("panel".into()),
     };
-    let command = if form.command_id.trim().is_empty() { command_id() } else { form.command_id };
     let keep = session_suffix(&session);
     let folder = form.path.rsplit_once('/').map(|(folder, _)| folder.to_string()).unwrap_or_default();
-    match ask(&web, &command, kind).await {
+    match ask(&web, &form.command_id, kind).await {
         Ok(_) => Redirect::to(&format!("/workspaces/{}/files?path={folder}{keep}", workspace.id)).into_response(),
         Err((code, message)) => {
             let back = format!("/workspaces/{}/file?path={}{keep}", workspace.id, form.path);

@@ -26,11 +26,39 @@ use axum::routing::{get, post};
 pub use auth::Panel;
 
 use crate::core::CoreState;
+use crate::protocol::{Command, CommandKind, CommandOutcome, PROTOCOL_VERSION};
 
 /// What the panel's handlers need.
 pub(crate) struct Web {
     core: Arc<CoreState>,
     panel: Arc<Panel>,
+}
+
+/// Why a command did not succeed: the node's or Core's code and message,
+/// and Core's HTTP status when Core itself refused it.
+pub(crate) struct Refused {
+    code: String,
+    message: String,
+    status: Option<axum::http::StatusCode>,
+}
+
+impl Web {
+    /// Runs a command through Core's command path (idempotency, routing,
+    /// record), as the API does. `id` is the form's idempotency key; an
+    /// empty one (a read, a form without) gets a fresh id.
+    async fn command(&self, id: &str, target: Option<String>, kind: CommandKind) -> Result<serde_json::Value, Refused> {
+        let id = id.trim();
+        let id = if id.is_empty() || id.len() > 100 { pages::command_id() } else { id.to_string() };
+        match self.core.execute(Command { v: PROTOCOL_VERSION, id, target, kind }).await {
+            Ok(CommandOutcome::Ok { value }) => Ok(value),
+            Ok(CommandOutcome::Error { code, message }) => Err(Refused { code, message, status: None }),
+            Err(failure) => Err(Refused {
+                code: "unavailable".into(),
+                message: failure.message().to_string(),
+                status: Some(failure.status()),
+            }),
+        }
+    }
 }
 
 pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {

@@ -373,22 +373,14 @@ pub(super) async fn get_workspace(State(web): State<Arc<Web>>, Path(id): Path<St
 /// The workspace journal from its node (empty when the node cannot answer).
 async fn journal(web: &Web, workspace: &Workspace) -> Vec<crate::protocol::JournalEntry> {
     let kind = crate::protocol::CommandKind::ReadJournal { workspace_id: workspace.id.clone(), limit: 20 };
-    let id = format!("read_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let command = crate::protocol::Command { v: crate::protocol::PROTOCOL_VERSION, id, target: None, kind };
-    match web.core.execute(command).await {
-        Ok(crate::protocol::CommandOutcome::Ok { value }) => {
-            serde_json::from_value(value["entries"].clone()).unwrap_or_default()
-        }
-        _ => Vec::new(),
-    }
+    let Ok(value) = web.command("", None, kind).await else { return Vec::new() };
+    serde_json::from_value(value["entries"].clone()).unwrap_or_default()
 }
 
 /// The workspace's configured checks, from its node.
 async fn checks(web: &Web, workspace: &Workspace) -> Vec<(String, String)> {
     let kind = crate::protocol::CommandKind::ListChecks { workspace_id: workspace.id.clone() };
-    let id = format!("read_{}", ulid::Ulid::new().to_string().to_lowercase());
-    let command = crate::protocol::Command { v: crate::protocol::PROTOCOL_VERSION, id, target: None, kind };
-    let Ok(crate::protocol::CommandOutcome::Ok { value }) = web.core.execute(command).await else { return Vec::new() };
+    let Ok(value) = web.command("", None, kind).await else { return Vec::new() };
     value["checks"]
         .as_array()
         .into_iter()

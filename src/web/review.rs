@@ -16,22 +16,14 @@ use serde::Deserialize;
 use super::Web;
 use super::pages::{Shell, not_found, shell};
 use super::session::session_crumbs;
-use crate::protocol::{
-    CheckSummary, Command, CommandKind, CommandOutcome, DiffHunk, EventKind, FileDiff, PROTOCOL_VERSION,
-    SessionSummary, TurnSummary,
-};
+use crate::protocol::{CheckSummary, CommandKind, DiffHunk, EventKind, FileDiff, SessionSummary, TurnSummary};
 
 /// Files with more changed lines than this start folded.
 const FOLD_LINES: u64 = 400;
 
 /// Asks the session's node; `Err` says why it could not answer.
 async fn ask(web: &Web, kind: CommandKind) -> Result<serde_json::Value, String> {
-    let id = format!("read_{}", ulid::Ulid::new().to_string().to_lowercase());
-    match web.core.execute(Command { v: PROTOCOL_VERSION, id, target: None, kind }).await {
-        Ok(CommandOutcome::Ok { value }) => Ok(value),
-        Ok(CommandOutcome::Error { message, .. }) => Err(message),
-        Err(failure) => Err(failure.message().to_string()),
-    }
+    web.command("", None, kind).await.map_err(|refused| refused.message)
 }
 
 pub(super) struct Cell {

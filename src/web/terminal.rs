@@ -14,9 +14,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::Web;
-use super::pages::{Shell, command_id, not_found, problem, shell, workspace_crumbs};
+use super::pages::{Shell, not_found, problem, shell, workspace_crumbs};
 use crate::core::TerminalSummary;
-use crate::protocol::{Command, CommandKind, CommandOutcome, PROTOCOL_VERSION};
+use crate::protocol::{CommandKind, SessionId, Workspace};
 
 /// xterm.js styles its rows from script: the terminal page alone allows
 /// inline styles. Scripts stay the panel's own.
@@ -49,6 +49,18 @@ pub(super) async fn post_terminal(
         .flatten()
         .map(|(session, _)| session.id)
         .filter(|_| !form.session.is_empty());
+    open(&web, &workspace, session_id, None, &form.command_id, "No terminal").await
+}
+
+/// Opens a terminal (a shell, or a check's run) and goes to its page.
+async fn open(
+    web: &Web,
+    workspace: &Workspace,
+    session_id: Option<SessionId>,
+    check: Option<String>,
+    command_id: &str,
+    failed: &str,
+) -> Response {
     let kind = CommandKind::OpenTerminal {
         workspace_id: workspace.id.clone(),
         session_id,
@@ -56,22 +68,18 @@ pub(super) async fn post_terminal(
         cols: 100,
         rows: 30,
         by: Some("panel".into()),
-        check: None,
+        check,
     };
-    let id = if form.command_id.trim().is_empty() { command_id() } else { form.command_id };
-    match web.core.execute(Command { v: PROTOCOL_VERSION, id, target: None, kind }).await {
-        Ok(CommandOutcome::Ok { value }) => match value["terminal_id"].as_str() {
+    let back = format!("/workspaces/{}", workspace.id);
+    match web.command(command_id, None, kind).await {
+        Ok(value) => match value["terminal_id"].as_str() {
             Some(terminal) => Redirect::to(&format!("/terminals/{terminal}")).into_response(),
-            None => Redirect::to(&format!("/workspaces/{}", workspace.id)).into_response(),
+            None => Redirect::to(&back).into_response(),
         },
-        Ok(CommandOutcome::Error { message, .. }) => problem(
-            &web,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "No terminal",
-            message,
-            &format!("/workspaces/{}", workspace.id),
-        ),
-        Err(failure) => problem(&web, failure.status(), "No terminal", failure.message().to_string(), "/"),
+        Err(refused) => {
+            let status = refused.status.unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            problem(web, status, failed, refused.message, &back)
+        }
     }
 }
 
@@ -94,27 +102,7 @@ pub(super) async fn post_check(
     else {
         return not_found(&web, format!("No workspace `{id}`."));
     };
-    let kind = CommandKind::OpenTerminal {
-        workspace_id: workspace.id.clone(),
-        session_id: None,
-        terminal_id: None,
-        cols: 100,
-        rows: 30,
-        by: Some("panel".into()),
-        check: Some(form.name),
-    };
-    let id = if form.command_id.trim().is_empty() { command_id() } else { form.command_id };
-    let back = format!("/workspaces/{}", workspace.id);
-    match web.core.execute(Command { v: PROTOCOL_VERSION, id, target: None, kind }).await {
-        Ok(CommandOutcome::Ok { value }) => match value["terminal_id"].as_str() {
-            Some(terminal) => Redirect::to(&format!("/terminals/{terminal}")).into_response(),
-            None => Redirect::to(&back).into_response(),
-        },
-        Ok(CommandOutcome::Error { message, .. }) => {
-            problem(&web, StatusCode::UNPROCESSABLE_ENTITY, "Check not run", message, &back)
-        }
-        Err(failure) => problem(&web, failure.status(), "Check not run", failure.message().to_string(), &back),
-    }
+    open(&web, &workspace, None, Some(form.name), &form.command_id, "Check not run").await
 }
 
 #[derive(Template, WebTemplate)]
@@ -144,12 +132,12 @@ pub(super) async fn post_close(State(web): State<Arc<Web>>, Path(id): Path<Strin
     };
     let kind = CommandKind::CloseTerminal { workspace_id: terminal.workspace_id.clone(), terminal_id: id.clone() };
     let back = format!("/workspaces/{}", terminal.workspace_id);
-    match web.core.execute(Command { v: PROTOCOL_VERSION, id: command_id(), target: None, kind }).await {
-        Ok(CommandOutcome::Ok { .. }) => Redirect::to(&back).into_response(),
-        Ok(CommandOutcome::Error { message, .. }) => {
-            problem(&web, StatusCode::UNPROCESSABLE_ENTITY, "Not closed", message, &format!("/terminals/{id}"))
+    match web.command("", None, kind).await {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err(refused) => {
+            let status = refused.status.unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            problem(&web, status, "Not closed", refused.message, &format!("/terminals/{id}"))
         }
-        Err(failure) => problem(&web, failure.status(), "Not closed", failure.message().to_string(), &back),
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`protocol`]: ids, lifecycle states, normalized events;
 //! - [`store`]: the git-native session store, the source of truth;
 //! - [`index`]: the SQLite index, rebuildable from the store;
+//! - [`sandbox`]: the one filesystem boundary for paths named inside a workspace;
 //! - [`provider`]: agent providers (the scripted `fake`);
 //! - [`node`]: runs sessions in workspaces;
 //! - [`core`]: the control plane's queries over the index;
@@ -18,5 +19,6 @@ pub mod index;
 pub mod node;
 pub mod protocol;
 pub mod provider;
+pub mod sandbox;
 pub mod store;
 pub mod web;

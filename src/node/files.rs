@@ -1,17 +1,18 @@
 //! The node's file service for the inspector: list, read, write (with a
 //! content-hash precondition), move and delete inside a workspace. Every
-//! path goes through [`Root::resolve`], the one boundary check: relative,
-//! no `..`, not under `.git`, and after symlinks still inside the root.
-//! A person's changes are recorded as `intervention` events in the session
-//! they were made from.
+//! filesystem act goes through [`crate::sandbox::Root`], the one boundary:
+//! directory handles, no symlink followed, nothing under `.git`. This file
+//! adds what the inspector shows (git status, encodings, generated files)
+//! and the hash precondition. A person's changes are recorded as
+//! `intervention` events in the session they were made from.
 
-use std::io::ErrorKind;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
 use crate::protocol::{DirEntry, EntryKind, FileContent, FileState};
+use crate::sandbox::{self, Kind, RelPath};
 
 /// Files larger than this are named, not read (nor written).
 pub const MAX_FILE: u64 = 1024 * 1024;
@@ -20,149 +21,63 @@ const MAX_ENTRIES: usize = 2000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("`{path}` is absolute: give a path inside the workspace, relative to its root")]
-    Absolute { path: String },
-    #[error("`{path}` climbs out with `..`: give a path inside the workspace")]
-    Parent { path: String },
-    #[error("`{path}` leads outside the workspace (through a symlink)")]
-    Outside { path: String },
-    #[error("`{path}` is inside `.git`, which the inspector leaves alone")]
-    GitDir { path: String },
-    #[error("`{path}` does not exist")]
-    NotFound { path: String },
-    #[error("`{path}` cannot be read or written: permission denied")]
-    Permission { path: String },
+    #[error(transparent)]
+    Boundary(#[from] sandbox::Error),
     #[error(
         "`{path}` changed on disk since it was read (expected {expected}, found {found}); it was not overwritten: start again from the current file"
     )]
     Conflict { path: String, expected: String, found: String },
-    #[error("`{path}` already exists")]
-    Exists { path: String },
     #[error("`{path}` is {size} bytes; the inspector writes files up to {max} bytes")]
     TooLarge { path: String, size: u64, max: u64 },
-    #[error("`{path}` is a directory")]
-    Directory { path: String },
-    #[error("cannot {action} `{path}`: {source}")]
-    Io {
-        action: &'static str,
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(
+        "`{path}` holds what looks like a secret, which the inspector shows as [REDACTED]; it was not overwritten: edit it on the machine itself, so the secret is kept"
+    )]
+    HoldsSecret { path: String },
 }
 
 impl FileError {
     /// The command outcome code for this error.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Absolute { .. } | Self::Parent { .. } | Self::Outside { .. } | Self::GitDir { .. } => "bad_input",
-            Self::TooLarge { .. } | Self::Directory { .. } => "bad_input",
-            Self::NotFound { .. } => "not_found",
-            Self::Permission { .. } => "forbidden",
-            Self::Conflict { .. } | Self::Exists { .. } => "conflict",
-            Self::Io { .. } => "failed",
+            Self::Boundary(error) => error.code(),
+            Self::TooLarge { .. } | Self::HoldsSecret { .. } => "bad_input",
+            Self::Conflict { .. } => "conflict",
         }
     }
 }
 
 type Result<T, E = FileError> = std::result::Result<T, E>;
 
-fn io<'a>(action: &'static str, path: &'a str) -> impl FnOnce(std::io::Error) -> FileError + 'a {
-    move |source| match source.kind() {
-        ErrorKind::NotFound => FileError::NotFound { path: path.to_string() },
-        ErrorKind::PermissionDenied => FileError::Permission { path: path.to_string() },
-        _ => FileError::Io { action, path: path.to_string(), source },
-    }
-}
-
-/// A workspace root, canonical.
+/// A workspace root, held open as a directory handle.
 pub struct Root {
-    dir: PathBuf,
+    root: sandbox::Root,
 }
 
 impl Root {
     pub fn new(dir: &Path) -> Result<Root> {
-        let shown = dir.display().to_string();
-        Ok(Root { dir: dir.canonicalize().map_err(io("open", &shown))? })
+        Ok(Root { root: sandbox::Root::open(dir)? })
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The real path of `relative` inside the root, whether or not it
-    /// exists yet; an error for anything that could reach outside it.
-    pub fn resolve(&self, relative: &str) -> Result<PathBuf> {
-        let path = relative.to_string();
-        if relative.contains('\0') {
-            return Err(FileError::Outside { path });
-        }
-        let mut clean = PathBuf::new();
-        for component in Path::new(relative).components() {
-            match component {
-                Component::Normal(part) => clean.push(part),
-                Component::CurDir => {}
-                Component::ParentDir => return Err(FileError::Parent { path }),
-                Component::RootDir | Component::Prefix(_) => return Err(FileError::Absolute { path }),
-            }
-        }
-        // The deepest part that exists decides, after its symlinks.
-        let mut existing = self.dir.join(&clean);
-        let mut missing = Vec::new();
-        while existing.symlink_metadata().is_err() {
-            let Some(name) = existing.file_name().map(|name| name.to_os_string()) else {
-                return Err(FileError::Outside { path });
-            };
-            missing.push(name);
-            if !existing.pop() {
-                return Err(FileError::Outside { path });
-            }
-        }
-        let mut real = existing.canonicalize().map_err(io("resolve", &path))?;
-        if !real.starts_with(&self.dir) {
-            return Err(FileError::Outside { path });
-        }
-        real.extend(missing.iter().rev());
-        let inside = real.strip_prefix(&self.dir).expect("holds because it was checked");
-        if inside.components().next().is_some_and(|first| first.as_os_str() == ".git") {
-            return Err(FileError::GitDir { path });
-        }
-        Ok(real)
-    }
-
-    /// `real` relative to the root, `/`-separated.
-    fn relative(&self, real: &Path) -> String {
-        let inside = real.strip_prefix(&self.dir).unwrap_or(real);
-        inside.components().map(|part| part.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+        self.root.path()
     }
 
     /// The entries of a directory, directories first, with git status.
     pub fn list(&self, relative: &str) -> Result<Vec<DirEntry>> {
-        let dir = self.resolve(relative)?;
-        let shown = self.relative(&dir);
-        if !dir.is_dir() {
-            return Err(match dir.exists() {
-                true => FileError::Directory { path: shown },
-                false => FileError::NotFound { path: shown },
-            });
-        }
+        let dir = RelPath::parse(relative)?;
+        let shown = dir.display();
         let statuses = self.statuses(&shown);
         let mut entries = Vec::new();
-        for entry in std::fs::read_dir(&dir).map_err(io("list", &shown))?.take(MAX_ENTRIES) {
-            let entry = entry.map_err(io("list", &shown))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for entry in self.root.list(&dir, MAX_ENTRIES)? {
+            let name = entry.name;
             if shown.is_empty() && name == ".git" {
                 continue;
             }
-            let meta = entry.path().symlink_metadata().map_err(io("list", &name))?;
-            let kind = if meta.file_type().is_symlink() {
-                EntryKind::Symlink
-            } else if meta.is_dir() {
-                EntryKind::Dir
-            } else if meta.is_file() {
-                EntryKind::File
-            } else {
-                EntryKind::Other
+            let kind = match entry.kind {
+                Kind::Symlink => EntryKind::Symlink,
+                Kind::Dir => EntryKind::Dir,
+                Kind::File => EntryKind::File,
+                Kind::Other => EntryKind::Other,
             };
             let path = if shown.is_empty() { name.clone() } else { format!("{shown}/{name}") };
             let status =
@@ -173,16 +88,18 @@ impl Root {
                         .find(|(entry, _)| entry.starts_with(&prefix))
                         .map(|(_, status)| if status == "ignored" { status.clone() } else { "modified".to_string() })
                 });
-            entries.push(DirEntry { name, path, kind, size: meta.len(), status });
+            entries.push(DirEntry { name, path, kind, size: entry.size, status });
         }
         entries.sort_by(|a, b| (a.kind != EntryKind::Dir, &a.name).cmp(&(b.kind != EntryKind::Dir, &b.name)));
         Ok(entries)
     }
 
-    /// A file's content and what the inspector should say about it.
+    /// A file's content and what the inspector should say about it. Text
+    /// is shown redacted; `redacted` says so, and such a file is not saved
+    /// from the inspector (see [`FileError::HoldsSecret`]).
     pub fn read(&self, relative: &str) -> Result<FileContent> {
-        let real = self.resolve(relative)?;
-        let path = self.relative(&real);
+        let checked = RelPath::parse(relative)?;
+        let path = checked.display();
         let mut content = FileContent {
             path: path.clone(),
             state: FileState::Text,
@@ -193,37 +110,42 @@ impl Root {
             ignored: false,
             generated: false,
             status: None,
+            redacted: false,
         };
-        let meta = match std::fs::metadata(&real) {
-            Ok(meta) => meta,
-            Err(error) if error.kind() == ErrorKind::NotFound => {
+        let (kind, size) = match self.root.kind(&checked)? {
+            Some(found) => found,
+            None => {
                 content.state = FileState::NotFound;
                 return Ok(content);
             }
-            Err(error) if error.kind() == ErrorKind::PermissionDenied => {
-                content.state = FileState::PermissionDenied;
-                return Ok(content);
-            }
-            Err(error) => return Err(io("read", &path)(error)),
         };
-        content.size = meta.len();
+        content.size = size;
         content.ignored = self.is_ignored(&path);
         content.status = self.statuses(&path).into_iter().find(|(entry, _)| *entry == path).map(|(_, status)| status);
-        if meta.is_dir() {
-            content.state = FileState::Directory;
-            return Ok(content);
+        match kind {
+            Kind::Dir => {
+                content.state = FileState::Directory;
+                return Ok(content);
+            }
+            Kind::Symlink => {
+                let target = self.root.link_target(&checked)?;
+                return Err(
+                    sandbox::Error::Symlink { path: format!("{path}` (a link to `{target}"), link: path }.into()
+                );
+            }
+            Kind::File | Kind::Other => {}
         }
-        if meta.len() > MAX_FILE {
-            content.state = FileState::TooLarge;
-            return Ok(content);
-        }
-        let bytes = match std::fs::read(&real) {
+        let bytes = match self.root.read(&checked, MAX_FILE) {
             Ok(bytes) => bytes,
-            Err(error) if error.kind() == ErrorKind::PermissionDenied => {
+            Err(sandbox::Error::TooLarge { .. }) => {
+                content.state = FileState::TooLarge;
+                return Ok(content);
+            }
+            Err(sandbox::Error::Permission { .. }) => {
                 content.state = FileState::PermissionDenied;
                 return Ok(content);
             }
-            Err(error) => return Err(io("read", &path)(error)),
+            Err(error) => return Err(error.into()),
         };
         content.hash = Some(hash(&bytes));
         if bytes.iter().take(8000).any(|byte| *byte == 0) && !has_utf16_bom(&bytes) {
@@ -235,7 +157,9 @@ impl Root {
         content.generated = head.contains("@generated")
             || head.contains("DO NOT EDIT")
             || self.attribute_set(&path, "linguist-generated");
-        content.text = Some(crate::store::redact::redact_str(&text).into_owned());
+        let shown = crate::store::redact::redact_str(&text);
+        content.redacted = matches!(shown, std::borrow::Cow::Owned(_));
+        content.text = Some(shown.into_owned());
         content.encoding = Some(encoding.to_string());
         Ok(content)
     }
@@ -243,91 +167,80 @@ impl Root {
     /// Writes `text` if the file still hashes to `expected` (`None`: it must
     /// not exist). Returns the new hash.
     pub fn write(&self, relative: &str, text: &str, expected: Option<&str>) -> Result<String> {
-        let real = self.resolve(relative)?;
-        let path = self.relative(&real);
+        let checked = RelPath::parse(relative)?;
+        let path = checked.display();
         if text.len() as u64 > MAX_FILE {
             return Err(FileError::TooLarge { path, size: text.len() as u64, max: MAX_FILE });
         }
-        self.check_current(&real, &path, expected)?;
-        if let Some(parent) = real.parent() {
-            std::fs::create_dir_all(parent).map_err(io("create the folder of", &path))?;
-        }
-        // Write beside and rename, so a crash never leaves half a file.
-        let partial = real.with_file_name(format!(
-            ".{}.cortex-partial",
-            real.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
-        ));
-        std::fs::write(&partial, text).map_err(io("write", &path))?;
-        if let Ok(meta) = std::fs::metadata(&real) {
-            let _ = std::fs::set_permissions(&partial, meta.permissions());
-        }
-        std::fs::rename(&partial, &real).map_err(io("write", &path))?;
+        self.check_current(&checked, expected)?;
+        self.root.write(&checked, text.as_bytes(), expected.is_none())?;
         Ok(hash(text.as_bytes()))
     }
 
-    /// Refuses unless the file is as the writer last saw it.
-    fn check_current(&self, real: &Path, path: &str, expected: Option<&str>) -> Result<()> {
-        match (std::fs::read(real), expected) {
-            (Err(error), None) if error.kind() == ErrorKind::NotFound => Ok(()),
-            (Ok(_), None) => Err(FileError::Exists { path: path.to_string() }),
-            (Err(error), Some(expected)) if error.kind() == ErrorKind::NotFound => Err(FileError::Conflict {
-                path: path.to_string(),
+    /// Refuses unless the file is as the writer last saw it, and unless
+    /// the inspector showed it whole (a redacted file is never saved back).
+    fn check_current(&self, checked: &RelPath, expected: Option<&str>) -> Result<()> {
+        let path = checked.display();
+        let current = match self.root.read(checked, MAX_FILE) {
+            Ok(bytes) => Some(bytes),
+            Err(sandbox::Error::NotFound { .. }) => None,
+            Err(error) => return Err(error.into()),
+        };
+        match (current, expected) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(sandbox::Error::Exists { path }.into()),
+            (None, Some(expected)) => Err(FileError::Conflict {
+                path,
                 expected: expected.to_string(),
                 found: "nothing (it was deleted)".into(),
             }),
-            (Ok(bytes), Some(expected)) => {
+            (Some(bytes), Some(expected)) => {
                 let found = hash(&bytes);
-                if found == expected {
-                    Ok(())
-                } else {
-                    Err(FileError::Conflict { path: path.to_string(), expected: expected.to_string(), found })
+                if found != expected {
+                    return Err(FileError::Conflict { path, expected: expected.to_string(), found });
                 }
+                if matches!(crate::store::redact::redact(&bytes), std::borrow::Cow::Owned(_)) {
+                    return Err(FileError::HoldsSecret { path });
+                }
+                Ok(())
             }
-            (Err(error), _) if real.is_dir() => {
-                let _ = error;
-                Err(FileError::Directory { path: path.to_string() })
-            }
-            (Err(error), _) => Err(io("read", path)(error)),
         }
     }
 
     pub fn rename(&self, from: &str, to: &str) -> Result<(String, String)> {
-        let (source, target) = (self.resolve(from)?, self.resolve(to)?);
-        let (from, to) = (self.relative(&source), self.relative(&target));
-        if source.symlink_metadata().is_err() {
-            return Err(FileError::NotFound { path: from });
-        }
-        if target.symlink_metadata().is_ok() {
-            return Err(FileError::Exists { path: to });
-        }
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(io("create the folder of", &to))?;
-        }
-        std::fs::rename(&source, &target).map_err(io("move", &from))?;
-        Ok((from, to))
+        let (source, target) = (RelPath::parse(from)?, RelPath::parse(to)?);
+        self.root.rename(&source, &target)?;
+        Ok((source.display(), target.display()))
     }
 
     pub fn delete(&self, relative: &str, expected: Option<&str>) -> Result<String> {
-        let real = self.resolve(relative)?;
-        let path = self.relative(&real);
-        if path.is_empty() {
-            return Err(FileError::Directory { path: "the workspace root".into() });
+        let checked = RelPath::parse(relative)?;
+        let path = checked.display();
+        if checked.is_root() {
+            return Err(sandbox::Error::Directory { path: "the workspace root".into() }.into());
         }
-        let meta = real.symlink_metadata().map_err(io("delete", &path))?;
-        if meta.is_dir() {
-            std::fs::remove_dir(&real).map_err(io("delete (only empty folders are deleted)", &path))?;
-        } else {
-            if expected.is_some() {
-                self.check_current(&real, &path, expected)?;
-            }
-            std::fs::remove_file(&real).map_err(io("delete", &path))?;
+        if expected.is_some() && matches!(self.root.kind(&checked)?, Some((Kind::File, _))) {
+            self.check_current_for_delete(&checked, expected)?;
         }
+        self.root.remove(&checked)?;
         Ok(path)
+    }
+
+    /// A delete checks the hash only (a file with secrets may be deleted).
+    fn check_current_for_delete(&self, checked: &RelPath, expected: Option<&str>) -> Result<()> {
+        let bytes = self.root.read(checked, MAX_FILE)?;
+        let found = hash(&bytes);
+        match expected {
+            Some(expected) if expected != found => {
+                Err(FileError::Conflict { path: checked.display(), expected: expected.to_string(), found })
+            }
+            _ => Ok(()),
+        }
     }
 
     fn git(&self, args: &[&str]) -> Option<std::process::Output> {
         Command::new("git")
-            .current_dir(&self.dir)
+            .current_dir(self.root.path())
             // Reading status must not take the person's index lock.
             .env("GIT_OPTIONAL_LOCKS", "0")
             .args(args)
@@ -418,44 +331,16 @@ fn decode(bytes: &[u8]) -> (String, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     fn workspace() -> (tempfile::TempDir, Root) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("ws");
         std::fs::create_dir_all(root.join("src/deep")).unwrap();
         std::fs::create_dir_all(root.join(".git")).unwrap();
-        std::fs::create_dir_all(dir.path().join("outside")).unwrap();
         std::fs::write(root.join("src/main.rs"), "fn main() {}\n").unwrap();
         std::os::unix::fs::symlink("/etc", root.join("etc-link")).unwrap();
-        std::os::unix::fs::symlink(dir.path().join("outside"), root.join("out-link")).unwrap();
-        std::os::unix::fs::symlink("src", root.join("src-link")).unwrap();
         let resolved = Root::new(&root).unwrap();
         (dir, resolved)
-    }
-
-    #[test]
-    fn escapes_are_refused_with_their_reason() {
-        let (_dir, root) = workspace();
-        let kind = |path: &str| match root.resolve(path) {
-            Ok(_) => "ok",
-            Err(FileError::Absolute { .. }) => "absolute",
-            Err(FileError::Parent { .. }) => "parent",
-            Err(FileError::Outside { .. }) => "outside",
-            Err(FileError::GitDir { .. }) => "git",
-            Err(_) => "other",
-        };
-        assert_eq!(kind("src/main.rs"), "ok");
-        assert_eq!(kind("src/new/file.txt"), "ok");
-        assert_eq!(kind("src-link/main.rs"), "ok");
-        assert_eq!(kind("../outside"), "parent");
-        assert_eq!(kind("src/../../outside"), "parent");
-        assert_eq!(kind("/etc/passwd"), "absolute");
-        assert_eq!(kind("etc-link/passwd"), "outside");
-        assert_eq!(kind("etc-link"), "outside");
-        assert_eq!(kind("out-link/new.txt"), "outside");
-        assert_eq!(kind(".git/config"), "git");
-        assert_eq!(kind("a\0b"), "outside");
     }
 
     #[test]
@@ -468,8 +353,37 @@ mod tests {
         let stale = root.write("src/main.rs", "lost\n", Some(&before)).unwrap_err();
         assert!(matches!(stale, FileError::Conflict { .. }), "{stale}");
         assert_eq!(std::fs::read_to_string(root.dir().join("src/main.rs")).unwrap(), "fn main() { run(); }\n");
-        assert!(matches!(root.write("src/main.rs", "x", None), Err(FileError::Exists { .. })));
+        let exists = root.write("src/main.rs", "x", None).unwrap_err();
+        assert!(matches!(exists, FileError::Boundary(sandbox::Error::Exists { .. })), "{exists}");
         root.write("src/main.rs", "again\n", Some(&after)).unwrap();
+    }
+
+    /// Round 1 showed the text redacted with the raw file's hash, so a save
+    /// replaced the secret on disk with `[REDACTED]`.
+    #[test]
+    fn a_file_holding_a_secret_is_shown_redacted_and_never_saved_back() {
+        let (_dir, root) = workspace();
+        let original = "API=sk-proj-abcdefghijklmnopqrstuvwxyz0123\nname=demo\n";
+        std::fs::write(root.dir().join(".env.local"), original).unwrap();
+        let read = root.read(".env.local").unwrap();
+        assert!(read.redacted);
+        let shown = read.text.unwrap();
+        assert!(!shown.contains("sk-proj"), "{shown}");
+        let edited = shown.replace("demo", "demo2");
+        let error = root.write(".env.local", &edited, read.hash.as_deref()).unwrap_err();
+        assert!(matches!(error, FileError::HoldsSecret { .. }), "{error}");
+        assert_eq!(std::fs::read_to_string(root.dir().join(".env.local")).unwrap(), original);
+        assert!(!root.read("src/main.rs").unwrap().redacted);
+    }
+
+    #[test]
+    fn links_are_named_not_followed() {
+        let (_dir, root) = workspace();
+        let error = root.read("etc-link").unwrap_err();
+        assert!(error.to_string().contains("/etc"), "{error}");
+        assert!(matches!(root.read("etc-link/passwd"), Err(FileError::Boundary(sandbox::Error::Symlink { .. }))));
+        assert_eq!(root.delete("etc-link", None).unwrap(), "etc-link");
+        assert!(std::path::Path::new("/etc/passwd").exists());
     }
 
     #[test]
@@ -486,27 +400,5 @@ mod tests {
         assert_eq!(root.read("huge.log").unwrap().state, FileState::TooLarge);
         assert_eq!(root.read("nope.txt").unwrap().state, FileState::NotFound);
         assert_eq!(root.read("src").unwrap().state, FileState::Directory);
-    }
-
-    proptest! {
-        /// Whatever the path, a resolved one lies inside the root and never
-        /// in `.git`; everything else is an error.
-        #[test]
-        fn resolved_paths_stay_inside(parts in proptest::collection::vec(
-            prop_oneof![
-                Just("src"), Just("deep"), Just(".."), Just("."), Just(""), Just(".git"),
-                Just("etc-link"), Just("out-link"), Just("src-link"), Just("new"), Just("/"), Just("main.rs"),
-            ],
-            0..6,
-        )) {
-            let (_dir, root) = workspace();
-            let path = parts.join("/");
-            if let Ok(real) = root.resolve(&path) {
-                prop_assert!(real.starts_with(root.dir()), "{path} → {}", real.display());
-                let inside = real.strip_prefix(root.dir()).unwrap();
-                prop_assert!(inside.components().next().is_none_or(|first| first.as_os_str() != ".git"), "{path}");
-                prop_assert!(!path.split('/').any(|part| part == ".."), "{path} was accepted");
-            }
-        }
     }
 }

@@ -242,6 +242,10 @@ pub struct FileContent {
     pub generated: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// The text is shown with secrets replaced by `[REDACTED]`; the
+    /// inspector will not save it back.
+    #[serde(default)]
+    pub redacted: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,6 +20,9 @@ pub enum Error {
     Script(#[from] fake::ScriptError),
     #[error("codex: {0}")]
     Codex(String),
+    /// A path the agent named that the workspace boundary refused.
+    #[error("the agent's path was refused: {0}")]
+    Boundary(#[from] crate::sandbox::Error),
     #[error("{context}")]
     Io {
         context: String,

@@ -187,3 +187,46 @@ fn changes_outside_a_session_land_in_the_workspace_journal() {
     assert_eq!(lines.lines().count(), 2, "{lines}");
     assert!(!lines.contains("tidy up"), "the journal names the change, it does not copy the content");
 }
+
+/// A cloned repository that commits a link where round 1 wrote its partial
+/// file (`.README.md.cortex-partial` → a file outside) must not get the
+/// person's save written through it; a planted pipe must not hang the node;
+/// deleting a link deletes the link.
+#[test]
+fn a_hostile_repository_cannot_redirect_a_save_or_hang_the_node() {
+    let env = TestEnv::new();
+    let outside = env.root.path().join("bashrc");
+    std::fs::write(&outside, "# the person's shell config\n").unwrap();
+    std::os::unix::fs::symlink(&outside, env.repo.join(".README.md.cortex-partial")).unwrap();
+    std::os::unix::fs::symlink(&outside, env.repo.join("link-out")).unwrap();
+    env.git(&env.repo, ["add", "."]);
+    env.git(&env.repo, ["commit", "-q", "-m", "hostile"]);
+    let fifo = std::process::Command::new("mkfifo").arg(env.repo.join("pipe")).status().unwrap();
+    assert!(fifo.success());
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let workspace = bound(&env, &core);
+    let http = Http::new(&core);
+
+    let (status, read) =
+        command(&http, "read_file", serde_json::json!({ "workspace_id": workspace, "path": "README.md" }));
+    assert_eq!(status, 200, "{read}");
+    let hash = read["value"]["hash"].as_str().unwrap().to_string();
+    let (status, answer) = command(
+        &http,
+        "write_file",
+        serde_json::json!({ "workspace_id": workspace, "path": "README.md", "content": "# demo, typo fixed\n", "expected_hash": hash }),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(std::fs::read_to_string(env.repo.join("README.md")).unwrap(), "# demo, typo fixed\n");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "# the person's shell config\n");
+
+    let (status, answer) =
+        command(&http, "read_file", serde_json::json!({ "workspace_id": workspace, "path": "pipe" }));
+    assert_eq!((status, answer["code"].as_str()), (422, Some("bad_input")), "{answer}");
+
+    let (status, answer) =
+        command(&http, "delete_path", serde_json::json!({ "workspace_id": workspace, "path": "link-out" }));
+    assert_eq!(status, 200, "{answer}");
+    assert!(env.repo.join("link-out").symlink_metadata().is_err(), "the link is gone");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "# the person's shell config\n", "its target is not");
+}

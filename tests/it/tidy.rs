@@ -25,10 +25,11 @@ fn root() -> PathBuf {
 /// Which modules each module may import from the crate.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("protocol", &[]),
+    ("sandbox", &[]),
     ("store", &["protocol"]),
     ("index", &["store", "protocol"]),
-    ("provider", &["protocol"]),
-    ("node", &["provider", "store", "protocol"]),
+    ("provider", &["sandbox", "protocol"]),
+    ("node", &["provider", "store", "sandbox", "protocol"]),
     ("core", &["index", "store", "protocol"]),
     ("web", &["core", "protocol"]),
     ("cli", &["core", "web", "node", "store", "protocol"]),

@@ -5,7 +5,7 @@
 mod script;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -15,6 +15,7 @@ pub use script::{STEP_KINDS, Script, ScriptError, Step};
 
 use super::{Error, Provider, TurnEnd, TurnRequest, TurnSink};
 use crate::protocol::{ApprovalDecision, EventKind, FileChange, OutputStream};
+use crate::sandbox::{self, RelPath, Root};
 
 /// Output kept per command; the rest is dropped with a warning.
 const MAX_COMMAND_OUTPUT: usize = 1024 * 1024;
@@ -59,27 +60,26 @@ impl Provider for FakeProvider {
                     run_command(request.workspace, &command_id, command, sink)?;
                 }
                 Step::WriteFile { path, content } => {
-                    let target = resolve(request.workspace, path)?;
-                    let change = if target.exists() { FileChange::Modified } else { FileChange::Added };
-                    if let Some(parent) = target.parent() {
-                        fs_err::create_dir_all(parent)
-                            .map_err(|source| io(format!("cannot create the folder of `{path}`"), source))?;
-                    }
-                    fs_err::write(&target, content).map_err(|source| io(format!("cannot write `{path}`"), source))?;
+                    let root = open_root(request.workspace)?;
+                    let target = RelPath::parse(path)?;
+                    let existed = root.kind(&target)?.is_some();
+                    let change = if existed { FileChange::Modified } else { FileChange::Added };
+                    root.write(&target, content.as_bytes(), false)?;
                     sink.emit(EventKind::FileChanged { path: path.clone(), change })?;
                 }
                 Step::DeleteFile(path) => {
-                    let target = resolve(request.workspace, path)?;
-                    match fs_err::remove_file(&target) {
-                        Ok(()) => {
+                    let root = open_root(request.workspace)?;
+                    let target = RelPath::parse(path)?;
+                    match root.remove(&target) {
+                        Ok(_) => {
                             sink.emit(EventKind::FileChanged { path: path.clone(), change: FileChange::Deleted })?;
                         }
-                        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                        Err(sandbox::Error::NotFound { .. }) => {
                             sink.emit(EventKind::Warning {
                                 message: format!("`{path}` does not exist; nothing deleted"),
                             })?;
                         }
-                        Err(source) => return Err(io(format!("cannot delete `{path}`"), source)),
+                        Err(error) => return Err(error.into()),
                     }
                 }
                 Step::Approval(prompt) => {
@@ -104,26 +104,9 @@ fn io(context: String, source: std::io::Error) -> Error {
     Error::Io { context, source }
 }
 
-/// `workspace/path`, refusing a path whose existing parts lead outside the
-/// workspace through a symlink.
-fn resolve(workspace: &Path, path: &str) -> Result<PathBuf, Error> {
-    let target = workspace.join(path);
-    let mut existing = target.as_path();
-    while !existing.exists() {
-        match existing.parent() {
-            Some(parent) => existing = parent,
-            None => break,
-        }
-    }
-    let real = existing.canonicalize().map_err(|source| io(format!("cannot resolve `{path}`"), source))?;
-    let root = workspace.canonicalize().map_err(|source| io("cannot resolve the workspace".into(), source))?;
-    if !real.starts_with(&root) {
-        return Err(io(
-            format!("`{path}` resolves outside the workspace"),
-            std::io::Error::new(std::io::ErrorKind::PermissionDenied, "path escapes the workspace through a symlink"),
-        ));
-    }
-    Ok(target)
+/// The workspace as the one filesystem boundary sees it.
+fn open_root(workspace: &Path) -> Result<Root, Error> {
+    Ok(Root::open(workspace)?)
 }
 
 /// Runs `command` with `sh -c` in the workspace, streaming each output line

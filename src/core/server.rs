@@ -310,9 +310,10 @@ impl CoreState {
             self.terminals.register(terminal, &node_id, workspace_id.clone(), session_id.clone());
         }
         let body = serde_json::to_string(&recorded(&command)).expect("holds because commands are JSON");
-        let fresh = lock(&self.registry)
-            .insert_command(&command.id, command.kind.name(), Some(&node_id), &body)
-            .map_err(ApiFailure::internal)?;
+        let fresh = is_read(&command.kind)
+            || lock(&self.registry)
+                .insert_command(&command.id, command.kind.name(), Some(&node_id), &body)
+                .map_err(ApiFailure::internal)?;
         if !fresh {
             return self.wait_for(&command.id).await;
         }
@@ -509,6 +510,10 @@ impl CoreState {
 /// A command as Core keeps it: a file's content is summarised, never stored
 /// (no secrets or megabytes at rest in `core.sqlite`); such a command is not
 /// sent again after a dropped link.
+/// The command as Core keeps it: no file content (size and hash only),
+/// and every string redacted, since a prompt or a script may carry a
+/// secret the person pasted. A command replayed after a dropped link
+/// carries the redacted text.
 fn recorded(command: &Command) -> Command {
     let mut kept = command.clone();
     if let CommandKind::WriteFile { content, .. } = &mut kept.kind {
@@ -516,7 +521,23 @@ fn recorded(command: &Command) -> Command {
         let digest = hex::encode(sha2::Sha256::digest(content.as_bytes()));
         *content = format!("[{} bytes, sha256 {digest}; not kept]", content.len());
     }
-    kept
+    let text = serde_json::to_string(&kept).expect("holds because commands are JSON");
+    match crate::store::redact::redact_lines(text.as_bytes()) {
+        std::borrow::Cow::Borrowed(_) => kept,
+        std::borrow::Cow::Owned(redacted) => serde_json::from_slice(&redacted).unwrap_or(kept),
+    }
+}
+
+/// Reads are not recorded: their answers hold workspace content, which Core
+/// does not keep, and asking again simply reads again.
+fn is_read(kind: &CommandKind) -> bool {
+    matches!(
+        kind,
+        CommandKind::ReadFile { .. }
+            | CommandKind::ListFiles { .. }
+            | CommandKind::ReadDiff { .. }
+            | CommandKind::ReadSessionFile { .. }
+    )
 }
 
 async fn await_outcome(receiver: oneshot::Receiver<CommandOutcome>) -> Result<CommandOutcome, ApiFailure> {

@@ -238,14 +238,25 @@ impl Node {
         if let ProviderSpec::Fake { script: Some(text), .. } = &request.provider {
             let path = script_path(store, &id);
             fs_err::create_dir_all(path.parent().expect("holds because the path has a folder"))
-                .and_then(|()| fs_err::write(&path, text))
+                // Kept redacted, like everything Cortex writes: the agent
+                // plays the script as kept, from its first turn on.
+                .and_then(|()| fs_err::write(&path, crate::store::redact::redact_str(text).as_bytes()))
                 .map_err(|source| Error::Io { context: "cannot keep the session's script".into(), source })?;
         }
         let now = jiff::Timestamp::now();
         let meta = Meta {
             schema: META_SCHEMA,
             id,
-            title: request.title.clone().unwrap_or_else(|| first_line(&request.prompt)),
+            // The title travels in meta (to Core, the index, every page), so
+            // it is redacted like an event (before the prompt is cut to a
+            // line, so no secret is cut below what its rule recognises).
+            title: crate::store::redact::redact_str(
+                &request
+                    .title
+                    .clone()
+                    .unwrap_or_else(|| first_line(&crate::store::redact::redact_str(&request.prompt))),
+            )
+            .into_owned(),
             provider: request.provider.name().to_string(),
             node: self.name.clone(),
             workspace: workspace.id.to_string(),
@@ -264,14 +275,14 @@ impl Node {
         let mut writer = SessionWriter::create(store, meta)?;
         // The first event is part of creating the session: whoever learns the
         // id has the event to go with it.
-        let first = Event {
+        let mut first = Event {
             seq: 1,
             at: now,
             turn: None,
             cause: None,
             kind: EventKind::Lifecycle { from: None, to: SessionState::Starting, reason: None },
         };
-        writer.append(std::slice::from_ref(&first))?;
+        writer.append(std::slice::from_mut(&mut first))?;
         writer.flush(FlushReason::Lifecycle)?;
         observer.event(&first, writer.meta());
         let provider = build_provider(store, writer.meta())?;
@@ -527,8 +538,9 @@ impl<'a> Runner<'a> {
         };
         let event = {
             let mut writer = self.writer();
-            let event = Event { seq: writer.last_seq() + 1, at: jiff::Timestamp::now(), turn: self.turn, cause, kind };
-            writer.append(std::slice::from_ref(&event))?;
+            let mut event =
+                Event { seq: writer.last_seq() + 1, at: jiff::Timestamp::now(), turn: self.turn, cause, kind };
+            writer.append(std::slice::from_mut(&mut event))?;
             if let Some(reason) = flush {
                 writer.flush(reason)?;
             }

@@ -23,6 +23,23 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    output_with_input(dir, args, envs, None)
+}
+
+/// Runs `git <args>` with `input` on its standard input; returns stdout.
+pub(crate) fn run_with_input<I, S>(dir: &Path, args: I, envs: &[(&str, &OsStr)], input: Vec<u8>) -> Result<Vec<u8>>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Ok(output_with_input(dir, args, envs, Some(input))?.stdout)
+}
+
+fn output_with_input<I, S>(dir: &Path, args: I, envs: &[(&str, &OsStr)], input: Option<Vec<u8>>) -> Result<Output>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let args: Vec<_> = args.into_iter().map(|arg| arg.as_ref().to_os_string()).collect();
     let shown = args.iter().map(|arg| arg.to_string_lossy()).collect::<Vec<_>>().join(" ");
     let mut command = Command::new("git");
@@ -38,10 +55,21 @@ where
     for (key, value) in envs {
         command.env(key, value);
     }
-    let output = command.output().map_err(|source| Error::Io {
-        context: format!("cannot run `git {shown}` (is git installed and on PATH?)"),
-        source,
-    })?;
+    let cannot_run =
+        |source| Error::Io { context: format!("cannot run `git {shown}` (is git installed and on PATH?)"), source };
+    let output = match input {
+        None => command.output().map_err(cannot_run)?,
+        Some(input) => {
+            command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+            let mut child = command.spawn().map_err(cannot_run)?;
+            let mut stdin = child.stdin.take().expect("holds because stdin was piped");
+            // Written from a thread, so a large answer cannot block the writer.
+            let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+            let output = child.wait_with_output().map_err(cannot_run)?;
+            let _ = writer.join();
+            output
+        }
+    };
     if !output.status.success() {
         return Err(Error::GitCommand {
             args: shown,

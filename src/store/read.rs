@@ -42,6 +42,13 @@ impl Store {
         Ok(self.repo.write_blob(content.as_ref()).git(|| "cannot write a blob".into())?.detach())
     }
 
+    /// Writes a JSON-lines blob (an event or raw chunk) redacting each line
+    /// on its own, so no match ever spans two events.
+    pub(crate) fn write_lines_blob(&self, content: &[u8]) -> Result<ObjectId> {
+        let content = redact::redact_lines(content);
+        Ok(self.repo.write_blob(content.as_ref()).git(|| "cannot write a blob".into())?.detach())
+    }
+
     pub(crate) fn commit_tree(&self, commit: ObjectId) -> Result<ObjectId> {
         let commit = self.repo.find_commit(commit).git(|| format!("cannot read commit {commit}"))?;
         Ok(commit.tree_id().git(|| "cannot read a commit's tree".into())?.detach())

@@ -76,6 +76,8 @@ pub struct SessionWriter {
     current_turn: Option<u32>,
     /// Tree and meta of the commit being put in place by a flush.
     pending_tree: Option<(ObjectId, Meta)>,
+    /// The one redaction point for this session's events.
+    redactor: redact::EventRedactor,
 }
 
 impl SessionWriter {
@@ -102,6 +104,7 @@ impl SessionWriter {
             spool,
             current_turn: None,
             pending_tree: None,
+            redactor: redact::EventRedactor::new(),
         };
         writer.flush(FlushReason::Created)?;
         Ok(writer)
@@ -135,6 +138,7 @@ impl SessionWriter {
             spool,
             current_turn: None,
             pending_tree: None,
+            redactor: redact::EventRedactor::new(),
         };
         for record in writer.spool.read()? {
             match record {
@@ -180,9 +184,10 @@ impl SessionWriter {
         self.lines.len()
     }
 
-    /// Accepts events: redacted, fsynced to the spool, buffered. Flushes when
-    /// the buffer is full. Each `seq` must follow the previous one.
-    pub fn append(&mut self, events: &[Event]) -> Result<()> {
+    /// Accepts events: redacted in place (the caller then forwards exactly
+    /// what was stored), fsynced to the spool, buffered. Flushes when the
+    /// buffer is full. Each `seq` must follow the previous one.
+    pub fn append(&mut self, events: &mut [Event]) -> Result<()> {
         let mut records = Vec::with_capacity(events.len());
         for event in events {
             let expected = self.last_seq() + 1 + records.len() as u64;
@@ -192,8 +197,9 @@ impl SessionWriter {
                     detail: format!("seq {} given where {expected} was due", event.seq),
                 });
             }
+            self.redactor.redact(event);
             let line = serde_json::to_string(event).expect("holds because events serialize to JSON");
-            records.push((event.seq, event.turn, redact::redact_str(&line).into_owned()));
+            records.push((event.seq, event.turn, line));
         }
         let spooled: Vec<_> = records.iter().map(|(_, _, line)| SpoolRecord::Event(line.clone())).collect();
         self.spool.append(&spooled)?;
@@ -209,7 +215,7 @@ impl SessionWriter {
     /// Keeps one of the provider's own output lines for the span being
     /// buffered, so events can be re-normalised later.
     pub fn append_raw(&mut self, line: &str) -> Result<()> {
-        let line = redact::redact_str(line).into_owned();
+        let line = self.redactor.redact_raw(line);
         self.spool.append(&[SpoolRecord::Raw { seq: self.last_seq(), line: line.clone() }])?;
         self.raw.push(line);
         Ok(())
@@ -307,13 +313,13 @@ impl SessionWriter {
         let last_seq = self.last_seq();
         if let Some(first_seq) = self.first_seq {
             let chunk = self.lines.join("\n") + "\n";
-            let blob = self.store.write_blob(chunk.as_bytes())?;
+            let blob = self.store.write_lines_blob(chunk.as_bytes())?;
             editor
                 .upsert(chunk_path("events", first_seq), EntryKind::Blob, blob)
                 .git(|| "cannot add an event chunk".into())?;
             if !self.raw.is_empty() {
                 let raw = self.raw.join("\n") + "\n";
-                let blob = self.store.write_blob(raw.as_bytes())?;
+                let blob = self.store.write_lines_blob(raw.as_bytes())?;
                 editor
                     .upsert(chunk_path("raw", first_seq), EntryKind::Blob, blob)
                     .git(|| "cannot add a raw chunk".into())?;

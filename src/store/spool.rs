@@ -164,7 +164,7 @@ impl SessionWriter {
             let at = jiff::Timestamp::now();
             let seq = self.last_seq();
             let event = |offset: u64, kind: EventKind| Event { seq: seq + offset, at, turn, cause: None, kind };
-            self.append(&[
+            self.append(&mut [
                 event(1, EventKind::Warning { message: reason.clone() }),
                 event(2, EventKind::TurnFinished { outcome: TurnOutcome::Interrupted }),
                 event(3, EventKind::Lifecycle { from: Some(state), to, reason: Some(reason.clone()) }),

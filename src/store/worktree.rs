@@ -4,14 +4,15 @@
 //! are scanned, and secrets in them are redacted before the tree is used.
 
 use std::ffi::OsStr;
+use std::path::Path;
 
 use gix::ObjectId;
-use gix::objs::tree::EntryKind;
 
 use super::{GitContext, IoContext, Result, Store, git, redact};
 
-/// Blobs larger than this are not scanned for secrets (build outputs, media).
-const MAX_SCANNED_BLOB: usize = 8 * 1024 * 1024;
+/// Files larger than this are not scanned for secrets, so they are left out
+/// of snapshots (named by a placeholder) rather than stored unscanned.
+const MAX_SCANNED_BLOB: usize = 64 * 1024 * 1024;
 
 /// A working tree captured as a git tree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,8 +55,13 @@ impl Store {
             .unwrap_or_else(|| ObjectId::empty_tree(self.repo.object_hash()))
     }
 
-    /// Captures the working tree. Blobs that differ from `known_clean` (a
-    /// tree already scanned, or HEAD's) are redacted where they hold secrets.
+    /// Captures the working tree. Files that differ from `known_clean` (a
+    /// tree already scanned, or HEAD's) are redacted where they hold
+    /// secrets before any of their bytes reach the repository's object
+    /// store: git hashes the working tree into a quarantine object folder
+    /// (the repository's own objects as its alternate), and only the
+    /// redacted tree and the objects it reaches move into the repository.
+    /// The quarantine, with every unredacted blob, is then deleted.
     pub fn snapshot_worktree(&self, known_clean: ObjectId) -> Result<Snapshot> {
         let tmp_dir = self.cortex_dir().join("tmp");
         fs_err::create_dir_all(&tmp_dir).io(|| "cannot create Cortex's temp folder".into())?;
@@ -63,6 +69,10 @@ impl Store {
             .prefix("index-")
             .tempfile_in(&tmp_dir)
             .io(|| "cannot create a private index file".into())?;
+        let quarantine = tempfile::Builder::new()
+            .prefix("objects-")
+            .tempdir_in(&tmp_dir)
+            .io(|| "cannot create a quarantine object folder".into())?;
         let user_index = self.repo.index_path();
         if user_index.exists() {
             // A copy keeps git's stat cache, so unchanged files are not re-hashed.
@@ -71,22 +81,29 @@ impl Store {
             // An empty file is not a valid index; git creates one where none exists.
             fs_err::remove_file(index.path()).io(|| "cannot prepare a private index file".into())?;
         }
-        let envs: [(&str, &OsStr); 1] = [("GIT_INDEX_FILE", index.path().as_os_str())];
+        let objects = self.repo.objects.store_ref().path().to_path_buf();
+        let envs: [(&str, &OsStr); 3] = [
+            ("GIT_INDEX_FILE", index.path().as_os_str()),
+            ("GIT_OBJECT_DIRECTORY", quarantine.path().as_os_str()),
+            ("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects.as_os_str()),
+        ];
         git::run(&self.workdir, ["add", "--all", "--ignore-errors", "--", "."], &envs)?;
-        let out = git::run(&self.workdir, ["write-tree"], &envs)?;
-        let tree = parse_oid(&out)?;
-        let tree = self.redact_tree(known_clean, tree)?;
+        let tree = parse_oid(&git::run(&self.workdir, ["write-tree"], &envs)?)?;
+        let tree = self.redact_tree(known_clean, tree, &envs)?;
+        self.adopt(tree, quarantine.path(), &objects, &envs)?;
         Ok(Snapshot { tree })
     }
 
-    /// Rewrites blobs of `tree` that differ from `known_clean` and hold secrets.
-    fn redact_tree(&self, known_clean: ObjectId, tree: ObjectId) -> Result<ObjectId> {
+    /// Replaces, in the private index, every file that differs from
+    /// `known_clean` by its redacted bytes written to the repository;
+    /// returns the tree written from that index.
+    fn redact_tree(&self, known_clean: ObjectId, tree: ObjectId, envs: &[(&str, &OsStr)]) -> Result<ObjectId> {
         let raw = git::run(
             &self.workdir,
             ["diff-tree", "-r", "-z", "--no-renames", &known_clean.to_string(), &tree.to_string()],
-            &[],
+            envs,
         )?;
-        let mut editor = None;
+        let mut changed = Vec::new();
         let mut fields = raw.split(|byte| *byte == 0);
         while let (Some(header), Some(path)) = (fields.next(), fields.next()) {
             // :old_mode new_mode old_oid new_oid status
@@ -95,39 +112,71 @@ impl Store {
             let [_, new_mode, _, new_oid, status] = parts[..] else {
                 continue;
             };
-            let kind = match new_mode {
-                "100644" => EntryKind::Blob,
-                "100755" => EntryKind::BlobExecutable,
-                _ => continue,
-            };
-            if status == "D" {
+            if status == "D" || !matches!(new_mode, "100644" | "100755") {
                 continue;
             }
-            let oid = ObjectId::from_hex(new_oid.as_bytes()).map_err(|error| super::Error::Corrupt {
-                what: "git diff-tree output".into(),
-                detail: error.to_string(),
-            })?;
-            let blob = self.repo.find_blob(oid).git(|| format!("cannot read blob {oid}"))?;
-            if blob.data.len() > MAX_SCANNED_BLOB {
-                continue;
-            }
-            let redacted = redact::redact(&blob.data);
-            if redacted.as_ref() == blob.data.as_slice() {
-                continue;
-            }
-            let path = String::from_utf8_lossy(path).into_owned();
-            tracing::info!(%path, "redacted secrets in a working-tree snapshot");
-            let new_blob = self.repo.write_blob(redacted.as_ref()).git(|| "cannot write a blob".into())?.detach();
-            let editor = match &mut editor {
-                Some(editor) => editor,
-                None => editor.insert(self.repo.edit_tree(tree).git(|| "cannot edit a snapshot".into())?),
-            };
-            editor.upsert(path.as_str(), kind, new_blob).git(|| format!("cannot replace `{path}`"))?;
+            changed.push((new_mode.to_string(), new_oid.to_string(), String::from_utf8_lossy(path).into_owned()));
         }
-        match editor {
-            Some(mut editor) => Ok(editor.write().git(|| "cannot write a snapshot".into())?.detach()),
-            None => Ok(tree),
+        if changed.is_empty() {
+            return Ok(tree);
         }
+        let request: String = changed.iter().map(|(_, oid, _)| format!("{oid}\n")).collect();
+        let answer = git::run_with_input(&self.workdir, ["cat-file", "--batch"], envs, request.into_bytes())?;
+        let blobs = parse_batch(&answer)?;
+        let mut updates = Vec::new();
+        for ((mode, oid, path), data) in changed.iter().zip(blobs) {
+            let stored = if data.len() > MAX_SCANNED_BLOB {
+                tracing::info!(%path, size = data.len(), "a file too large to scan is left out of a snapshot");
+                std::borrow::Cow::Owned(
+                    format!(
+                        "[Cortex left this file out of the snapshot: {} bytes, too large to scan for secrets]\n",
+                        data.len()
+                    )
+                    .into_bytes(),
+                )
+            } else {
+                redact::redact_file(path, &data)
+            };
+            if let std::borrow::Cow::Owned(redacted) = &stored {
+                tracing::info!(%path, "redacted secrets in a working-tree snapshot");
+                let new_oid = self.repo.write_blob(redacted).git(|| "cannot write a blob".into())?.detach();
+                updates.extend_from_slice(format!("{mode} {new_oid}\t{path}").as_bytes());
+                updates.push(0);
+            } else {
+                let _ = oid;
+            }
+        }
+        if updates.is_empty() {
+            return Ok(tree);
+        }
+        git::run_with_input(&self.workdir, ["update-index", "-z", "--index-info"], envs, updates)?;
+        parse_oid(&git::run(&self.workdir, ["write-tree"], envs)?)
+    }
+
+    /// Moves the objects `tree` reaches from the quarantine into the
+    /// repository; what it does not reach (the unredacted blobs) is left
+    /// to be deleted with the quarantine.
+    fn adopt(&self, tree: ObjectId, quarantine: &Path, objects: &Path, envs: &[(&str, &OsStr)]) -> Result<()> {
+        let listing = git::run(&self.workdir, ["ls-tree", "-r", "-t", "-z", "--object-only", &tree.to_string()], envs)?;
+        let reached = std::iter::once(tree.to_string())
+            .chain(listing.split(|byte| *byte == 0).map(|oid| String::from_utf8_lossy(oid).into_owned()))
+            .filter(|oid| oid.len() >= 40);
+        for oid in reached {
+            let (dir, file) = oid.split_at(2);
+            let source = quarantine.join(dir).join(file);
+            if !source.exists() {
+                continue;
+            }
+            let target_dir = objects.join(dir);
+            fs_err::create_dir_all(&target_dir).io(|| "cannot create an object folder".into())?;
+            let target = target_dir.join(file);
+            if !target.exists() {
+                fs_err::rename(&source, &target).io(|| format!("cannot move object {oid} into the repository"))?;
+            }
+        }
+        // Proof that the snapshot is whole without the quarantine.
+        git::run(&self.workdir, ["cat-file", "-e", &format!("{tree}^{{tree}}")], &[])?;
+        Ok(())
     }
 
     /// The unified diff from `from` to `to`, and its per-file line counts.
@@ -154,6 +203,28 @@ impl Store {
         }
         Ok((String::from_utf8_lossy(&patch).into_owned(), stat))
     }
+}
+
+/// The contents of `git cat-file --batch` answers, in order.
+fn parse_batch(mut out: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let corrupt =
+        |detail: &str| super::Error::Corrupt { what: "git cat-file --batch output".into(), detail: detail.into() };
+    let mut blobs = Vec::new();
+    while !out.is_empty() {
+        let newline =
+            out.iter().position(|byte| *byte == b'\n').ok_or_else(|| corrupt("a header without a newline"))?;
+        let header = String::from_utf8_lossy(&out[..newline]).into_owned();
+        let size: usize = header
+            .rsplit(' ')
+            .next()
+            .and_then(|size| size.parse().ok())
+            .ok_or_else(|| corrupt(&format!("unexpected header `{header}`")))?;
+        let start = newline + 1;
+        let data = out.get(start..start + size).ok_or_else(|| corrupt("an object cut short"))?;
+        blobs.push(data.to_vec());
+        out = out.get(start + size + 1..).unwrap_or_default();
+    }
+    Ok(blobs)
 }
 
 fn parse_oid(out: &[u8]) -> Result<ObjectId> {

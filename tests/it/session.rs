@@ -296,3 +296,29 @@ fn a_quiet_turn_still_reaches_the_ref_within_seconds() {
     });
     assert!(seen.is_some() && child.is_running(), "the message must be in the ref while the turn is still running");
 }
+
+/// The scripted agent's file steps go through the one boundary: `./.git`,
+/// a link to `.git` and a dangling link to outside are refused (the turn
+/// fails with the reason) and nothing is written.
+#[test]
+fn the_fake_agent_cannot_write_through_links_or_into_git() {
+    let env = TestEnv::new();
+    let outside = env.root.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(".git", env.repo.join("gitlink")).unwrap();
+    std::os::unix::fs::symlink(outside.join("planted.txt"), env.repo.join("dangling")).unwrap();
+    for path in ["./.git/hooks/pre-commit", "gitlink/hooks/pre-commit", "dangling", "gitlink/config"] {
+        let script = env.script(
+            "hostile.toml",
+            &format!("[[step]]\nwrite_file = {{ path = \"{path}\", content = \"#!/bin/sh\\necho pwned\\n\" }}\n"),
+        );
+        let run = env.cortex(["session", "start", "go", "--script", script.to_str().unwrap(), "--json"]);
+        assert_eq!(run.code, 1, "{path}: the turn must fail\n{}\n{}", run.stdout, run.stderr);
+        let reason = format!("{}{}", run.stdout, run.stderr);
+        assert!(reason.contains("symlink") || reason.contains(".git"), "{path}: {reason}");
+    }
+    assert!(!env.repo.join(".git/hooks/pre-commit").exists());
+    assert!(!outside.join("planted.txt").exists());
+    let config = std::fs::read_to_string(env.repo.join(".git/config")).unwrap();
+    assert!(!config.contains("pwned"));
+}

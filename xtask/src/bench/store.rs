@@ -119,9 +119,9 @@ fn append_rate() -> anyhow::Result<(f64, f64)> {
     let store = Store::discover(&repo)?;
     let id = SessionId::generate();
     let mut writer = SessionWriter::create(&store, meta(&id))?;
-    let events: Vec<Event> = (1..=APPEND_EVENTS).map(event).collect();
+    let mut events: Vec<Event> = (1..=APPEND_EVENTS).map(event).collect();
     let started = Instant::now();
-    for batch in events.chunks(BATCH as usize) {
+    for batch in events.chunks_mut(BATCH as usize) {
         writer.append(batch)?;
     }
     writer.close()?;
@@ -164,7 +164,7 @@ fn single_append_rate() -> anyhow::Result<f64> {
     let count = 2_000;
     let started = Instant::now();
     for seq in 1..=count {
-        writer.append(&[event(seq)])?;
+        writer.append(&mut [event(seq)])?;
     }
     writer.close()?;
     Ok(count as f64 / started.elapsed().as_secs_f64())
@@ -175,8 +175,8 @@ fn populate(store: &Store, sessions: usize, events: u64) -> anyhow::Result<()> {
     for _ in 0..sessions {
         let id = SessionId::generate();
         let mut writer = SessionWriter::create(store, meta(&id))?;
-        let batch: Vec<Event> = (1..=events).map(event).collect();
-        writer.append(&batch)?;
+        let mut batch: Vec<Event> = (1..=events).map(event).collect();
+        writer.append(&mut batch)?;
         writer.flush(FlushReason::TurnEnd)?;
         writer.close()?;
     }

@@ -194,10 +194,11 @@ fn accept_hello(
     workspaces: &[Workspace],
 ) -> super::Result<()> {
     lock(&state.registry).record_hello(node_id, capabilities)?;
+    // Core's registry is the authority: a workspace bound to another node is
+    // refused, one Core never saw is bound to this node now.
+    let accepted = state.claimed_workspaces(node_id, workspaces)?;
     let index = lock(&state.index);
-    for workspace in workspaces {
-        // The node is the authority on its bindings; Core records who owns them.
-        let mut workspace = workspace.clone();
+    for mut workspace in accepted {
         workspace.node = node_id.to_string();
         index.put_workspace(&workspace)?;
     }
@@ -263,6 +264,11 @@ async fn handle_frame(state: &Arc<CoreState>, node_id: &str, conn_id: u64, text:
         }
         NodeFrame::Events { session, events, .. } => ingest(state, node_id, session, events, tx).await,
         NodeFrame::CommandResult { id, outcome, .. } => {
+            if let Err(refusal) = state.may_answer(node_id, &id) {
+                state.refuse_claim(node_id, refusal.clone());
+                let _ = tx.send(error_frame("not_owner", format!("{refusal}; ignored"))).await;
+                return;
+            }
             record_binding(state, node_id, &id, &outcome);
             state.complete_command(&id, outcome);
         }
@@ -281,12 +287,9 @@ async fn ingest(
     events: Vec<crate::protocol::Event>,
     tx: &mpsc::Sender<CoreFrame>,
 ) {
-    let owner = lock(&state.index).workspace_node(&session.workspace_id).ok().flatten();
-    let owned = owner.as_deref() == Some(node_id);
-    if !owned {
-        let message =
-            format!("session {} is in workspace {}, which is not bound to this node", session.id, session.workspace_id);
-        let _ = tx.send(error_frame("not_owner", message)).await;
+    if let Err(refusal) = state.may_send_events(node_id, &session) {
+        state.refuse_claim(node_id, refusal.clone());
+        let _ = tx.send(error_frame("not_owner", format!("{refusal}; not committed"))).await;
         return;
     }
     let ingested = lock(&state.index).ingest_batch(&session, &events);
@@ -317,6 +320,20 @@ fn record_binding(state: &CoreState, node_id: &str, command_id: &str, outcome: &
     if let crate::protocol::CommandOutcome::Ok { value } = outcome
         && let Ok(mut workspace) = serde_json::from_value::<Workspace>(value.clone())
     {
+        match lock(&state.registry).bind(workspace.id.as_str(), node_id) {
+            Ok(true) => {}
+            Ok(false) => {
+                state.refuse_claim(
+                    node_id,
+                    format!("it answered a bind with workspace {}, bound to another node", workspace.id),
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot record a binding");
+                return;
+            }
+        }
         workspace.node = node_id.to_string();
         if let Err(error) = lock(&state.index).put_workspace(&workspace) {
             tracing::error!(%error, "cannot record a bound workspace");

@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use super::{Error, Result};
 use crate::protocol::{Capabilities, CommandOutcome, NodeId, Resources};
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE nodes (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
@@ -45,7 +46,15 @@ const MIGRATIONS: &[&str] = &["
         kind TEXT NOT NULL,
         detail TEXT NOT NULL
     );
-    "];
+    ",
+    "
+    CREATE TABLE bindings (
+        workspace_id TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        bound_at TEXT NOT NULL
+    );
+    ",
+];
 
 /// A node as Core recorded it.
 #[derive(Clone, Debug)]
@@ -267,6 +276,33 @@ impl Registry {
             })
             .optional()
             .map_err(self.err("cannot read a command"))
+    }
+
+    /// The node a workspace is bound to, as Core decided.
+    pub fn binding(&self, workspace_id: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT node_id FROM bindings WHERE workspace_id = ?1", [workspace_id], |row| row.get(0))
+            .optional()
+            .map_err(self.err("cannot read a binding"))
+    }
+
+    /// Binds a workspace to a node; `false` (and nothing changed) when it
+    /// is bound to another node already.
+    pub fn bind(&self, workspace_id: &str, node_id: &str) -> Result<bool> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO bindings (workspace_id, node_id, bound_at) VALUES (?1, ?2, ?3)",
+                params![workspace_id, node_id, jiff::Timestamp::now().to_string()],
+            )
+            .map_err(self.err("cannot record a binding"))?;
+        Ok(self.binding(workspace_id)?.as_deref() == Some(node_id))
+    }
+
+    pub fn unbind(&self, workspace_id: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM bindings WHERE workspace_id = ?1", [workspace_id])
+            .map_err(self.err("cannot remove a binding"))?;
+        Ok(())
     }
 
     /// Records a new command; `false` if one with this id exists already.

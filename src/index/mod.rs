@@ -363,6 +363,16 @@ impl Index {
         Ok(workspaces)
     }
 
+    /// The workspace a session belongs to, by its exact id.
+    pub fn session_workspace(&self, id: &SessionId) -> Result<Option<WorkspaceId>> {
+        let found: Option<String> = self
+            .conn
+            .query_row("SELECT workspace_id FROM sessions WHERE id = ?1", [id.as_str()], |row| row.get(0))
+            .optional()
+            .map_err(sql_err(&self.path, "cannot read a session"))?;
+        found.map(|id| id.parse().map_err(Error::Corrupt)).transpose()
+    }
+
     /// The node a workspace is bound on.
     pub fn workspace_node(&self, id: &WorkspaceId) -> Result<Option<String>> {
         self.conn

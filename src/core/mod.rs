@@ -6,6 +6,8 @@
 //! Never writes a workspace: reading refs to index them and to show diffs is
 //! all it does with a repository.
 
+pub mod auth;
+mod authority;
 mod link;
 mod registry;
 mod server;

@@ -75,6 +75,9 @@ pub struct CoreState {
     pub(crate) events: broadcast::Sender<Arc<(SessionId, Event)>>,
     next_conn_id: std::sync::atomic::AtomicU64,
     pub(crate) terminals: super::terminals::Terminals,
+    pub(crate) authority: super::authority::Authority,
+    /// The address the HTTP server listens on, once it does.
+    bound: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 /// How long a command may take on its node before the HTTP call gives up
@@ -94,6 +97,11 @@ impl CoreState {
         let admin_token = admin_token(&config.data_dir)?;
         let registry = Registry::open(&config.data_dir.join("core.sqlite"))?;
         let index = Index::open(&super::Core::index_path(&config.data_dir))?;
+        // Bindings made before Core kept them in its registry are taken over
+        // from the index once; from then on the registry decides.
+        for workspace in index.workspaces()? {
+            registry.bind(workspace.id.as_str(), &workspace.node)?;
+        }
         let (events, _) = broadcast::channel(4096);
         Ok(Arc::new(CoreState {
             config,
@@ -105,7 +113,15 @@ impl CoreState {
             events,
             next_conn_id: std::sync::atomic::AtomicU64::new(1),
             terminals: Default::default(),
+            authority: Default::default(),
+            bound: Default::default(),
         }))
+    }
+
+    /// The address Core's HTTP server listens on (`None` before it does,
+    /// and in-process).
+    pub fn bound_addr(&self) -> Option<std::net::SocketAddr> {
+        self.bound.get().copied()
     }
 
     pub fn admin_token(&self) -> &str {
@@ -172,7 +188,15 @@ impl CoreState {
     pub fn node_summaries(&self) -> Result<Vec<NodeSummary>> {
         let records = lock(&self.registry).nodes()?;
         let links = lock(&self.links);
-        Ok(records.into_iter().map(|record| summarize(record, &links)).collect())
+        Ok(records
+            .into_iter()
+            .map(|record| {
+                let refused = self.authority.warning(&record.id);
+                let mut summary = summarize(record, &links);
+                summary.warnings.extend(refused);
+                summary
+            })
+            .collect())
     }
 
     pub fn find_node(&self, id_or_name: &str) -> Result<Option<NodeSummary>> {
@@ -267,6 +291,7 @@ impl CoreState {
 
     /// Records a command's answer and wakes whoever waits for it.
     pub(crate) fn complete_command(&self, id: &str, outcome: CommandOutcome) {
+        self.authority.read_done(id);
         if let Err(error) = lock(&self.registry).finish_command(id, &outcome) {
             tracing::error!(%error, command = id, "cannot record a command's answer");
         }
@@ -299,6 +324,7 @@ impl CoreState {
         if let CommandKind::UnbindWorkspace { workspace_id } = &command.kind {
             // Core metadata only: the node's files and refs stay.
             let removed = lock(&self.index).remove_workspace(workspace_id).map_err(ApiFailure::internal)?;
+            lock(&self.registry).unbind(workspace_id.as_str()).map_err(ApiFailure::internal)?;
             if !removed {
                 return Err(ApiFailure::not_found(format!(
                     "no workspace `{workspace_id}` (`cortex workspace list` shows them)"
@@ -310,6 +336,9 @@ impl CoreState {
             self.terminals.register(terminal, &node_id, workspace_id.clone(), session_id.clone());
         }
         let body = serde_json::to_string(&recorded(&command)).expect("holds because commands are JSON");
+        if is_read(&command.kind) {
+            self.authority.read_sent(&command.id, &node_id);
+        }
         let fresh = is_read(&command.kind)
             || lock(&self.registry)
                 .insert_command(&command.id, command.kind.name(), Some(&node_id), &body)
@@ -759,6 +788,7 @@ pub async fn serve(state: Arc<CoreState>, extra: Router) -> Result<Server> {
         .local_addr()
         .map_err(|source| Error::Io { context: "cannot read the bound address".into(), source })?;
     let url = format!("http://{address}");
+    let _ = state.bound.set(address);
     write_private(&state.config.data_dir.join("core.url"), &format!("{url}\n"))?;
     tokio::spawn(state.clone().monitor());
     let app = api_router(state.clone()).merge(extra);
@@ -777,12 +807,8 @@ pub async fn serve(state: Arc<CoreState>, extra: Router) -> Result<Server> {
 }
 
 async fn require_token(State(state): State<Arc<CoreState>>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    let valid = presented.is_some_and(|token| constant_time_eq(token.trim().as_bytes(), state.admin_token.as_bytes()));
+    let presented = super::auth::bearer(request.headers());
+    let valid = presented.is_some_and(|token| super::auth::tokens_match(token, &state.admin_token));
     if !valid {
         let path = state.config.data_dir.join("admin.token");
         return ApiFailure::new(
@@ -796,10 +822,6 @@ async fn require_token(State(state): State<Arc<CoreState>>, request: Request, ne
         .into_response();
     }
     next.run(request).await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn get_health() -> Json<serde_json::Value> {

@@ -4,8 +4,9 @@
 //! own origin (CSRF). Every response carries a Content-Security-Policy that
 //! allows only the panel's own scripts and styles.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -18,6 +19,9 @@ use super::pages::LoginPage;
 
 pub const COOKIE: &str = "cortex_session";
 
+/// How long a panel login lasts; then the person logs in again.
+const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
                    frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
@@ -26,7 +30,8 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 #[derive(Default)]
 pub struct Panel {
     login_tokens: Mutex<HashSet<String>>,
-    sessions: Mutex<HashSet<String>>,
+    /// Cookie hashes and when they were issued.
+    sessions: Mutex<HashMap<String, Instant>>,
     /// Core listens beyond loopback: every page says so.
     pub exposed: bool,
 }
@@ -53,7 +58,9 @@ impl Panel {
     }
 
     fn is_logged_in(&self, jar: &CookieJar) -> bool {
-        jar.get(COOKIE).is_some_and(|cookie| lock(&self.sessions).contains(&hash(cookie.value())))
+        let mut sessions = lock(&self.sessions);
+        sessions.retain(|_, issued| issued.elapsed() < SESSION_LIFETIME);
+        jar.get(COOKIE).is_some_and(|cookie| sessions.contains_key(&hash(cookie.value())))
     }
 }
 
@@ -64,10 +71,19 @@ pub(super) struct LoginQuery {
     next: Option<String>,
 }
 
-/// `next` if it is a path on this panel, never another site.
+/// `next` if it is a path on this panel, never another site: a browser
+/// drops tabs and newlines from a URL and reads `\\` as `/`, so a path with
+/// any control character or backslash, or one that starts with `//`, is
+/// not taken.
 fn local_path(next: Option<&str>) -> &str {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path,
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.chars().any(|c| c.is_control() || c == '\\' || c.is_whitespace()) =>
+        {
+            path
+        }
         _ => "/",
     }
 }
@@ -87,8 +103,13 @@ pub(super) async fn get_login(
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
     let secret = crate::core::new_secret("cps_");
-    lock(&panel.sessions).insert(hash(&secret));
-    let cookie = Cookie::build((COOKIE, secret)).http_only(true).same_site(SameSite::Strict).path("/").build();
+    lock(&panel.sessions).insert(hash(&secret), Instant::now());
+    let cookie = Cookie::build((COOKIE, secret))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .max_age(time::Duration::seconds(SESSION_LIFETIME.as_secs() as i64))
+        .build();
     (jar.add(cookie), Redirect::to(&next)).into_response()
 }
 
@@ -96,13 +117,8 @@ pub(super) async fn get_login(
 /// login URL (`cortex panel login`), for when the one printed at start is
 /// spent or out of sight.
 pub(super) async fn post_login_link(State(web): State<Arc<super::Web>>, request: Request) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::trim);
-    if presented != Some(web.core.admin_token()) {
+    let presented = crate::core::auth::bearer(request.headers());
+    if !presented.is_some_and(|token| crate::core::auth::tokens_match(token, web.core.admin_token())) {
         return (StatusCode::UNAUTHORIZED, "a login link needs the admin token (Authorization: Bearer …)")
             .into_response();
     }
@@ -125,24 +141,32 @@ pub(super) async fn require_login(
     next.run(request).await
 }
 
-/// A state-changing request must come from this panel: its Origin (or, for
-/// browsers that omit it, its Referer) must be the host it was sent to.
-pub(super) async fn same_origin(request: Request, next: Next) -> Response {
+/// Every request must name this Core as its Host (a page reached through
+/// a rebound DNS name is refused), and a state-changing one must come from
+/// this panel: its Origin (or, for browsers that omit it, its Referer) must
+/// be exactly `http://<host>`.
+pub(super) async fn same_origin(State(web): State<Arc<super::Web>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or_default().to_string();
+    if let Some(bound) = web.core.bound_addr()
+        && !crate::core::auth::host_allowed(bound, &host)
+    {
+        return (StatusCode::MISDIRECTED_REQUEST, "refused: this Core does not answer to that host name")
+            .into_response();
+    }
     // A bearer token is sent by programs, never attached by a browser to a
-    // cross-site request: only cookie-carrying requests need the check.
-    let bearer =
-        request.headers().get(header::AUTHORIZATION).is_some_and(|value| value.as_bytes().starts_with(b"Bearer "));
-    if bearer || matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    // cross-site request; but a request that also carries the panel's
+    // cookie is a browser's, and is checked.
+    let cookie = CookieJar::from_headers(headers).get(COOKIE).is_some();
+    let bearer = crate::core::auth::bearer(headers).is_some();
+    if (bearer && !cookie) || matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(request).await;
     }
-    let headers = request.headers();
-    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or_default();
     let expected = format!("http://{host}");
     let origin = headers.get(header::ORIGIN).and_then(|value| value.to_str().ok()).map(str::to_string).or_else(|| {
-        headers
-            .get(header::REFERER)
-            .and_then(|value| value.to_str().ok())
-            .map(|referer| referer.chars().take(expected.len()).collect())
+        let referer = headers.get(header::REFERER)?.to_str().ok()?;
+        let authority = referer.strip_prefix("http://")?.split(['/', '?', '#']).next()?;
+        Some(format!("http://{authority}"))
     });
     if host.is_empty() || origin.as_deref() != Some(expected.as_str()) {
         return (StatusCode::FORBIDDEN, "refused: this request did not come from the panel's own pages")

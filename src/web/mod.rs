@@ -106,6 +106,6 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
         .merge(links)
         .route("/static/{*name}", get(assets::get_static))
         .merge(pages)
-        .layer(middleware::from_fn(auth::same_origin))
+        .layer(middleware::from_fn_with_state(web, auth::same_origin))
         .layer(middleware::from_fn(auth::security_headers))
 }

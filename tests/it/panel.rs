@@ -601,3 +601,52 @@ fn a_workspace_check_streams_on_a_terminal_page_and_its_output_is_journal_eviden
     let output = env.git(&env.repo, ["show", &format!("refs/cortex/workspace/journal:{log}")]);
     assert_eq!(output, "lint-42 [REDACTED]\n");
 }
+
+/// Round 1: `next=/%09/evil.example` passed the filter (browsers drop the
+/// tab), a Referer was compared by prefix, any `Bearer x` skipped the
+/// Origin check while the cookie authenticated, the Host was trusted, a
+/// lowercase `bearer` was refused, and cookies never expired.
+#[test]
+fn forged_origins_hosts_and_redirects_are_refused() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    for next in ["/%09/evil.example", "/%0a/evil.example", "/%5c/evil.example", "/%20/evil.example"] {
+        let link = env.cortex_at(&core, env.root.path(), ["panel", "login"]).stdout.trim().to_string();
+        let login = Browser::new().get(&format!("{link}&next={next}"));
+        assert_eq!(login.location(), "/", "{next}");
+        let cookie = login.headers.get("set-cookie").unwrap().to_str().unwrap();
+        assert!(cookie.contains("Max-Age="), "a login lasts a while, not forever: {cookie}");
+    }
+    let browser = logged_in(&env, &core);
+    let base = core.url.clone();
+    let url = format!("{base}/nodes/enroll");
+    let form = "name=sneaky";
+    let form_type = ("Content-Type", "application/x-www-form-urlencoded");
+    let post = |headers: &[(&str, &str)]| {
+        browser.runtime.block_on(async {
+            let mut request = browser.client.post(&url).body(form);
+            for (name, value) in headers.iter().chain([&form_type]) {
+                request = request.header(*name, *value);
+            }
+            request = request.header("Cookie", browser.cookie.as_deref().unwrap());
+            request.send().await.unwrap().status().as_u16()
+        })
+    };
+    let lookalike = format!("{base}.evil.example/page");
+    assert_eq!(post(&[("Referer", &lookalike)]), 403, "a Referer on another host that starts like ours");
+    assert_eq!(post(&[("Authorization", "Bearer x")]), 403, "a bogus bearer does not skip the check for a cookie");
+    assert_eq!(post(&[("Referer", &format!("{base}/nodes"))]), 200, "our own Referer is fine");
+    let port = base.rsplit(':').next().unwrap();
+    let rebound =
+        browser.request(reqwest::Method::GET, &format!("{base}/"), &[("Host", &format!("evil.example:{port}"))]);
+    assert_eq!(rebound.status, 421, "a rebound DNS name is not this Core");
+    let localhost =
+        browser.request(reqwest::Method::GET, &format!("{base}/"), &[("Host", &format!("localhost:{port}"))]);
+    assert_eq!(localhost.status, 200);
+    let lower = Browser::new().request(
+        reqwest::Method::GET,
+        &format!("{base}/api/v1/sessions"),
+        &[("Authorization", &format!("bearer {}", core.token()))],
+    );
+    assert_eq!(lower.status, 200, "the scheme is case-insensitive");
+}

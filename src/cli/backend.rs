@@ -7,6 +7,9 @@ use super::client::{Client, Target};
 use super::local::Local;
 use crate::protocol::{Event, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary};
 
+/// Events asked of Core per request when reading a whole history.
+const EVENTS_PAGE: usize = 2000;
+
 /// Where the CLI was told Core is, and where its data lives.
 pub(crate) struct Ctx {
     pub data: PathBuf,
@@ -51,7 +54,20 @@ impl Backend {
     pub(crate) fn events(&self, session: &SessionId, after: u64) -> anyhow::Result<Vec<Event>> {
         match self {
             Backend::Remote(client) => {
-                client.get(&format!("/api/v1/sessions/{session}/events"), &[("after", after.to_string())])
+                // Core answers in pages; ask until a page comes back short.
+                let mut events: Vec<Event> = Vec::new();
+                loop {
+                    let from = events.last().map_or(after, |event| event.seq);
+                    let page: Vec<Event> = client.get(
+                        &format!("/api/v1/sessions/{session}/events"),
+                        &[("after", from.to_string()), ("limit", EVENTS_PAGE.to_string())],
+                    )?;
+                    let done = page.len() < EVENTS_PAGE;
+                    events.extend(page);
+                    if done {
+                        return Ok(events);
+                    }
+                }
             }
             Backend::Local(local) => Ok(local.core.events(session, after)?),
         }

@@ -22,26 +22,21 @@ pub fn tokens_match(presented: &str, expected: &str) -> bool {
     a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Whether `host` (a Host header) names this Core: its bound address, or
-/// a loopback name on its port when it listens on loopback. A Core bound to
-/// every address (`0.0.0.0`) answers to any name on its port.
+/// Whether `host` (a Host header) may name this Core. A Core on loopback
+/// (the default) answers only to loopback names and addresses, on any port
+/// (a local proxy may forward to it): a page whose DNS name was rebound to
+/// 127.0.0.1 names the attacker's host, and is refused. A Core bound
+/// beyond loopback answers to any name (it says so when it starts).
 pub fn host_allowed(bind: SocketAddr, host: &str) -> bool {
-    let port = bind.port();
-    let (name, host_port) = match host.rsplit_once(':') {
-        Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => (name, port.parse::<u16>().ok()),
-        _ => (host, None),
+    if !bind.ip().is_loopback() {
+        return true;
+    }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) && !name.is_empty() => name,
+        _ => host,
     };
-    if host_port != Some(port) {
-        return false;
-    }
     let name = name.trim_start_matches('[').trim_end_matches(']');
-    if bind.ip().is_unspecified() {
-        return true;
-    }
-    if name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == bind.ip()) {
-        return true;
-    }
-    bind.ip().is_loopback() && (name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1" || name == "::1")
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -78,15 +73,16 @@ mod tests {
             ("127.0.0.1:7777", true),
             ("localhost:7777", true),
             ("[::1]:7777", true),
-            ("127.0.0.1:8888", false),
+            ("127.0.0.1:8888", true),
+            ("127.0.0.1", true),
             ("evil.example:7777", false),
-            ("127.0.0.1", false),
+            ("localhost.evil.example:7777", false),
+            ("127.0.0.1.nip.io:7777", false),
             ("", false),
         ] {
             assert_eq!(host_allowed(loopback, host), expect, "{host}");
         }
         let exposed: SocketAddr = "0.0.0.0:7777".parse().unwrap();
         assert!(host_allowed(exposed, "devbox.lan:7777"));
-        assert!(!host_allowed(exposed, "devbox.lan:80"));
     }
 }

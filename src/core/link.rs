@@ -21,9 +21,14 @@ use crate::protocol::{
 
 /// How long a new link may take to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest frame a node may send (a batch of events is at most a few
+/// MiB); a larger one ends the link before it is buffered.
+const MAX_FRAME: usize = 16 << 20;
+/// The largest hello: it is read before the node is authenticated.
+const MAX_HELLO: usize = 1 << 20;
 
 pub(crate) async fn connect(ws: WebSocketUpgrade, State(state): State<Arc<CoreState>>) -> Response {
-    ws.max_message_size(64 << 20).on_upgrade(move |socket| link(socket, state))
+    ws.max_message_size(MAX_FRAME).max_frame_size(MAX_FRAME).on_upgrade(move |socket| link(socket, state))
 }
 
 fn text(frame: &CoreFrame) -> Message {
@@ -37,6 +42,11 @@ fn error_frame(code: &str, message: impl Into<String>) -> CoreFrame {
 async fn link(socket: WebSocket, state: Arc<CoreState>) {
     let (mut sink, mut stream) = socket.split();
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
+        Ok(Some(Ok(Message::Text(hello)))) if hello.len() > MAX_HELLO => {
+            let message = format!("a hello is at most {MAX_HELLO} bytes; this one was {}", hello.len());
+            let _ = sink.send(text(&error_frame("too_large", message))).await;
+            return;
+        }
         Ok(Some(Ok(Message::Text(text)))) => text,
         _ => {
             let _ = sink.send(text(&error_frame("no_hello", "the first frame must be a hello"))).await;

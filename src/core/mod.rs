@@ -9,6 +9,7 @@
 pub mod auth;
 mod authority;
 mod link;
+mod listen;
 mod registry;
 mod server;
 mod terminals;

@@ -259,7 +259,14 @@ impl CoreState {
     pub fn follow(self: &Arc<Self>, session: SessionId, after: u64) -> impl Stream<Item = Event> + use<> {
         // Subscribe before reading history, so nothing falls between the two.
         let receiver = self.events.subscribe();
-        let mut follow = Follow { state: self.clone(), session, receiver, last: after, backlog: Default::default() };
+        let mut follow = Follow {
+            state: self.clone(),
+            session,
+            receiver,
+            last: after,
+            backlog: Default::default(),
+            caught_up: false,
+        };
         follow.refill();
         stream::unfold(follow, |mut follow| async move {
             loop {
@@ -269,6 +276,10 @@ impl CoreState {
                     }
                     follow.last = event.seq;
                     return Some((event, follow));
+                }
+                if !follow.caught_up {
+                    follow.refill();
+                    continue;
                 }
                 match follow.receiver.recv().await {
                     Ok(item) => {
@@ -311,8 +322,14 @@ impl CoreState {
                 command.v
             )));
         }
-        if command.id.trim().is_empty() {
-            return Err(ApiFailure::bad_request("a command needs a non-empty `id` (an idempotency key)"));
+        crate::protocol::check_command_id(&command.id).map_err(ApiFailure::bad_request)?;
+        let name = match &command.kind {
+            CommandKind::StartSession { title: Some(title), .. } => Some(("session title", title)),
+            CommandKind::BindWorkspace { name: Some(name), .. } => Some(("workspace name", name)),
+            _ => None,
+        };
+        if let Some((what, name)) = name {
+            crate::protocol::check_name(what, name).map_err(ApiFailure::bad_request)?;
         }
         let existing = lock(&self.registry).command(&command.id).map_err(ApiFailure::internal)?;
         if let Some(record) = existing {
@@ -411,6 +428,16 @@ impl CoreState {
         };
         match &mut command.kind {
             CommandKind::StartSession { session_id, workspace_id, .. } => {
+                // A client may name the new session, but never one that exists.
+                if let Some(id) = session_id
+                    && index.session_workspace(id).map_err(ApiFailure::internal)?.is_some()
+                {
+                    return Err(ApiFailure::new(
+                        StatusCode::CONFLICT,
+                        "conflict",
+                        format!("session `{id}` exists already; leave `session_id` out for a new one"),
+                    ));
+                }
                 session_id.get_or_insert_with(SessionId::generate);
                 workspace_node(workspace_id)
             }
@@ -740,6 +767,47 @@ pub fn api_router(state: Arc<CoreState>) -> Router {
         .route("/api/v1/nodes/connect", get(super::link::connect))
         .merge(protected)
         .with_state(state)
+        .layer(middleware::from_fn(errors_as_json))
+}
+
+/// The largest request body the API reads (axum's own limit too).
+const MAX_BODY: u64 = 2 * 1024 * 1024;
+
+/// Every API error is JSON with a `code` and a `message`, also the ones
+/// axum answers by itself (a body too large, a body that is not JSON). A
+/// body announced larger than [`MAX_BODY`] is refused before it is read.
+async fn errors_as_json(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > MAX_BODY) {
+        let message = format!("a request body is at most {MAX_BODY} bytes");
+        return ApiFailure::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message).into_response();
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
+            "bad_request"
+        }
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        _ => "error",
+    };
+    let message = String::from_utf8_lossy(&bytes).trim().to_string();
+    ApiFailure::new(status, code, message).into_response()
 }
 
 async fn get_terminal(State(state): State<Arc<CoreState>>, Path(id): Path<String>) -> Response {
@@ -793,16 +861,7 @@ pub async fn serve(state: Arc<CoreState>, extra: Router) -> Result<Server> {
     tokio::spawn(state.clone().monitor());
     let app = api_router(state.clone()).merge(extra);
     let (shutdown, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(error) = result {
-            tracing::error!(%error, "Core's HTTP server stopped");
-        }
-    });
+    let task = tokio::spawn(super::listen::serve(listener, app, stopped));
     Ok(Server { url, state, shutdown: Some(shutdown), task })
 }
 
@@ -884,7 +943,16 @@ async fn get_session(State(state): State<Arc<CoreState>>, Path(id): Path<String>
 #[derive(Deserialize)]
 struct EventsQuery {
     after: Option<u64>,
+    /// At most this many events (default and ceiling [`EVENTS_PAGE_MAX`]);
+    /// ask again with `after` set to the last seq for the next page.
+    limit: Option<usize>,
 }
+
+/// The largest page of events one request answers.
+pub(crate) const EVENTS_PAGE_MAX: usize = 5000;
+/// History is read for a stream in pages this size, so a follower of a long
+/// session holds neither the whole history in memory nor the index lock.
+const FOLLOW_PAGE: usize = 256;
 
 /// JSON history, or (with `Accept: text/event-stream`) history then live
 /// events as SSE, each with its seq as the SSE id so a reconnect resumes
@@ -907,7 +975,8 @@ async fn get_session_events(
         .and_then(|value| value.to_str().ok())
         .is_some_and(|accept| accept.contains("text/event-stream"));
     if !wants_stream {
-        return match lock(&state.index).events(&session.id, after) {
+        let limit = query.limit.unwrap_or(EVENTS_PAGE_MAX).clamp(1, EVENTS_PAGE_MAX);
+        return match lock(&state.index).events_page(&session.id, after, limit) {
             Ok(events) => Json(events).into_response(),
             Err(error) => ApiFailure::internal(error).into_response(),
         };
@@ -921,14 +990,21 @@ struct Follow {
     receiver: broadcast::Receiver<Arc<(SessionId, Event)>>,
     last: u64,
     backlog: std::collections::VecDeque<Event>,
+    /// The last page of history read was not full: live events follow.
+    caught_up: bool,
 }
 
 impl Follow {
     /// Reads what the index has after `last`; used at the start, after a
     /// lagging receiver, and when a live event skips ahead.
+    /// Reads the next page of history after the last event given (or
+    /// queued), unless history is known to be caught up with.
     fn refill(&mut self) {
-        match lock(&self.state.index).events(&self.session, self.last) {
-            Ok(events) => self.backlog.extend(events),
+        match lock(&self.state.index).events_page(&self.session, self.last, FOLLOW_PAGE) {
+            Ok(events) => {
+                self.caught_up = events.len() < FOLLOW_PAGE;
+                self.backlog.extend(events);
+            }
             Err(error) => tracing::error!(%error, "cannot read events for a stream"),
         }
     }
@@ -1031,6 +1107,11 @@ struct EnrollBody {
 
 async fn post_enroll(State(state): State<Arc<CoreState>>, body: Option<Json<EnrollBody>>) -> Response {
     let name = body.and_then(|Json(body)| body.name);
+    if let Some(name) = &name
+        && let Err(problem) = crate::protocol::check_name("node name", name)
+    {
+        return ApiFailure::bad_request(problem).into_response();
+    }
     match state.enroll(name.as_deref()) {
         Ok(enrollment) => Json(enrollment).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),

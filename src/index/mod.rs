@@ -445,7 +445,16 @@ impl Index {
         self.read_events(
             session,
             "SELECT body FROM events WHERE session_id = ?1 AND seq > ?2 ORDER BY seq",
-            params![session.as_str(), after],
+            params![session.as_str(), after.min(i64::MAX as u64)],
+        )
+    }
+
+    /// At most `limit` events after `after`: one page of a long history.
+    pub fn events_page(&self, session: &SessionId, after: u64, limit: usize) -> Result<Vec<Event>> {
+        self.read_events(
+            session,
+            "SELECT body FROM events WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            params![session.as_str(), after.min(i64::MAX as u64), limit.min(i64::MAX as usize) as i64],
         )
     }
 
@@ -512,8 +521,12 @@ impl Index {
     /// Full-text search over messages, reasoning, commands and their output.
     /// Every word must match; words are taken literally, not as FTS syntax.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>> {
+        // Each word a quoted FTS5 string; control characters (a NUL ends an
+        // FTS5 string early) are spaces.
+        let cleaned: String = query.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
         let terms: Vec<String> =
-            query.split_whitespace().map(|word| format!("\"{}\"", word.replace('"', "\"\""))).collect();
+            cleaned.split_whitespace().take(32).map(|word| format!("\"{}\"", word.replace('"', "\"\""))).collect();
+        let limit = limit.clamp(1, 1000) as i64;
         if terms.is_empty() {
             return Ok(Vec::new());
         }

@@ -26,6 +26,9 @@ use crate::store::{self, Meta, Store};
 
 /// Events per frame when catching Core up.
 const BATCH: usize = 256;
+/// A batch stops growing past about this many bytes, well under the frame
+/// size Core accepts.
+const BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// Reconnect delays grow from the first to the cap, with jitter.
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -136,11 +139,14 @@ impl Outbox {
         let mut batches = Vec::new();
         for pending in self.sessions.values_mut() {
             let mut run = Vec::new();
+            let mut bytes = 0;
             let mut next = pending.sent_upto + 1;
             while let Some(event) = pending.events.get(&next) {
                 run.push(event.clone());
+                bytes += 256 + event.kind.search_text().map_or(0, str::len);
                 next += 1;
-                if run.len() == BATCH {
+                if run.len() == BATCH || bytes >= BATCH_BYTES {
+                    bytes = 0;
                     pending.sent_upto = next - 1;
                     batches.push((pending.summary.clone(), std::mem::take(&mut run)));
                 }

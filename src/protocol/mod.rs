@@ -20,7 +20,7 @@ pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
 pub use wire::{
     Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, NodeFrame, ProviderInfo,
-    Refusal, Resources, SessionTip,
+    Refusal, Resources, SessionTip, check_command_id, check_name,
 };
 
 /// Version of the normalized event schema and of the envelopes built on it.

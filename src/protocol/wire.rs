@@ -408,6 +408,31 @@ impl CommandKind {
     }
 }
 
+/// Checks a name a person gives (a node, a workspace, a session title):
+/// 1 to 200 characters, no control characters (a CR/LF would split a log
+/// line or a header).
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err(format!("the {what} is empty"));
+    }
+    if name.chars().count() > 200 {
+        return Err(format!("the {what} is longer than 200 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("the {what} has a control character (a newline, say); use one line of text"));
+    }
+    Ok(())
+}
+
+/// Checks a command id (an idempotency key): 1 to 128 printable ASCII
+/// characters.
+pub fn check_command_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 128 || !id.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err("a command `id` (an idempotency key) is 1 to 128 printable ASCII characters, no spaces".into());
+    }
+    Ok(())
+}
+
 /// The answer to a command: a JSON value, or a typed error.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]

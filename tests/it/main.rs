@@ -10,6 +10,7 @@ mod crash;
 mod index;
 mod inspector;
 mod lifecycle;
+mod limits;
 mod panel;
 mod provenance;
 mod refs;

@@ -19,6 +19,8 @@ use crate::sandbox::{self, RelPath, Root};
 
 /// Output kept per command; the rest is dropped with a warning.
 const MAX_COMMAND_OUTPUT: usize = 1024 * 1024;
+/// The longest piece of output one event carries.
+const MAX_LINE: usize = 64 * 1024;
 
 pub struct FakeProvider {
     script: Script,
@@ -123,7 +125,9 @@ fn run_command(workspace: &Path, command_id: &str, command: &str, sink: &mut dyn
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|source| io(format!("cannot run `{command}`"), source))?;
-    let (sender, receiver) = mpsc::channel();
+    // Bounded, so a command that prints faster than events are recorded
+    // waits instead of filling memory.
+    let (sender, receiver) = mpsc::sync_channel(64);
     let readers = [
         spawn_reader(
             child.stdout.take().map(|out| Box::new(out) as Box<dyn Read + Send>),
@@ -166,13 +170,15 @@ fn run_command(workspace: &Path, command_id: &str, command: &str, sink: &mut dyn
 fn spawn_reader(
     source: Option<Box<dyn Read + Send>>,
     stream: OutputStream,
-    sender: mpsc::Sender<(OutputStream, String)>,
+    sender: mpsc::SyncSender<(OutputStream, String)>,
 ) -> Option<std::thread::JoinHandle<()>> {
     let source = source?;
     Some(std::thread::spawn(move || {
         let mut reader = BufReader::new(source);
         let mut line = Vec::new();
-        while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+        // A line longer than this is sent in pieces: a command printing
+        // hundreds of megabytes with no newline is never held whole.
+        while matches!((&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut line), Ok(n) if n > 0) {
             let text = String::from_utf8_lossy(&line).into_owned();
             if sender.send((stream, text)).is_err() {
                 break;

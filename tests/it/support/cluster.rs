@@ -43,10 +43,22 @@ impl TestEnv {
     /// Starts `cortex <mode>` (`up` or `core`) with its data in `data` and
     /// waits until it answers.
     pub fn start_core(&self, mode: &str, data: &Path, port: u16) -> CoreProcess {
+        self.start_core_with(mode, data, port, |_| {})
+    }
+
+    /// [`Self::start_core`], with `configure` applied to the command first.
+    pub fn start_core_with(
+        &self,
+        mode: &str,
+        data: &Path,
+        port: u16,
+        configure: impl FnOnce(&mut std::process::Command),
+    ) -> CoreProcess {
         let _ = std::fs::remove_file(data.join("core.url"));
         let log = std::fs::File::create(self.path(&format!("{mode}-{port}.log"))).unwrap();
-        let child = self
-            .cortex_command(self.root.path())
+        let mut command = self.cortex_command(self.root.path());
+        configure(&mut command);
+        let child = command
             .env("CORTEX_HOME", data)
             .args([
                 mode,

@@ -578,7 +578,20 @@ impl<'a> Runner<'a> {
             (turn, previous.unwrap_or_else(|| store.head_tree()))
         };
         self.turn = Some(turn);
-        let base = store.snapshot_worktree(known_clean)?;
+        // A snapshot that cannot be made fails the turn with the reason; the
+        // session never waits in `starting` or `running` for nobody.
+        let base = match store.snapshot_worktree(known_clean) {
+            Ok(base) => base,
+            Err(error) => {
+                let reason = format!("cannot snapshot the working tree before the turn: {error}");
+                self.writer().update_meta(|meta| meta.turns = turn);
+                self.record(EventKind::Error { message: reason.clone() })?;
+                self.record(EventKind::TurnFinished { outcome: TurnOutcome::Failed })?;
+                self.transition(SessionState::Failed, Some(reason.clone()))?;
+                return self.finish(turn, TurnOutcome::Failed, Some(reason));
+            }
+        };
+        self.warn_skipped(&base.skipped)?;
         {
             let mut writer = self.writer();
             writer.update_meta(|meta| meta.turns = turn);
@@ -590,7 +603,7 @@ impl<'a> Runner<'a> {
 
         let request =
             TurnRequest { workspace: store.workdir(), turn, prompt, cancel: cancel.flag(), steer: &cancel.0.steer };
-        let (outcome, error) = match provider.run_turn(request, &mut self) {
+        let (mut outcome, mut error) = match provider.run_turn(request, &mut self) {
             _ if cancel.is_cancelled() => (TurnOutcome::Interrupted, None),
             Ok(TurnEnd::Completed) => (TurnOutcome::Completed, None),
             Ok(TurnEnd::Interrupted) => (TurnOutcome::Interrupted, None),
@@ -614,18 +627,28 @@ impl<'a> Runner<'a> {
             self.writer().update_meta(|meta| meta.usage_total = Some(total));
         }
 
-        let after = store.snapshot_worktree(base.tree)?;
-        let (patch, stat) = store.diff_trees(base.tree, after.tree)?;
-        {
-            let mut writer = self.writer();
-            writer.put_file(format!("turns/{turn}/diff.patch"), patch);
-            writer.put_tree(format!("turns/{turn}/worktree"), after.tree);
+        match store.snapshot_worktree(base.tree) {
+            Ok(after) => {
+                self.warn_skipped(&after.skipped)?;
+                let (patch, stat) = store.diff_trees(base.tree, after.tree)?;
+                {
+                    let mut writer = self.writer();
+                    writer.put_file(format!("turns/{turn}/diff.patch"), patch);
+                    writer.put_tree(format!("turns/{turn}/worktree"), after.tree);
+                }
+                self.record(EventKind::DiffCaptured {
+                    files: stat.files.len() as u32,
+                    insertions: stat.insertions(),
+                    deletions: stat.deletions(),
+                })?;
+            }
+            Err(snapshot_error) => {
+                let reason = format!("cannot snapshot the working tree after the turn: {snapshot_error}");
+                self.record(EventKind::Error { message: reason.clone() })?;
+                outcome = TurnOutcome::Failed;
+                error = Some(reason);
+            }
         }
-        self.record(EventKind::DiffCaptured {
-            files: stat.files.len() as u32,
-            insertions: stat.insertions(),
-            deletions: stat.deletions(),
-        })?;
         if outcome != TurnOutcome::Interrupted {
             self.run_checks(store, turn, |check| check.when == When::Turn)?;
         }
@@ -714,6 +737,23 @@ impl<'a> Runner<'a> {
             .into_inner()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         (session, writer)
+    }
+
+    /// Says which paths a snapshot left out because git refused them.
+    fn warn_skipped(&mut self, skipped: &[String]) -> Result<()> {
+        if skipped.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<&str> = skipped.iter().take(10).map(String::as_str).collect();
+        let more = skipped.len().saturating_sub(shown.len());
+        let message = format!(
+            "git refused {} path(s), left out of the snapshot: {}{}",
+            skipped.len(),
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        );
+        self.record(EventKind::Warning { message })?;
+        Ok(())
     }
 
     fn finish(self, turn: u32, outcome: TurnOutcome, error: Option<String>) -> Result<TurnResult> {

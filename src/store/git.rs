@@ -23,7 +23,17 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    output_with_input(dir, args, envs, None)
+    spawn(dir, args, envs, None, true)
+}
+
+/// Runs `git <args>` and returns its output whatever its exit status (for
+/// commands whose partial success is useful, like `add --ignore-errors`).
+pub(crate) fn output_lenient<I, S>(dir: &Path, args: I, envs: &[(&str, &OsStr)]) -> Result<Output>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    spawn(dir, args, envs, None, false)
 }
 
 /// Runs `git <args>` with `input` on its standard input; returns stdout.
@@ -32,10 +42,11 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    Ok(output_with_input(dir, args, envs, Some(input))?.stdout)
+    Ok(spawn(dir, args, envs, Some(input), true)?.stdout)
 }
 
-fn output_with_input<I, S>(dir: &Path, args: I, envs: &[(&str, &OsStr)], input: Option<Vec<u8>>) -> Result<Output>
+/// Runs git; with `strict`, a failure exit is an error naming its stderr.
+fn spawn<I, S>(dir: &Path, args: I, envs: &[(&str, &OsStr)], input: Option<Vec<u8>>, strict: bool) -> Result<Output>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -70,7 +81,7 @@ where
             output
         }
     };
-    if !output.status.success() {
+    if strict && !output.status.success() {
         return Err(Error::GitCommand {
             args: shown,
             dir: dir.to_path_buf(),

@@ -15,9 +15,12 @@ use super::{GitContext, IoContext, Result, Store, git, redact};
 const MAX_SCANNED_BLOB: usize = 64 * 1024 * 1024;
 
 /// A working tree captured as a git tree.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     pub tree: ObjectId,
+    /// Paths git refused to add (a folder named `.GIT`, say): left out of
+    /// the snapshot, and said.
+    pub skipped: Vec<String>,
 }
 
 /// Line counts of one changed file; `None` counts for a binary file.
@@ -87,11 +90,25 @@ impl Store {
             ("GIT_OBJECT_DIRECTORY", quarantine.path().as_os_str()),
             ("GIT_ALTERNATE_OBJECT_DIRECTORIES", objects.as_os_str()),
         ];
-        git::run(&self.workdir, ["add", "--all", "--ignore-errors", "--", "."], &envs)?;
+        // Files git refuses are left out and named; everything else is taken.
+        let added = git::output_lenient(&self.workdir, ["add", "--all", "--ignore-errors", "--", "."], &envs)?;
+        let stderr = String::from_utf8_lossy(&added.stderr);
+        let skipped: Vec<String> = stderr
+            .lines()
+            .filter_map(|line| line.strip_prefix("error: unable to add '")?.strip_suffix("' to index"))
+            .map(str::to_string)
+            .collect();
+        if !added.status.success() && skipped.is_empty() {
+            return Err(super::Error::GitCommand {
+                args: "add --all".into(),
+                dir: self.workdir.clone(),
+                stderr: stderr.trim().to_string(),
+            });
+        }
         let tree = parse_oid(&git::run(&self.workdir, ["write-tree"], &envs)?)?;
         let tree = self.redact_tree(known_clean, tree, &envs)?;
         self.adopt(tree, quarantine.path(), &objects, &envs)?;
-        Ok(Snapshot { tree })
+        Ok(Snapshot { tree, skipped })
     }
 
     /// Replaces, in the private index, every file that differs from

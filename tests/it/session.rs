@@ -322,3 +322,34 @@ fn the_fake_agent_cannot_write_through_links_or_into_git() {
     let config = std::fs::read_to_string(env.repo.join(".git/config")).unwrap();
     assert!(!config.contains("pwned"));
 }
+
+/// Round 1: a path git refuses to add (a folder named `.GIT`) made every
+/// snapshot fail and sessions hang in `starting`. Now the path is left out
+/// and named, and a snapshot that cannot be made at all fails the turn
+/// with its reason.
+#[test]
+fn a_path_git_refuses_is_left_out_and_a_failed_snapshot_fails_the_turn() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.repo.join(".GIT")).unwrap();
+    std::fs::write(env.repo.join(".GIT/planted"), "x\n").unwrap();
+    let script = env.script("s.toml", "[[step]]\nwrite_file = { path = \"ok.txt\", content = \"fine\\n\" }\n");
+    let run = env.cortex(["session", "start", "go", "--script", script.to_str().unwrap(), "--json"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let id = run.json()["session_id"].as_str().unwrap().to_string();
+    let log = env.cortex_ok(["session", "log", &id, "--json"]).stdout;
+    assert!(log.contains("git refused 1 path(s)") && log.contains(".GIT/planted"), "{log}");
+    let diff = env.cortex_ok(["session", "diff", &id]).stdout;
+    assert!(diff.contains("ok.txt"), "{diff}");
+
+    // Cortex's temp folder is a file: the snapshot fails, so does the turn.
+    let quarantine_parent = env.repo.join(".git/cortex/tmp");
+    std::fs::create_dir_all(&quarantine_parent).unwrap();
+    std::fs::remove_dir_all(&quarantine_parent).unwrap();
+    std::fs::write(&quarantine_parent, "not a folder").unwrap();
+    let run = env.cortex(["session", "start", "again", "--script", script.to_str().unwrap(), "--json"]);
+    std::fs::remove_file(&quarantine_parent).unwrap();
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let answer = run.json();
+    assert_eq!(answer["state"], "failed", "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("cannot snapshot the working tree"), "{answer}");
+}

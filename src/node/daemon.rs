@@ -167,7 +167,12 @@ struct Runtime {
     outbox: Mutex<Outbox>,
     wake: Notify,
     running: Mutex<HashMap<SessionId, Cancel>>,
-    results: Mutex<HashMap<String, CommandOutcome>>,
+    /// Commands running now, so a copy that arrives meanwhile waits for
+    /// the first one's answer instead of running again.
+    results: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<CommandOutcome>>>>,
+    /// Every command that changes something, with its answer: a command id
+    /// runs once, also across restarts.
+    ledger: Option<super::ledger::Ledger>,
     approvals: Mutex<HashMap<SessionId, PendingApproval>>,
     approved_sessions: Mutex<std::collections::HashSet<SessionId>>,
     /// Idle sessions and since when, for their managed lifetime.
@@ -204,7 +209,15 @@ enum Ended {
 
 /// Runs the daemon until `shutdown` turns true or Core refuses the node.
 pub async fn run(config: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+    let _ = fs_err::create_dir_all(&config.data_dir);
     let runtime = Arc::new(Runtime {
+        ledger: match super::ledger::Ledger::open(&config.data_dir) {
+            Ok(ledger) => Some(ledger),
+            Err(error) => {
+                tracing::error!(%error, "cannot open the command ledger; duplicate commands are caught only while the node runs");
+                None
+            }
+        },
         config,
         node: OnceLock::new(),
         outbox: Mutex::new(Outbox::default()),
@@ -606,16 +619,36 @@ impl Approver for Policy {
     }
 }
 
+/// Runs a command once: a copy arriving while it runs waits for its
+/// answer, and the ledger answers copies that arrive later, also after a
+/// restart.
 async fn execute(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome {
-    if let Some(done) = lock(&runtime.results).get(&command.id) {
-        return done.clone();
-    }
     let id = command.id.clone();
+    let cell = lock(&runtime.results).entry(id.clone()).or_default().clone();
+    let outcome = cell.get_or_init(|| run_once(runtime, command)).await.clone();
+    lock(&runtime.results).remove(&id);
+    outcome
+}
+
+async fn run_once(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome {
+    let id = command.id.clone();
+    let kept = super::ledger::is_kept(&command.kind).then_some(runtime.ledger.as_ref()).flatten();
+    if let Some(ledger) = kept {
+        match ledger.claim(&id, command.kind.name()) {
+            Ok(None) => {}
+            Ok(Some(answer)) => return answer,
+            Err(error) => return CommandOutcome::error("failed", format!("cannot record the command: {error}")),
+        }
+    }
     let worker = runtime.clone();
     let outcome = tokio::task::spawn_blocking(move || execute_blocking(&worker, command))
         .await
         .unwrap_or_else(|error| CommandOutcome::error("failed", format!("the command panicked: {error}")));
-    lock(&runtime.results).insert(id, outcome.clone());
+    if let Some(ledger) = kept
+        && let Err(error) = ledger.finish(&id, &outcome)
+    {
+        tracing::error!(%error, command = id, "cannot record a command's answer in the ledger");
+    }
     outcome
 }
 

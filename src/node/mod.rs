@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod files;
 mod gc;
 mod git;
+mod ledger;
 mod provenance;
 mod runner;
 pub mod terminals;

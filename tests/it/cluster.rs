@@ -561,3 +561,48 @@ fn a_waiting_cli_learns_that_the_node_died_instead_of_hanging() {
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!((report["outcome"].as_str(), report["state"].as_str()), (Some("interrupted"), Some("interrupted")));
 }
+
+/// Round 1: the node's duplicate check lived in memory, so a `send_turn`
+/// that Core resent after a restart ran a second time. Here Core loses the
+/// answer (as when it dies before recording it), both restart, Core resends
+/// the command, and the node answers from its ledger instead of running it.
+#[test]
+fn a_command_resent_after_restarts_is_answered_not_run_again() {
+    let env = TestEnv::new();
+    let port = free_port();
+    let mut core = env.start_core("core", &env.cortex_home, port);
+    let token = env.enroll(&core, "worker");
+    let node_home = env.path("worker-home");
+    let mut node = env.start_node(&core.url, &node_home, Some(&token), "worker.log");
+    wait_node_status(&env, &core, "worker", "online");
+    let start = env.cortex_at(&core, &env.repo, ["session", "start", "first", "--json"]);
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    let id = start.json()["session_id"].as_str().unwrap().to_string();
+    let send = serde_json::json!({ "v": 1, "id": "send_once", "kind": "send_turn", "payload": { "session_id": id, "prompt": "again" } });
+    let (status, first) = Http::new(&core).post("/api/v1/commands", &send);
+    assert_eq!(status, 200, "{first}");
+    let finished_turns = || {
+        let log = env.cortex_at(&core, env.root.path(), ["session", "log", &id, "--json"]).json();
+        log.as_array().map_or(0, |events| events.iter().filter(|event| event["kind"] == "turn_finished").count())
+    };
+    wait_for(|| (finished_turns() == 2).then_some(())).expect("the second turn never finished");
+    wait_state(&env, &core, &id, "idle");
+
+    node.kill();
+    core.process.kill();
+    let registry = rusqlite::Connection::open(env.cortex_home.join("core.sqlite")).unwrap();
+    let lost =
+        registry.execute("UPDATE commands SET outcome = NULL, finished_at = NULL WHERE id = 'send_once'", []).unwrap();
+    assert_eq!(lost, 1);
+    drop(registry);
+    let core = env.start_core("core", &env.cortex_home, port);
+    let _node = env.start_node(&core.url, &node_home, None, "worker-again.log");
+    wait_node_status(&env, &core, "worker", "online");
+    // Asking again waits for the node's answer to the resent command.
+    let (status, again) = Http::new(&core).post("/api/v1/commands", &send);
+    assert_eq!((status, &again), (200, &first), "the first answer, from the node's ledger");
+    wait_state(&env, &core, &id, "idle");
+    let log = env.cortex_at(&core, env.root.path(), ["session", "log", &id, "--json"]).json();
+    let prompts = log.as_array().unwrap().iter().filter(|event| event["kind"] == "user_message").count();
+    assert_eq!(prompts, 2, "two turns, not three: {log}");
+}

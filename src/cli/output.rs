@@ -1,6 +1,7 @@
 //! How the CLI shows things: one line per event, coloured diffs, JSON, and
 //! the terminal's answers to approval requests.
 
+use std::borrow::Cow;
 use std::io::{BufRead, IsTerminal, Write};
 
 use serde::Serialize;
@@ -20,8 +21,40 @@ pub(crate) fn colour_stdout() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// One human line (or a few, for multi-line text) describing an event.
+/// `text` safe for a terminal: escape sequences and other control
+/// characters from an agent or a command (a clipboard write, a title, a
+/// `\r` that overwrites a line) are shown in caret notation (`^[`, `^M`),
+/// C1 controls as `<U+009B>`; newlines and tabs stay, and a `\r` before a
+/// newline is dropped.
+pub(crate) fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| (c.is_control() && c != '\n' && c != '\t') || c == '\u{7f}';
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\u{7f}' => out.push_str("^?"),
+            c if (c as u32) < 0x20 && unsafe_char(c) => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            c if unsafe_char(c) => out.push_str(&format!("<U+{:04X}>", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// One human line (or a few, for multi-line text) describing an event,
+/// safe to print on a terminal.
 pub(crate) fn describe(event: &Event) -> String {
+    printable(&describe_raw(event)).into_owned()
+}
+
+fn describe_raw(event: &Event) -> String {
     match &event.kind {
         EventKind::Lifecycle { from, to, reason } => {
             let from = from.map(|from| format!("{from} → ")).unwrap_or_default();
@@ -114,7 +147,7 @@ impl Approver for TerminalApprover {
         if !std::io::stdin().is_terminal() {
             return (ApprovalDecision::Denied, "no terminal to ask (pass --yes to approve)".into());
         }
-        eprint!("Approve: {prompt} [y/N] ");
+        eprint!("Approve: {} [y/N] ", printable(prompt));
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -129,6 +162,7 @@ impl Approver for TerminalApprover {
 /// A unified diff, coloured like git's when `colour` is set.
 pub(crate) fn write_diff(out: &mut impl Write, patch: &str, colour: bool) -> std::io::Result<()> {
     for line in patch.lines() {
+        let line = printable(line);
         let paint = if !colour {
             None
         } else if line.starts_with("+++") || line.starts_with("---") || line.starts_with("diff --git") {
@@ -148,4 +182,24 @@ pub(crate) fn write_diff(out: &mut impl Write, patch: &str, colour: bool) -> std
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn escape_sequences_are_shown_not_obeyed() {
+        for (input, expect) in [
+            ("plain text\twith a tab\n", "plain text\twith a tab\n"),
+            ("\x1b]52;c;ZXZpbA==\x07", "^[]52;c;ZXZpbA==^G"),
+            ("\x1b]0;title\x1b\\", "^[]0;title^[\\"),
+            ("ok\rFAKE", "ok^MFAKE"),
+            ("windows line\r\n", "windows line\n"),
+            ("\u{9b}31m", "<U+009B>31m"),
+            ("del\x7f", "del^?"),
+        ] {
+            assert_eq!(printable(input), expect, "{input:?}");
+        }
+    }
 }

@@ -353,3 +353,26 @@ fn a_path_git_refuses_is_left_out_and_a_failed_snapshot_fails_the_turn() {
     assert_eq!(answer["state"], "failed", "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("cannot snapshot the working tree"), "{answer}");
 }
+
+/// Round 1: an agent's or a command's escape sequences reached the
+/// person's terminal (OSC 52 clipboard writes, titles, `\r` overwrites).
+#[test]
+fn escape_sequences_from_an_agent_are_shown_not_obeyed() {
+    let env = TestEnv::new();
+    let script = env.script(
+        "esc.toml",
+        "[[step]]\ncommand = \"printf '\\\\033]52;c;ZXZpbA==\\\\007visible\\\\rFAKE\\\\n'\"\n[[step]]\nmessage = \"\\u001b[2Jcleared\"\n",
+    );
+    let run = env.cortex(["session", "start", "go", "--script", script.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let id = env.cortex_ok(["session", "list", "--json"]).json()[0]["id"].as_str().unwrap().to_string();
+    let log = env.cortex_ok(["session", "log", &id]);
+    for shown in [&run.stderr, &log.stdout] {
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\r'),
+            "raw control characters reached the terminal: {shown:?}"
+        );
+        assert!(shown.contains("^[]52;c;ZXZpbA==^Gvisible^MFAKE"), "{shown}");
+        assert!(shown.contains("^[[2Jcleared"), "{shown}");
+    }
+}

@@ -33,7 +33,14 @@ pub(crate) fn run(args: SearchArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     }
     let mut out = std::io::stdout().lock();
     for hit in hits {
-        writeln!(out, "{} #{:<5} {:<18} {}", hit.session_id, hit.seq, hit.kind, hit.snippet.replace('\n', " "))?;
+        writeln!(
+            out,
+            "{} #{:<5} {:<18} {}",
+            hit.session_id,
+            hit.seq,
+            hit.kind,
+            crate::cli::output::printable(&hit.snippet.replace('\n', " "))
+        )?;
     }
     Ok(exit)
 }

@@ -271,9 +271,17 @@ pub fn codex_binary() -> Option<PathBuf> {
             .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("codex")).find(|path| path.exists()))
     });
     if found.is_none() {
-        let reason = "skipped: no codex binary (install @openai/codex@0.169.0 and set CORTEX_CODEX_BIN; .ci/run does)";
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{reason}, and CI=true requires it");
-        eprintln!("{reason}");
+        skip("no codex binary (install @openai/codex@0.169.0 and set CORTEX_CODEX_BIN; .ci/run does)");
     }
     found
+}
+
+/// Says that the running test is skipped and why, where a person sees it:
+/// straight to the process's stderr, past the harness's capture (which
+/// swallows `eprintln!`). Under `CI=true` a skip is a failure.
+pub fn skip(reason: &str) {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{test} cannot run: {reason}, and CI=true requires it");
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {reason}");
 }

@@ -15,6 +15,8 @@
 
 pub mod cli;
 pub mod core;
+#[cfg(test)]
+mod fuzz;
 pub mod index;
 pub mod node;
 pub mod protocol;

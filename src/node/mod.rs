@@ -20,6 +20,12 @@ mod workspaces;
 use std::path::{Path, PathBuf};
 
 pub use gc::Collected;
+
+/// Reads a workspace's `.cortex/config.toml`, for the fuzz tests.
+#[cfg(test)]
+pub(crate) fn fuzz_load_config(workdir: &Path) -> Result<()> {
+    config::RepoConfig::load(workdir).map(|_| ())
+}
 pub use runner::{Approver, Cancel, Observer, PreparedTurn, ProviderSpec, StartRequest, TurnResult};
 
 use crate::protocol::{SessionId, Workspace};

@@ -72,3 +72,63 @@ fn a_push_never_overwrites_history_the_remote_has() {
     let local_tip = env.git(&env.repo, ["rev-parse", &reference]);
     assert_ne!(remote_tip, local_tip, "the remote keeps its newer history");
 }
+
+/// A fetched ref is untrusted: one whose events, meta and layout are
+/// garbage (malformed JSON, a seq from the future, a huge number, a
+/// `meta.toml` that is not TOML, a chunk that is a tree) must not crash
+/// the reviewer's Cortex; listing, rebuilding and reading say what is wrong.
+#[test]
+fn a_hostile_fetched_ref_cannot_crash_a_reviewer() {
+    let env = TestEnv::new();
+    let valid = env.start("a real session", &env.script("s.toml", "[[step]]\nmessage = \"real\"\n"));
+    let hash = |content: &str| {
+        let path = env.path("blob");
+        std::fs::write(&path, content).unwrap();
+        env.git(&env.repo, ["hash-object", "-w", path.to_str().unwrap()]).trim().to_string()
+    };
+    let hostile = [
+        ("ses_01jabcdefghjkmnpqrstvwxyz0", "not toml [[[", "{\"seq\":1,\"kind\":\n{broken"),
+        (
+            "ses_01jabcdefghjkmnpqrstvwxyz1",
+            "schema = 999\nid = \"ses_01jabcdefghjkmnpqrstvwxyz1\"\nlast_seq = 18446744073709551615\n",
+            "{\"seq\":18446744073709551615,\"at\":\"2026-12-01T00:00:00Z\",\"kind\":\"assistant_message\",\"text\":\"\\u0000\"}\n",
+        ),
+        ("ses_01jabcdefghjkmnpqrstvwxyz2", "", "\u{0}\u{1}\u{2}"),
+    ];
+    let mktree = |listing: String| {
+        let mut child = std::process::Command::new("git")
+            .current_dir(&env.repo)
+            .args(["mktree"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(listing.as_bytes()).unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap().trim().to_string()
+    };
+    for (id, meta, events) in hostile {
+        let (meta, events) = (hash(meta), hash(events));
+        // The store's layout: events/<bucket>/<first-seq>.jsonl beside meta.toml.
+        let bucket = mktree(format!("100644 blob {events}\t0000000001.jsonl\n"));
+        let chunks = mktree(format!("040000 tree {bucket}\t0000\n"));
+        let tree = mktree(format!("100644 blob {meta}\tmeta.toml\n040000 tree {chunks}\tevents\n"));
+        let commit = env.git(&env.repo, ["commit-tree", &tree, "-m", "hostile"]).trim().to_string();
+        env.git(&env.repo, ["update-ref", &format!("refs/cortex/sessions/{id}"), &commit]);
+    }
+    for args in [
+        vec!["index", "rebuild"],
+        vec!["session", "list", "--json"],
+        vec!["session", "log", "ses_01jabcdefghjkmnpqrstvwxyz0"],
+        vec!["session", "log", "ses_01jabcdefghjkmnpqrstvwxyz1", "--json"],
+        vec!["session", "show", "ses_01jabcdefghjkmnpqrstvwxyz2"],
+        vec!["session", "search", "real"],
+    ] {
+        let run = env.cortex(&args);
+        assert!(matches!(run.code, 0..=2), "{args:?} crashed ({}): {}", run.code, run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    }
+    // The real session is still there, whole.
+    let log = env.cortex_ok(["session", "log", &valid, "--json"]).json();
+    assert!(log.to_string().contains("\"real\""), "{log}");
+}

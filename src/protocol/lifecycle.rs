@@ -136,6 +136,34 @@ mod tests {
         check(Running, Failed, "ok");
     }
 
+    /// Every one of the 64 pairs, against a table written from DESIGN.md
+    /// (`starting → running ⇄ idle`, `running → awaiting_approval →
+    /// running`, `running → interrupted → idle`, any → `stopped | failed`,
+    /// `idle → expired`, `stopped | expired → running`; `failed` and
+    /// `stopped` are left only by a resume of a stopped session) rather
+    /// than from the code.
+    #[test]
+    fn all_64_pairs_match_the_design() {
+        // Rows: from; columns: to, in `SessionState::ALL` order
+        // (starting, running, idle, awaiting_approval, interrupted, stopped, failed, expired).
+        const TABLE: [&str; 8] = [
+            ".x...xx.", // starting
+            "..xxxxx.", // running
+            ".x...xxx", // idle
+            ".x..xxx.", // awaiting_approval
+            "..x..xx.", // interrupted
+            ".x......", // stopped
+            "........", // failed
+            ".x...xx.", // expired
+        ];
+        for (from, row) in SessionState::ALL.into_iter().zip(TABLE) {
+            for (to, cell) in SessionState::ALL.into_iter().zip(row.chars()) {
+                assert_eq!(from.can_become(to), cell == 'x', "{from} -> {to}");
+                assert_eq!(from.check_transition(to).is_ok(), cell == 'x', "{from} -> {to}");
+            }
+        }
+    }
+
     #[test]
     fn illegal_moves_say_why() {
         check(

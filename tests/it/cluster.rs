@@ -2,7 +2,7 @@
 //! enrollment, placement, revocation, nodes and Core killed mid-turn,
 //! idempotent commands, bad frames, and an unreachable Core.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -10,27 +10,32 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::support::cluster::{Http, free_port, state_of, wait_node_status, wait_state};
 use crate::support::{TestEnv, assert_gapless, wait_for};
 
-const SLOW: &str = "[[turn]]\n[[turn.step]]\nmessage = \"working\"\n[[turn.step]]\nsleep_ms = 1500\n[[turn.step]]\nmessage = \"done\"\n";
 
 #[test]
 fn up_runs_a_detached_session_to_completion_after_the_cli_exits() {
     let env = TestEnv::new();
     let core = env.start_core("up", &env.cortex_home, free_port());
-    let script = env.script("slow.toml", SLOW);
-
-    let started = Instant::now();
+    // The turn cannot end before the test lets it: no clock involved.
+    let release = env.path("release");
+    let script = env.script(
+        "gated.toml",
+        &format!(
+            "[[step]]\nmessage = \"working\"\n[[step]]\ncommand = \"while [ ! -e {} ]; do sleep 0.05; done\"\n[[step]]\nmessage = \"done\"\n",
+            release.display()
+        ),
+    );
     let run = env.cortex_at(
         &core,
         &env.repo,
         ["session", "start", "background job", "--script", script.to_str().unwrap(), "--detach"],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(started.elapsed() < Duration::from_millis(1500), "--detach must not wait for the turn");
     let id = run.stdout.trim().to_string();
-
+    // --detach came back while the turn cannot have ended.
     let listed = env.cortex_at(&core, &env.repo, ["session", "list", "--json"]).json();
     assert_eq!(listed[0]["id"], id.as_str());
     assert!(["starting", "running"].contains(&listed[0]["state"].as_str().unwrap()), "{listed}");
+    std::fs::write(&release, "").unwrap();
 
     let done = wait_state(&env, &core, &id, "idle");
     assert_eq!(done["turns"], 1);
@@ -520,6 +525,14 @@ fn rebuilding_cores_index_gets_every_event_back_from_the_nodes() {
         )
     };
     let before = ask();
+    // Damage Core's index where its own sync cannot see it: only the rebuild
+    // (nodes sending everything again) repairs it.
+    let index = rusqlite::Connection::open(core.data.join("index.sqlite")).unwrap();
+    index.execute("DELETE FROM events WHERE session_id = ?1 AND seq > 3", [&id]).unwrap();
+    index.execute("DELETE FROM events_fts", []).unwrap();
+    drop(index);
+    let damaged = ask();
+    assert_ne!((&damaged.1, &damaged.2), (&before.1, &before.2), "the damage shows before the rebuild");
     let rebuild = env.cortex_at(&core, env.root.path(), ["index", "rebuild"]);
     assert_eq!(rebuild.code, 0, "{}", rebuild.stderr);
     assert!(rebuild.stderr.contains("sending their sessions again"), "{}", rebuild.stderr);

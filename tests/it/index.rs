@@ -19,17 +19,35 @@ fn a_deleted_index_is_rebuilt_from_the_refs_with_the_same_answers() {
             env.cortex_ok(["session", "list", "--json"]).stdout,
             env.cortex_ok(["session", "log", &first, "--json"]).stdout,
             env.cortex_ok(["session", "show", &second, "--json"]).stdout,
-            env.cortex_ok(["session", "search", "zebra-output"]).stdout,
+            {
+                let search = env.cortex(["session", "search", "zebra-output"]);
+                format!("exit {}\n{}", search.code, search.stdout)
+            },
         )
     };
     let before = ask(&env);
     assert!(before.3.contains(&first) && before.3.contains(&second), "{}", before.3);
 
+    // Damage the index where an incremental sync cannot see it (the
+    // recorded tips still match the refs): only a rebuild repairs it, so
+    // this test fails if `index rebuild` does nothing.
+    let index = rusqlite::Connection::open(env.cortex_home.join("index.sqlite")).unwrap();
+    index.execute("DELETE FROM events WHERE session_id = ?1 AND seq > 3", [&first]).unwrap();
+    index.execute("DELETE FROM events_fts", []).unwrap();
+    index.execute("UPDATE sessions SET title = 'tampered' WHERE id = ?1", [&second]).unwrap();
+    drop(index);
+    let damaged = ask(&env);
+    assert_ne!(damaged.1, before.1, "the damage shows before the rebuild");
+    assert_ne!(damaged.3, before.3);
+    let rebuild = env.cortex_ok(["index", "rebuild"]);
+    assert!(rebuild.stderr.contains("Rebuilt the index: 2 session(s)"), "{}", rebuild.stderr);
+    assert_eq!(ask(&env), before);
+
+    // And from nothing at all.
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(env.cortex_home.join(format!("index.sqlite{suffix}")));
     }
-    let rebuild = env.cortex_ok(["index", "rebuild"]);
-    assert!(rebuild.stderr.contains("Rebuilt the index: 2 session(s)"), "{}", rebuild.stderr);
+    env.cortex_ok(["index", "rebuild"]);
     assert_eq!(ask(&env), before);
 }
 

@@ -19,6 +19,10 @@ use crate::protocol::{SessionSummary, Workspace};
 pub(crate) struct Authority {
     refusals: Mutex<HashMap<String, (u64, String)>>,
     reads_in_flight: Mutex<HashMap<String, String>>,
+    /// `(node, session)` pairs already found to be the node's own, so a
+    /// busy session's batches are not checked against both databases each
+    /// time (a session never changes workspace; unbinding clears this).
+    allowed_sessions: Mutex<std::collections::HashSet<(String, crate::protocol::SessionId)>>,
 }
 
 impl Authority {
@@ -35,6 +39,11 @@ impl Authority {
 
     pub(crate) fn read_done(&self, command_id: &str) {
         lock(&self.reads_in_flight).remove(command_id);
+    }
+
+    /// Forgets what was allowed: a binding changed.
+    pub(crate) fn bindings_changed(&self) {
+        lock(&self.allowed_sessions).clear();
     }
 }
 
@@ -72,6 +81,10 @@ impl CoreState {
     /// Whether the node may send events of `session`: its workspace is
     /// bound to the node, and the session is not known in another one.
     pub(crate) fn may_send_events(&self, node_id: &str, session: &SessionSummary) -> Result<(), String> {
+        let key = (node_id.to_string(), session.id.clone());
+        if lock(&self.authority.allowed_sessions).contains(&key) {
+            return Ok(());
+        }
         let bound = lock(&self.registry).binding(session.workspace_id.as_str()).ok().flatten();
         if bound.as_deref() != Some(node_id) {
             return Err(format!(
@@ -85,6 +98,7 @@ impl CoreState {
         {
             return Err(format!("events for session {}, which belongs to workspace {known}", session.id));
         }
+        lock(&self.authority.allowed_sessions).insert(key);
         Ok(())
     }
 

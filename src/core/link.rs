@@ -302,22 +302,11 @@ async fn ingest(
         let _ = tx.send(error_frame("not_owner", format!("{refusal}; not committed"))).await;
         return;
     }
-    let ingested = lock(&state.index).ingest_batch(&session, &events);
-    match ingested {
-        Ok(ingested) => {
-            for event in ingested.fresh {
-                let _ = state.events.send(Arc::new((session.id.clone(), event)));
-            }
-            let _ =
-                tx.send(CoreFrame::Ack { v: PROTOCOL_VERSION, session: session.id.clone(), seq: ingested.acked }).await;
-            if let Some(after) = ingested.missing_after {
-                let _ = tx.send(CoreFrame::Resend { v: PROTOCOL_VERSION, session: session.id, after }).await;
-            }
-        }
-        Err(error) => {
-            tracing::error!(%error, "cannot commit a node's events");
-            let _ = tx.send(error_frame("internal", format!("events not committed: {error}"))).await;
-        }
+    // Committed with whatever else is waiting; the committer answers.
+    let queue = state.ingest.get().expect("holds because links arrive only once Core serves");
+    let job = super::ingest::Job { session, events, reply: tx.clone() };
+    if queue.send(job).await.is_err() {
+        let _ = tx.send(error_frame("internal", "Core is stopping; events not committed")).await;
     }
 }
 

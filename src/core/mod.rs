@@ -8,6 +8,7 @@
 
 pub mod auth;
 mod authority;
+mod ingest;
 mod link;
 mod listen;
 mod registry;

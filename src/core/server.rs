@@ -78,6 +78,8 @@ pub struct CoreState {
     pub(crate) authority: super::authority::Authority,
     /// The address the HTTP server listens on, once it does.
     bound: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The group-commit queue for nodes' events, once Core serves.
+    pub(crate) ingest: std::sync::OnceLock<super::ingest::Queue>,
 }
 
 /// How long a command may take on its node before the HTTP call gives up
@@ -115,6 +117,7 @@ impl CoreState {
             terminals: Default::default(),
             authority: Default::default(),
             bound: Default::default(),
+            ingest: Default::default(),
         }))
     }
 
@@ -342,6 +345,7 @@ impl CoreState {
             // Core metadata only: the node's files and refs stay.
             let removed = lock(&self.index).remove_workspace(workspace_id).map_err(ApiFailure::internal)?;
             lock(&self.registry).unbind(workspace_id.as_str()).map_err(ApiFailure::internal)?;
+            self.authority.bindings_changed();
             if !removed {
                 return Err(ApiFailure::not_found(format!(
                     "no workspace `{workspace_id}` (`cortex workspace list` shows them)"
@@ -857,6 +861,7 @@ pub async fn serve(state: Arc<CoreState>, extra: Router) -> Result<Server> {
         .map_err(|source| Error::Io { context: "cannot read the bound address".into(), source })?;
     let url = format!("http://{address}");
     let _ = state.bound.set(address);
+    let _ = state.ingest.set(super::ingest::start(&state));
     write_private(&state.config.data_dir.join("core.url"), &format!("{url}\n"))?;
     tokio::spawn(state.clone().monitor());
     let app = api_router(state.clone()).merge(extra);

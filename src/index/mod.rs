@@ -39,7 +39,7 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What [`Index::ingest_batch`] committed.
+/// What [`Index::ingest_batches`] committed of one batch.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ingested {
     /// The last seq committed for the session, after this batch.
@@ -262,32 +262,38 @@ impl Index {
         Ok((index, stats))
     }
 
-    /// Takes a batch of events a node sent: each event must follow the last
-    /// one committed for its session. Already committed events are skipped
-    /// (a replay); a gap stops the batch and is reported, so the node can
-    /// send again from the last committed seq.
-    pub fn ingest_batch(&mut self, session: &SessionSummary, events: &[Event]) -> Result<Ingested> {
+    /// Takes batches of events nodes sent (from any nodes and sessions) in
+    /// one transaction: Core's group commit. In each batch every event must
+    /// follow the last one committed for its session: already committed
+    /// events are skipped (a replay); a gap stops the batch and is
+    /// reported, so the node can send again from the last committed seq.
+    /// Batches are taken in order, so two of one session follow each other.
+    pub fn ingest_batches(&mut self, batches: Vec<(&SessionSummary, Vec<Event>)>) -> Result<Vec<Ingested>> {
         let tx = self.conn.transaction().map_err(sql_err(&self.path, "cannot begin an ingest"))?;
-        let mut last = max_seq(&tx, &session.id).map_err(sql_err(&self.path, "cannot read the last seq"))?;
-        let mut fresh = Vec::new();
-        let mut missing_after = None;
-        for event in events {
-            if event.seq <= last {
-                continue;
+        let mut answers = Vec::with_capacity(batches.len());
+        for (session, events) in batches {
+            let mut last = max_seq(&tx, &session.id).map_err(sql_err(&self.path, "cannot read the last seq"))?;
+            let mut fresh = Vec::with_capacity(events.len());
+            let mut missing_after = None;
+            for event in events {
+                if event.seq <= last {
+                    continue;
+                }
+                if event.seq != last + 1 {
+                    missing_after = Some(last);
+                    break;
+                }
+                last = event.seq;
+                fresh.push(event);
             }
-            if event.seq != last + 1 {
-                missing_after = Some(last);
-                break;
-            }
-            last = event.seq;
-            fresh.push(event.clone());
+            let mut summary = session.clone();
+            summary.last_seq = last;
+            upsert_session(&tx, &summary).map_err(sql_err(&self.path, "cannot record a session"))?;
+            insert_events(&tx, &session.id, &fresh).map_err(sql_err(&self.path, "cannot record events"))?;
+            answers.push(Ingested { acked: last, missing_after, fresh });
         }
-        let mut summary = session.clone();
-        summary.last_seq = last;
-        upsert_session(&tx, &summary).map_err(sql_err(&self.path, "cannot record a session"))?;
-        insert_events(&tx, &session.id, &fresh).map_err(sql_err(&self.path, "cannot record events"))?;
         tx.commit().map_err(sql_err(&self.path, "cannot commit an ingest"))?;
-        Ok(Ingested { acked: last, missing_after, fresh })
+        Ok(answers)
     }
 
     /// The last committed seq of every session in a workspace of `node`.
@@ -640,6 +646,8 @@ fn insert_events(tx: &Transaction<'_>, session: &SessionId, events: &[Event]) ->
         "INSERT OR IGNORE INTO events (session_id, seq, turn, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     let mut insert_text = tx.prepare_cached("INSERT INTO events_fts (rowid, text) VALUES (?1, ?2)")?;
+    let mut insert_turn = tx.prepare_cached("INSERT OR IGNORE INTO turns (session_id, turn) VALUES (?1, ?2)")?;
+    let mut last_turn = None;
     for event in events {
         let body = serde_json::to_string(event).expect("holds because events serialize to JSON");
         let inserted =
@@ -650,32 +658,33 @@ fn insert_events(tx: &Transaction<'_>, session: &SessionId, events: &[Event]) ->
             insert_text.execute(params![tx.last_insert_rowid(), text])?;
         }
         if let Some(turn) = event.turn {
+            // A turn's row once per batch, not once per event.
+            if last_turn != Some(turn) {
+                insert_turn.execute(params![session.as_str(), turn])?;
+                last_turn = Some(turn);
+            }
             apply_to_turn(tx, session.as_str(), turn, &event.kind)?;
         }
     }
     Ok(())
 }
 
+/// What an event says about its turn's summary row (which exists).
 fn apply_to_turn(tx: &Transaction<'_>, session: &str, turn: u32, kind: &EventKind) -> rusqlite::Result<()> {
-    tx.execute("INSERT OR IGNORE INTO turns (session_id, turn) VALUES (?1, ?2)", params![session, turn])?;
     match kind {
         EventKind::UserMessage { text } => {
-            tx.execute(
-                "UPDATE turns SET prompt = ?3 WHERE session_id = ?1 AND turn = ?2 AND prompt = ''",
-                params![session, turn, text],
-            )?;
+            tx.prepare_cached("UPDATE turns SET prompt = ?3 WHERE session_id = ?1 AND turn = ?2 AND prompt = ''")?
+                .execute(params![session, turn, text])?;
         }
         EventKind::TurnFinished { outcome } => {
-            tx.execute(
-                "UPDATE turns SET outcome = ?3 WHERE session_id = ?1 AND turn = ?2",
-                params![session, turn, outcome.as_str()],
-            )?;
+            tx.prepare_cached("UPDATE turns SET outcome = ?3 WHERE session_id = ?1 AND turn = ?2")?
+                .execute(params![session, turn, outcome.as_str()])?;
         }
         EventKind::DiffCaptured { files, insertions, deletions } => {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE turns SET files_changed = ?3, insertions = ?4, deletions = ?5 WHERE session_id = ?1 AND turn = ?2",
-                params![session, turn, files, insertions, deletions],
-            )?;
+            )?
+            .execute(params![session, turn, files, insertions, deletions])?;
         }
         _ => {}
     }

@@ -10,7 +10,6 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::support::cluster::{Http, free_port, state_of, wait_node_status, wait_state};
 use crate::support::{TestEnv, assert_gapless, wait_for};
 
-
 #[test]
 fn up_runs_a_detached_session_to_completion_after_the_cli_exits() {
     let env = TestEnv::new();

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 
-use super::{ms, print_table, row};
+use super::{ms, row};
 use crate::model::Model;
 
 const PROMPTS: [&str; 3] = ["say hello there", "run echo from-the-shell", "add notes.txt written by codex"];
@@ -40,15 +40,17 @@ pub fn codex() -> anyhow::Result<()> {
     let (direct, exec, live, first) =
         (median(&mut direct), median(&mut exec), median(&mut live), median(&mut first_event));
     let ratio = |cortex: Duration| format!("{:.2}", cortex.as_secs_f64() / direct.as_secs_f64());
-    print_table(&[
-        row("3 turns with `codex exec` / `exec resume` directly (median of 3)", ms(direct)),
-        row("3 turns through Cortex, codex-exec adapter, in-process CLI", ms(exec)),
-        row("ratio codex-exec adapter / direct", ratio(exec)),
-        row("3 turns through Cortex, app-server adapter, `cortex up` (one live child)", ms(live)),
-        row("ratio app-server adapter / direct", ratio(live)),
-        row("send (HTTP command) → first streamed event, app-server adapter", ms(first)),
-    ]);
-    Ok(())
+    super::publish(
+        "codex",
+        &[
+            row("3 turns with `codex exec` / `exec resume` directly (median of 3)", ms(direct)),
+            row("3 turns through Cortex, codex-exec adapter, in-process CLI", ms(exec)),
+            row("ratio codex-exec adapter / direct", ratio(exec)),
+            row("3 turns through Cortex, app-server adapter, `cortex up` (one live child)", ms(live)),
+            row("ratio app-server adapter / direct", ratio(live)),
+            row("send (HTTP command) → first streamed event, app-server adapter", ms(first)),
+        ],
+    )
 }
 
 fn codex_binary() -> anyhow::Result<PathBuf> {

@@ -15,7 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::core::{CoreChild, SimNode, event, sim_node, start_core, summary, text_for};
-use super::{ms, print_table, row};
+use super::{ms, row};
 
 const NODES: usize = 1_000;
 const SESSIONS_PER_NODE: usize = 10;
@@ -65,8 +65,7 @@ pub fn panel() -> anyhow::Result<()> {
         rows.push(row("same, p99", ms(fanout.p99)));
         anyhow::Ok(rows)
     })?;
-    print_table(&rows);
-    Ok(())
+    super::publish("panel", &rows)
 }
 
 /// A panel session cookie, from a one-time login link minted with the admin token.

@@ -54,8 +54,7 @@ pub fn store() -> anyhow::Result<()> {
         format!("{:.1}", listing.warm.as_secs_f64() / listing.for_each_ref.as_secs_f64()),
     ));
 
-    super::print_table(&rows);
-    Ok(())
+    super::publish("store", &rows)
 }
 
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {

@@ -170,6 +170,30 @@ impl CoreState {
         Ok(lock(&self.index).events(session, after)?)
     }
 
+    /// At most `limit` events after `after`.
+    pub fn events_page(&self, session: &SessionId, after: u64, limit: usize) -> Result<Vec<Event>> {
+        Ok(lock(&self.index).events_page(session, after, limit)?)
+    }
+
+    /// At most `limit` events of one turn.
+    pub fn turn_events(&self, session: &SessionId, turn: u32, limit: usize) -> Result<Vec<Event>> {
+        Ok(lock(&self.index).turn_events(session, turn, limit)?)
+    }
+
+    /// The last `limit` events and how many came before them.
+    pub fn tail_events(&self, session: &SessionId, limit: usize) -> Result<(Vec<Event>, u64)> {
+        Ok(lock(&self.index).tail_events(session, limit)?)
+    }
+
+    pub fn approval_events(&self, session: &SessionId) -> Result<Vec<Event>> {
+        Ok(lock(&self.index).approval_events(session)?)
+    }
+
+    /// A session's events of one kind (`diff_captured`, say), in order.
+    pub fn events_of_kind(&self, session: &SessionId, kind: &str) -> Result<Vec<Event>> {
+        Ok(lock(&self.index).events_of_kind(session, kind)?)
+    }
+
     /// The credential of the node embedded in `cortex up`: the one given if
     /// Core still knows it, a new one otherwise.
     pub fn local_node(&self, known: Option<(&str, &str)>, name: &str) -> Result<(String, String)> {

@@ -464,7 +464,40 @@ impl Index {
         )
     }
 
-    fn events_of_kind(&self, session: &SessionId, kind: &str) -> Result<Vec<Event>> {
+    /// At most `limit` events of one turn, in order.
+    pub fn turn_events(&self, session: &SessionId, turn: u32, limit: usize) -> Result<Vec<Event>> {
+        self.read_events(
+            session,
+            "SELECT body FROM events WHERE session_id = ?1 AND turn = ?2 ORDER BY seq LIMIT ?3",
+            params![session.as_str(), turn, limit.min(i64::MAX as usize) as i64],
+        )
+    }
+
+    /// The last `limit` events, in order, and how many came before them.
+    pub fn tail_events(&self, session: &SessionId, limit: usize) -> Result<(Vec<Event>, u64)> {
+        let total: u64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM events WHERE session_id = ?1", [session.as_str()], |row| row.get(0))
+            .map_err(sql_err(&self.path, "cannot count events"))?;
+        let events = self.read_events(
+            session,
+            "SELECT body FROM (SELECT body, seq FROM events WHERE session_id = ?1 ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
+            params![session.as_str(), limit.min(i64::MAX as usize) as i64],
+        )?;
+        let earlier = total.saturating_sub(events.len() as u64);
+        Ok((events, earlier))
+    }
+
+    /// A session's approval requests and answers, in order.
+    pub fn approval_events(&self, session: &SessionId) -> Result<Vec<Event>> {
+        self.read_events(
+            session,
+            "SELECT body FROM events WHERE session_id = ?1 AND kind IN ('approval_requested', 'approval_resolved') ORDER BY seq",
+            params![session.as_str()],
+        )
+    }
+
+    pub fn events_of_kind(&self, session: &SessionId, kind: &str) -> Result<Vec<Event>> {
         self.read_events(
             session,
             "SELECT body FROM events WHERE session_id = ?1 AND kind = ?2 ORDER BY seq",

@@ -663,7 +663,10 @@ fn failure(error: &Error) -> CommandOutcome {
         ) => "not_found",
         Error::Store(store::Error::NotASessionFile { .. }) => "bad_input",
         Error::Store(
-            store::Error::NotARepository { .. } | store::Error::Bare { .. } | store::Error::Reftable { .. },
+            store::Error::NotARepository { .. }
+            | store::Error::Bare { .. }
+            | store::Error::Reftable { .. }
+            | store::Error::Sha256 { .. },
         ) => "bad_input",
         _ => "failed",
     };

@@ -40,6 +40,11 @@ pub enum Error {
     #[error("`{}` is a bare repository: sessions need a working tree", path.display())]
     Bare { path: PathBuf },
     #[error(
+        "`{}` is a git repository with SHA-256 object names, which Cortex cannot store sessions in yet; use a SHA-1 repository (the default of `git init`)",
+        path.display()
+    )]
+    Sha256 { path: PathBuf },
+    #[error(
         "`{}` uses the reftable ref format, which Cortex cannot write safely yet; convert it with `git refs migrate --ref-format=files`",
         path.display()
     )]
@@ -112,7 +117,16 @@ pub struct Store {
 impl Store {
     /// Opens the repository containing `path`, as git would find it.
     pub fn discover(path: &Path) -> Result<Store> {
-        let repo = gix::discover(path).map_err(|_| Error::NotARepository { path: path.to_path_buf() })?;
+        let repo = gix::discover(path).map_err(|_| {
+            // This build reads SHA-1 repositories only: say so rather than
+            // calling a SHA-256 one "not a repository".
+            let format = git::run(path, ["rev-parse", "--show-object-format"], &[]).unwrap_or_default();
+            if String::from_utf8_lossy(&format).trim() == "sha256" {
+                Error::Sha256 { path: path.to_path_buf() }
+            } else {
+                Error::NotARepository { path: path.to_path_buf() }
+            }
+        })?;
         Self::from_repo(repo, path)
     }
 

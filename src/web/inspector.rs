@@ -171,10 +171,8 @@ fn file_page(
         })
         .unwrap_or_default();
     let mut crumbs = workspace_crumbs(web, workspace.id.as_str());
-    crumbs.push((
-        file.path.clone(),
-        format!("/workspaces/{}/file?path={}{}", workspace.id, file.path, session_suffix(&session)),
-    ));
+    crumbs
+        .push((file.path.clone(), inspector_url(workspace.id.as_str(), "file", &file.path, &session_suffix(&session))));
     let folder = file.path.rsplit_once('/').map(|(folder, _)| folder.to_string()).unwrap_or_default();
     FilePage {
         shell: shell(web, crumbs),
@@ -269,13 +267,10 @@ pub(super) async fn post_file(
         by: Some("panel".into()),
     };
     match ask(&web, &form.command_id, kind).await {
-        Ok(_) => Redirect::to(&format!(
-            "/workspaces/{}/file?path={}{}&saved=1",
-            workspace.id,
-            form.path,
-            session_suffix(&session)
-        ))
-        .into_response(),
+        Ok(_) => {
+            let url = inspector_url(workspace.id.as_str(), "file", &form.path, &session_suffix(&session));
+            Redirect::to(&format!("{url}&saved=1")).into_response()
+        }
         Err((code, message)) => {
             // Show what is on disk now beside the person's text: nothing is lost.
             let read = CommandKind::ReadFile {
@@ -330,10 +325,10 @@ pub(super) async fn post_move(
     match ask(&web, &form.command_id, kind).await {
         Ok(value) => {
             let to = value["to"].as_str().unwrap_or(&form.to).to_string();
-            Redirect::to(&format!("/workspaces/{}/file?path={to}{keep}", workspace.id)).into_response()
+            Redirect::to(&inspector_url(workspace.id.as_str(), "file", &to, &keep)).into_response()
         }
         Err((code, message)) => {
-            let back = format!("/workspaces/{}/file?path={}{keep}", workspace.id, form.from);
+            let back = inspector_url(workspace.id.as_str(), "file", &form.from, &keep);
             super::pages::problem(&web, status_of(&code), "Not moved", message, &back)
         }
     }
@@ -369,9 +364,9 @@ pub(super) async fn post_delete(
     let keep = session_suffix(&session);
     let folder = form.path.rsplit_once('/').map(|(folder, _)| folder.to_string()).unwrap_or_default();
     match ask(&web, &form.command_id, kind).await {
-        Ok(_) => Redirect::to(&format!("/workspaces/{}/files?path={folder}{keep}", workspace.id)).into_response(),
+        Ok(_) => Redirect::to(&inspector_url(workspace.id.as_str(), "files", &folder, &keep)).into_response(),
         Err((code, message)) => {
-            let back = format!("/workspaces/{}/file?path={}{keep}", workspace.id, form.path);
+            let back = inspector_url(workspace.id.as_str(), "file", &form.path, &keep);
             super::pages::problem(&web, status_of(&code), "Not deleted", message, &back)
         }
     }
@@ -385,4 +380,13 @@ fn status_of(code: &str) -> StatusCode {
         "forbidden" => StatusCode::FORBIDDEN,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
+}
+
+/// The inspector's URL of a file or a folder: the path percent-encoded (a
+/// file named `a&b #1.txt` opens), `keep` (`&session=…`) appended as is.
+fn inspector_url(workspace: &str, page: &str, path: &str, keep: &str) -> String {
+    format!(
+        "/workspaces/{workspace}/{page}?path={}{keep}",
+        askama::filters::urlencode(path).expect("holds because encoding cannot fail")
+    )
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::Web;
 use super::pages::{Shell, not_found, shell};
 use super::session::session_crumbs;
-use crate::protocol::{CheckSummary, CommandKind, DiffHunk, EventKind, FileDiff, SessionSummary, TurnSummary};
+use crate::protocol::{CheckSummary, CommandKind, DiffHunk, FileDiff, SessionSummary, TurnSummary};
 
 /// Files with more changed lines than this start folded.
 const FOLD_LINES: u64 = 400;
@@ -206,11 +206,8 @@ async fn diff_page(web: &Web, id: &str, turn: Option<u32>, query: DiffQuery) -> 
         Err(message) => (Vec::new(), Some(message)),
     };
     let captured = turn.and_then(|turn| {
-        let events = web.core.events(&session.id, 0).ok()?;
-        events
-            .iter()
-            .find(|event| event.turn == Some(turn) && matches!(event.kind, EventKind::DiffCaptured { .. }))
-            .map(|event| event.seq)
+        let events = web.core.events_of_kind(&session.id, "diff_captured").ok()?;
+        events.iter().find(|event| event.turn == Some(turn)).map(|event| event.seq)
     });
     let files: Vec<FileView> =
         files.into_iter().enumerate().map(|(index, file)| file_view(session.id.as_str(), index + 1, file)).collect();

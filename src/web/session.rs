@@ -223,7 +223,7 @@ pub(super) fn controls(web: &Web, session: &SessionSummary) -> Controls {
 }
 
 fn pending_approval(web: &Web, session: &SessionSummary) -> Option<(u64, String)> {
-    let events = web.core.events(&session.id, 0).ok()?;
+    let events = web.core.approval_events(&session.id).ok()?;
     let mut pending: Option<(u64, String, String)> = None;
     for event in &events {
         match &event.kind {
@@ -243,6 +243,11 @@ fn pending_approval(web: &Web, session: &SessionSummary) -> Option<(u64, String)
 
 /// Events a session page shows at first; `?all` shows every one.
 const PAGE_EVENTS: usize = 500;
+/// "The whole session" shows at most this many (the latest); the API and
+/// the CLI read the rest in pages.
+const ALL_EVENTS: usize = 20_000;
+/// A turn page shows at most this many of its events (the first).
+const TURN_EVENTS: usize = 5_000;
 
 #[derive(Deserialize)]
 pub(super) struct SessionQuery {
@@ -254,7 +259,7 @@ pub(super) struct SessionQuery {
 pub(super) struct SessionPage {
     shell: Shell,
     /// Earlier events left out of a long session's page.
-    earlier: usize,
+    earlier: u64,
     session: SessionSummary,
     node_name: String,
     turns: Vec<TurnSummary>,
@@ -277,19 +282,20 @@ pub(super) async fn get_session(
     let Ok(Some((mut session, turns))) = web.core.session(&id) else {
         return not_found(&web, format!("No session `{id}`."));
     };
-    let events = web.core.events(&session.id, 0).unwrap_or_default();
+    // Only the events shown are read: a long session is never loaded whole.
+    let shown = if query.all.is_some() { ALL_EVENTS } else { PAGE_EVENTS };
+    let (events, earlier) = web.core.tail_events(&session.id, shown).unwrap_or_default();
     let last_seq = events.last().map_or(0, |event| event.seq);
     if let Some(last) = events.iter().rev().find(|event| matches!(event.kind, EventKind::Lifecycle { .. })) {
         settle(&mut session, last);
     }
     let nodes = web.core.node_summaries().unwrap_or_default();
-    let earlier = if query.all.is_some() { 0 } else { events.len().saturating_sub(PAGE_EVENTS) };
     let mut shell = shell(&web, session_crumbs(&web, &session));
     shell.state = Some(session.state.as_str().to_string());
     SessionPage {
         shell,
         node_name: node_name(&nodes, &session.node),
-        blocks: blocks(session.id.as_str(), &events[earlier..]),
+        blocks: blocks(session.id.as_str(), &events),
         earlier,
         controls: controls(&web, &session),
         last_seq,
@@ -364,6 +370,8 @@ pub(super) struct TurnPage {
     session: SessionSummary,
     turn: TurnSummary,
     blocks: Vec<Block>,
+    /// More events than are shown.
+    cut: bool,
 }
 
 pub(super) async fn get_turn(State(web): State<Arc<Web>>, Path((id, number)): Path<(String, u32)>) -> Response {
@@ -373,12 +381,14 @@ pub(super) async fn get_turn(State(web): State<Arc<Web>>, Path((id, number)): Pa
     let Some(turn) = turns.into_iter().find(|turn| turn.turn == number) else {
         return not_found(&web, format!("Session `{id}` has no turn {number}."));
     };
-    let events = web.core.events(&session.id, 0).unwrap_or_default();
+    let events = web.core.turn_events(&session.id, number, TURN_EVENTS + 1).unwrap_or_default();
+    let cut = events.len() > TURN_EVENTS;
     let mut crumbs = session_crumbs(&web, &session);
     crumbs.push((format!("turn {number}"), format!("/sessions/{}/turns/{number}", session.id)));
     TurnPage {
         shell: shell(&web, crumbs),
-        blocks: blocks(session.id.as_str(), events.iter().filter(|event| event.turn == Some(number))),
+        cut,
+        blocks: blocks(session.id.as_str(), events.iter().take(TURN_EVENTS)),
         session,
         turn,
     }
@@ -399,7 +409,8 @@ pub(super) async fn get_event(State(web): State<Arc<Web>>, Path((id, seq)): Path
     let Ok(Some((session, _))) = web.core.session(&id) else {
         return not_found(&web, format!("No session `{id}`."));
     };
-    let events = web.core.events(&session.id, 0).unwrap_or_default();
+    // The event and what follows it: what it caused comes after it.
+    let events = web.core.events_page(&session.id, seq.saturating_sub(1), 5_000).unwrap_or_default();
     let Some(event) = events.iter().find(|event| event.seq == seq) else {
         return not_found(&web, format!("Session `{id}` has no event #{seq}."));
     };

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::support::TestEnv;
 use crate::support::cluster::{CoreProcess, free_port, wait_state};
 use crate::support::model::Model;
-use crate::support::{codex_binary, wait_for};
+use crate::support::{app_servers, codex_binary, wait_for};
 
 /// A Core with a local node, and a repository whose codex talks to `model`.
 fn setup(env: &TestEnv, policy: &str) -> Option<(Model, CoreProcess)> {
@@ -25,23 +25,6 @@ fn setup_with(env: &TestEnv, policy: &str, extra: &str) -> Option<(Model, CorePr
     std::fs::write(env.repo.join(".gitignore"), "target/\n.cortex/\n").unwrap();
     let core = env.start_core("up", &env.cortex_home, free_port());
     Some((model, core))
-}
-
-/// Live `codex app-server` processes using this test's CODEX_HOME.
-fn app_servers(codex_home: &Path) -> Vec<u32> {
-    let marker = format!("CODEX_HOME={}", codex_home.display());
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let has =
-            |haystack: &[u8], needle: &str| haystack.split(|byte| *byte == 0).any(|part| part == needle.as_bytes());
-        if has(&cmdline, "app-server") && has(&environ, &marker) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 fn send(env: &TestEnv, core: &CoreProcess, id: &str, prompt: &str) -> serde_json::Value {
@@ -202,6 +185,12 @@ fn a_killed_codex_child_is_replaced_and_resumes_the_thread() {
     assert_eq!(thread_of(&env, &id), thread, "the same codex thread continues");
     let events = log(&env, &core, &id);
     assert!(events.iter().any(|event| event["text"] == "two"));
+    // Not Cortex's word for it: the model, asked by the new child, sees the
+    // turns the killed child had.
+    send(&env, &core, &id, "recall");
+    let events = log(&env, &core, &id);
+    let recalled = events.iter().filter_map(|event| event["text"].as_str()).find(|text| text.starts_with("recalled:"));
+    assert_eq!(recalled, Some("recalled: say one | say two | recall"), "{events:#?}");
 }
 
 #[test]
@@ -342,4 +331,8 @@ fn a_killed_node_comes_back_and_continues_the_codex_thread() {
     let next = send(&env, &core, &id, "say second");
     assert_eq!(next["outcome"], "completed");
     assert_eq!(thread_of(&env, &id), thread, "the same codex thread continues after the node restart");
+    send(&env, &core, &id, "recall");
+    let events = log(&env, &core, &id);
+    let recalled = events.iter().filter_map(|event| event["text"].as_str()).find(|text| text.starts_with("recalled:"));
+    assert_eq!(recalled, Some("recalled: say first | say second | recall"), "the model sees the earlier turns");
 }

@@ -230,3 +230,27 @@ fn a_hostile_repository_cannot_redirect_a_save_or_hang_the_node() {
     assert!(env.repo.join("link-out").symlink_metadata().is_err(), "the link is gone");
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "# the person's shell config\n", "its target is not");
 }
+
+/// Round 1: every view of a file was a command record with the file's whole
+/// text in `core.sqlite` (20 views of a 540 KB file: 2.7 → 14 MB).
+#[test]
+fn core_keeps_no_content_of_the_files_it_shows() {
+    let env = TestEnv::new();
+    let marker = "unique-file-content-7f3a";
+    std::fs::write(env.repo.join("big.txt"), format!("{marker}\n").repeat(20_000)).unwrap();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let workspace = bound(&env, &core);
+    let http = Http::new(&core);
+    for _ in 0..5 {
+        let (status, read) =
+            command(&http, "read_file", serde_json::json!({ "workspace_id": workspace, "path": "big.txt" }));
+        assert_eq!(status, 200, "{read}");
+        assert!(read["value"]["text"].as_str().unwrap().starts_with(marker));
+    }
+    let mut kept = Vec::new();
+    for suffix in ["", "-wal"] {
+        kept.extend(std::fs::read(env.cortex_home.join(format!("core.sqlite{suffix}"))).unwrap_or_default());
+    }
+    assert!(!String::from_utf8_lossy(&kept).contains(marker), "core.sqlite holds the file's text");
+    assert!(kept.len() < 2 * 1024 * 1024, "core.sqlite grew to {} bytes", kept.len());
+}

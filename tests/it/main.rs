@@ -16,6 +16,7 @@ mod provenance;
 mod refs;
 mod secrets;
 mod session;
+mod soak;
 mod store;
 mod support;
 mod terminal;

@@ -650,3 +650,35 @@ fn forged_origins_hosts_and_redirects_are_refused() {
     );
     assert_eq!(lower.status, 200, "the scheme is case-insensitive");
 }
+
+/// Round 1 put file paths into links unencoded: `a&b #1.txt` cut the query
+/// at `&` and `#`.
+#[test]
+fn a_file_with_url_characters_in_its_name_opens_and_saves() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let bound = env.cortex_at(&core, &env.repo, ["workspace", "bind", "--json"]);
+    let workspace = bound.json()["id"].as_str().unwrap().to_string();
+    std::fs::create_dir_all(env.repo.join("odd dir")).unwrap();
+    std::fs::write(env.repo.join("odd dir/a&b #1+%.txt"), "odd content\n").unwrap();
+    let browser = logged_in(&env, &core);
+    let base = core.url.clone();
+    let folder = browser.get(&format!("{base}/workspaces/{workspace}/files?path=odd%20dir"));
+    let link =
+        folder.links(&format!("/workspaces/{workspace}/file?path=")).into_iter().next().expect("a link to the file");
+    let link = link.replace("&amp;", "&");
+    let page = browser.get(&format!("{base}{link}"));
+    assert_eq!(page.status, 200, "{link}: {}", page.body);
+    assert!(page.body.contains("odd content"), "{link}: {}", page.body);
+    let hash = page.body.split("name=\"hash\" value=\"").nth(1).map(|rest| rest.split('"').next().unwrap().to_string());
+    let editor = browser.get(&format!("{base}{link}&edit=1"));
+    let hash = hash.or_else(|| {
+        editor.body.split("name=\"hash\" value=\"").nth(1).map(|rest| rest.split('"').next().unwrap().to_string())
+    });
+    let form = [("path", "odd dir/a&b #1+%.txt"), ("content", "saved\r\n"), ("hash", hash.as_deref().unwrap())];
+    let saved = browser.post(&format!("{base}/workspaces/{workspace}/file"), &form, Some(&base));
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let back = browser.get(&format!("{base}{}", saved.location()));
+    assert!(back.body.contains("saved"), "the redirect leads back to the same file: {}", saved.location());
+    assert_eq!(std::fs::read_to_string(env.repo.join("odd dir/a&b #1+%.txt")).unwrap(), "saved\n");
+}

@@ -43,3 +43,16 @@ fn an_unreadable_tip_falls_back_to_the_newest_readable_one_in_the_reflog() {
     let fsck = env.git_run(&env.repo, ["fsck", "--no-dangling", "--no-reflogs"]);
     assert_eq!(fsck.code, 0, "{}", fsck.stderr);
 }
+
+/// Round 1 called a SHA-256 repository "not a git repository".
+#[test]
+fn a_sha256_repository_is_named_as_such() {
+    let env = TestEnv::new();
+    let repo = env.path("sha256");
+    let init = env.git_run(env.root.path(), ["init", "-q", "--object-format=sha256", repo.to_str().unwrap()]);
+    assert_eq!(init.code, 0, "{}", init.stderr);
+    let run = env.cortex_in(&repo, ["session", "start", "hello", "--json"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("SHA-256"), "{}", run.stderr);
+    assert!(!run.stderr.contains("not inside a git repository"), "{}", run.stderr);
+}

@@ -17,6 +17,7 @@ fn main() -> anyhow::Result<()> {
     match args.as_slice() {
         ["ci"] => ci(),
         ["tidy"] => cargo(&["test", "--test", "it", "tidy"]),
+        ["soak", rest @ ..] => soak(rest),
         ["fuzz"] => fuzz("20000"),
         ["fuzz", cases] => fuzz(cases),
         ["bench", "store"] => bench::store(),
@@ -26,11 +27,54 @@ fn main() -> anyhow::Result<()> {
         ["bench", ..] => bail!("unknown benchmark; available: store, core, codex, panel"),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | tidy | fuzz [CASES] | bench store | bench core | bench codex | bench panel>"
+                "usage: cargo xtask <ci | tidy | fuzz [CASES] | soak [--turns N] [--seed S] | bench store | bench core | bench codex | bench panel>"
             );
             std::process::exit(2);
         }
     }
+}
+
+/// Runs the soak test (`tests/it/soak.rs`) with `--turns N` commands and
+/// `--seed S`, and records what it did in docs/benchmarks.md.
+fn soak(args: &[&str]) -> anyhow::Result<()> {
+    let (mut turns, mut seed) = ("1000".to_string(), "1".to_string());
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = args.next().with_context(|| format!("`{arg}` needs a value"))?;
+        value.parse::<u64>().with_context(|| format!("`{value}` is not a number"))?;
+        match *arg {
+            "--turns" => turns = value.to_string(),
+            "--seed" => seed = value.to_string(),
+            other => bail!("unknown option `{other}`; usage: cargo xtask soak [--turns N] [--seed S]"),
+        }
+    }
+    let report = tempfile::NamedTempFile::new()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(["test", "--test", "it", "soak::", "--", "--nocapture"])
+        .env("CORTEX_SOAK_TURNS", &turns)
+        .env("CORTEX_SOAK_SEED", &seed)
+        .env("CORTEX_SOAK_REPORT", report.path())
+        .status()
+        .context("cannot run cargo test")?;
+    if !status.success() {
+        bail!("the soak failed (seed {seed}): its message names the kill and the invariant");
+    }
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report.path())?)?;
+    let row = bench::row;
+    let kills = &report["kills"];
+    let rows = [
+        row("commands sent (start or send a turn)", format!("{} (seed {seed})", report["commands"])),
+        row("turns run", format!("{} (by provider: {})", report["turns_run"], report["turns_by_provider"])),
+        row("sessions / events at the end", format!("{} / {}", report["sessions"], report["events"])),
+        row(
+            "`kill -9` of Core / the node / the agent's command",
+            format!("{} / {} / {}", kills["core"].as_u64().unwrap_or(0), kills["node"].as_u64().unwrap_or(0), kills["agent"].as_u64().unwrap_or(0)),
+        ),
+        row("invariants after every kill and at the end", "held (no lost or duplicated event: store = index = API; no busy session without a writer; `git fsck --strict` clean; `index rebuild` identical)".into()),
+        row("duration", format!("{} s", report["seconds"])),
+    ];
+    bench::publish("soak", &rows)
 }
 
 /// Runs the property-based fuzz targets (`src/fuzz.rs`) with `cases`

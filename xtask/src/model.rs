@@ -85,6 +85,19 @@ fn message(text: &str) -> Value {
     )
 }
 
+/// Every user prompt the model was sent in this request's input, oldest
+/// first: what codex remembers of the thread.
+fn history_of(body: &Value) -> Vec<String> {
+    let items = body["input"].as_array().cloned().unwrap_or_default();
+    items
+        .iter()
+        .filter(|item| item["type"] == "message" && item["role"] == "user")
+        .flat_map(|item| item["content"].as_array().cloned().unwrap_or_default())
+        .filter_map(|content| content["text"].as_str().map(str::to_string))
+        .filter(|text| !text.starts_with('<'))
+        .collect()
+}
+
 fn prompt_of(body: &Value) -> String {
     let items = body["input"].as_array().cloned().unwrap_or_default();
     items
@@ -108,6 +121,8 @@ async fn respond(Json(body): Json<Value>) -> Response {
     }
     match words.as_slice() {
         ["say", rest @ ..] => sse(&[message(&rest.join(" ")), completed()]),
+        // The earlier prompts the model sees: proof that a thread goes on.
+        ["recall"] => sse(&[message(&format!("recalled: {}", history_of(&body).join(" | "))), completed()]),
         ["run", command @ ..] => {
             let arguments = json!({"cmd": command.join(" ")}).to_string();
             sse(&[

@@ -285,3 +285,20 @@ pub fn skip(reason: &str) {
     assert!(std::env::var("CI").as_deref() != Ok("true"), "{test} cannot run: {reason}, and CI=true requires it");
     let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {reason}");
 }
+
+/// Live `codex app-server` processes using this test's CODEX_HOME.
+pub fn app_servers(codex_home: &Path) -> Vec<u32> {
+    let marker = format!("CODEX_HOME={}", codex_home.display());
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let has =
+            |haystack: &[u8], needle: &str| haystack.split(|byte| *byte == 0).any(|part| part == needle.as_bytes());
+        if has(&cmdline, "app-server") && has(&environ, &marker) {
+            pids.push(pid);
+        }
+    }
+    pids
+}

@@ -26,10 +26,12 @@ pub fn codex() -> anyhow::Result<()> {
     let mut exec = Vec::new();
     let mut live = Vec::new();
     let mut first_event = Vec::new();
+    let mut startup = Vec::new();
     for _ in 0..RUNS {
         direct.push(run_direct(&codex, &model)?);
         exec.push(run_cortex_in_process(&cortex, &codex, &model, "codex-exec")?);
-        let (total, first) = run_cortex_live(&cortex, &codex, &model)?;
+        let (ready, total, first) = run_cortex_live(&cortex, &codex, &model)?;
+        startup.push(ready);
         live.push(total);
         first_event.push(first);
     }
@@ -37,8 +39,8 @@ pub fn codex() -> anyhow::Result<()> {
         samples.sort();
         samples[samples.len() / 2]
     };
-    let (direct, exec, live, first) =
-        (median(&mut direct), median(&mut exec), median(&mut live), median(&mut first_event));
+    let (direct, exec, live, first, startup) =
+        (median(&mut direct), median(&mut exec), median(&mut live), median(&mut first_event), median(&mut startup));
     let ratio = |cortex: Duration| format!("{:.2}", cortex.as_secs_f64() / direct.as_secs_f64());
     super::publish(
         "codex",
@@ -48,7 +50,9 @@ pub fn codex() -> anyhow::Result<()> {
             row("ratio codex-exec adapter / direct", ratio(exec)),
             row("3 turns through Cortex, app-server adapter, `cortex up` (one live child)", ms(live)),
             row("ratio app-server adapter / direct", ratio(live)),
-            row("send (HTTP command) → first streamed event, app-server adapter", ms(first)),
+            row("starting `cortex up` until it answers (not in the row above)", ms(startup)),
+            row("ratio app-server adapter including that start / direct", ratio(live + startup)),
+            row("send (HTTP command) → the agent's first output on the SSE stream, app-server adapter", ms(first)),
         ],
     )
 }
@@ -135,20 +139,23 @@ fn run_cortex_in_process(cortex: &Path, codex: &Path, model: &Model, provider: &
 
 /// Through `cortex up`: three turns, then the latency of a fourth turn's
 /// first event on the SSE stream.
-fn run_cortex_live(cortex: &Path, codex: &Path, model: &Model) -> anyhow::Result<(Duration, Duration)> {
+fn run_cortex_live(cortex: &Path, codex: &Path, model: &Model) -> anyhow::Result<(Duration, Duration, Duration)> {
     let root = tempfile::tempdir()?;
     let repo = repo(root.path(), model, codex)?;
     let data = root.path().join("data");
+    let spawned = Instant::now();
     let mut up = Command::new(cortex)
         .env("CORTEX_HOME", &data)
         .args(["up", "--bind", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let result = (|| -> anyhow::Result<(Duration, Duration)> {
+    let result = (|| -> anyhow::Result<(Duration, Duration, Duration)> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = loop {
-            if let Ok(url) = std::fs::read_to_string(data.join("core.url")) {
+            if let Ok(url) = std::fs::read_to_string(data.join("core.url"))
+                && url.ends_with('\n')
+            {
                 break url.trim().to_string();
             }
             if Instant::now() > deadline {
@@ -156,8 +163,11 @@ fn run_cortex_live(cortex: &Path, codex: &Path, model: &Model) -> anyhow::Result
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        let ready = spawned.elapsed();
         std::thread::sleep(Duration::from_millis(500)); // its node connects
         let run = |args: &[&str]| cortex_json(cortex, &repo, &data, args);
+        // From here on the clock runs: `cortex up` is warm, its codex child
+        // is not (the first turn starts it), like the direct runs' codex.
         let started = Instant::now();
         let session = run(&["session", "start", PROMPTS[0], "--provider", "codex", "--json"])?;
         let id = session["session_id"].as_str().context("no session id")?.to_string();
@@ -168,7 +178,7 @@ fn run_cortex_live(cortex: &Path, codex: &Path, model: &Model) -> anyhow::Result
         let token = std::fs::read_to_string(data.join("admin.token"))?.trim().to_string();
         let last_seq = run(&["session", "show", &id, "--json"])?["session"]["last_seq"].as_u64().unwrap_or(0);
         let first = tokio::runtime::Runtime::new()?.block_on(first_event(&url, &token, &id, last_seq))?;
-        Ok((total, first))
+        Ok((ready, total, first))
     })();
     let _ = up.kill();
     let _ = up.wait();
@@ -190,8 +200,17 @@ async fn first_event(url: &str, token: &str, session: &str, after: u64) -> anyho
     });
     let started = Instant::now();
     http.post(format!("{url}/api/v1/commands")).bearer_auth(token).json(&command).send().await?;
-    match tokio::time::timeout(Duration::from_secs(30), events.next()).await {
-        Ok(Some(Ok(_))) => Ok(started.elapsed()),
-        other => bail!("no event after sending a turn: {other:?}"),
+    // The agent's first output, not Cortex's own lifecycle and prompt events.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.next()).await {
+            Ok(Some(Ok(message)))
+                if ["assistant_delta", "assistant_message", "reasoning", "command_started"]
+                    .contains(&message.event.as_str()) =>
+            {
+                return Ok(started.elapsed());
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => bail!("no output from the agent after sending a turn: {other:?}"),
+        }
     }
 }

@@ -229,6 +229,13 @@ fn list_times(cortex: &Path) -> anyhow::Result<ListTimes> {
         command.current_dir(&repo).args(["for-each-ref", "refs/cortex/sessions"]);
         command
     };
+    // The answer is checked, not only timed: every session must come back.
+    let listed = list().stdin(Stdio::null()).output()?;
+    let count = serde_json::from_slice::<serde_json::Value>(&listed.stdout)?.as_array().map_or(0, Vec::len);
+    if count != LIST_SESSIONS {
+        bail!("`session list --json` returned {count} sessions, not {LIST_SESSIONS}");
+    }
+    let _ = std::fs::remove_file(data.join("index.sqlite"));
     let cold = time(&mut list())?;
     let median = |samples: &mut Vec<Duration>| {
         samples.sort();

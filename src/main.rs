@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    quiet_on_a_closed_stdout();
     let cli = cortex::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -20,7 +21,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             let broken_pipe = error.chain().any(|cause| {
-                cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                let kind = cause
+                    .downcast_ref::<std::io::Error>()
+                    .map(std::io::Error::kind)
+                    .or_else(|| cause.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind));
+                kind == Some(std::io::ErrorKind::BrokenPipe)
             });
             if broken_pipe {
                 return ExitCode::SUCCESS;
@@ -30,4 +35,24 @@ fn main() -> ExitCode {
             ExitCode::from(if unreachable { 3 } else { 2 })
         }
     }
+}
+
+/// A closed stdout (`cortex session list | head`) ends the command quietly
+/// with success, as in git. `println!` panics on a broken pipe; that one
+/// panic becomes a quiet exit. (SIGPIPE stays ignored: a codex child that
+/// dies must not take Cortex with it.)
+fn quiet_on_a_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

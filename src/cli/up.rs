@@ -57,11 +57,18 @@ pub(crate) fn run(args: UpArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
 
 /// Serves Core (and, with `with_node`, the local node) until Ctrl-C or SIGTERM.
 pub(crate) fn serve(args: &ServeArgs, ctx: &Ctx, with_node: bool) -> anyhow::Result<Exit> {
+    let mut lock = lock_data_dir(&ctx.data)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let state = CoreState::open(args.config(ctx))?;
         let panel = crate::web::Panel::new(!args.bind.ip().is_loopback());
         let server = crate::core::serve(state.clone(), crate::web::router(state.clone(), panel.clone())).await?;
+        // Who holds the lock, for the next one that tries.
+        {
+            use std::io::{Seek, Write};
+            let _ = lock.set_len(0).and_then(|()| lock.rewind());
+            let _ = writeln!(lock, "pid {} at {}", std::process::id(), server.url);
+        }
         if !args.bind.ip().is_loopback() {
             eprintln!(
                 "warning: Core listens on {}, beyond this machine: anyone who can reach it and has the token can drive agents",
@@ -119,5 +126,36 @@ pub(crate) async fn shutdown_signal() {
                 None => std::future::pending::<()>().await,
             }
         } => {}
+    }
+}
+
+/// One Core per data dir: an OS lock on `core.lock`, held while Core runs
+/// and released by the kernel when the process ends, crash included. A
+/// second `cortex up` or `cortex core` on the same data dir refuses, naming
+/// the one that runs.
+fn lock_data_dir(data: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    fs_err::create_dir_all(data)?;
+    let path = data.join("core.lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open `{}`", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            let holder = if holder.is_empty() { "starting up".to_string() } else { holder.to_string() };
+            anyhow::bail!(
+                "a Cortex Core already runs on the data dir `{}` ({holder}); stop it first, or give this one its own with --data",
+                data.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock `{}`", path.display()))
+        }
     }
 }

@@ -358,6 +358,11 @@ impl CoreState {
         if let Some((what, name)) = name {
             crate::protocol::check_name(what, name).map_err(ApiFailure::bad_request)?;
         }
+        if let CommandKind::SendTurn { prompt, .. } | CommandKind::SteerSession { text: prompt, .. } = &command.kind
+            && prompt.trim().is_empty()
+        {
+            return Err(ApiFailure::bad_request("the prompt is empty: say what the agent should do next"));
+        }
         let existing = lock(&self.registry).command(&command.id).map_err(ApiFailure::internal)?;
         if let Some(record) = existing {
             return match record.outcome {

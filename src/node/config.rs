@@ -65,7 +65,8 @@ impl RepoConfig {
             Err(source) => return Err(Error::Io { context: format!("cannot read `{}`", path.display()), source }),
         };
         let config: RepoConfig = toml::from_str(&text)
-            .map_err(|error| Error::Config { path: path.clone(), detail: error.message().to_string() })?;
+            // The whole message: it names the line, the column and the key.
+            .map_err(|error| Error::Config { path: path.clone(), detail: error.to_string().trim().to_string() })?;
         for check in &config.checks {
             let valid = !check.name.is_empty()
                 && check.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))

@@ -66,17 +66,20 @@ pub fn load_identity(data_dir: &Path) -> Result<Option<Identity>> {
     }
 }
 
+/// Writes the credential (0600) beside `node.toml` and renames it into
+/// place: a crash or a reader never sees a half-written credential.
 pub fn save_identity(data_dir: &Path, identity: &Identity) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let path = identity_path(data_dir);
     let io = |source| Error::Io { context: format!("cannot write `{}`", path.display()), source };
     fs_err::create_dir_all(data_dir).map_err(io)?;
     let text = toml::to_string(identity).expect("holds because identities are plain TOML");
-    let mut file =
-        std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&path).map_err(io)?;
+    // tempfile creates it 0600, under a random name, exclusively.
+    let mut file = tempfile::Builder::new().prefix(".node.toml.").tempfile_in(data_dir).map_err(io)?;
     file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)
+    file.as_file().sync_all().map_err(io)?;
+    file.persist(&path).map_err(|error| io(error.error))?;
+    Ok(())
 }
 
 /// Events not yet acknowledged by Core, per session.

@@ -54,14 +54,11 @@ impl ProviderSpec {
     /// step, the repository's `[codex]` table), so bad input is refused
     /// before anything is written.
     pub fn check(&self, workdir: &std::path::Path) -> Result<()> {
-        match self {
-            Self::Fake { script: Some(text), script_name } => {
-                Script::parse(text, script_name).map_err(provider::Error::from)?;
-            }
-            Self::Fake { script: None, .. } => {}
-            Self::Codex | Self::CodexExec => {
-                RepoConfig::load(workdir)?;
-            }
+        // The repository's config, for every provider: a typo (`[[check]]`)
+        // must not silently turn checks off.
+        RepoConfig::load(workdir)?;
+        if let Self::Fake { script: Some(text), script_name } = self {
+            Script::parse(text, script_name).map_err(provider::Error::from)?;
         }
         Ok(())
     }
@@ -319,6 +316,8 @@ impl Node {
             drop(writer);
             return self.prepare_send(&store.for_session(session)?, session, prompt);
         }
+        // A config typo is refused before the turn writes anything.
+        RepoConfig::load(store.workdir())?;
         // Holding the lock, a session that looks mid-turn has a dead writer.
         writer.recover_in_place()?;
         let state = writer.meta().state;
@@ -380,8 +379,12 @@ impl Node {
         Ok(ran)
     }
 
-    /// Moves a session that is not mid-turn to `stopped`.
+    /// Moves a session that is not mid-turn to `stopped`; one that is
+    /// stopped already stays so (a stop is idempotent).
     pub fn stop_idle(&self, store: &Store, session: &SessionId, observer: &mut dyn Observer) -> Result<SessionState> {
+        if store.read_session(session).is_ok_and(|view| view.meta.state == SessionState::Stopped) {
+            return Ok(SessionState::Stopped);
+        }
         self.settle(store, session, SessionState::Stopped, "stopped by request", observer)
     }
 

@@ -94,3 +94,22 @@ fn checks_run_through_core_too() {
     });
     assert!(show.is_some(), "the manual check never reached Core");
 }
+
+/// Issue 11: `[[check]]` for `[[checks]]` silently turned checks off
+/// (`"checks": []`, exit 0). Now the config is refused before anything is
+/// written, naming the file, the line and the key.
+#[test]
+fn a_config_typo_is_refused_before_anything_is_written() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(
+        env.repo.join(".cortex/config.toml"),
+        "idle_limit_secs = 60\n\n[[check]]\nname = \"tests\"\ncommand = \"true\"\n",
+    )
+    .unwrap();
+    let run = env.cortex(["session", "start", "hello", "--json"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains(".cortex/config.toml"), "{}", run.stderr);
+    assert!(run.stderr.contains("line 3") && run.stderr.contains("check"), "{}", run.stderr);
+    assert!(env.session_refs(&env.repo).is_empty(), "nothing was written");
+}

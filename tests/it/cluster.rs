@@ -618,3 +618,27 @@ fn a_command_resent_after_restarts_is_answered_not_run_again() {
     let prompts = log.as_array().unwrap().iter().filter(|event| event["kind"] == "user_message").count();
     assert_eq!(prompts, 2, "two turns, not three: {log}");
 }
+
+/// Issue 11: a second `cortex up` on the same data dir started on another
+/// port and, when it exited, deleted `core.url` under the first.
+#[test]
+fn a_second_core_on_the_same_data_dir_refuses_and_names_the_first() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let second = env
+        .cortex_command(env.root.path())
+        .env("CORTEX_HOME", &env.cortex_home)
+        .args(["core", "--bind", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("already runs") && stderr.contains(&core.url), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(env.cortex_home.join("core.url")).unwrap().trim(),
+        core.url,
+        "core.url is the first's"
+    );
+    let listed = env.cortex_at(&core, &env.repo, ["node", "list", "--json"]);
+    assert_eq!(listed.code, 0, "the first Core still answers: {}", listed.stderr);
+}

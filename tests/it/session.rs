@@ -376,3 +376,39 @@ fn escape_sequences_from_an_agent_are_shown_not_obeyed() {
         assert!(shown.contains("^[[2Jcleared"), "{shown}");
     }
 }
+
+/// Issue 11's small ones: an empty prompt is refused, a stop of a stopped
+/// session is a success that says so, a closed stdout is a quiet exit.
+#[test]
+fn empty_prompts_repeated_stops_and_closed_pipes_behave() {
+    let env = TestEnv::new();
+    let id = env.start("first", &env.script("s.toml", ""));
+    let empty = env.cortex(["session", "send", &id, "  "]);
+    assert_eq!(empty.code, 2, "{}", empty.stderr);
+    assert!(empty.stderr.contains("the prompt is empty"), "{}", empty.stderr);
+    let turns = env.cortex_ok(["session", "show", &id, "--json"]).json()["session"]["turns"].clone();
+    assert_eq!(turns, 1, "nothing was sent");
+
+    env.cortex_ok(["session", "stop", &id]);
+    let again = env.cortex(["session", "stop", &id]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("already stopped"), "{}", again.stderr);
+
+    for _ in 0..3 {
+        env.start("more", &env.script("s.toml", ""));
+    }
+    for args in [vec!["session", "list", "--json"], vec!["session", "list"], vec!["session", "log", &id]] {
+        let mut child = env
+            .cortex_command(&env.repo)
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // `| head -0`: the reader is gone
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe") && !stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

@@ -32,6 +32,9 @@ pub(crate) struct SendArgs {
 }
 
 pub(crate) fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
+    if args.prompt.trim().is_empty() {
+        anyhow::bail!("the prompt is empty: say what the agent should do next (nothing was sent)");
+    }
     let client = match Target::find_or_local(&ctx.data, ctx.core.as_deref()) {
         Target::Remote(client) => client,
         Target::Local => {

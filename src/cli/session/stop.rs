@@ -21,6 +21,11 @@ pub(crate) struct StopArgs {
 pub(crate) fn run(args: StopArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let backend = Backend::open(ctx)?;
     let (session, _) = backend.session(&args.id)?;
+    // Stopping a stopped session is done already: say so, succeed.
+    if session.state == crate::protocol::SessionState::Stopped {
+        eprintln!("Session {} was already stopped.", session.id);
+        return Ok(Exit::Ok);
+    }
     match &backend {
         Backend::Remote(client) => {
             let answer = client.command(CommandKind::StopSession { session_id: session.id.clone() }, None)?;

@@ -197,8 +197,7 @@ impl SessionWriter {
                     detail: format!("seq {} given where {expected} was due", event.seq),
                 });
             }
-            self.redactor.redact(event);
-            let line = serde_json::to_string(event).expect("holds because events serialize to JSON");
+            let line = self.redactor.redact_to_line(event);
             records.push((event.seq, event.turn, line));
         }
         let spooled: Vec<_> = records.iter().map(|(_, _, line)| SpoolRecord::Event(line.clone())).collect();

@@ -106,15 +106,21 @@ impl Store {
             });
         }
         let tree = parse_oid(&git::run(&self.workdir, ["write-tree"], &envs)?)?;
-        let tree = self.redact_tree(known_clean, tree, &envs)?;
-        self.adopt(tree, quarantine.path(), &objects, &envs)?;
+        let (tree, replaced) = self.redact_tree(known_clean, tree, &envs)?;
+        self.adopt(tree, quarantine.path(), &objects, &replaced)?;
         Ok(Snapshot { tree, skipped })
     }
 
     /// Replaces, in the private index, every file that differs from
     /// `known_clean` by its redacted bytes written to the repository;
-    /// returns the tree written from that index.
-    fn redact_tree(&self, known_clean: ObjectId, tree: ObjectId, envs: &[(&str, &OsStr)]) -> Result<ObjectId> {
+    /// returns the tree written from that index, and the blobs replaced
+    /// (which must never leave the quarantine).
+    fn redact_tree(
+        &self,
+        known_clean: ObjectId,
+        tree: ObjectId,
+        envs: &[(&str, &OsStr)],
+    ) -> Result<(ObjectId, std::collections::HashSet<String>)> {
         let raw = git::run(
             &self.workdir,
             ["diff-tree", "-r", "-z", "--no-renames", &known_clean.to_string(), &tree.to_string()],
@@ -134,8 +140,9 @@ impl Store {
             }
             changed.push((new_mode.to_string(), new_oid.to_string(), String::from_utf8_lossy(path).into_owned()));
         }
+        let mut replaced = std::collections::HashSet::new();
         if changed.is_empty() {
-            return Ok(tree);
+            return Ok((tree, replaced));
         }
         let request: String = changed.iter().map(|(_, oid, _)| format!("{oid}\n")).collect();
         let answer = git::run_with_input(&self.workdir, ["cat-file", "--batch"], envs, request.into_bytes())?;
@@ -159,36 +166,46 @@ impl Store {
                 let new_oid = self.repo.write_blob(redacted).git(|| "cannot write a blob".into())?.detach();
                 updates.extend_from_slice(format!("{mode} {new_oid}\t{path}").as_bytes());
                 updates.push(0);
-            } else {
-                let _ = oid;
+                replaced.insert(oid.clone());
             }
         }
         if updates.is_empty() {
-            return Ok(tree);
+            return Ok((tree, replaced));
         }
         git::run_with_input(&self.workdir, ["update-index", "-z", "--index-info"], envs, updates)?;
-        parse_oid(&git::run(&self.workdir, ["write-tree"], envs)?)
+        Ok((parse_oid(&git::run(&self.workdir, ["write-tree"], envs)?)?, replaced))
     }
 
-    /// Moves the objects `tree` reaches from the quarantine into the
-    /// repository; what it does not reach (the unredacted blobs) is left
-    /// to be deleted with the quarantine.
-    fn adopt(&self, tree: ObjectId, quarantine: &Path, objects: &Path, envs: &[(&str, &OsStr)]) -> Result<()> {
-        let listing = git::run(&self.workdir, ["ls-tree", "-r", "-t", "-z", "--object-only", &tree.to_string()], envs)?;
-        let reached = std::iter::once(tree.to_string())
-            .chain(listing.split(|byte| *byte == 0).map(|oid| String::from_utf8_lossy(oid).into_owned()))
-            .filter(|oid| oid.len() >= 40);
-        for oid in reached {
-            let (dir, file) = oid.split_at(2);
-            let source = quarantine.join(dir).join(file);
-            if !source.exists() {
+    /// Moves the objects git wrote into the quarantine (the new blobs and
+    /// trees of this snapshot) into the repository, all but the `replaced`
+    /// unredacted blobs, which are deleted with the quarantine. Packs git may
+    /// have written for huge files are left there too: such files are never
+    /// scanned, so they are never in a snapshot.
+    fn adopt(
+        &self,
+        tree: ObjectId,
+        quarantine: &Path,
+        objects: &Path,
+        replaced: &std::collections::HashSet<String>,
+    ) -> Result<()> {
+        let folders = fs_err::read_dir(quarantine).io(|| "cannot list the quarantine".into())?;
+        for folder in folders.flatten() {
+            let prefix = folder.file_name().to_string_lossy().into_owned();
+            if prefix.len() != 2 || !folder.path().is_dir() {
                 continue;
             }
-            let target_dir = objects.join(dir);
-            fs_err::create_dir_all(&target_dir).io(|| "cannot create an object folder".into())?;
-            let target = target_dir.join(file);
-            if !target.exists() {
-                fs_err::rename(&source, &target).io(|| format!("cannot move object {oid} into the repository"))?;
+            for object in fs_err::read_dir(folder.path()).io(|| "cannot list the quarantine".into())?.flatten() {
+                let rest = object.file_name().to_string_lossy().into_owned();
+                if replaced.contains(&format!("{prefix}{rest}")) {
+                    continue;
+                }
+                let target_dir = objects.join(&prefix);
+                fs_err::create_dir_all(&target_dir).io(|| "cannot create an object folder".into())?;
+                let target = target_dir.join(&rest);
+                if !target.exists() {
+                    fs_err::rename(object.path(), &target)
+                        .io(|| format!("cannot move object {prefix}{rest} into the repository"))?;
+                }
             }
         }
         // Proof that the snapshot is whole without the quarantine.

@@ -35,6 +35,24 @@ impl EventRedactor {
     /// Redacts `event` in place: its streamed text with the state of its
     /// stream, then every string in it.
     pub fn redact(&mut self, event: &mut Event) {
+        self.redact_streams(event);
+        redact_strings(event);
+    }
+
+    /// [`Self::redact`], returning the event's JSON line too (the store's
+    /// hot path: one serialization, and the per-string pass only for the
+    /// few events whose line holds something the rules match).
+    pub fn redact_to_line(&mut self, event: &mut Event) -> String {
+        self.redact_streams(event);
+        let line = serde_json::to_string(&*event).expect("holds because events serialize to JSON");
+        if let std::borrow::Cow::Borrowed(_) = redact_str(&line) {
+            return line;
+        }
+        redact_strings(event);
+        serde_json::to_string(&*event).expect("holds because events serialize to JSON")
+    }
+
+    fn redact_streams(&mut self, event: &mut Event) {
         match &mut event.kind {
             EventKind::CommandOutput { command_id, text, .. } => {
                 let key = format!("cmd:{command_id}");
@@ -49,7 +67,6 @@ impl EventRedactor {
             }
             _ => {}
         }
-        redact_strings(event);
     }
 
     /// A provider's raw line, redacted; while a key block is open on the
@@ -57,7 +74,7 @@ impl EventRedactor {
     /// re-normalising, and a redacted raw line stays valid JSON).
     pub fn redact_raw(&mut self, line: &str) -> String {
         let inside = self.open.contains("raw");
-        let redacted = self.stream("raw".into(), line);
+        let redacted = redact_str(&self.stream("raw".into(), line)).into_owned();
         if inside && redacted == REDACTED {
             return format!(r#"{{"cortex":"{REDACTED}"}}"#);
         }
@@ -68,6 +85,10 @@ impl EventRedactor {
     /// and including the block's end; a block that starts here and does not
     /// end here leaves the stream open.
     fn stream(&mut self, key: String, text: &str) -> String {
+        if self.open.is_empty() && !text.contains("-----BEGIN") {
+            // Nothing streams a key now: every string is redacted below.
+            return text.to_string();
+        }
         let mut rest = text;
         let mut out = String::new();
         if self.open.contains(&key) {

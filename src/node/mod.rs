@@ -14,6 +14,7 @@ mod git;
 mod ledger;
 mod provenance;
 mod runner;
+mod spec;
 pub mod terminals;
 mod workspaces;
 

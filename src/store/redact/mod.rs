@@ -67,6 +67,9 @@ pub(crate) struct Rule {
 pub(crate) struct RuleSet {
     pub(crate) rules: Vec<Rule>,
     allow: Vec<Regex>,
+    /// Every rule's pattern in one automaton: one pass over clean text (the
+    /// common case) says that no rule can match.
+    any: regex::bytes::RegexSet,
 }
 
 fn compile(pattern: &str, id: &str) -> Regex {
@@ -79,7 +82,12 @@ fn compile(pattern: &str, id: &str) -> Regex {
 pub(crate) static RULES: LazyLock<RuleSet> = LazyLock::new(|| {
     let file: RuleFile = toml::from_str(RULES_TOML).expect("holds because rules.toml is fixed and tested");
     let allow = file.allowlist.regexes.iter().map(|pattern| compile(pattern, "allowlist")).collect();
-    let rules = file
+    let any = regex::bytes::RegexSetBuilder::new(file.rules.iter().map(|rule| rule.regex.as_str()))
+        .size_limit(64 * 1024 * 1024)
+        .dfa_size_limit(64 * 1024 * 1024)
+        .build()
+        .expect("holds because every rule compiles (a test checks)");
+    let rules: Vec<Rule> = file
         .rules
         .into_iter()
         .map(|spec| Rule {
@@ -94,7 +102,7 @@ pub(crate) static RULES: LazyLock<RuleSet> = LazyLock::new(|| {
             id: spec.id,
         })
         .collect();
-    RuleSet { rules, allow }
+    RuleSet { rules, allow, any }
 });
 
 /// Shannon entropy of `bytes`, in bits per byte.
@@ -136,9 +144,19 @@ impl Rule {
 /// borrowing when there was nothing to replace.
 pub fn redact(bytes: &[u8]) -> Cow<'_, [u8]> {
     let set = &*RULES;
+    let matching = set.any.matches(bytes);
+    if !matching.matched_any() {
+        return Cow::Borrowed(bytes);
+    }
     let lowered = bytes.to_ascii_lowercase();
     let mut text = Cow::Borrowed(bytes);
-    for rule in set.rules.iter().filter(|rule| rule.may_match(&lowered)) {
+    // Rules in their order (a later one may match what an earlier left);
+    // a rule the set did not match can only match text an earlier rule
+    // rewrote, which its keywords still say.
+    for (idx, rule) in set.rules.iter().enumerate() {
+        if !(matching.matched(idx) || (matches!(text, Cow::Owned(_)) && rule.may_match(&lowered))) {
+            continue;
+        }
         let spans = rule.spans(&text, &set.allow);
         if spans.is_empty() {
             continue;

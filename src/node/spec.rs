@@ -1,0 +1,89 @@
+//! Which agent a session runs and how it is built: the provider's spec as
+//! a command carries it, checked completely before anything is written,
+//! and the live provider built from a session's meta and kept script.
+
+use std::path::PathBuf;
+
+use super::config::RepoConfig;
+use super::{Error, Result};
+use crate::protocol::SessionId;
+use crate::provider::codex::CodexProvider;
+use crate::provider::codex_exec::CodexExecProvider;
+use crate::provider::fake::{FakeProvider, Script};
+use crate::provider::{self, Provider};
+use crate::store::{Meta, Store};
+
+/// Which agent runs the session, with its options.
+#[derive(Clone, Debug)]
+pub enum ProviderSpec {
+    /// The scripted agent; `script` is the script's text, `script_name` names
+    /// it in errors.
+    Fake { script: Option<String>, script_name: String },
+    /// Codex as a live `codex app-server`, configured by `[codex]` in the
+    /// repository's `.cortex/config.toml`.
+    Codex,
+    /// The same over `codex exec --json`, one process per turn.
+    CodexExec,
+}
+
+impl ProviderSpec {
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Self::Fake { .. } => "fake",
+            Self::Codex => "codex",
+            Self::CodexExec => "codex-exec",
+        }
+    }
+
+    /// The spec for a provider by name, as commands carry it.
+    pub fn named(name: &str, script: Option<String>) -> Option<ProviderSpec> {
+        match name {
+            "fake" => Some(ProviderSpec::Fake { script, script_name: "the script".into() }),
+            "codex" => Some(ProviderSpec::Codex),
+            "codex-exec" => Some(ProviderSpec::CodexExec),
+            _ => None,
+        }
+    }
+
+    /// Checks the provider's configuration completely (a script's every
+    /// step, the repository's `[codex]` table), so bad input is refused
+    /// before anything is written.
+    pub fn check(&self, workdir: &std::path::Path) -> Result<()> {
+        // The repository's config, for every provider: a typo (`[[check]]`)
+        // must not silently turn checks off.
+        RepoConfig::load(workdir)?;
+        if let Self::Fake { script: Some(text), script_name } = self {
+            Script::parse(text, script_name).map_err(provider::Error::from)?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds a session's provider: the fake from its kept script, codex from
+/// the repository's config and the session's thread.
+pub(super) fn build_provider(store: &Store, meta: &Meta) -> Result<Box<dyn Provider>> {
+    match meta.provider.as_str() {
+        "fake" => {
+            let path = script_path(store, &meta.id);
+            let script =
+                if path.exists() { Script::load(&path).map_err(provider::Error::from)? } else { Script::default() };
+            Ok(Box::new(FakeProvider::new(script)))
+        }
+        "codex" => {
+            let config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();
+            let log = store.private_dir().join("codex").join(format!("{}.log", meta.id));
+            Ok(Box::new(CodexProvider::new(config, meta.resume_ref.clone(), log)))
+        }
+        "codex-exec" => {
+            let config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();
+            let log = store.private_dir().join("codex").join(format!("{}.log", meta.id));
+            Ok(Box::new(CodexExecProvider::new(config, meta.resume_ref.clone(), log)))
+        }
+        other => Err(Error::UnknownProvider { session: meta.id.clone(), provider: other.to_string() }),
+    }
+}
+
+/// Where a fake session keeps its (redacted) script.
+pub(super) fn script_path(store: &Store, session: &SessionId) -> PathBuf {
+    store.private_dir().join("scripts").join(format!("{session}.toml"))
+}

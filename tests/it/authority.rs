@@ -4,26 +4,11 @@
 //! command Core sent elsewhere are all refused, recorded as the rogue's
 //! warning, and change nothing.
 
-use std::time::Duration;
-
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::TestEnv;
-use crate::support::cluster::{Http, free_port, wait_state};
-
-async fn next_json<S>(socket: &mut S) -> serde_json::Value
-where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(text.as_str()).unwrap(),
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("no frame from Core: {other:?}"),
-        }
-    }
-}
+use crate::support::cluster::{Http, free_port, next_json, wait_state};
 
 #[test]
 fn a_rogue_node_cannot_take_over_another_nodes_workspace_sessions_or_commands() {

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::cluster::{Http, free_port, state_of, wait_node_status, wait_state};
+use crate::support::cluster::{Http, free_port, next_json, state_of, wait_node_status, wait_state};
 use crate::support::{TestEnv, assert_gapless, wait_for};
 
 #[test]
@@ -325,19 +325,6 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_string())
         .unwrap_or_else(|_| "local".into())
-}
-
-async fn next_json<S>(socket: &mut S) -> serde_json::Value
-where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(text.as_str()).unwrap(),
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("no frame from Core: {other:?}"),
-        }
-    }
 }
 
 fn signal(process: &std::process::Child, signal: &str) {

@@ -98,16 +98,9 @@ fn history_of(body: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The prompt of this turn: the last one the model was sent.
 fn prompt_of(body: &Value) -> String {
-    let items = body["input"].as_array().cloned().unwrap_or_default();
-    items
-        .iter()
-        .rev()
-        .filter(|item| item["type"] == "message" && item["role"] == "user")
-        .flat_map(|item| item["content"].as_array().cloned().unwrap_or_default())
-        .filter_map(|content| content["text"].as_str().map(str::to_string))
-        .find(|text| !text.starts_with('<'))
-        .unwrap_or_default()
+    history_of(body).pop().unwrap_or_default()
 }
 
 async fn respond(Json(body): Json<Value>) -> Response {

@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
 use super::{Background, Run, TestEnv, wait_for};
 
 /// Heartbeat, stale and offline windows the test cluster runs with.
@@ -219,4 +222,18 @@ pub fn wait_node_status(env: &TestEnv, core: &CoreProcess, name: &str, status: &
         nodes.as_array()?.iter().any(|node| node["name"] == name && node["status"] == status).then_some(())
     });
     assert!(seen.is_some(), "node {name} never became {status}");
+}
+
+/// The next text frame from a WebSocket, as JSON (10 s at most).
+pub async fn next_json<S>(socket: &mut S) -> serde_json::Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(text.as_str()).unwrap(),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no frame from Core: {other:?}"),
+        }
+    }
 }

@@ -69,9 +69,6 @@ pub struct CoreState {
     pub(crate) config: ServeConfig,
     pub(crate) admin_token: String,
     pub(crate) index: Mutex<Index>,
-    /// A read-only connection to the same index: history pages, search and
-    /// event queries read here, so they never wait for a commit.
-    pub(crate) reader: Mutex<Index>,
     pub(crate) registry: Mutex<Registry>,
     pub(crate) links: Mutex<HashMap<String, Link>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<CommandOutcome>>>>,
@@ -108,12 +105,10 @@ impl CoreState {
             registry.bind(workspace.id.as_str(), &workspace.node)?;
         }
         let (events, _) = broadcast::channel(4096);
-        let reader = Index::open_reader(index.path())?;
         Ok(Arc::new(CoreState {
             config,
             admin_token,
             index: Mutex::new(index),
-            reader: Mutex::new(reader),
             registry: Mutex::new(registry),
             links: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
@@ -172,31 +167,31 @@ impl CoreState {
     }
 
     pub fn events(&self, session: &SessionId, after: u64) -> Result<Vec<Event>> {
-        Ok(lock(&self.reader).events(session, after)?)
+        Ok(lock(&self.index).events(session, after)?)
     }
 
     /// At most `limit` events after `after`.
     pub fn events_page(&self, session: &SessionId, after: u64, limit: usize) -> Result<Vec<Event>> {
-        Ok(lock(&self.reader).events_page(session, after, limit)?)
+        Ok(lock(&self.index).events_page(session, after, limit)?)
     }
 
     /// At most `limit` events of one turn.
     pub fn turn_events(&self, session: &SessionId, turn: u32, limit: usize) -> Result<Vec<Event>> {
-        Ok(lock(&self.reader).turn_events(session, turn, limit)?)
+        Ok(lock(&self.index).turn_events(session, turn, limit)?)
     }
 
     /// The last `limit` events and how many came before them.
     pub fn tail_events(&self, session: &SessionId, limit: usize) -> Result<(Vec<Event>, u64)> {
-        Ok(lock(&self.reader).tail_events(session, limit)?)
+        Ok(lock(&self.index).tail_events(session, limit)?)
     }
 
     pub fn approval_events(&self, session: &SessionId) -> Result<Vec<Event>> {
-        Ok(lock(&self.reader).approval_events(session)?)
+        Ok(lock(&self.index).approval_events(session)?)
     }
 
     /// A session's events of one kind (`diff_captured`, say), in order.
     pub fn events_of_kind(&self, session: &SessionId, kind: &str) -> Result<Vec<Event>> {
-        Ok(lock(&self.reader).events_of_kind(session, kind)?)
+        Ok(lock(&self.index).events_of_kind(session, kind)?)
     }
 
     /// The credential of the node embedded in `cortex up`: the one given if
@@ -251,7 +246,7 @@ impl CoreState {
     }
 
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<crate::protocol::SearchHit>> {
-        Ok(lock(&self.reader).search(query, limit)?)
+        Ok(lock(&self.index).search(query, limit)?)
     }
 
     /// A one-time enrollment token, valid for an hour.
@@ -1015,7 +1010,7 @@ async fn get_session_events(
         .is_some_and(|accept| accept.contains("text/event-stream"));
     if !wants_stream {
         let limit = query.limit.unwrap_or(EVENTS_PAGE_MAX).clamp(1, EVENTS_PAGE_MAX);
-        return match lock(&state.reader).events_page(&session.id, after, limit) {
+        return match lock(&state.index).events_page(&session.id, after, limit) {
             Ok(events) => Json(events).into_response(),
             Err(error) => ApiFailure::internal(error).into_response(),
         };
@@ -1039,7 +1034,7 @@ impl Follow {
     /// Reads the next page of history after the last event given (or
     /// queued), unless history is known to be caught up with.
     fn refill(&mut self) {
-        match lock(&self.state.reader).events_page(&self.session, self.last, FOLLOW_PAGE) {
+        match lock(&self.state.index).events_page(&self.session, self.last, FOLLOW_PAGE) {
             Ok(events) => {
                 self.caught_up = events.len() < FOLLOW_PAGE;
                 self.backlog.extend(events);
@@ -1177,10 +1172,9 @@ async fn post_rebuild(State(state): State<Arc<CoreState>>) -> Response {
     let path = super::Core::index_path(&state.config.data_dir);
     let fresh = {
         let mut index = lock(&state.index);
-        match Index::reset(&path).and_then(|fresh| Ok((Index::open_reader(&path)?, fresh))) {
-            Ok((reader, fresh)) => {
+        match Index::reset(&path) {
+            Ok(fresh) => {
                 *index = fresh;
-                *lock(&state.reader) = reader;
                 Ok(())
             }
             Err(error) => Err(error),

@@ -89,19 +89,6 @@ impl Index {
         Ok(index)
     }
 
-    /// A second connection to an index another one opened, for reading
-    /// only: with WAL, a long read on it never waits for, nor holds up, the
-    /// writer (Core serves history, search and pages from one).
-    pub fn open_reader(path: &Path) -> Result<Index> {
-        let conn = rusqlite::Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sql_err(path, "cannot open for reading"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql_err(path, "cannot set the busy timeout"))?;
-        Ok(Index { conn, path: path.to_path_buf() })
-    }
-
     fn connect(path: &Path) -> Result<Connection> {
         let wrap = |context: &str| {
             let path = path.to_path_buf();

@@ -72,6 +72,10 @@ fn soak(args: &[&str]) -> anyhow::Result<()> {
             format!("{} / {} / {}", kills["core"].as_u64().unwrap_or(0), kills["node"].as_u64().unwrap_or(0), kills["agent"].as_u64().unwrap_or(0)),
         ),
         row("invariants after every kill and at the end", "held (no lost or duplicated event: store = index = API; no busy session without a writer; `git fsck --strict` clean; `index rebuild` identical)".into()),
+        row(
+            "sessions whose store a node recovered only at its next connection (after the last check)",
+            report["late_recoveries"].to_string(),
+        ),
         row("duration", format!("{} s", report["seconds"])),
     ];
     bench::publish("soak", &rows)

@@ -88,20 +88,55 @@ pub trait Provider: Send {
     }
 }
 
+/// The longest line a provider's output may have: a longer one (an agent
+/// printing hundreds of megabytes without a newline) is read and dropped,
+/// never held whole.
+const MAX_PROVIDER_LINE: u64 = 16 << 20;
+
 /// Lines of a child's output on a channel, read on a thread of their own,
 /// so a provider can wait for them with a timeout (and notice a cancel).
+/// Bytes that are not UTF-8 are replaced, not fatal.
 pub(crate) fn line_reader(output: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
-    use std::io::BufRead;
     let (sender, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(output).lines() {
-            let Ok(line) = line else { break };
+        let mut reader = std::io::BufReader::new(output);
+        while let Some(line) = next_line(&mut reader) {
             if sender.send(line).is_err() {
                 break;
             }
         }
     });
     lines
+}
+
+/// The next line of `reader` without its line ending, skipping lines over
+/// [`MAX_PROVIDER_LINE`]; `None` at the end.
+fn next_line(reader: &mut impl std::io::BufRead) -> Option<String> {
+    use std::io::{BufRead as _, Read as _};
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.by_ref().take(MAX_PROVIDER_LINE).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        if line.ends_with(b"\n") || (line.len() as u64) < MAX_PROVIDER_LINE {
+            break;
+        }
+        tracing::warn!(max = MAX_PROVIDER_LINE, "a provider printed a line longer than Cortex reads; it was dropped");
+        // The rest of the oversized line, a bounded piece at a time.
+        loop {
+            line.clear();
+            match reader.by_ref().take(MAX_PROVIDER_LINE).read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) if line.ends_with(b"\n") => break,
+                Ok(_) => {}
+            }
+        }
+    }
+    let text = line.strip_suffix(b"\n").unwrap_or(&line);
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    Some(String::from_utf8_lossy(text).into_owned())
 }
 
 /// SIGINT, SIGTERM, then SIGKILL to the child's process group (it was
@@ -119,4 +154,17 @@ pub(crate) fn kill_ladder(child: &mut std::process::Child) {
         }
     }
     let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_endless_line_is_dropped_and_the_next_one_read() {
+        let mut input = vec![b'x'; (super::MAX_PROVIDER_LINE as usize) * 2 + 5];
+        input.extend_from_slice(b"\n{\"ok\":true}\r\nlast \xff");
+        let mut reader = std::io::BufReader::new(std::io::Cursor::new(input));
+        assert_eq!(super::next_line(&mut reader).as_deref(), Some("{\"ok\":true}"));
+        assert_eq!(super::next_line(&mut reader).as_deref(), Some("last \u{fffd}"));
+        assert_eq!(super::next_line(&mut reader), None);
+    }
 }

@@ -592,6 +592,8 @@ fn expire_idle(runtime: &Arc<Runtime>) {
 struct Policy {
     runtime: Arc<Runtime>,
     auto_approve: bool,
+    /// Nobody will answer: deny at once, as the in-process CLI does.
+    deny_approvals: bool,
     cancel: Cancel,
 }
 
@@ -604,6 +606,9 @@ impl Approver for Policy {
     fn decide(&mut self, session: &SessionId, _prompt: &str) -> (ApprovalDecision, String) {
         if self.auto_approve {
             return (ApprovalDecision::Approved, "auto-approve (--yes)".into());
+        }
+        if self.deny_approvals {
+            return (ApprovalDecision::Denied, "no terminal to ask (pass --yes to approve)".into());
         }
         if lock(&self.runtime.approved_sessions).contains(session) {
             return (ApprovalDecision::Approved, "approved for the session".into());
@@ -691,6 +696,7 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
             prompt,
             title,
             auto_approve,
+            deny_approvals,
             worktree,
         } => {
             let Some(spec) = ProviderSpec::named(&provider, script) else {
@@ -716,7 +722,7 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
             match node.prepare_start(&store, &workspace, request, &mut forward) {
                 Ok(prepared) => {
                     let session_id = prepared.session().clone();
-                    spawn_turn(runtime, prepared, workspace, auto_approve);
+                    spawn_turn(runtime, prepared, workspace, (auto_approve, deny_approvals));
                     ok(serde_json::json!({ "session_id": session_id, "turn": 1 }))
                 }
                 // A command replayed after a restart: the session exists.
@@ -726,7 +732,7 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 Err(error) => failure(&error),
             }
         }
-        CommandKind::SendTurn { session_id, prompt, auto_approve } => {
+        CommandKind::SendTurn { session_id, prompt, auto_approve, deny_approvals } => {
             wait_until_settled(runtime, &session_id);
             let Some((store, workspace)) = find_session(node, &session_id) else {
                 return CommandOutcome::error("not_found", format!("session `{session_id}` is not on this node"));
@@ -734,7 +740,7 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
             match briefly_retried(|| node.prepare_send(&store, &session_id, &prompt)) {
                 Ok(prepared) => {
                     let turn = prepared.meta().turns + 1;
-                    spawn_turn(runtime, prepared, workspace, auto_approve);
+                    spawn_turn(runtime, prepared, workspace, (auto_approve, deny_approvals));
                     ok(serde_json::json!({ "session_id": session_id, "turn": turn }))
                 }
                 Err(error) => failure(&error),
@@ -1267,14 +1273,20 @@ fn briefly_retried<T>(mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
 }
 
 /// Runs a prepared turn on a thread of its own, forwarding its events.
-fn spawn_turn(runtime: &Arc<Runtime>, prepared: super::PreparedTurn, workspace: Workspace, auto_approve: bool) {
+/// `approvals` is `(auto_approve, deny_approvals)` as the command said.
+fn spawn_turn(
+    runtime: &Arc<Runtime>,
+    prepared: super::PreparedTurn,
+    workspace: Workspace,
+    (auto_approve, deny_approvals): (bool, bool),
+) {
     let cancel = Cancel::default();
     let session = prepared.session().clone();
     lock(&runtime.running).insert(session.clone(), cancel.clone());
     let runtime = runtime.clone();
     std::thread::spawn(move || {
         let mut forward = Forward { runtime: runtime.clone(), workspace };
-        let mut policy = Policy { runtime: runtime.clone(), auto_approve, cancel: cancel.clone() };
+        let mut policy = Policy { runtime: runtime.clone(), auto_approve, deny_approvals, cancel: cancel.clone() };
         if let Err(error) = prepared.run(&mut policy, &mut forward, &cancel) {
             tracing::error!(%error, %session, "a turn failed to run; the spool keeps its events for recovery");
         }

@@ -226,6 +226,10 @@ pub enum CommandKind {
         title: Option<String>,
         #[serde(default)]
         auto_approve: bool,
+        /// No person will answer approvals (a CLI with no terminal and no
+        /// `--yes`): deny them at once, with that reason, instead of waiting.
+        #[serde(default)]
+        deny_approvals: bool,
         /// Run in a new git worktree, leaving the main checkout alone.
         #[serde(default)]
         worktree: bool,
@@ -235,6 +239,9 @@ pub enum CommandKind {
         prompt: String,
         #[serde(default)]
         auto_approve: bool,
+        /// As for `start_session`.
+        #[serde(default)]
+        deny_approvals: bool,
     },
     StopSession {
         session_id: SessionId,

@@ -97,7 +97,12 @@ pub(super) async fn post_send(
     let result = if form.prompt.trim().is_empty() {
         Err((StatusCode::UNPROCESSABLE_ENTITY, "Write what the agent should do next.".to_string()))
     } else {
-        let kind = CommandKind::SendTurn { session_id: session_id.clone(), prompt: form.prompt, auto_approve: false };
+        let kind = CommandKind::SendTurn {
+            session_id: session_id.clone(),
+            prompt: form.prompt,
+            auto_approve: false,
+            deny_approvals: false,
+        };
         run(&web, &form.command_id, None, kind).await
     };
     session_answer(&web, &headers, session_id.as_str(), result)
@@ -220,6 +225,7 @@ pub(super) async fn post_start(
         prompt: form.prompt,
         title: (!form.title.trim().is_empty()).then_some(form.title),
         auto_approve: form.auto_approve.is_some(),
+        deny_approvals: false,
         worktree: form.worktree.is_some(),
     };
     match run(&web, &form.command_id, None, kind).await {

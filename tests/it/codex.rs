@@ -96,7 +96,8 @@ fn send_later(
     prompt: &str,
 ) -> std::thread::JoinHandle<std::process::Output> {
     let mut command = env.cortex_command(&env.repo);
-    command.env("CORTEX_HOME", &core.data).args(["session", "send", id, prompt, "--json"]);
+    // A CI job that waits for a person to answer in the panel.
+    command.env("CORTEX_HOME", &core.data).args(["session", "send", id, prompt, "--json", "--wait-for-approval"]);
     std::thread::spawn(move || command.output().unwrap())
 }
 

@@ -412,3 +412,43 @@ fn empty_prompts_repeated_stops_and_closed_pipes_behave() {
         assert!(!stderr.contains("Broken pipe") && !stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// Issue 11, bug 6: with no terminal and no `--yes`, in-process denied the
+/// approval while through Core the same command waited forever. Now both
+/// deny at once, with the same reason, and exit the same way.
+#[test]
+fn approvals_without_a_terminal_are_denied_alike_in_process_and_through_core() {
+    use crate::support::cluster::free_port;
+    let env = TestEnv::new();
+    let script = env.script("a.toml", "[[step]]\napproval = \"deploy?\"\n[[step]]\nmessage = \"after\"\n");
+    let args = ["session", "start", "ship it", "--script", script.to_str().unwrap(), "--json"];
+    let in_process = env.cortex(args);
+    let core = env.start_core("up", &env.path("core-home"), free_port());
+    // Bounded by a watchdog: the old behaviour was to wait forever.
+    let mut child = env
+        .cortex_command(&env.repo)
+        .env("CORTEX_HOME", &core.data)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let finished = crate::support::wait_for(|| child.try_wait().unwrap());
+    if finished.is_none() {
+        let _ = child.kill();
+        panic!("through Core the command waited for an answer nobody could give");
+    }
+    let through_core = crate::support::Run::from(child.wait_with_output().unwrap());
+    for (surface, run) in [("in-process", &in_process), ("through Core", &through_core)] {
+        assert_eq!(run.code, 0, "{surface}: {}", run.stderr);
+        let id = run.json()["session_id"].as_str().unwrap().to_string();
+        let log = match surface {
+            "in-process" => env.cortex(["session", "log", &id, "--json"]).json(),
+            _ => env.cortex_at(&core, &env.repo, ["session", "log", &id, "--json"]).json(),
+        };
+        let resolved = log.as_array().unwrap().iter().find(|event| event["kind"] == "approval_resolved").cloned();
+        let resolved = resolved.unwrap_or_else(|| panic!("{surface}: no answer recorded: {log}"));
+        assert_eq!(resolved["decision"], "denied", "{surface}");
+        assert_eq!(resolved["by"], "no terminal to ask (pass --yes to approve)", "{surface}");
+    }
+}

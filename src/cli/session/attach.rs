@@ -43,7 +43,13 @@ pub(crate) fn attach(client: &Client, session: &SessionId, after: u64, yes: bool
                 if line.trim().is_empty() {
                     continue;
                 }
-                let kind = CommandKind::SendTurn { session_id: session.clone(), prompt: line, auto_approve: yes };
+                // A person is attached: approvals wait for them (the panel).
+                let kind = CommandKind::SendTurn {
+                    session_id: session.clone(),
+                    prompt: line,
+                    auto_approve: yes,
+                    deny_approvals: false,
+                };
                 if let Err(error) = client.command(kind, None) {
                     eprintln!("cortex: not sent: {error:#}");
                 }

@@ -26,6 +26,11 @@ pub(crate) struct SendArgs {
     /// Approve every approval request without asking.
     #[arg(long)]
     yes: bool,
+    /// With no terminal, let approval requests wait for a person (the panel,
+    /// or `cortex session approve|deny`) instead of denying them at once;
+    /// needs a Core.
+    #[arg(long, conflicts_with = "yes")]
+    wait_for_approval: bool,
     /// Print one JSON object (docs/json.md) instead of text.
     #[arg(long)]
     json: bool,
@@ -50,7 +55,15 @@ pub(crate) fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     };
     let (session, _) = client.session(&args.id)?;
     let answer = client.command(
-        CommandKind::SendTurn { session_id: session.id.clone(), prompt: args.prompt, auto_approve: args.yes },
+        CommandKind::SendTurn {
+            session_id: session.id.clone(),
+            prompt: args.prompt,
+            auto_approve: args.yes,
+            // As in-process: with no terminal and no `--yes`, nobody answers.
+            deny_approvals: !args.yes
+                && !args.wait_for_approval
+                && !std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        },
         None,
     )?;
     let turn = answer["turn"].as_u64().unwrap_or(u64::from(session.turns) + 1) as u32;

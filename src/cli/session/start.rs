@@ -48,6 +48,11 @@ pub(crate) struct StartArgs {
     /// Approve every approval request without asking.
     #[arg(long)]
     yes: bool,
+    /// With no terminal, let approval requests wait for a person (the panel,
+    /// or `cortex session approve|deny`) instead of denying them at once;
+    /// needs a Core.
+    #[arg(long, conflicts_with = "yes")]
+    wait_for_approval: bool,
     /// Print one JSON object (docs/json.md) instead of text; the transcript is not shown.
     #[arg(long)]
     json: bool,
@@ -126,6 +131,9 @@ fn run_remote(args: StartArgs, client: &Client, provider: ProviderSpec, prompt: 
             prompt,
             title: args.title,
             auto_approve: args.yes,
+            // Nobody at a terminal and no `--yes`: approvals are denied at
+            // once, as in-process (a detached session waits for the panel).
+            deny_approvals: !args.yes && !args.wait_for_approval && !args.detach && !std::io::stdin().is_terminal(),
             worktree: args.worktree,
         },
         None,

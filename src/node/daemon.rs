@@ -16,19 +16,15 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::config::RepoConfig;
+use super::outbox::Outbox;
 use super::{Approver, Cancel, Error, Node, Observer, ProviderSpec, Result, StartRequest};
 use crate::protocol::{
     ApprovalDecision, Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, Event,
-    EventKind, NodeFrame, PROTOCOL_VERSION, ProviderInfo, Refusal, Resources, SessionId, SessionState, SessionSummary,
-    SessionTip, Workspace, WorkspaceId,
+    EventKind, NodeFrame, PROTOCOL_VERSION, ProviderInfo, Refusal, Resources, SessionId, SessionState, SessionTip,
+    Workspace, WorkspaceId,
 };
 use crate::store::{self, Meta, Store};
 
-/// Events per frame when catching Core up.
-const BATCH: usize = 256;
-/// A batch stops growing past about this many bytes, well under the frame
-/// size Core accepts.
-const BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// Reconnect delays grow from the first to the cap, with jitter.
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -80,87 +76,6 @@ pub fn save_identity(data_dir: &Path, identity: &Identity) -> Result<()> {
     file.as_file().sync_all().map_err(io)?;
     file.persist(&path).map_err(|error| io(error.error))?;
     Ok(())
-}
-
-/// Events not yet acknowledged by Core, per session.
-#[derive(Default)]
-struct Outbox {
-    sessions: BTreeMap<SessionId, Pending>,
-}
-
-struct Pending {
-    summary: SessionSummary,
-    events: BTreeMap<u64, Event>,
-    /// The last seq sent on the current link.
-    sent_upto: u64,
-    /// The last seq Core has committed.
-    acked: u64,
-}
-
-impl Outbox {
-    fn push(&mut self, summary: SessionSummary, event: Event) {
-        // A session new to the outbox goes on from this event: what came
-        // before was acknowledged, or is loaded from the store when Core asks.
-        let pending = self.sessions.entry(summary.id.clone()).or_insert_with(|| Pending {
-            summary: summary.clone(),
-            events: BTreeMap::new(),
-            sent_upto: event.seq - 1,
-            acked: event.seq - 1,
-        });
-        pending.summary = summary;
-        if event.seq > pending.acked {
-            pending.events.insert(event.seq, event);
-        }
-    }
-
-    fn ack(&mut self, session: &SessionId, seq: u64) {
-        if let Some(pending) = self.sessions.get_mut(session) {
-            pending.acked = pending.acked.max(seq);
-            // The entry stays, empty: its watermarks say where the next
-            // event of the session goes on from.
-            pending.events.retain(|event_seq, _| *event_seq > seq);
-        }
-    }
-
-    /// A new link: Core has `acked`; everything after it goes again.
-    fn restart(&mut self, acked: &BTreeMap<SessionId, u64>) {
-        for (id, pending) in &mut self.sessions {
-            pending.acked = acked.get(id).copied().unwrap_or(0);
-            pending.sent_upto = pending.acked;
-            let floor = pending.acked;
-            pending.events.retain(|seq, _| *seq > floor);
-        }
-    }
-
-    /// Whether the outbox can send `session` on from `after` without the store.
-    fn has_from(&self, session: &SessionId, after: u64) -> bool {
-        self.sessions.get(session).is_some_and(|pending| pending.events.contains_key(&(after + 1)))
-    }
-
-    /// The next contiguous runs of unsent events, at most `BATCH` each.
-    fn take_batches(&mut self) -> Vec<(SessionSummary, Vec<Event>)> {
-        let mut batches = Vec::new();
-        for pending in self.sessions.values_mut() {
-            let mut run = Vec::new();
-            let mut bytes = 0;
-            let mut next = pending.sent_upto + 1;
-            while let Some(event) = pending.events.get(&next) {
-                run.push(event.clone());
-                bytes += 256 + event.kind.search_text().map_or(0, str::len);
-                next += 1;
-                if run.len() == BATCH || bytes >= BATCH_BYTES {
-                    bytes = 0;
-                    pending.sent_upto = next - 1;
-                    batches.push((pending.summary.clone(), std::mem::take(&mut run)));
-                }
-            }
-            if !run.is_empty() {
-                pending.sent_upto = next - 1;
-                batches.push((pending.summary.clone(), run));
-            }
-        }
-        batches
-    }
 }
 
 /// State that outlives any one link.

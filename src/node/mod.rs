@@ -12,6 +12,7 @@ pub mod files;
 mod gc;
 mod git;
 mod ledger;
+mod outbox;
 mod provenance;
 mod runner;
 mod spec;

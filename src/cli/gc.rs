@@ -27,7 +27,7 @@ pub(crate) struct GcArgs {
 }
 
 pub(crate) fn run(args: GcArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
-    let node = Node::new(&ctx.data);
+    let node = Node::open(&ctx.data)?;
     node.recover()?;
     let collected = node.gc(Duration::from_secs(args.older_than), &mut Transcript { quiet: true })?;
     if args.json {

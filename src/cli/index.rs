@@ -35,7 +35,7 @@ fn rebuild(ctx: &Ctx) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::Ok);
     }
-    let node = Node::new(&ctx.data);
+    let node = Node::open(&ctx.data)?;
     if let Ok(store) = crate::store::Store::discover(&std::env::current_dir()?) {
         node.bind(&store)?;
     }

@@ -26,7 +26,7 @@ impl Local {
     /// Node and Core on `data`, with crashed sessions recovered and the index
     /// in step with the refs.
     pub(crate) fn open(data: &Path) -> anyhow::Result<Local> {
-        let node = Node::new(data);
+        let node = Node::open(data).context("cannot open this machine's node")?;
         for recovered in node.recover().context("cannot recover crashed sessions")? {
             let what = if recovered.interrupted { ", marked interrupted" } else { "" };
             eprintln!(

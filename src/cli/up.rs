@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use super::Exit;
 use super::backend::Ctx;
 use crate::core::{CoreState, ServeConfig};
-use crate::node::daemon::{self, DaemonConfig, Identity};
+use crate::node::daemon::{self, DaemonConfig};
+use crate::node::identity::Identity;
 
 /// Run Core, its web page and a node for this machine, in one process.
 ///
@@ -104,11 +105,10 @@ async fn run_local_node(
     data: std::path::PathBuf,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let known = daemon::load_identity(&data)?;
-    let name = known.as_ref().map(|identity| identity.name.clone()).unwrap_or_else(crate::node::host_name);
-    let (node_id, secret) = state
-        .local_node(known.as_ref().map(|identity| (identity.node_id.as_str(), identity.secret.as_str())), &name)?;
-    daemon::save_identity(&data, &Identity { node_id, secret, name })?;
+    // The node that ran sessions in-process here is the node Core runs.
+    let known = Identity::load_or_create(&data)?;
+    let (node_id, secret) = state.local_node(Some((&known.node_id, &known.secret)), &known.name)?;
+    Identity { node_id, secret, name: known.name, unconfirmed: false }.save(&data)?;
     let config =
         DaemonConfig { core_url: url, enroll_token: None, data_dir: data, name: None, allowed_roots: Vec::new() };
     daemon::run(config, stopped).await?;

@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 
 use super::server::{CoreState, Link, lock};
 use crate::protocol::{
-    Capabilities, Command, CoreFrame, Credential, NodeFrame, NodeStatus, PROTOCOL_VERSION, Refusal, SessionSummary,
-    Workspace,
+    Capabilities, Command, CoreFrame, Credential, NodeFrame, NodeId, NodeStatus, PROTOCOL_VERSION, Refusal,
+    SessionSummary, Workspace,
 };
 
 /// How long a new link may take to say hello.
@@ -76,7 +76,7 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
             return;
         }
     };
-    let (node_id, secret) = match authenticate(&state, credential) {
+    let (typed_id, secret) = match authenticate(&state, credential) {
         Ok(identity) => identity,
         Err(refusal) => {
             tracing::warn!(?refusal, "refused a node");
@@ -85,6 +85,7 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
             return;
         }
     };
+    let node_id = typed_id.to_string();
     if let Err(error) = accept_hello(&state, &node_id, &capabilities, &workspaces) {
         tracing::error!(%error, "cannot record a node's hello");
         return;
@@ -92,7 +93,7 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
     let acked = lock(&state.index).acked_for_node(&node_id).unwrap_or_default();
     let welcome = CoreFrame::Welcome {
         v: PROTOCOL_VERSION,
-        node_id: node_id.clone(),
+        node_id: typed_id,
         secret,
         acked,
         heartbeat_ms: state.config.heartbeat.as_millis() as u64,
@@ -173,27 +174,31 @@ fn refused(reason: Refusal, message: impl Into<String>) -> CoreFrame {
 }
 
 /// The node's id, and its new secret when this hello enrolled it.
-fn authenticate(state: &CoreState, credential: Credential) -> Result<(String, Option<String>), Box<CoreFrame>> {
+fn authenticate(state: &CoreState, credential: Credential) -> Result<(NodeId, Option<String>), Box<CoreFrame>> {
     let mut registry = lock(&state.registry);
     let internal = |error: super::Error| Box::new(error_frame("internal", error.to_string()));
     match credential {
-        Credential::Enroll { token, name } => match registry.enroll(&token, &name).map_err(internal)? {
-            Some((id, secret)) => Ok((id.to_string(), Some(secret))),
-            None => Err(Box::new(refused(
-                Refusal::BadEnrollmentToken,
-                "the enrollment token is unknown, used or expired; get a new one with `cortex node enroll`",
-            ))),
-        },
-        Credential::Node { node_id, secret } => match registry.authenticate(&node_id, &secret).map_err(internal)? {
-            Some(node) if node.revoked => {
-                Err(Box::new(refused(Refusal::Revoked, "this node was revoked; enroll it again with a new token")))
+        Credential::Enroll { token, name, node_id } => {
+            match registry.enroll(&token, &name, node_id.as_ref()).map_err(internal)? {
+                Some((id, secret)) => Ok((id, Some(secret))),
+                None => Err(Box::new(refused(
+                    Refusal::BadEnrollmentToken,
+                    "the enrollment token is unknown, used or expired; get a new one with `cortex node enroll`",
+                ))),
             }
-            Some(node) => Ok((node.id, None)),
-            None => Err(Box::new(refused(
-                Refusal::UnknownCredential,
-                "Core does not know this node's credential; enroll it with a token from `cortex node enroll`",
-            ))),
-        },
+        }
+        Credential::Node { node_id, secret } => {
+            match registry.authenticate(node_id.as_str(), &secret).map_err(internal)? {
+                Some(node) if node.revoked => {
+                    Err(Box::new(refused(Refusal::Revoked, "this node was revoked; enroll it again with a new token")))
+                }
+                Some(_) => Ok((node_id, None)),
+                None => Err(Box::new(refused(
+                    Refusal::UnknownCredential,
+                    "Core does not know this node's credential; enroll it with a token from `cortex node enroll`",
+                ))),
+            }
+        }
     }
 }
 

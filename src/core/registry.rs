@@ -139,8 +139,9 @@ impl Registry {
     }
 
     /// Spends an enrollment token: a new node with a new secret, or `None`
-    /// when the token is unknown, used or expired.
-    pub fn enroll(&mut self, token: &str, name: &str) -> Result<Option<(NodeId, String)>> {
+    /// when the token is unknown, used or expired. The node keeps the id it
+    /// proposes when no node and no binding has it.
+    pub fn enroll(&mut self, token: &str, name: &str, proposed: Option<&NodeId>) -> Result<Option<(NodeId, String)>> {
         let tx = self.conn.transaction().map_err(sql(&self.path, "cannot enroll"))?;
         let row: Option<(Option<String>, String, Option<String>)> = tx
             .query_row(
@@ -160,7 +161,21 @@ impl Registry {
         let now = jiff::Timestamp::now().to_string();
         tx.execute("UPDATE enrollments SET used_at = ?2 WHERE token_hash = ?1", params![hash_secret(token), now])
             .map_err(sql(&self.path, "cannot enroll"))?;
-        let id = NodeId::generate();
+        // An id in use, or named by a binding (the in-process node of this
+        // Core's own data dir), is not given to a token holder.
+        let taken = |id: &NodeId| {
+            tx.query_row(
+                "SELECT 1 FROM nodes WHERE id = ?1 UNION SELECT 1 FROM bindings WHERE node_id = ?1",
+                [id.as_str()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+        };
+        let id = match proposed {
+            Some(id) if !taken(id).map_err(sql(&self.path, "cannot enroll"))? => id.clone(),
+            _ => NodeId::generate(),
+        };
         let secret = new_secret("cnd_");
         let name = enrolled_name.unwrap_or_else(|| name.to_string());
         tx.execute(
@@ -173,9 +188,14 @@ impl Registry {
     }
 
     /// Creates a node directly (the embedded node of `cortex up`).
-    pub fn create_node(&self, name: &str) -> Result<(NodeId, String)> {
-        let id = NodeId::generate();
-        let secret = new_secret("cnd_");
+    /// A node made by Core itself (the local node of `cortex up`), taking
+    /// `proposed` (an id and secret the node made in-process) when the id
+    /// is free.
+    pub fn create_node(&self, name: &str, proposed: Option<(&NodeId, &str)>) -> Result<(NodeId, String)> {
+        let (id, secret) = match proposed {
+            Some((id, secret)) if self.node(id.as_str())?.is_none() => (id.clone(), secret.to_string()),
+            _ => (NodeId::generate(), new_secret("cnd_")),
+        };
         self.conn
             .execute(
                 "INSERT INTO nodes (id, name, secret_hash, enrolled_at) VALUES (?1, ?2, ?3, ?4)",
@@ -298,6 +318,19 @@ impl Registry {
         Ok(self.binding(workspace_id)?.as_deref() == Some(node_id))
     }
 
+    /// Gives `node` the bindings made before nodes had one id, when the
+    /// in-process node was named after its host (`vm`): they were this
+    /// machine's, and `node` is its node now.
+    pub fn take_over_host_bindings(&self, node: &NodeId) -> Result<usize> {
+        self.conn
+            .execute(
+                "UPDATE bindings SET node_id = ?1 WHERE node_id NOT LIKE 'nod\\_%' ESCAPE '\\'
+                 AND node_id NOT IN (SELECT id FROM nodes)",
+                [node.as_str()],
+            )
+            .map_err(self.err("cannot take over bindings"))
+    }
+
     pub fn unbind(&self, workspace_id: &str) -> Result<()> {
         self.conn
             .execute("DELETE FROM bindings WHERE workspace_id = ?1", [workspace_id])
@@ -366,4 +399,48 @@ fn node_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRecord> {
 fn sql(path: &Path, context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error + use<> {
     let path = path.to_path_buf();
     move |source| Error::Registry { path, context, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proposed_id_is_kept_only_when_nobody_has_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut registry = Registry::open(&dir.path().join("core.sqlite")).unwrap();
+        let local = NodeId::generate();
+        let (id, secret) = registry.create_node("vm", Some((&local, "cnd_local"))).unwrap();
+        assert_eq!((&id, secret.as_str()), (&local, "cnd_local"), "the in-process id is kept");
+        let (again, _) = registry.create_node("vm", Some((&local, "cnd_other"))).unwrap();
+        assert_ne!(again, local, "a taken id is never handed out twice");
+
+        let bound_elsewhere = NodeId::generate();
+        registry.bind("wsp_01m86a629myn3cjx91da8nn0vx", bound_elsewhere.as_str()).unwrap();
+        let ttl = jiff::SignedDuration::from_secs(60);
+        for proposed in [&local, &bound_elsewhere] {
+            let (token, _) = registry.create_enrollment(None, ttl).unwrap();
+            let (enrolled, _) = registry.enroll(&token, "worker", Some(proposed)).unwrap().unwrap();
+            assert_ne!(&enrolled, proposed, "a token holder cannot take an id in use or bound");
+        }
+        let fresh = NodeId::generate();
+        let (token, _) = registry.create_enrollment(None, ttl).unwrap();
+        assert_eq!(registry.enroll(&token, "worker", Some(&fresh)).unwrap().unwrap().0, fresh);
+    }
+
+    #[test]
+    fn bindings_made_under_a_host_name_go_to_the_local_node_and_no_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(&dir.path().join("core.sqlite")).unwrap();
+        let (other, _) = registry.create_node("other", None).unwrap();
+        let unknown = NodeId::generate();
+        registry.bind("wsp_01m86a629myn3cjx91da8nn0v1", "vm").unwrap();
+        registry.bind("wsp_01m86a629myn3cjx91da8nn0v2", other.as_str()).unwrap();
+        registry.bind("wsp_01m86a629myn3cjx91da8nn0v3", unknown.as_str()).unwrap();
+        let (local, _) = registry.create_node("vm", None).unwrap();
+        assert_eq!(registry.take_over_host_bindings(&local).unwrap(), 1);
+        assert_eq!(registry.binding("wsp_01m86a629myn3cjx91da8nn0v1").unwrap().as_deref(), Some(local.as_str()));
+        assert_eq!(registry.binding("wsp_01m86a629myn3cjx91da8nn0v2").unwrap().as_deref(), Some(other.as_str()));
+        assert_eq!(registry.binding("wsp_01m86a629myn3cjx91da8nn0v3").unwrap().as_deref(), Some(unknown.as_str()));
+    }
 }

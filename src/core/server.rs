@@ -26,7 +26,7 @@ use super::registry::{NodeRecord, Registry};
 use super::{Error, Result};
 use crate::index::Index;
 use crate::protocol::{
-    ApiError, Command, CommandKind, CommandOutcome, CoreFrame, Enrollment, Event, NodeStatus, NodeSummary,
+    ApiError, Command, CommandKind, CommandOutcome, CoreFrame, Enrollment, Event, NodeId, NodeStatus, NodeSummary,
     PROTOCOL_VERSION, SessionId, SessionState, Workspace,
 };
 
@@ -196,15 +196,24 @@ impl CoreState {
 
     /// The credential of the node embedded in `cortex up`: the one given if
     /// Core still knows it, a new one otherwise.
-    pub fn local_node(&self, known: Option<(&str, &str)>, name: &str) -> Result<(String, String)> {
+    /// The credential of `cortex up`'s own node: the one it has when Core
+    /// knows it, else a new node that keeps the id (and secret) the node
+    /// made in-process when that id is free.
+    pub fn local_node(&self, known: Option<(&NodeId, &str)>, name: &str) -> Result<(NodeId, String)> {
         let registry = lock(&self.registry);
-        if let Some((id, secret)) = known
-            && registry.authenticate(id, secret)?.is_some_and(|node| !node.revoked)
-        {
-            return Ok((id.to_string(), secret.to_string()));
+        let (id, secret) = match known {
+            Some((id, secret)) if registry.authenticate(id.as_str(), secret)?.is_some_and(|node| !node.revoked) => {
+                (id.clone(), secret.to_string())
+            }
+            _ => registry.create_node(name, known)?,
+        };
+        let taken = registry.take_over_host_bindings(&id)?;
+        if taken > 0 {
+            tracing::info!(node = %id, taken, "bindings made under the host name now belong to the local node");
         }
-        let (id, secret) = registry.create_node(name)?;
-        Ok((id.to_string(), secret))
+        drop(registry);
+        self.authority.bindings_changed();
+        Ok((id, secret))
     }
 
     pub(crate) fn next_conn_id(&self) -> u64 {

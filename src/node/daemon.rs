@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -20,8 +19,8 @@ use super::outbox::Outbox;
 use super::{Approver, Cancel, Error, Node, Observer, ProviderSpec, Result, StartRequest};
 use crate::protocol::{
     ApprovalDecision, Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, Event,
-    EventKind, NodeFrame, PROTOCOL_VERSION, ProviderInfo, Refusal, Resources, SessionId, SessionState, SessionTip,
-    Workspace, WorkspaceId,
+    EventKind, NodeFrame, NodeId, PROTOCOL_VERSION, ProviderInfo, Refusal, Resources, SessionId, SessionState,
+    SessionTip, Workspace, WorkspaceId,
 };
 use crate::store::{self, Meta, Store};
 
@@ -39,43 +38,6 @@ pub struct DaemonConfig {
     pub name: Option<String>,
     /// When set, workspaces may only be bound under these folders.
     pub allowed_roots: Vec<PathBuf>,
-}
-
-/// The node's credential, kept 0600 in its data dir as `node.toml`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Identity {
-    pub node_id: String,
-    pub secret: String,
-    pub name: String,
-}
-
-pub fn identity_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("node.toml")
-}
-
-pub fn load_identity(data_dir: &Path) -> Result<Option<Identity>> {
-    let path = identity_path(data_dir);
-    match fs_err::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).map(Some).map_err(|error| Error::Config { path, detail: error.to_string() }),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::Io { context: format!("cannot read `{}`", path.display()), source }),
-    }
-}
-
-/// Writes the credential (0600) beside `node.toml` and renames it into
-/// place: a crash or a reader never sees a half-written credential.
-pub fn save_identity(data_dir: &Path, identity: &Identity) -> Result<()> {
-    use std::io::Write;
-    let path = identity_path(data_dir);
-    let io = |source| Error::Io { context: format!("cannot write `{}`", path.display()), source };
-    fs_err::create_dir_all(data_dir).map_err(io)?;
-    let text = toml::to_string(identity).expect("holds because identities are plain TOML");
-    // tempfile creates it 0600, under a random name, exclusively.
-    let mut file = tempfile::Builder::new().prefix(".node.toml.").tempfile_in(data_dir).map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.as_file().sync_all().map_err(io)?;
-    file.persist(&path).map_err(|error| io(error.error))?;
-    Ok(())
 }
 
 /// State that outlives any one link.
@@ -215,16 +177,19 @@ fn websocket_url(core_url: &str) -> String {
 
 async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> Result<Ended> {
     let config = &runtime.config;
-    let identity = load_identity(&config.data_dir)?;
-    let name = identity
-        .as_ref()
-        .map(|identity| identity.name.clone())
-        .or(config.name.clone())
-        .unwrap_or_else(super::host_name);
-    let credential = match (&identity, &config.enroll_token) {
-        (Some(identity), _) => Credential::Node { node_id: identity.node_id.clone(), secret: identity.secret.clone() },
-        (None, Some(token)) => Credential::Enroll { token: token.clone(), name: name.clone() },
-        (None, None) => return Err(Error::NotEnrolled),
+    let identity = super::identity::Identity::load_or_create(&config.data_dir)?;
+    let name = match (&config.name, identity.unconfirmed) {
+        (Some(name), true) => name.clone(),
+        _ => identity.name.clone(),
+    };
+    let credential = match (identity.unconfirmed, &config.enroll_token) {
+        (false, _) => Credential::Node { node_id: identity.node_id.clone(), secret: identity.secret.clone() },
+        // Enrolling proposes the id the node has had in-process, so its
+        // workspaces keep naming it.
+        (true, Some(token)) => {
+            Credential::Enroll { token: token.clone(), name: name.clone(), node_id: Some(identity.node_id.clone()) }
+        }
+        (true, None) => return Err(Error::NotEnrolled),
     };
     let url = websocket_url(&config.core_url);
     let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
@@ -234,8 +199,8 @@ async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> R
 
     let hello_data = {
         let data_dir = config.data_dir.clone();
-        let node_id = identity.as_ref().map(|identity| identity.node_id.clone());
-        tokio::task::spawn_blocking(move || hello_parts(&data_dir, node_id.as_deref()))
+        let node_id = identity.node_id.clone();
+        tokio::task::spawn_blocking(move || hello_parts(&data_dir, &node_id))
             .await
             .map_err(|error| Error::Link(error.to_string()))??
     };
@@ -255,7 +220,13 @@ async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> R
     let (node_id, acked, heartbeat) = match frame {
         CoreFrame::Welcome { node_id, secret, acked, heartbeat_ms, .. } => {
             if let Some(secret) = secret {
-                save_identity(&config.data_dir, &Identity { node_id: node_id.clone(), secret, name: name.clone() })?;
+                let confirmed = super::identity::Identity {
+                    node_id: node_id.clone(),
+                    secret,
+                    name: name.clone(),
+                    unconfirmed: false,
+                };
+                confirmed.save(&config.data_dir)?;
                 tracing::info!(%node_id, "enrolled with Core");
             }
             (node_id, acked, Duration::from_millis(heartbeat_ms.max(100)))
@@ -267,7 +238,7 @@ async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> R
         other => return Err(Error::Link(format!("expected a welcome, got {other:?}"))),
     };
     let node = runtime.node.get_or_init(|| Node::with_identity(&config.data_dir, &node_id, &name));
-    if node.id() != node_id {
+    if *node.id() != node_id {
         return Err(Error::Link(format!("Core now calls this node {node_id}, but it was {}; restart it", node.id())));
     }
     tracing::info!(%node_id, "connected to Core");
@@ -364,15 +335,12 @@ where
 
 /// The node's workspaces (tagged with its id) and the last seq of every
 /// session in them, for the hello. Also replays what crashed writers left.
-fn hello_parts(data_dir: &Path, node_id: Option<&str>) -> Result<(Vec<Workspace>, Vec<SessionTip>)> {
-    let node = Node::new(data_dir);
+fn hello_parts(data_dir: &Path, node_id: &NodeId) -> Result<(Vec<Workspace>, Vec<SessionTip>)> {
+    let node = Node::with_identity(data_dir, node_id, "");
     node.recover()?;
-    let mut workspaces = node.workspaces()?;
+    let workspaces = node.workspaces()?;
     let mut sessions = Vec::new();
-    for workspace in &mut workspaces {
-        if let Some(node_id) = node_id {
-            workspace.node = node_id.to_string();
-        }
+    for workspace in &workspaces {
         let Ok(store) = Store::discover(Path::new(&workspace.path)) else {
             continue;
         };

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod files;
 mod gc;
 mod git;
+pub mod identity;
 mod ledger;
 mod outbox;
 mod provenance;
@@ -30,7 +31,7 @@ pub(crate) fn fuzz_load_config(workdir: &Path) -> Result<()> {
 }
 pub use runner::{Approver, Cancel, Observer, PreparedTurn, ProviderSpec, StartRequest, TurnResult};
 
-use crate::protocol::{SessionId, Workspace};
+use crate::protocol::{NodeId, SessionId, Workspace};
 use crate::store::{self, Recovered, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -72,25 +73,26 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Node {
     data_dir: PathBuf,
     name: String,
-    /// Core's id for this node; the host name when running in-process.
-    id: String,
+    /// The node's one id, in-process and as a daemon (`node.toml`).
+    id: NodeId,
     /// Providers with a live process between turns, by session.
     live: runner::LiveProviders,
 }
 
 impl Node {
-    /// The in-process node of the CLI, named after this machine.
-    pub fn new(data_dir: &Path) -> Node {
-        let name = host_name();
-        Node { data_dir: data_dir.to_path_buf(), id: name.clone(), name, live: Default::default() }
+    /// The node on `data_dir`, with the identity kept there (made on first
+    /// use): the in-process node of the CLI is the node `cortex up` runs.
+    pub fn open(data_dir: &Path) -> Result<Node> {
+        let identity = identity::Identity::load_or_create(data_dir)?;
+        Ok(Node::with_identity(data_dir, &identity.node_id, &identity.name))
     }
 
     /// A node enrolled with Core under `id`.
-    pub fn with_identity(data_dir: &Path, id: &str, name: &str) -> Node {
-        Node { data_dir: data_dir.to_path_buf(), id: id.to_string(), name: name.to_string(), live: Default::default() }
+    pub fn with_identity(data_dir: &Path, id: &NodeId, name: &str) -> Node {
+        Node { data_dir: data_dir.to_path_buf(), id: id.clone(), name: name.to_string(), live: Default::default() }
     }
 
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &NodeId {
         &self.id
     }
 
@@ -102,14 +104,19 @@ impl Node {
         &self.data_dir
     }
 
-    /// The workspaces bound on this node.
+    /// The workspaces bound on this node, each naming this node by its id
+    /// (a registry written before nodes had one id may name a host).
     pub fn workspaces(&self) -> Result<Vec<Workspace>> {
-        workspaces::load(&self.data_dir)
+        let mut workspaces = workspaces::load(&self.data_dir)?;
+        for workspace in &mut workspaces {
+            workspace.node = self.id.to_string();
+        }
+        Ok(workspaces)
     }
 
     /// Binds the repository `store` belongs to (idempotent).
     pub fn bind(&self, store: &Store) -> Result<Workspace> {
-        workspaces::bind(&self.data_dir, &self.id, store)
+        workspaces::bind(&self.data_dir, self.id.as_str(), store)
     }
 
     /// Forgets a binding (the files and refs stay); `false` if unknown.

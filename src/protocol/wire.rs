@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Event, SessionId, SessionSummary, Workspace, WorkspaceId};
+use super::{Event, NodeId, SessionId, SessionSummary, Workspace, WorkspaceId};
 
 /// How a node proves who it is in its hello.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,9 +15,16 @@ use super::{Event, SessionId, SessionSummary, Workspace, WorkspaceId};
 pub enum Credential {
     /// A one-time enrollment token from `cortex node enroll`, exchanged for a
     /// node credential in the welcome.
-    Enroll { token: String, name: String },
+    /// `node_id` proposes the id the node already has (it ran sessions
+    /// in-process before it met Core); Core takes it when it is free.
+    Enroll {
+        token: String,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node_id: Option<NodeId>,
+    },
     /// The node's own credential.
-    Node { node_id: String, secret: String },
+    Node { node_id: NodeId, secret: String },
 }
 
 /// What a node can do, sent in its hello.
@@ -135,7 +142,7 @@ pub enum Refusal {
 pub enum CoreFrame {
     Welcome {
         v: u32,
-        node_id: String,
+        node_id: NodeId,
         /// Set when the hello enrolled: the node's new secret, to keep.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         secret: Option<String>,

@@ -237,7 +237,7 @@ fn bad_frames_get_typed_errors_and_hurt_nobody() {
         let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
         let hello = serde_json::json!({
             "type": "hello", "v": 99,
-            "credential": { "kind": "node", "node_id": "nod_x", "secret": "s" },
+            "credential": { "kind": "node", "node_id": "nod_01m86a629myn3cjx91da8nn0vx", "secret": "s" },
             "capabilities": {}, "workspaces": [], "sessions": []
         });
         socket.send(Message::text(hello.to_string())).await.unwrap();
@@ -246,7 +246,7 @@ fn bad_frames_get_typed_errors_and_hurt_nobody() {
         let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
         let hello = serde_json::json!({
             "type": "hello", "v": 1,
-            "credential": { "kind": "node", "node_id": "nod_x", "secret": "s" },
+            "credential": { "kind": "node", "node_id": "nod_01m86a629myn3cjx91da8nn0vx", "secret": "s" },
             "capabilities": { "cortex_version": "0", "protocol_version": 1, "os": "", "arch": "", "cpus": 1, "memory_bytes": 0, "providers": [] },
             "workspaces": [], "sessions": []
         });

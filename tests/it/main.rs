@@ -14,6 +14,7 @@ mod limits;
 mod panel;
 mod provenance;
 mod refs;
+mod seam;
 mod secrets;
 mod session;
 mod soak;

@@ -139,22 +139,47 @@ pub(crate) struct TerminalApprover {
     pub yes: bool,
 }
 
+/// What a terminal asks when an agent waits for approval, in-process and
+/// attached to Core alike.
+pub(crate) fn approval_question(prompt: &str) -> String {
+    format!("Approve: {} [y]es, [N]o, [a]lways for this session: ", printable(prompt))
+}
+
+/// A person's answer to [`approval_question`]: `(approve, for_session)`,
+/// or `None` when it is not one (ask again). Enter alone denies.
+pub(crate) fn approval_answer(line: &str) -> Option<(bool, bool)> {
+    match line.trim().to_lowercase().as_str() {
+        "y" | "yes" => Some((true, false)),
+        "a" | "always" => Some((true, true)),
+        "" | "n" | "no" => Some((false, false)),
+        _ => None,
+    }
+}
+
 impl Approver for TerminalApprover {
-    fn decide(&mut self, _session: &SessionId, prompt: &str) -> (ApprovalDecision, String) {
+    fn decide(&mut self, _session: &SessionId, _approval_id: &str, prompt: &str) -> (ApprovalDecision, String) {
         if self.yes {
             return (ApprovalDecision::Approved, "--yes".into());
         }
         if !std::io::stdin().is_terminal() {
             return (ApprovalDecision::Denied, "no terminal to ask (pass --yes to approve)".into());
         }
-        eprint!("Approve: {} [y/N] ", printable(prompt));
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
         let by = std::env::var("USER").unwrap_or_else(|_| "terminal".into());
-        match answer.trim().to_lowercase().as_str() {
-            "y" | "yes" => (ApprovalDecision::Approved, by),
-            _ => (ApprovalDecision::Denied, by),
+        loop {
+            eprint!("{}", approval_question(prompt));
+            let _ = std::io::stderr().flush();
+            let mut answer = String::new();
+            if std::io::stdin().lock().read_line(&mut answer).unwrap_or(0) == 0 {
+                return (ApprovalDecision::Denied, by);
+            }
+            match approval_answer(&answer) {
+                Some((true, always)) => {
+                    self.yes = always;
+                    return (ApprovalDecision::Approved, by);
+                }
+                Some((false, _)) => return (ApprovalDecision::Denied, by),
+                None => eprintln!("Answer y, n or a."),
+            }
         }
     }
 }

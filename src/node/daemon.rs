@@ -482,11 +482,14 @@ struct Policy {
 
 /// A turn waiting for a person's answer.
 struct PendingApproval {
+    /// The `approval_id` of its `approval_requested` event: an answer that
+    /// names another one (already answered) is refused.
+    approval_id: String,
     reply: std::sync::mpsc::Sender<(ApprovalDecision, String)>,
 }
 
 impl Approver for Policy {
-    fn decide(&mut self, session: &SessionId, _prompt: &str) -> (ApprovalDecision, String) {
+    fn decide(&mut self, session: &SessionId, approval_id: &str, _prompt: &str) -> (ApprovalDecision, String) {
         if self.auto_approve {
             return (ApprovalDecision::Approved, "auto-approve (--yes)".into());
         }
@@ -497,7 +500,8 @@ impl Approver for Policy {
             return (ApprovalDecision::Approved, "approved for the session".into());
         }
         let (reply, answers) = std::sync::mpsc::channel();
-        lock(&self.runtime.approvals).insert(session.clone(), PendingApproval { reply });
+        let pending = PendingApproval { approval_id: approval_id.to_string(), reply };
+        lock(&self.runtime.approvals).insert(session.clone(), pending);
         let answer = loop {
             match answers.recv_timeout(Duration::from_millis(100)) {
                 Ok(answer) => break answer,
@@ -616,10 +620,15 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
             }
         }
         CommandKind::SendTurn { session_id, prompt, auto_approve, deny_approvals } => {
-            wait_until_settled(runtime, &session_id);
             let Some((store, workspace)) = find_session(node, &session_id) else {
                 return CommandOutcome::error("not_found", format!("session `{session_id}` is not on this node"));
             };
+            // Input is never held for later: it would run after a stop.
+            if store.read_session(&session_id).is_ok_and(|view| view.meta.state.is_busy()) {
+                return failure(&Error::Store(store::Error::SessionBusy(session_id)));
+            }
+            // A turn that has recorded its end may still be closing.
+            wait_until_settled(runtime, &session_id);
             match briefly_retried(|| node.prepare_send(&store, &session_id, &prompt)) {
                 Ok(prepared) => {
                     let turn = prepared.meta().turns + 1;
@@ -688,13 +697,28 @@ fn execute_blocking(runtime: &Arc<Runtime>, command: Command) -> CommandOutcome 
                 ),
             }
         }
-        CommandKind::ResolveApproval { session_id, approve, for_session, by } => {
-            let Some(pending) = lock(&runtime.approvals).remove(&session_id) else {
+        CommandKind::ResolveApproval { session_id, approval_id, approve, for_session, by } => {
+            let mut approvals = lock(&runtime.approvals);
+            let Some(waiting) = approvals.get(&session_id) else {
                 return CommandOutcome::error(
                     "not_found",
                     format!("session `{session_id}` has no approval waiting (`cortex session show` tells its state)"),
                 );
             };
+            // An answer to a question already answered must not answer the next one.
+            if let Some(asked) = approval_id
+                && asked != waiting.approval_id
+            {
+                return CommandOutcome::error(
+                    "not_found",
+                    format!(
+                        "approval `{asked}` of session `{session_id}` was answered already; it now asks `{}`",
+                        waiting.approval_id
+                    ),
+                );
+            }
+            let pending = approvals.remove(&session_id).expect("holds because it was just found");
+            drop(approvals);
             if approve && for_session {
                 lock(&runtime.approved_sessions).insert(session_id.clone());
             }

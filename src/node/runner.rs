@@ -31,7 +31,7 @@ pub struct StartRequest {
 /// Answers approval requests; the CLI asks on the terminal.
 pub trait Approver: Send {
     /// The decision and who made it (shown in the event).
-    fn decide(&mut self, session: &SessionId, prompt: &str) -> (ApprovalDecision, String);
+    fn decide(&mut self, session: &SessionId, approval_id: &str, prompt: &str) -> (ApprovalDecision, String);
 }
 
 /// Sees every event as it is recorded, with the session's meta as it stands
@@ -407,7 +407,7 @@ pub(super) fn record_event(
 struct NoApprover;
 
 impl Approver for NoApprover {
-    fn decide(&mut self, _session: &SessionId, _prompt: &str) -> (ApprovalDecision, String) {
+    fn decide(&mut self, _session: &SessionId, _approval_id: &str, _prompt: &str) -> (ApprovalDecision, String) {
         (ApprovalDecision::Denied, "nobody (no approver)".into())
     }
 }
@@ -751,7 +751,7 @@ impl Runner<'_> {
         let approval_id = format!("apr_{seq}");
         self.record(EventKind::ApprovalRequested { approval_id: approval_id.clone(), prompt: prompt.to_string() })?;
         self.transition(SessionState::AwaitingApproval, None)?;
-        let (decision, by) = self.approver.decide(&self.session, prompt);
+        let (decision, by) = self.approver.decide(&self.session, &approval_id, prompt);
         self.record_caused(EventKind::ApprovalResolved { approval_id, decision, by }, Some(format!("seq:{seq}")))?;
         self.transition(SessionState::Running, None)?;
         Ok(decision)

@@ -279,6 +279,10 @@ pub enum CommandKind {
     /// Answers the session's pending approval request.
     ResolveApproval {
         session_id: SessionId,
+        /// The `approval_id` of the request answered; when given, an answer
+        /// to a request that is no longer waiting is refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approval_id: Option<String>,
         approve: bool,
         /// Approve this and every later request of the session.
         #[serde(default)]

@@ -63,7 +63,9 @@ pub enum Error {
     NoSuchSessionFile { session: SessionId, path: String },
     #[error("session `{0}` already exists in this repository")]
     SessionExists(SessionId),
-    #[error("session `{0}` is busy: a turn is running; wait for it to finish, or stop it with `cortex session stop`")]
+    #[error(
+        "session `{0}` is running a turn, so the input was not sent: add to the turn with `cortex session steer` (agents that take it), end it with `cortex session interrupt`, or send again when it is idle"
+    )]
     SessionBusy(SessionId),
     #[error("ref `{name}` moved while Cortex was writing it, {attempts} times in a row; another writer is active")]
     Contended { name: String, attempts: u32 },

@@ -155,6 +155,9 @@ pub(super) struct ApprovalForm {
     decision: String,
     #[serde(default)]
     for_session: Option<String>,
+    /// The request the page showed: a later one is not answered by it.
+    #[serde(default)]
+    approval_id: Option<String>,
 }
 
 pub(super) async fn post_approval(
@@ -179,6 +182,7 @@ pub(super) async fn post_approval(
     };
     let kind = CommandKind::ResolveApproval {
         session_id: session_id.clone(),
+        approval_id: form.approval_id.filter(|id| !id.is_empty()),
         approve,
         for_session: approve && form.for_session.is_some(),
         by: Some("panel".into()),

@@ -183,8 +183,8 @@ pub(super) struct Controls {
     can_interrupt: bool,
     can_stop: bool,
     can_check: bool,
-    /// The pending approval request: `(seq, what it asks)`.
-    approval: Option<(u64, String)>,
+    /// The pending approval request: `(seq, approval id, what it asks)`.
+    approval: Option<(u64, String, String)>,
     command_id: String,
 }
 
@@ -222,7 +222,7 @@ pub(super) fn controls(web: &Web, session: &SessionSummary) -> Controls {
     }
 }
 
-fn pending_approval(web: &Web, session: &SessionSummary) -> Option<(u64, String)> {
+fn pending_approval(web: &Web, session: &SessionSummary) -> Option<(u64, String, String)> {
     let events = web.core.approval_events(&session.id).ok()?;
     let mut pending: Option<(u64, String, String)> = None;
     for event in &events {
@@ -238,7 +238,7 @@ fn pending_approval(web: &Web, session: &SessionSummary) -> Option<(u64, String)
             _ => {}
         }
     }
-    pending.map(|(seq, _, prompt)| (seq, prompt))
+    pending
 }
 
 /// Events a session page shows at first; `?all` shows every one.

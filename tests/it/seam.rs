@@ -46,3 +46,141 @@ fn the_in_process_node_and_the_local_daemon_are_one_node() {
     let sessions = env.cortex_at(&core, &env.repo, ["session", "list", "--json"]).json();
     assert_eq!(sessions.as_array().unwrap().len(), 3, "{sessions}");
 }
+
+const LONG_TURN: &str = "[[turn]]\n[[turn.step]]\nmessage = \"working\"\n[[turn.step]]\nsleep_ms = 4000\n[[turn.step]]\nmessage = \"done\"\n\n[[turn]]\n[[turn.step]]\nmessage = \"a second turn ran\"\n";
+
+/// Bug 1: a `send` while a turn ran was held and ran after the next `stop`
+/// (`stopped → running`). Input to a busy session is refused with a hint,
+/// at once, and nothing runs after a stop unless someone sends after it.
+#[test]
+fn input_to_a_busy_session_is_refused_and_nothing_runs_after_a_stop() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = env.script("long.toml", LONG_TURN);
+    let started =
+        env.cortex_at(&core, &env.repo, ["session", "start", "long", "--script", script.to_str().unwrap(), "--detach"]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let id = started.stdout.trim().to_string();
+    wait_state(&env, &core, &id, "running");
+
+    let busy = env.cortex_at(&core, &env.repo, ["session", "send", &id, "next, please", "--json"]);
+    assert_eq!(busy.code, 2, "refused, not held: {}\n{}", busy.stdout, busy.stderr);
+    assert!(busy.stderr.contains("running a turn") && busy.stderr.contains("steer"), "{}", busy.stderr);
+
+    let stopped = env.cortex_at(&core, &env.repo, ["session", "stop", &id]);
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+    wait_state(&env, &core, &id, "stopped");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let log = env.cortex_at(&core, &env.repo, ["session", "log", &id, "--json"]).json();
+    let prompts: Vec<_> = log.as_array().unwrap().iter().filter(|event| event["kind"] == "user_message").collect();
+    assert_eq!(prompts.len(), 1, "the refused input never became a turn: {prompts:?}");
+    assert_eq!(crate::support::cluster::state_of(&env, &core, &id)["state"], "stopped");
+}
+
+const TWO_APPROVALS: &str = "[[turn]]\n[[turn.step]]\napproval = \"write first.txt?\"\n[[turn.step]]\nwrite_file = { path = \"first.txt\", content = \"1\\n\" }\n[[turn.step]]\napproval = \"write second.txt?\"\n[[turn.step]]\nwrite_file = { path = \"second.txt\", content = \"2\\n\" }\n[[turn.step]]\nmessage = \"both asked\"\n";
+
+fn approvals(env: &TestEnv, core: &crate::support::cluster::CoreProcess, id: &str) -> Vec<(String, String)> {
+    let log = env.cortex_at(core, &env.repo, ["session", "log", id, "--json"]).json();
+    log.as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == "approval_resolved")
+        .map(|event| (event["decision"].as_str().unwrap().to_string(), event["by"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// Bug 2: on a terminal attached through Core, `session start` printed
+/// "approval requested" but never asked, and a typed `y` became a later
+/// turn. It asks as in-process does, and the answer goes through Core.
+#[test]
+fn an_attached_terminal_asks_for_approvals_and_answers_through_core() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = env.script("two.toml", TWO_APPROVALS);
+    let mut terminal = env.cortex_on_terminal(
+        &env.repo,
+        &env.cortex_home,
+        &["session", "start", "guarded", "--script", script.to_str().unwrap()],
+    );
+    terminal.expect("Approve: write first.txt? [y]es, [N]o, [a]lways for this session:");
+    terminal.type_line("y");
+    terminal.expect("Approve: write second.txt?");
+    terminal.type_line("n");
+    terminal.expect("both asked");
+
+    let sessions = env.cortex_at(&core, &env.repo, ["session", "list", "--json"]).json();
+    let id = sessions[0]["id"].as_str().unwrap().to_string();
+    wait_state(&env, &core, &id, "idle");
+    assert_eq!(
+        approvals(&env, &core, &id),
+        [("approved".to_string(), "tester (terminal)".to_string()), ("denied".into(), "tester (terminal)".into())]
+    );
+    let log = env.cortex_at(&core, &env.repo, ["session", "log", &id, "--json"]).json();
+    let prompts = log.as_array().unwrap().iter().filter(|event| event["kind"] == "user_message").count();
+    assert_eq!(prompts, 1, "the answers never became turns");
+    assert!(env.repo.join("first.txt").exists() && !env.repo.join("second.txt").exists());
+}
+
+/// The same question in-process, where "always" covers the rest of the
+/// session.
+#[test]
+fn in_process_the_terminal_asks_the_same_and_always_covers_the_session() {
+    let env = TestEnv::new();
+    let script = env.script("two.toml", TWO_APPROVALS);
+    let mut terminal = env.cortex_on_terminal(
+        &env.repo,
+        &env.cortex_home,
+        &["session", "start", "guarded", "--script", script.to_str().unwrap()],
+    );
+    terminal.expect("Approve: write first.txt? [y]es, [N]o, [a]lways for this session:");
+    terminal.type_line("maybe");
+    terminal.expect("Answer y, n or a.");
+    terminal.type_line("a");
+    terminal.expect("both asked");
+    assert!(!terminal.output().contains("Approve: write second.txt?"), "{}", terminal.output());
+    assert!(env.repo.join("first.txt").exists() && env.repo.join("second.txt").exists());
+}
+
+/// An answer names the request it answers: a `y` meant for a question that
+/// was answered elsewhere (the panel) never answers the next one.
+#[test]
+fn an_answer_to_a_request_already_answered_does_not_answer_the_next() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = env.script("two.toml", TWO_APPROVALS);
+    let started = env.cortex_at(
+        &core,
+        &env.repo,
+        ["session", "start", "guarded", "--script", script.to_str().unwrap(), "--detach"],
+    );
+    let id = started.stdout.trim().to_string();
+    wait_state(&env, &core, &id, "awaiting_approval");
+    let log = env.cortex_at(&core, &env.repo, ["session", "log", &id, "--json"]).json();
+    let first =
+        log.as_array().unwrap().iter().find(|event| event["kind"] == "approval_requested").unwrap()["approval_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let http = crate::support::cluster::Http::new(&core);
+    let answer = |approval_id: &str| {
+        // A new command each time (the same id would be answered from the record).
+        http.post(
+            "/api/v1/commands",
+            &serde_json::json!({"v": 1, "id": format!("answer-{}", ulid_ish()), "kind": "resolve_approval",
+                "payload": {"session_id": id, "approval_id": approval_id, "approve": true}}),
+        )
+    };
+    let (status, body) = answer(&first);
+    assert_eq!(status, 200, "{body}");
+    wait_state(&env, &core, &id, "awaiting_approval");
+    let (_, stale) = answer(&first);
+    assert_eq!(stale["status"], "error", "the first question's answer again: {stale}");
+    assert!(stale["message"].as_str().unwrap().contains("answered already"), "{stale}");
+    assert_eq!(approvals(&env, &core, &id).len(), 1, "the second question still waits");
+}
+
+fn ulid_ish() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}

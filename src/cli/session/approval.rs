@@ -37,7 +37,9 @@ fn resolve(ctx: &Ctx, id: &str, approve: bool, for_session: bool) -> anyhow::Res
     let client = Target::require(&ctx.data, ctx.core.as_deref(), "approving or denying")?;
     let (session, _) = client.session(id)?;
     let by = std::env::var("USER").ok().map(|user| format!("{user} (cli)"));
-    client.command(CommandKind::ResolveApproval { session_id: session.id.clone(), approve, for_session, by }, None)?;
+    let kind =
+        CommandKind::ResolveApproval { session_id: session.id.clone(), approval_id: None, approve, for_session, by };
+    client.command(kind, None)?;
     let verb = if approve { "Approved" } else { "Denied" };
     let scope = if for_session { " (and every later request of the session)" } else { "" };
     eprintln!("{verb} the pending request of {}{scope}.", session.id);

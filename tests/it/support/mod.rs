@@ -8,6 +8,7 @@ pub mod chrome;
 pub mod cluster;
 #[path = "../../../xtask/src/model.rs"]
 pub mod model;
+pub mod pty;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

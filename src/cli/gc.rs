@@ -29,7 +29,7 @@ pub(crate) struct GcArgs {
 pub(crate) fn run(args: GcArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let node = Node::open(&ctx.data)?;
     node.recover()?;
-    let collected = node.gc(Duration::from_secs(args.older_than), &mut Transcript { quiet: true })?;
+    let collected = node.gc(Duration::from_secs(args.older_than), &mut Transcript::new(true))?;
     if args.json {
         print_json(&collected)?;
         return Ok(Exit::Ok);

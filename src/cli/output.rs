@@ -109,13 +109,25 @@ fn describe_raw(event: &Event) -> String {
     }
 }
 
-/// Prints each event as it happens, to stderr, so stdout stays for results.
+/// Prints each event as it happens, to stderr, so stdout stays for results,
+/// and keeps the approvals and check results a `--json` report lists.
 pub(crate) struct Transcript {
     pub quiet: bool,
+    pub evidence: Vec<Event>,
 }
 
 impl Transcript {
+    pub(crate) fn new(quiet: bool) -> Transcript {
+        Transcript { quiet, evidence: Vec::new() }
+    }
+
     pub(crate) fn show(&mut self, event: &Event) {
+        if matches!(
+            event.kind,
+            EventKind::ApprovalRequested { .. } | EventKind::ApprovalResolved { .. } | EventKind::CheckResult { .. }
+        ) {
+            self.evidence.push(event.clone());
+        }
         // Deltas are for live views; the complete message follows.
         if matches!(event.kind, EventKind::AssistantDelta { .. }) {
             return;

@@ -421,6 +421,8 @@ fn approvals_without_a_terminal_are_denied_alike_in_process_and_through_core() {
     use crate::support::cluster::free_port;
     let env = TestEnv::new();
     let script = env.script("a.toml", "[[step]]\napproval = \"deploy?\"\n[[step]]\nmessage = \"after\"\n");
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(env.repo.join(".cortex/config.toml"), "[[checks]]\nname = \"lint\"\ncommand = \"true\"\n").unwrap();
     let args = ["session", "start", "ship it", "--script", script.to_str().unwrap(), "--json"];
     let in_process = env.cortex(args);
     let core = env.start_core("up", &env.path("core-home"), free_port());
@@ -450,5 +452,16 @@ fn approvals_without_a_terminal_are_denied_alike_in_process_and_through_core() {
         let resolved = resolved.unwrap_or_else(|| panic!("{surface}: no answer recorded: {log}"));
         assert_eq!(resolved["decision"], "denied", "{surface}");
         assert_eq!(resolved["by"], "no terminal to ask (pass --yes to approve)", "{surface}");
+        // The JSON report says what was asked and answered, and the checks.
+        let report = run.json();
+        assert_eq!(report["approvals"].as_array().map(Vec::len), Some(1), "{surface}: {report}");
+        let approval = &report["approvals"][0];
+        assert_eq!(
+            (&approval["prompt"], &approval["decision"], &approval["by"]),
+            (&"deploy?".into(), &"denied".into(), &"no terminal to ask (pass --yes to approve)".into()),
+            "{surface}"
+        );
+        assert_eq!(report["checks"][0]["name"], "lint", "{surface}: {report}");
+        assert_eq!(report["checks"][0]["passed"], true, "{surface}: {report}");
     }
 }

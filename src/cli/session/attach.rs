@@ -53,7 +53,7 @@ pub(crate) fn attach(client: &Client, session: &SessionId, after: u64, yes: bool
                 typed(client, session, &waiting, line, yes);
             }
         });
-        let mut transcript = Transcript { quiet: false };
+        let mut transcript = Transcript::new(false);
         let followed = client.follow(session.as_str(), after, &mut |event| {
             transcript.show(event);
             let mut waiting = waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

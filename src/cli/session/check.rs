@@ -37,7 +37,7 @@ pub(crate) fn run(args: CheckArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         Backend::Local(local) => {
             let store = Store::discover(Path::new(&session.workspace_path))?;
             let checks =
-                local.node.run_checks(&store, &session.id, args.name.as_deref(), &mut Transcript { quiet: true })?;
+                local.node.run_checks(&store, &session.id, args.name.as_deref(), &mut Transcript::new(true))?;
             local.core.sync(&local.node.workspaces()?)?;
             checks
         }

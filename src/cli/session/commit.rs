@@ -38,12 +38,8 @@ pub(crate) fn run(args: CommitArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         }
         Backend::Local(local) => {
             let store = Store::discover(Path::new(&session.workspace_path))?;
-            let commit = local.node.commit_session(
-                &store,
-                &session.id,
-                args.message.as_deref(),
-                &mut Transcript { quiet: true },
-            )?;
+            let commit =
+                local.node.commit_session(&store, &session.id, args.message.as_deref(), &mut Transcript::new(true))?;
             local.core.sync(&local.node.workspaces()?)?;
             commit
         }

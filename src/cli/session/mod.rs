@@ -27,7 +27,7 @@ use super::backend::Ctx;
 use super::client::Client;
 use super::output::Transcript;
 use crate::node::TurnResult;
-use crate::protocol::{EventKind, SessionId, SessionState, TurnOutcome};
+use crate::protocol::{ApprovalDecision, Event, EventKind, SessionId, SessionState, TurnOutcome};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SessionCommand {
@@ -83,11 +83,70 @@ struct TurnReport {
     workspace_path: String,
     #[serde(rename = "ref")]
     ref_name: String,
+    /// Every approval the turn asked for, with the answer and who gave it.
+    approvals: Vec<ApprovalReport>,
+    /// The checks that ran after the turn.
+    checks: Vec<CheckReport>,
 }
 
-fn report_turn(result: TurnResult, workspace_path: &Path, json: bool) -> anyhow::Result<Exit> {
+#[derive(Serialize)]
+struct ApprovalReport {
+    approval_id: String,
+    prompt: String,
+    /// `approved` or `denied`; none when the turn ended while it waited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<ApprovalDecision>,
+    /// Who answered, or why nobody could (`no terminal to ask …`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CheckReport {
+    name: String,
+    passed: bool,
+    exit_code: Option<i32>,
+    duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evidence: Option<String>,
+}
+
+/// The approvals and check results of turn `turn`, from its events: the
+/// same on every surface, since every surface sees the same events.
+fn turn_evidence(events: &[Event], turn: u32) -> (Vec<ApprovalReport>, Vec<CheckReport>) {
+    let mut approvals: Vec<ApprovalReport> = Vec::new();
+    let mut checks = Vec::new();
+    for event in events.iter().filter(|event| event.turn == Some(turn)) {
+        match &event.kind {
+            EventKind::ApprovalRequested { approval_id, prompt } => approvals.push(ApprovalReport {
+                approval_id: approval_id.clone(),
+                prompt: prompt.clone(),
+                decision: None,
+                by: None,
+            }),
+            EventKind::ApprovalResolved { approval_id, decision, by } => {
+                if let Some(asked) = approvals.iter_mut().find(|asked| asked.approval_id == *approval_id) {
+                    asked.decision = Some(*decision);
+                    asked.by = Some(by.clone());
+                }
+            }
+            EventKind::CheckResult { name, passed, exit_code, duration_ms, evidence } => checks.push(CheckReport {
+                name: name.clone(),
+                passed: *passed,
+                exit_code: *exit_code,
+                duration_ms: *duration_ms,
+                evidence: evidence.clone(),
+            }),
+            _ => {}
+        }
+    }
+    (approvals, checks)
+}
+
+fn report_turn(result: TurnResult, workspace_path: &Path, json: bool, seen: &[Event]) -> anyhow::Result<Exit> {
     let exit = if result.outcome == TurnOutcome::Completed { Exit::Ok } else { Exit::No };
     if json {
+        let (approvals, checks) = turn_evidence(seen, result.turn);
         super::output::print_json(&TurnReport {
             ref_name: crate::store::Store::ref_name(&result.session),
             session_id: result.session,
@@ -97,6 +156,8 @@ fn report_turn(result: TurnResult, workspace_path: &Path, json: bool) -> anyhow:
             error: result.error,
             last_seq: result.last_seq,
             workspace_path: workspace_path.display().to_string(),
+            approvals,
+            checks,
         })?;
     } else {
         if let Some(error) = &result.error {
@@ -115,9 +176,9 @@ fn follow_turn(
     session: &SessionId,
     turn: u32,
     after: u64,
-    quiet: bool,
+    transcript: &mut Transcript,
 ) -> anyhow::Result<Option<TurnResult>> {
-    let mut transcript = Transcript { quiet };
+    let quiet = transcript.quiet;
     let mut outcome = None;
     let mut error = None;
     let mut settled = None;

@@ -47,10 +47,10 @@ pub(crate) fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
             let session = local.core.resolve(&args.id)?;
             let store = Store::discover(Path::new(&session.workspace_path))?;
             let mut approver = TerminalApprover { yes: args.yes };
-            let mut transcript = Transcript { quiet: args.json };
+            let mut transcript = Transcript::new(args.json);
             let result = local.node.send_turn(&store, &session.id, &args.prompt, &mut approver, &mut transcript)?;
             local.core.sync(&local.node.workspaces()?)?;
-            return report_turn(result, store.workdir(), args.json);
+            return report_turn(result, store.workdir(), args.json, &transcript.evidence);
         }
     };
     let (session, _) = client.session(&args.id)?;
@@ -67,8 +67,9 @@ pub(crate) fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         None,
     )?;
     let turn = answer["turn"].as_u64().unwrap_or(u64::from(session.turns) + 1) as u32;
-    match follow_turn(&client, &session.id, turn, session.last_seq, args.json)? {
-        Some(result) => report_turn(result, Path::new(&session.workspace_path), args.json),
+    let mut transcript = Transcript::new(args.json);
+    match follow_turn(&client, &session.id, turn, session.last_seq, &mut transcript)? {
+        Some(result) => report_turn(result, Path::new(&session.workspace_path), args.json, &transcript.evidence),
         None => Ok(Exit::Ok),
     }
 }

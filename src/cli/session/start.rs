@@ -109,10 +109,10 @@ fn run_local(args: StartArgs, ctx: &Ctx, provider: ProviderSpec, prompt: String)
     let mut local = Local::open(&ctx.data)?;
     let request = StartRequest { provider, prompt, title: args.title, session_id: None, worktree: args.worktree };
     let mut approver = TerminalApprover { yes: args.yes };
-    let mut transcript = Transcript { quiet: args.json };
+    let mut transcript = Transcript::new(args.json);
     let result = local.node.start_session(&store, request, &mut approver, &mut transcript)?;
     local.core.sync(&local.node.workspaces()?)?;
-    report_turn(result, store.workdir(), args.json)
+    report_turn(result, store.workdir(), args.json, &transcript.evidence)
 }
 
 fn run_remote(args: StartArgs, client: &Client, provider: ProviderSpec, prompt: String) -> anyhow::Result<Exit> {
@@ -151,8 +151,9 @@ fn run_remote(args: StartArgs, client: &Client, provider: ProviderSpec, prompt: 
     if !args.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
         return super::attach::attach(client, &session, 0, args.yes);
     }
-    match follow_turn(client, &session, 1, 0, args.json)? {
-        Some(result) => report_turn(result, Path::new(&workspace.path), args.json),
+    let mut transcript = Transcript::new(args.json);
+    match follow_turn(client, &session, 1, 0, &mut transcript)? {
+        Some(result) => report_turn(result, Path::new(&workspace.path), args.json, &transcript.evidence),
         None => Ok(Exit::Ok),
     }
 }

@@ -34,7 +34,7 @@ pub(crate) fn run(args: StopArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         }
         Backend::Local(local) => {
             let store = Store::discover(Path::new(&session.workspace_path))?;
-            local.node.stop_idle(&store, &session.id, &mut Transcript { quiet: true })?;
+            local.node.stop_idle(&store, &session.id, &mut Transcript::new(true))?;
             eprintln!("Session {} is stopped.", session.id);
         }
     }

@@ -171,15 +171,31 @@ impl Client {
                 .send()
                 .await
                 .map_err(|error| unreachable(&self.base, &error))?;
+            // A command's answer, whatever the status its code maps to; any
+            // other body is Core's own refusal.
             let status = response.status();
-            if status.is_success() || status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
-                return match response.json::<CommandOutcome>().await? {
+            let body = response.bytes().await.map_err(|error| unreachable(&self.base, &error))?;
+            if let Ok(outcome) = serde_json::from_slice::<CommandOutcome>(&body) {
+                return match outcome {
                     CommandOutcome::Ok { value } => Ok(value),
                     CommandOutcome::Error { message, .. } => Err(anyhow!(message)),
                 };
             }
-            Err(api_error(response).await)
+            Err(match serde_json::from_slice::<ApiError>(&body) {
+                Ok(error) => anyhow!(error.message),
+                Err(_) => anyhow!("Core answered {status}"),
+            })
         })
+    }
+
+    /// [`Self::command`], its answer read as the reply type of its kind.
+    pub(crate) fn command_as<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: CommandKind,
+        target: Option<String>,
+    ) -> anyhow::Result<T> {
+        let value = self.command(kind, target)?;
+        Ok(crate::protocol::reply::decode(value)?)
     }
 
     /// Streams a session's events after `after` (history first, then live)

@@ -11,6 +11,7 @@ use clap::Args;
 use super::Exit;
 use super::backend::Ctx;
 use super::client::{Target, TerminalEnd};
+use crate::protocol::reply::TerminalOpened;
 use crate::protocol::{CommandKind, Workspace};
 
 /// Ctrl-]: detach, as telnet and docker do.
@@ -98,12 +99,11 @@ pub(crate) fn run(args: TermArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
                 by: std::env::var("USER").ok(),
                 check: None,
             };
-            let answer = client.command(kind, None)?;
-            let terminal = answer["terminal_id"].as_str().context("Core answered without a terminal id")?.to_string();
+            let opened: TerminalOpened = client.command_as(kind, None)?;
+            let terminal = opened.terminal_id;
             eprintln!(
                 "terminal {terminal} in {} ({}); Ctrl-] detaches, `cortex term --attach {terminal}` comes back\r",
-                answer["dir"].as_str().unwrap_or(&workspace.path),
-                workspace.name
+                opened.dir, workspace.name
             );
             terminal
         }

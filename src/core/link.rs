@@ -230,7 +230,10 @@ async fn resend_unfinished(state: &CoreState, node_id: &str, tx: &mpsc::Sender<C
         if let crate::protocol::CommandKind::WriteFile { path, .. } = &command.kind {
             // Its content was not kept: the person saves again.
             let message = format!("`{path}` was not saved: the node was disconnected before it answered; save again");
-            state.complete_command(&command.id, crate::protocol::CommandOutcome::error("node_offline", message));
+            state.complete_command(
+                &command.id,
+                crate::protocol::CommandOutcome::error(crate::protocol::ErrorCode::NodeOffline, message),
+            );
             continue;
         }
         let _ = tx.send(CoreFrame::Command { command }).await;

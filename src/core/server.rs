@@ -26,8 +26,8 @@ use super::registry::{NodeRecord, Registry};
 use super::{Error, Result};
 use crate::index::Index;
 use crate::protocol::{
-    ApiError, Command, CommandKind, CommandOutcome, CoreFrame, Enrollment, Event, NodeId, NodeStatus, NodeSummary,
-    PROTOCOL_VERSION, SessionId, SessionState, Workspace,
+    ApiError, Command, CommandKind, CommandOutcome, CoreFrame, Enrollment, ErrorCode, Event, NodeId, NodeStatus,
+    NodeSummary, PROTOCOL_VERSION, ProviderKind, SessionId, SessionState, Workspace,
 };
 
 /// How Core runs.
@@ -420,7 +420,7 @@ impl CoreState {
                 self.complete_command(
                     &command.id,
                     CommandOutcome::error(
-                        "node_offline",
+                        ErrorCode::NodeOffline,
                         format!("node `{name}` is not connected; start it with `cortex node run`"),
                     ),
                 );
@@ -475,8 +475,7 @@ impl CoreState {
                     && index.session_workspace(id).map_err(ApiFailure::internal)?.is_some()
                 {
                     return Err(ApiFailure::new(
-                        StatusCode::CONFLICT,
-                        "conflict",
+                        ErrorCode::Conflict,
                         format!("session `{id}` exists already; leave `session_id` out for a new one"),
                     ));
                 }
@@ -684,7 +683,7 @@ fn skew_warnings(capabilities: &crate::protocol::Capabilities) -> Vec<String> {
         ));
     }
     for provider in &capabilities.providers {
-        if provider.name == "codex"
+        if ProviderKind::parse(&provider.name) == Some(ProviderKind::Codex)
             && let Some(version) = &provider.version
             && version != crate::protocol::CODEX_VERSION
         {
@@ -752,9 +751,16 @@ pub struct ApiFailure {
 }
 
 impl ApiFailure {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiFailure {
-        ApiFailure { status, body: ApiError { code: code.to_string(), message: message.into() } }
+    /// A failure with the status its code maps to (`ErrorCode::http_status`).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiFailure {
+        let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiFailure { status, body: ApiError { code, message: message.into() } }
     }
+
+    pub fn code(&self) -> ErrorCode {
+        self.body.code
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -765,17 +771,17 @@ impl ApiFailure {
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiFailure {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(ErrorCode::Malformed, message)
     }
     pub fn not_found(message: impl Into<String>) -> ApiFailure {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::NotFound, message)
     }
     pub fn unavailable(message: impl Into<String>) -> ApiFailure {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        Self::new(ErrorCode::Unavailable, message)
     }
     pub fn internal(error: impl std::fmt::Display) -> ApiFailure {
         tracing::error!(%error, "internal error answering an API call");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("Core failed: {error}"))
+        Self::new(ErrorCode::Internal, format!("Core failed: {error}"))
     }
 }
 
@@ -826,7 +832,7 @@ async fn errors_as_json(request: Request, next: Next) -> Response {
         .and_then(|value| value.parse::<u64>().ok());
     if announced.is_some_and(|length| length > MAX_BODY) {
         let message = format!("a request body is at most {MAX_BODY} bytes");
-        return ApiFailure::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message).into_response();
+        return ApiFailure::new(ErrorCode::TooLarge, message).into_response();
     }
     let response = next.run(request).await;
     let status = response.status();
@@ -840,16 +846,16 @@ async fn errors_as_json(request: Request, next: Next) -> Response {
     }
     let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
     let code = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
         StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => {
-            "bad_request"
+            ErrorCode::Malformed
         }
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        _ => "error",
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        _ => ErrorCode::Internal,
     };
     let message = String::from_utf8_lossy(&bytes).trim().to_string();
-    ApiFailure::new(status, code, message).into_response()
+    ApiFailure::new(code, message).into_response()
 }
 
 async fn get_terminal(State(state): State<Arc<CoreState>>, Path(id): Path<String>) -> Response {
@@ -914,8 +920,7 @@ async fn require_token(State(state): State<Arc<CoreState>>, request: Request, ne
     if !valid {
         let path = state.config.data_dir.join("admin.token");
         return ApiFailure::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             format!(
                 "missing or wrong bearer token: use the admin token in `{}` on Core's machine, or set CORTEX_TOKEN elsewhere",
                 path.display()
@@ -941,7 +946,10 @@ async fn post_command(State(state): State<Arc<CoreState>>, body: axum::body::Byt
     };
     match state.execute(command).await {
         Ok(outcome @ CommandOutcome::Ok { .. }) => (StatusCode::OK, Json(outcome)).into_response(),
-        Ok(outcome) => (StatusCode::UNPROCESSABLE_ENTITY, Json(outcome)).into_response(),
+        Ok(outcome @ CommandOutcome::Error { code, .. }) => {
+            let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, Json(outcome)).into_response()
+        }
         Err(failure) => failure.into_response(),
     }
 }
@@ -1089,14 +1097,14 @@ async fn get_session_diff(
         kind: CommandKind::ReadDiff { session_id: session.id, turn: query.turn, files: false },
     };
     match state.execute(command).await {
-        Ok(CommandOutcome::Ok { value }) => {
-            let patch = value.get("patch").and_then(|patch| patch.as_str()).unwrap_or_default().to_string();
-            ([(header::CONTENT_TYPE, "text/x-diff; charset=utf-8")], patch).into_response()
-        }
-        Ok(CommandOutcome::Error { code, message }) => {
-            let status = if code == "not_found" { StatusCode::NOT_FOUND } else { StatusCode::UNPROCESSABLE_ENTITY };
-            (status, Json(ApiError { code, message })).into_response()
-        }
+        Ok(outcome @ CommandOutcome::Ok { .. }) => match outcome.into_reply::<crate::protocol::reply::DiffRead>() {
+            Ok(diff) => {
+                let patch = diff.patch.unwrap_or_default();
+                ([(header::CONTENT_TYPE, "text/x-diff; charset=utf-8")], patch).into_response()
+            }
+            Err(error) => ApiFailure::new(error.code, error.message).into_response(),
+        },
+        Ok(CommandOutcome::Error { code, message }) => ApiFailure::new(code, message).into_response(),
         Err(failure) => failure.into_response(),
     }
 }

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
-use crate::protocol::{DirEntry, EntryKind, FileContent, FileState};
+use crate::protocol::{DirEntry, EntryKind, ErrorCode, FileContent, FileState};
 use crate::sandbox::{self, Kind, RelPath};
 
 /// Files larger than this are named, not read (nor written).
@@ -37,11 +37,17 @@ pub enum FileError {
 
 impl FileError {
     /// The command outcome code for this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Boundary(error) => error.code(),
-            Self::TooLarge { .. } | Self::HoldsSecret { .. } => "bad_input",
-            Self::Conflict { .. } => "conflict",
+            Self::Boundary(error) => match error.code() {
+                "not_found" => ErrorCode::NotFound,
+                "forbidden" => ErrorCode::Forbidden,
+                "conflict" => ErrorCode::Conflict,
+                "failed" => ErrorCode::Failed,
+                _ => ErrorCode::BadInput,
+            },
+            Self::TooLarge { .. } | Self::HoldsSecret { .. } => ErrorCode::BadInput,
+            Self::Conflict { .. } => ErrorCode::Conflict,
         }
     }
 }

@@ -65,7 +65,7 @@ impl Ledger {
         Ok(Some(match outcome.and_then(|text| serde_json::from_str(&text).ok()) {
             Some(outcome) => outcome,
             None => CommandOutcome::error(
-                "interrupted",
+                crate::protocol::ErrorCode::Interrupted,
                 format!(
                     "command `{id}` ({kind}) was already started on this node and cut short (the node stopped while it ran); it was not run again: check the session's state"
                 ),
@@ -97,7 +97,7 @@ mod tests {
         let reopened = Ledger::open(dir.path()).unwrap();
         assert_eq!(reopened.claim("c1", "send_turn").unwrap(), Some(answer));
         let cut = reopened.claim("c2", "send_turn").unwrap().unwrap();
-        assert!(matches!(cut, CommandOutcome::Error { ref code, .. } if code == "interrupted"), "{cut:?}");
+        assert!(matches!(cut, CommandOutcome::Error { code: crate::protocol::ErrorCode::Interrupted, .. }), "{cut:?}");
         assert_eq!(reopened.claim("c3", "stop_session").unwrap(), None);
     }
 }

@@ -68,6 +68,32 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// The code a command answers with when it fails this way.
+    pub fn code(&self) -> crate::protocol::ErrorCode {
+        use crate::protocol::ErrorCode;
+        match self {
+            Error::Provider(crate::provider::Error::Script(_)) => ErrorCode::BadInput,
+            Error::Lifecycle(_) => ErrorCode::IllegalTransition,
+            Error::Config { .. } | Error::NothingToCommit(_) => ErrorCode::BadInput,
+            Error::Store(store::Error::SessionBusy(_)) => ErrorCode::Busy,
+            Error::Store(
+                store::Error::SessionNotFound(_)
+                | store::Error::NoSuchTurn { .. }
+                | store::Error::NoSuchSessionFile { .. },
+            ) => ErrorCode::NotFound,
+            Error::Store(
+                store::Error::NotASessionFile { .. }
+                | store::Error::NotARepository { .. }
+                | store::Error::Bare { .. }
+                | store::Error::Reftable { .. }
+                | store::Error::Sha256 { .. },
+            ) => ErrorCode::BadInput,
+            _ => ErrorCode::Failed,
+        }
+    }
+}
+
 /// A node rooted at a data dir.
 #[derive(Clone)]
 pub struct Node {

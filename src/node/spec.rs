@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::config::RepoConfig;
 use super::{Error, Result};
-use crate::protocol::SessionId;
+use crate::protocol::{ProviderKind, SessionId};
 use crate::provider::codex::CodexProvider;
 use crate::provider::codex_exec::CodexExecProvider;
 use crate::provider::fake::{FakeProvider, Script};
@@ -27,22 +27,25 @@ pub enum ProviderSpec {
 }
 
 impl ProviderSpec {
-    pub(super) fn name(&self) -> &'static str {
+    pub fn kind(&self) -> ProviderKind {
         match self {
-            Self::Fake { .. } => "fake",
-            Self::Codex => "codex",
-            Self::CodexExec => "codex-exec",
+            Self::Fake { .. } => ProviderKind::Fake,
+            Self::Codex => ProviderKind::Codex,
+            Self::CodexExec => ProviderKind::CodexExec,
         }
+    }
+
+    pub(super) fn name(&self) -> &'static str {
+        self.kind().as_str()
     }
 
     /// The spec for a provider by name, as commands carry it.
     pub fn named(name: &str, script: Option<String>) -> Option<ProviderSpec> {
-        match name {
-            "fake" => Some(ProviderSpec::Fake { script, script_name: "the script".into() }),
-            "codex" => Some(ProviderSpec::Codex),
-            "codex-exec" => Some(ProviderSpec::CodexExec),
-            _ => None,
-        }
+        Some(match ProviderKind::parse(name)? {
+            ProviderKind::Fake => ProviderSpec::Fake { script, script_name: "the script".into() },
+            ProviderKind::Codex => ProviderSpec::Codex,
+            ProviderKind::CodexExec => ProviderSpec::CodexExec,
+        })
     }
 
     /// Checks the provider's configuration completely (a script's every
@@ -62,24 +65,24 @@ impl ProviderSpec {
 /// Builds a session's provider: the fake from its kept script, codex from
 /// the repository's config and the session's thread.
 pub(super) fn build_provider(store: &Store, meta: &Meta) -> Result<Box<dyn Provider>> {
-    match meta.provider.as_str() {
-        "fake" => {
+    let unknown = || Error::UnknownProvider { session: meta.id.clone(), provider: meta.provider.clone() };
+    match ProviderKind::parse(&meta.provider).ok_or_else(unknown)? {
+        ProviderKind::Fake => {
             let path = script_path(store, &meta.id);
             let script =
                 if path.exists() { Script::load(&path).map_err(provider::Error::from)? } else { Script::default() };
             Ok(Box::new(FakeProvider::new(script)))
         }
-        "codex" => {
+        ProviderKind::Codex => {
             let config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();
             let log = store.private_dir().join("codex").join(format!("{}.log", meta.id));
             Ok(Box::new(CodexProvider::new(config, meta.resume_ref.clone(), log)))
         }
-        "codex-exec" => {
+        ProviderKind::CodexExec => {
             let config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();
             let log = store.private_dir().join("codex").join(format!("{}.log", meta.id));
             Ok(Box::new(CodexExecProvider::new(config, meta.resume_ref.clone(), log)))
         }
-        other => Err(Error::UnknownProvider { session: meta.id.clone(), provider: other.to_string() }),
     }
 }
 

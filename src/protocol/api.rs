@@ -127,7 +127,7 @@ pub struct Enrollment {
 /// The body of every HTTP error: what was wrong, and what to do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
-    pub code: String,
+    pub code: super::ErrorCode,
     pub message: String,
 }
 

@@ -9,6 +9,7 @@ mod api;
 mod event;
 mod id;
 mod lifecycle;
+pub mod reply;
 mod wire;
 
 pub use api::{
@@ -18,9 +19,10 @@ pub use api::{
 pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome};
 pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
+pub use reply::{CommandError, ErrorCode, Reply};
 pub use wire::{
     Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, NodeFrame, ProviderInfo,
-    Refusal, Resources, SessionTip, check_command_id, check_name,
+    ProviderKind, Refusal, Resources, SessionTip, check_command_id, check_name,
 };
 
 /// Version of the normalized event schema and of the envelopes built on it.

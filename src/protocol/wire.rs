@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::reply::{CommandError, ErrorCode, Reply};
 use super::{Event, NodeId, SessionId, SessionSummary, Workspace, WorkspaceId};
 
 /// How a node proves who it is in its hello.
@@ -50,6 +51,50 @@ pub struct ProviderInfo {
     /// `interrupt`, `steer`, `resume` (continues a thread after a restart).
     #[serde(default)]
     pub features: Vec<String>,
+}
+
+/// The agents Cortex runs, by the name sessions and commands carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// The scripted agent built into Cortex.
+    Fake,
+    /// Codex as a live `codex app-server`.
+    Codex,
+    /// Codex through `codex exec --json`, one process per turn.
+    CodexExec,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 3] = [ProviderKind::Fake, ProviderKind::Codex, ProviderKind::CodexExec];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fake => "fake",
+            Self::Codex => "codex",
+            Self::CodexExec => "codex-exec",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ProviderKind> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// What it can do beyond running turns, as a node reports it in
+    /// [`ProviderInfo::features`]: the one place that says which agent
+    /// takes steering or answers approvals.
+    pub fn features(self) -> &'static [&'static str] {
+        match self {
+            Self::Fake => &["approvals", "interrupt"],
+            Self::Codex => &["approvals", "interrupt", "steer", "resume"],
+            // Exec mode runs with approval policy `never` and takes no steering.
+            Self::CodexExec => &["interrupt", "resume"],
+        }
+    }
+
+    pub fn can(self, feature: &str) -> bool {
+        self.features().contains(&feature)
+    }
 }
 
 /// Readings sent with every heartbeat.
@@ -456,12 +501,30 @@ pub fn check_command_id(id: &str) -> Result<(), String> {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CommandOutcome {
     Ok { value: serde_json::Value },
-    Error { code: String, message: String },
+    Error { code: ErrorCode, message: String },
 }
 
 impl CommandOutcome {
-    pub fn error(code: &str, message: impl Into<String>) -> CommandOutcome {
-        CommandOutcome::Error { code: code.to_string(), message: message.into() }
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> CommandOutcome {
+        CommandOutcome::Error { code, message: message.into() }
+    }
+
+    /// The outcome of a handler: its reply, or its error.
+    pub fn of(result: Result<Reply, CommandError>) -> CommandOutcome {
+        match result {
+            Ok(reply) => {
+                CommandOutcome::Ok { value: serde_json::to_value(reply).expect("holds because replies are JSON") }
+            }
+            Err(error) => CommandOutcome::Error { code: error.code, message: error.message },
+        }
+    }
+
+    /// The answer as the reply type `T` of the command's kind.
+    pub fn into_reply<T: serde::de::DeserializeOwned>(self) -> Result<T, CommandError> {
+        match self {
+            CommandOutcome::Ok { value } => super::reply::decode(value),
+            CommandOutcome::Error { code, message } => Err(CommandError { code, message }),
+        }
     }
 }
 
@@ -511,7 +574,7 @@ mod tests {
             r#"{"type":"ack","v":1,"session":"ses_01m86a629myn3cjx91da8nn0vx","seq":7}"#,
         );
         check(
-            NodeFrame::CommandResult { v: 1, id: "c".into(), outcome: CommandOutcome::error("busy", "later") },
+            NodeFrame::CommandResult { v: 1, id: "c".into(), outcome: CommandOutcome::error(ErrorCode::Busy, "later") },
             r#"{"type":"command_result","v":1,"id":"c","outcome":{"status":"error","code":"busy","message":"later"}}"#,
         );
         assert!(serde_json::from_str::<NodeFrame>(r#"{"type":"telepathy","v":1}"#).is_err());

@@ -32,15 +32,7 @@ async fn run(
     target: Option<String>,
     kind: CommandKind,
 ) -> Result<serde_json::Value, (StatusCode, String)> {
-    web.command(id, target, kind).await.map_err(|refused| {
-        let status = refused.status.unwrap_or(match refused.code.as_str() {
-            "not_found" => StatusCode::NOT_FOUND,
-            "node_offline" => StatusCode::SERVICE_UNAVAILABLE,
-            "illegal_transition" | "busy" => StatusCode::CONFLICT,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
-        });
-        (status, refused.message)
-    })
+    web.command(id, target, kind).await.map_err(|refused| (refused.status(), refused.message))
 }
 
 fn is_htmx(headers: &HeaderMap) -> bool {

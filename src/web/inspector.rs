@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::Web;
 use super::pages::{Shell, command_id, not_found, shell, workspace_crumbs};
+use crate::protocol::reply::{Listing, PathMoved};
 use crate::protocol::{CommandKind, DirEntry, FileContent, FileState, SessionId, Workspace};
 
 #[derive(Deserialize)]
@@ -31,8 +32,12 @@ pub(super) struct PlaceQuery {
 }
 
 /// Asks the workspace's node: its answer, or its `(code, message)`.
-async fn ask(web: &Web, id: &str, kind: CommandKind) -> Result<serde_json::Value, (String, String)> {
-    web.command(id, None, kind).await.map_err(|refused| (refused.code, refused.message))
+async fn ask<T: serde::de::DeserializeOwned>(
+    web: &Web,
+    id: &str,
+    kind: CommandKind,
+) -> Result<T, (StatusCode, String)> {
+    web.command_as(id, None, kind).await.map_err(|refused| (refused.status(), refused.message))
 }
 
 fn workspace(web: &Web, id: &str) -> Option<Workspace> {
@@ -89,8 +94,8 @@ pub(super) async fn get_files(
         session_id: session.clone(),
         path: query.path.clone(),
     };
-    let (entries, problem) = match ask(&web, "", kind).await {
-        Ok(value) => (serde_json::from_value(value["entries"].clone()).unwrap_or_default(), None),
+    let (entries, problem) = match ask::<Listing>(&web, "", kind).await {
+        Ok(listing) => (listing.entries, None),
         Err((_, message)) => (Vec::new(), Some(message)),
     };
     let mut crumbs = workspace_crumbs(&web, workspace.id.as_str());
@@ -205,29 +210,23 @@ pub(super) async fn get_file(
         session_id: session.clone(),
         path: query.path.clone(),
     };
-    match ask(&web, "", kind).await {
-        Ok(value) => match serde_json::from_value::<FileContent>(value) {
-            Ok(file) => {
-                let status = if file.state == FileState::NotFound { StatusCode::NOT_FOUND } else { StatusCode::OK };
-                let page = file_page(
-                    &web,
-                    workspace,
-                    session,
-                    file,
-                    query.lines.as_deref(),
-                    query.edit.is_some(),
-                    None,
-                    None,
-                    query.saved.is_some(),
-                );
-                (status, page).into_response()
-            }
-            Err(error) => {
-                super::pages::problem(&web, StatusCode::BAD_GATEWAY, "Unreadable answer", error.to_string(), "/")
-            }
-        },
-        Err((code, message)) => {
-            let status = status_of(&code);
+    match ask::<FileContent>(&web, "", kind).await {
+        Ok(file) => {
+            let status = if file.state == FileState::NotFound { StatusCode::NOT_FOUND } else { StatusCode::OK };
+            let page = file_page(
+                &web,
+                workspace,
+                session,
+                file,
+                query.lines.as_deref(),
+                query.edit.is_some(),
+                None,
+                None,
+                query.saved.is_some(),
+            );
+            (status, page).into_response()
+        }
+        Err((status, message)) => {
             let back = format!("/workspaces/{}/files?path={}", workspace.id, session_suffix(&session));
             super::pages::problem(&web, status, "Cannot open that file", message, &back)
         }
@@ -266,12 +265,12 @@ pub(super) async fn post_file(
         expected_hash: (!form.hash.is_empty()).then(|| form.hash.clone()),
         by: Some("panel".into()),
     };
-    match ask(&web, &form.command_id, kind).await {
+    match ask::<serde_json::Value>(&web, &form.command_id, kind).await {
         Ok(_) => {
             let url = inspector_url(workspace.id.as_str(), "file", &form.path, &session_suffix(&session));
             Redirect::to(&format!("{url}&saved=1")).into_response()
         }
-        Err((code, message)) => {
+        Err((status, message)) => {
             // Show what is on disk now beside the person's text: nothing is lost.
             let read = CommandKind::ReadFile {
                 workspace_id: workspace.id.clone(),
@@ -282,7 +281,6 @@ pub(super) async fn post_file(
                 Ok(value) => serde_json::from_value::<FileContent>(value).ok(),
                 Err(_) => None,
             };
-            let status = status_of(&code);
             match current {
                 Some(file) => {
                     let page =
@@ -322,14 +320,13 @@ pub(super) async fn post_move(
         by: Some("panel".into()),
     };
     let keep = session_suffix(&session);
-    match ask(&web, &form.command_id, kind).await {
-        Ok(value) => {
-            let to = value["to"].as_str().unwrap_or(&form.to).to_string();
+    match ask::<PathMoved>(&web, &form.command_id, kind).await {
+        Ok(PathMoved { to, .. }) => {
             Redirect::to(&inspector_url(workspace.id.as_str(), "file", &to, &keep)).into_response()
         }
-        Err((code, message)) => {
+        Err((status, message)) => {
             let back = inspector_url(workspace.id.as_str(), "file", &form.from, &keep);
-            super::pages::problem(&web, status_of(&code), "Not moved", message, &back)
+            super::pages::problem(&web, status, "Not moved", message, &back)
         }
     }
 }
@@ -363,22 +360,12 @@ pub(super) async fn post_delete(
     };
     let keep = session_suffix(&session);
     let folder = form.path.rsplit_once('/').map(|(folder, _)| folder.to_string()).unwrap_or_default();
-    match ask(&web, &form.command_id, kind).await {
+    match ask::<serde_json::Value>(&web, &form.command_id, kind).await {
         Ok(_) => Redirect::to(&inspector_url(workspace.id.as_str(), "files", &folder, &keep)).into_response(),
-        Err((code, message)) => {
+        Err((status, message)) => {
             let back = inspector_url(workspace.id.as_str(), "file", &form.path, &keep);
-            super::pages::problem(&web, status_of(&code), "Not deleted", message, &back)
+            super::pages::problem(&web, status, "Not deleted", message, &back)
         }
-    }
-}
-
-fn status_of(code: &str) -> StatusCode {
-    match code {
-        "conflict" | "busy" => StatusCode::CONFLICT,
-        "bad_input" => StatusCode::BAD_REQUEST,
-        "not_found" => StatusCode::NOT_FOUND,
-        "forbidden" => StatusCode::FORBIDDEN,
-        _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 

@@ -34,12 +34,18 @@ pub(crate) struct Web {
     panel: Arc<Panel>,
 }
 
-/// Why a command did not succeed: the node's or Core's code and message,
-/// and Core's HTTP status when Core itself refused it.
+/// Why a command did not succeed: the node's or Core's code and message.
 pub(crate) struct Refused {
-    code: String,
+    code: crate::protocol::ErrorCode,
     message: String,
-    status: Option<axum::http::StatusCode>,
+}
+
+impl Refused {
+    /// The page's status: the one mapping of `ErrorCode::http_status`.
+    pub(crate) fn status(&self) -> axum::http::StatusCode {
+        axum::http::StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+    }
 }
 
 impl Web {
@@ -51,13 +57,23 @@ impl Web {
         let id = if id.is_empty() || id.len() > 100 { pages::command_id() } else { id.to_string() };
         match self.core.execute(Command { v: PROTOCOL_VERSION, id, target, kind }).await {
             Ok(CommandOutcome::Ok { value }) => Ok(value),
-            Ok(CommandOutcome::Error { code, message }) => Err(Refused { code, message, status: None }),
-            Err(failure) => Err(Refused {
-                code: "unavailable".into(),
-                message: failure.message().to_string(),
-                status: Some(failure.status()),
-            }),
+            Ok(CommandOutcome::Error { code, message }) => Err(Refused { code, message }),
+            Err(failure) => Err(Refused { code: failure.code(), message: failure.message().to_string() }),
         }
+    }
+}
+
+impl Web {
+    /// [`Web::command`], the answer read as the reply type of its kind (an
+    /// answer that is not one is refused as malformed).
+    async fn command_as<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &str,
+        target: Option<String>,
+        kind: CommandKind,
+    ) -> Result<T, Refused> {
+        let value = self.command(id, target, kind).await?;
+        crate::protocol::reply::decode(value).map_err(|error| Refused { code: error.code, message: error.message })
     }
 }
 

@@ -373,23 +373,19 @@ pub(super) async fn get_workspace(State(web): State<Arc<Web>>, Path(id): Path<St
 /// The workspace journal from its node (empty when the node cannot answer).
 async fn journal(web: &Web, workspace: &Workspace) -> Vec<crate::protocol::JournalEntry> {
     let kind = crate::protocol::CommandKind::ReadJournal { workspace_id: workspace.id.clone(), limit: 20 };
-    let Ok(value) = web.command("", None, kind).await else { return Vec::new() };
-    serde_json::from_value(value["entries"].clone()).unwrap_or_default()
+    web.command_as::<crate::protocol::reply::JournalRead>("", None, kind)
+        .await
+        .map(|journal| journal.entries)
+        .unwrap_or_default()
 }
 
 /// The workspace's configured checks, from its node.
 async fn checks(web: &Web, workspace: &Workspace) -> Vec<(String, String)> {
     let kind = crate::protocol::CommandKind::ListChecks { workspace_id: workspace.id.clone() };
-    let Ok(value) = web.command("", None, kind).await else { return Vec::new() };
-    value["checks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|check| {
-            let text = |key: &str| check[key].as_str().unwrap_or_default().to_string();
-            (text("name"), text("command"))
-        })
-        .collect()
+    let Ok(list) = web.command_as::<crate::protocol::reply::CheckList>("", None, kind).await else {
+        return Vec::new();
+    };
+    list.checks.into_iter().map(|check| (check.name, check.command)).collect()
 }
 
 /// A fresh command id for a form: the form's idempotency key.

@@ -16,14 +16,15 @@ use serde::Deserialize;
 use super::Web;
 use super::pages::{Shell, not_found, shell};
 use super::session::session_crumbs;
+use crate::protocol::reply::{DiffRead, SessionFileRead};
 use crate::protocol::{CheckSummary, CommandKind, DiffHunk, FileDiff, SessionSummary, TurnSummary};
 
 /// Files with more changed lines than this start folded.
 const FOLD_LINES: u64 = 400;
 
 /// Asks the session's node; `Err` says why it could not answer.
-async fn ask(web: &Web, kind: CommandKind) -> Result<serde_json::Value, String> {
-    web.command("", None, kind).await.map_err(|refused| refused.message)
+async fn ask<T: serde::de::DeserializeOwned>(web: &Web, kind: CommandKind) -> Result<T, String> {
+    web.command_as("", None, kind).await.map_err(|refused| refused.message)
 }
 
 pub(super) struct Cell {
@@ -198,11 +199,8 @@ async fn diff_page(web: &Web, id: &str, turn: Option<u32>, query: DiffQuery) -> 
     let mut crumbs = session_crumbs(web, &session);
     crumbs.push((turn.map_or("all changes".into(), |turn| format!("turn {turn} diff")), here.clone()));
     let kind = CommandKind::ReadDiff { session_id: session.id.clone(), turn, files: true };
-    let (files, problem) = match ask(web, kind).await {
-        Ok(value) => match serde_json::from_value::<Vec<FileDiff>>(value["files"].clone()) {
-            Ok(files) => (files, None),
-            Err(error) => (Vec::new(), Some(format!("the node answered with something unreadable: {error}"))),
-        },
+    let (files, problem): (Vec<FileDiff>, _) = match ask::<DiffRead>(web, kind).await {
+        Ok(diff) => (diff.files.unwrap_or_default(), None),
         Err(message) => (Vec::new(), Some(message)),
     };
     let captured = turn.and_then(|turn| {
@@ -261,7 +259,7 @@ pub(super) async fn get_evidence(State(web): State<Arc<Web>>, Path(id): Path<Str
         }
         fetched += 1;
         let kind = CommandKind::ReadSessionFile { session_id: session.id.clone(), path: path.clone() };
-        let output = ask(&web, kind).await.map(|value| value["text"].as_str().unwrap_or_default().to_string());
+        let output = ask::<SessionFileRead>(&web, kind).await.map(|file| file.text);
         outputs.insert(check.seq, output);
     }
     let mut crumbs = session_crumbs(&web, &session);

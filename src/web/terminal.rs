@@ -71,13 +71,10 @@ async fn open(
         check,
     };
     let back = format!("/workspaces/{}", workspace.id);
-    match web.command(command_id, None, kind).await {
-        Ok(value) => match value["terminal_id"].as_str() {
-            Some(terminal) => Redirect::to(&format!("/terminals/{terminal}")).into_response(),
-            None => Redirect::to(&back).into_response(),
-        },
+    match web.command_as::<crate::protocol::reply::TerminalOpened>(command_id, None, kind).await {
+        Ok(opened) => Redirect::to(&format!("/terminals/{}", opened.terminal_id)).into_response(),
         Err(refused) => {
-            let status = refused.status.unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            let status = refused.status();
             problem(web, status, failed, refused.message, &back)
         }
     }
@@ -135,7 +132,7 @@ pub(super) async fn post_close(State(web): State<Arc<Web>>, Path(id): Path<Strin
     match web.command("", None, kind).await {
         Ok(_) => Redirect::to(&back).into_response(),
         Err(refused) => {
-            let status = refused.status.unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            let status = refused.status();
             problem(&web, status, "Not closed", refused.message, &format!("/terminals/{id}"))
         }
     }

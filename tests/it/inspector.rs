@@ -131,7 +131,7 @@ fn an_edit_from_a_session_is_the_persons_and_a_stale_one_is_refused() {
     assert_eq!(answer["value"]["recorded"], true);
     assert_eq!(std::fs::read_to_string(env.repo.join("notes.txt")).unwrap(), "by the agent\nand a person\n");
     let (status, stale) = command(&http, "write_file", edit);
-    assert_eq!((status, stale["code"].as_str()), (422, Some("conflict")), "{stale}");
+    assert_eq!((status, stale["code"].as_str()), (409, Some("conflict")), "{stale}");
     assert!(stale["message"].as_str().unwrap().contains("changed on disk"), "{stale}");
     let (_, exists) = command(
         &http,

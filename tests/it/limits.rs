@@ -135,7 +135,7 @@ fn history_numbers_and_names_past_the_edges_are_answered_not_500() {
         assert_eq!(status, 200, "{path}: {body}");
     }
     let (status, body) = http.post("/api/v1/nodes/enroll", &serde_json::json!({ "name": "evil\r\nX-Injected: 1" }));
-    assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")), "{body}");
+    assert_eq!((status, body["code"].as_str()), (400, Some("malformed")), "{body}");
     let long_id = "c".repeat(10_000);
     let (status, body) = http.post(
         "/api/v1/commands",

@@ -450,7 +450,7 @@ fn the_inspector_lists_shows_and_saves_files_as_text() {
     let editor = browser.get(&format!("{base}/workspaces/{workspace}/file?path=page.html&edit=1"));
     assert_page(&editor, "editor", &["<textarea name=\"content\"", "name=\"hash\" value=\""]);
     let escape = browser.get(&format!("{base}/workspaces/{workspace}/file?path=../../etc/passwd"));
-    assert_eq!(escape.status, 400, "{}", escape.body);
+    assert_eq!(escape.status, 422, "{}", escape.body);
     assert!(escape.body.contains("climbs out"), "{}", escape.body);
     assert_eq!(browser.get(&format!("{base}/workspaces/{workspace}/file?path=nope.txt")).status, 404);
 
@@ -483,7 +483,7 @@ fn the_inspector_lists_shows_and_saves_files_as_text() {
         &[("from", "new/renamed.txt"), ("to", "../escaped.txt")],
         Some(&base),
     );
-    assert_eq!(outside.status, 400, "{}", outside.body);
+    assert_eq!(outside.status, 422, "{}", outside.body);
     let stale_delete = browser.post(
         &format!("{base}/workspaces/{workspace}/delete"),
         &[("path", "new/renamed.txt"), ("hash", "0000")],

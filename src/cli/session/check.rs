@@ -8,6 +8,7 @@ use clap::Args;
 use crate::cli::Exit;
 use crate::cli::backend::{Backend, Ctx};
 use crate::cli::output::{Transcript, print_json};
+use crate::protocol::reply::ChecksRun;
 use crate::protocol::{CheckSummary, CommandKind};
 use crate::store::Store;
 
@@ -30,9 +31,8 @@ pub(crate) fn run(args: CheckArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let (session, _) = backend.session(&args.id)?;
     let checks: Vec<CheckSummary> = match &mut backend {
         Backend::Remote(client) => {
-            let answer =
-                client.command(CommandKind::RunChecks { session_id: session.id.clone(), name: args.name }, None)?;
-            serde_json::from_value(answer["checks"].clone())?
+            let kind = CommandKind::RunChecks { session_id: session.id.clone(), name: args.name };
+            client.command_as::<ChecksRun>(kind, None)?.checks
         }
         Backend::Local(local) => {
             let store = Store::discover(Path::new(&session.workspace_path))?;

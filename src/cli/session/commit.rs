@@ -8,6 +8,7 @@ use crate::cli::Exit;
 use crate::cli::backend::{Backend, Ctx};
 use crate::cli::output::{Transcript, print_json};
 use crate::protocol::CommandKind;
+use crate::protocol::reply::Committed;
 use crate::store::Store;
 
 /// Commit the files a session changed to the current branch, with a
@@ -32,9 +33,8 @@ pub(crate) fn run(args: CommitArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let (session, _) = backend.session(&args.id)?;
     let commit = match &mut backend {
         Backend::Remote(client) => {
-            let answer = client
-                .command(CommandKind::CommitSession { session_id: session.id.clone(), message: args.message }, None)?;
-            answer["commit"].as_str().unwrap_or_default().to_string()
+            let kind = CommandKind::CommitSession { session_id: session.id.clone(), message: args.message };
+            client.command_as::<Committed>(kind, None)?.commit
         }
         Backend::Local(local) => {
             let store = Store::discover(Path::new(&session.workspace_path))?;

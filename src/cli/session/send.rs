@@ -11,6 +11,7 @@ use crate::cli::client::Target;
 use crate::cli::local::Local;
 use crate::cli::output::{TerminalApprover, Transcript};
 use crate::protocol::CommandKind;
+use crate::protocol::reply::TurnAccepted;
 use crate::store::Store;
 
 /// Send a prompt to a session: runs its next turn.
@@ -54,7 +55,7 @@ pub(crate) fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         }
     };
     let (session, _) = client.session(&args.id)?;
-    let answer = client.command(
+    let accepted: TurnAccepted = client.command_as(
         CommandKind::SendTurn {
             session_id: session.id.clone(),
             prompt: args.prompt,
@@ -66,7 +67,7 @@ pub(crate) fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         },
         None,
     )?;
-    let turn = answer["turn"].as_u64().unwrap_or(u64::from(session.turns) + 1) as u32;
+    let turn = accepted.turn;
     let mut transcript = Transcript::new(args.json);
     match follow_turn(&client, &session.id, turn, session.last_seq, &mut transcript)? {
         Some(result) => report_turn(result, Path::new(&session.workspace_path), args.json, &transcript.evidence),

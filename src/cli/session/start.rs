@@ -14,7 +14,8 @@ use crate::cli::client::{Client, Target};
 use crate::cli::local::Local;
 use crate::cli::output::{TerminalApprover, Transcript, print_json};
 use crate::node::{ProviderSpec, StartRequest};
-use crate::protocol::{CommandKind, SessionId, Workspace};
+use crate::protocol::reply::TurnAccepted;
+use crate::protocol::{CommandKind, Workspace};
 use crate::store::Store;
 
 /// Start an agent session and run its first turn.
@@ -117,16 +118,16 @@ fn run_local(args: StartArgs, ctx: &Ctx, provider: ProviderSpec, prompt: String)
 
 fn run_remote(args: StartArgs, client: &Client, provider: ProviderSpec, prompt: String) -> anyhow::Result<Exit> {
     let workspace = find_workspace(client, args.workspace.as_deref(), args.node.as_deref())?;
-    let (provider, script) = match provider {
-        ProviderSpec::Fake { script, .. } => ("fake", script),
-        ProviderSpec::Codex => ("codex", None),
-        ProviderSpec::CodexExec => ("codex-exec", None),
+    let kind = provider.kind();
+    let script = match provider {
+        ProviderSpec::Fake { script, .. } => script,
+        ProviderSpec::Codex | ProviderSpec::CodexExec => None,
     };
-    let answer = client.command(
+    let accepted: TurnAccepted = client.command_as(
         CommandKind::StartSession {
             session_id: None,
             workspace_id: workspace.id.clone(),
-            provider: provider.into(),
+            provider: kind.as_str().into(),
             script,
             prompt,
             title: args.title,
@@ -138,8 +139,7 @@ fn run_remote(args: StartArgs, client: &Client, provider: ProviderSpec, prompt: 
         },
         None,
     )?;
-    let session: SessionId =
-        serde_json::from_value(answer["session_id"].clone()).context("Core's answer has no session id")?;
+    let session = accepted.session_id;
     if args.detach {
         if args.json {
             print_json(&serde_json::json!({ "session_id": session, "workspace_path": workspace.path }))?;
@@ -185,8 +185,7 @@ fn find_workspace(client: &Client, named: Option<&str>, node: Option<&str>) -> a
     if let Some(workspace) = here {
         return Ok(workspace);
     }
-    let bound = client.command(CommandKind::BindWorkspace { path: root, name: None }, node_id)?;
-    serde_json::from_value(bound).context("malformed workspace from Core")
+    client.command_as(CommandKind::BindWorkspace { path: root, name: None }, node_id)
 }
 
 /// The provider as the node needs it: a script travels as text, since the

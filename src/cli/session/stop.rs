@@ -8,6 +8,7 @@ use crate::cli::Exit;
 use crate::cli::backend::{Backend, Ctx};
 use crate::cli::output::Transcript;
 use crate::protocol::CommandKind;
+use crate::protocol::reply::SessionMoved;
 use crate::store::Store;
 
 /// Stop a session: a running turn stops at the agent's next step, and the
@@ -28,8 +29,8 @@ pub(crate) fn run(args: StopArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     }
     match &backend {
         Backend::Remote(client) => {
-            let answer = client.command(CommandKind::StopSession { session_id: session.id.clone() }, None)?;
-            let state = answer["state"].as_str().unwrap_or("stopping");
+            let kind = CommandKind::StopSession { session_id: session.id.clone() };
+            let state = client.command_as::<SessionMoved>(kind, None)?.state;
             eprintln!("Session {} is {state}.", session.id);
         }
         Backend::Local(local) => {

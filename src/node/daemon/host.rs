@@ -1,0 +1,83 @@
+//! What this machine and node have, for the hello and the heartbeats:
+//! capabilities (providers and their features), memory, load and disks.
+
+use std::path::Path;
+
+use crate::protocol::{Capabilities, DiskFree, PROTOCOL_VERSION, ProviderInfo, ProviderKind, Resources};
+
+/// What the node can do: sent in every hello.
+pub(super) fn capabilities() -> Capabilities {
+    let (_, total_memory) = memory();
+    let git_version =
+        std::process::Command::new("git").arg("--version").output().ok().filter(|output| output.status.success()).map(
+            |output| String::from_utf8_lossy(&output.stdout).trim().trim_start_matches("git version ").to_string(),
+        );
+    Capabilities {
+        cortex_version: env!("CARGO_PKG_VERSION").to_string(),
+        protocol_version: PROTOCOL_VERSION,
+        os: std::env::consts::OS.to_string(),
+        arch: std::env::consts::ARCH.to_string(),
+        cpus: std::thread::available_parallelism().map_or(1, |cpus| cpus.get() as u32),
+        memory_bytes: total_memory,
+        git_version,
+        providers: providers(),
+    }
+}
+
+/// The providers this node can run: `fake` always, `codex` when its binary
+/// answers `--version` (`CORTEX_CODEX_BIN`, or `codex` on the PATH).
+fn providers() -> Vec<ProviderInfo> {
+    let info = |kind: ProviderKind, version: Option<String>| ProviderInfo {
+        name: kind.as_str().into(),
+        version,
+        features: kind.features().iter().map(|feature| feature.to_string()).collect(),
+    };
+    let mut providers = vec![info(ProviderKind::Fake, Some(env!("CARGO_PKG_VERSION").into()))];
+    let binary = std::env::var("CORTEX_CODEX_BIN").unwrap_or_else(|_| "codex".into());
+    let version = std::process::Command::new(binary)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().trim_start_matches("codex-cli ").to_string());
+    if let Some(version) = version {
+        providers.push(info(ProviderKind::Codex, Some(version.clone())));
+        providers.push(info(ProviderKind::CodexExec, Some(version)));
+    }
+    providers
+}
+
+/// Load, free memory, and free disk under each workspace root.
+pub(super) fn resources(roots: &[String]) -> Resources {
+    let (free_memory_bytes, total_memory_bytes) = memory();
+    let Ok(disks) = sysinfo::Disks::new_with_refreshed_list() else {
+        return Resources { load1: load(), free_memory_bytes, total_memory_bytes, disks: Vec::new() };
+    };
+    let disks = roots
+        .iter()
+        .filter_map(|root| {
+            let disk = disks
+                .iter()
+                .filter(|disk| Path::new(root).starts_with(disk.mount_point()))
+                .max_by_key(|disk| disk.mount_point().as_os_str().len())?;
+            Some(DiskFree { path: root.clone(), free_bytes: disk.available_space(), total_bytes: disk.total_space() })
+        })
+        .collect();
+    Resources { load1: load(), free_memory_bytes, total_memory_bytes, disks }
+}
+
+/// Available and total memory in bytes; zeros where the OS will not say.
+fn memory() -> (u64, u64) {
+    match sysinfo::System::new() {
+        Ok(mut system) => {
+            system.refresh_memory();
+            (system.available_memory(), system.total_memory())
+        }
+        Err(_) => (0, 0),
+    }
+}
+
+fn load() -> f64 {
+    sysinfo::System::load_average().map_or(0.0, |load| load.one)
+}

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::server::{CoreState, lock};
+use super::state::{CoreState, lock};
 use crate::protocol::{SessionSummary, Workspace};
 
 /// What Core refused, per node, and where reads (which are not recorded)

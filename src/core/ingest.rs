@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::server::{CoreState, lock};
+use super::state::{CoreState, lock};
 use crate::protocol::{CoreFrame, Event, PROTOCOL_VERSION, SessionSummary};
 
 /// Frames committed together at most (and their events, roughly).

@@ -13,7 +13,7 @@ use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use super::server::{CoreState, Link, lock};
+use super::state::{CoreState, Link, lock};
 use crate::protocol::{
     Capabilities, Command, CoreFrame, Credential, NodeFrame, NodeId, NodeStatus, PROTOCOL_VERSION, Refusal,
     SessionSummary, Workspace,

@@ -6,19 +6,26 @@
 //! Never writes a workspace: reading refs to index them and to show diffs is
 //! all it does with a repository.
 
+mod api;
 pub mod auth;
 mod authority;
+mod commands;
+mod failure;
+mod follow;
 mod ingest;
 mod link;
 mod listen;
+mod monitor;
 mod registry;
-mod server;
+mod state;
 mod terminals;
 
 use std::path::{Path, PathBuf};
 
+pub use api::{Server, serve};
+pub use failure::ApiFailure;
 pub use registry::new_secret;
-pub use server::{ApiFailure, CoreState, ServeConfig, Server, serve, write_private};
+pub use state::{CoreState, ServeConfig, write_private};
 pub use terminals::{TerminalCommand, TerminalSummary, bridge as terminal_bridge};
 
 use crate::index::{self, Index, SyncStats};

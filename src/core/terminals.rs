@@ -15,7 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::server::{CoreState, lock};
+use super::state::{CoreState, lock};
 use crate::protocol::{CoreFrame, PROTOCOL_VERSION, SessionId, WorkspaceId};
 
 /// Output kept per terminal for reattaching.
@@ -209,5 +209,16 @@ pub async fn bridge(state: Arc<CoreState>, id: String, socket: WebSocket) {
                 }
             }
         }
+    }
+}
+
+impl CoreState {
+    /// Open terminals of a workspace.
+    pub fn terminals_of(&self, workspace_id: &crate::protocol::WorkspaceId) -> Vec<super::TerminalSummary> {
+        self.terminals.of_workspace(workspace_id)
+    }
+
+    pub fn terminal(&self, id: &str) -> Option<super::TerminalSummary> {
+        self.terminals.summary(id)
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
@@ -39,18 +40,24 @@ fn error_frame(code: &str, message: impl Into<String>) -> CoreFrame {
     CoreFrame::Error { v: PROTOCOL_VERSION, code: code.into(), message: message.into() }
 }
 
-async fn link(socket: WebSocket, state: Arc<CoreState>) {
-    let (mut sink, mut stream) = socket.split();
+/// The hello and the welcome: the version first, then the credential and
+/// the node's claims. `None` when the node was refused (it has been told
+/// why) or the link failed.
+async fn handshake(
+    state: &CoreState,
+    sink: &mut SplitSink<WebSocket, Message>,
+    stream: &mut SplitStream<WebSocket>,
+) -> Option<String> {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
         Ok(Some(Ok(Message::Text(hello)))) if hello.len() > MAX_HELLO => {
             let message = format!("a hello is at most {MAX_HELLO} bytes; this one was {}", hello.len());
             let _ = sink.send(text(&error_frame("too_large", message))).await;
-            return;
+            return None;
         }
         Ok(Some(Ok(Message::Text(text)))) => text,
         _ => {
             let _ = sink.send(text(&error_frame("no_hello", "the first frame must be a hello"))).await;
-            return;
+            return None;
         }
     };
     // The version first: a hello from another protocol version may not even
@@ -62,33 +69,33 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
             "this Core speaks protocol {PROTOCOL_VERSION}, the node {version}: run the same Cortex version on both"
         );
         let _ = sink.send(text(&refused(Refusal::UnsupportedVersion, message))).await;
-        return;
+        return None;
     }
     let (credential, capabilities, workspaces) = match serde_json::from_str::<NodeFrame>(hello.as_str()) {
         Ok(NodeFrame::Hello { credential, capabilities, workspaces, .. }) => (credential, capabilities, workspaces),
         Ok(_) => {
             let _ = sink.send(text(&error_frame("no_hello", "the first frame must be a hello"))).await;
-            return;
+            return None;
         }
         Err(error) => {
             tracing::warn!(%error, "malformed hello from a node");
             let _ = sink.send(text(&error_frame("malformed", format!("malformed hello: {error}")))).await;
-            return;
+            return None;
         }
     };
-    let (typed_id, secret) = match authenticate(&state, credential) {
+    let (typed_id, secret) = match authenticate(state, credential) {
         Ok(identity) => identity,
         Err(refusal) => {
             tracing::warn!(?refusal, "refused a node");
             let _ = sink.send(text(&refusal)).await;
             let _ = sink.close().await;
-            return;
+            return None;
         }
     };
     let node_id = typed_id.to_string();
-    if let Err(error) = accept_hello(&state, &node_id, &capabilities, &workspaces) {
+    if let Err(error) = accept_hello(state, &node_id, &capabilities, &workspaces) {
         tracing::error!(%error, "cannot record a node's hello");
-        return;
+        return None;
     }
     let acked = lock(&state.index).acked_for_node(&node_id).unwrap_or_default();
     let welcome = CoreFrame::Welcome {
@@ -98,9 +105,13 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
         acked,
         heartbeat_ms: state.config.heartbeat.as_millis() as u64,
     };
-    if sink.send(text(&welcome)).await.is_err() {
-        return;
-    }
+    sink.send(text(&welcome)).await.ok()?;
+    Some(node_id)
+}
+
+async fn link(socket: WebSocket, state: Arc<CoreState>) {
+    let (mut sink, mut stream) = socket.split();
+    let Some(node_id) = handshake(&state, &mut sink, &mut stream).await else { return };
 
     let (tx, mut rx) = mpsc::channel::<CoreFrame>(1024);
     let conn_id = state.next_conn_id();

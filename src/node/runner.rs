@@ -490,6 +490,8 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    // Long: the turn's steps in order (running, provider, snapshot, checks,
+    // settle) read best as one sequence; each step is a call.
     fn run_turn(
         mut self,
         store: &Store,

@@ -273,6 +273,7 @@ impl TurnState {
     }
 
     /// Maps one notification; `Some` when it ends the turn.
+    // Long: one match arm per app-server notification, a table.
     fn notification(
         &mut self,
         method: &str,

@@ -78,6 +78,7 @@ impl Provider for CodexExecProvider {
         self.usage_total
     }
 
+    // Long: one arm per `codex exec --json` item kind, a table, inside the read loop.
     fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
         let mut child = self.command(request.workspace, request.prompt)?.spawn().map_err(|source| Error::Io {
             context: format!("cannot start `{} exec`", self.config.binary().display()),

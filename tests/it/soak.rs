@@ -164,6 +164,7 @@ impl Soak<'_> {
     }
 }
 
+// Long: the soak is one scenario (start, kill, restart, verify) told in order.
 #[test]
 fn soak_kills_at_random_points_lose_nothing() {
     let turns = setting("CORTEX_SOAK_TURNS", 12);

@@ -90,3 +90,122 @@ fn tidy_imports_point_one_way() {
     }
     assert!(offences.is_empty(), "{offences:#?}");
 }
+
+/// Issue 11's structure rules: no source file over 800 lines; no function
+/// over 100 lines unless a comment at its head says why (`// Long: …`).
+#[test]
+fn tidy_files_and_functions_stay_small() {
+    let mut offences = Vec::new();
+    for dir in ["src", "tests", "xtask/src"] {
+        for file in rust_files(&root().join(dir)) {
+            let relative = file.strip_prefix(root()).unwrap().display().to_string();
+            let text = std::fs::read_to_string(&file).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            if lines.len() > 800 {
+                offences.push(format!("{relative}: {} lines (at most 800)", lines.len()));
+            }
+            for (name, start, length) in functions(&lines) {
+                let head = lines[start.saturating_sub(8)..(start + 3).min(lines.len())].join("\n");
+                if length > 100 && !head.contains("// Long:") {
+                    offences.push(format!(
+                        "{relative}:{}: fn {name} is {length} lines; split it, or say why at its head (`// Long: …`)",
+                        start + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(offences.is_empty(), "{offences:#?}");
+}
+
+/// Every `fn` in `lines` with its first line (0-based) and its length, by
+/// counting braces outside string and char literals and comments.
+fn functions(lines: &[&str]) -> Vec<(String, usize, usize)> {
+    let mut found = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let mut code = line.trim_start();
+        while let Some(rest) = ["pub(crate) ", "pub(super) ", "pub ", "async ", "const ", "unsafe "]
+            .iter()
+            .find_map(|prefix| code.strip_prefix(prefix))
+        {
+            code = rest;
+        }
+        if !code.starts_with("fn ") {
+            continue;
+        }
+        let name: String = code[3..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let mut depth = 0i64;
+        let mut opened = false;
+        let mut end = start;
+        'scan: for (idx, line) in lines.iter().enumerate().skip(start) {
+            let mut chars = line.chars().peekable();
+            let mut in_string = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' if in_string => {
+                        chars.next();
+                    }
+                    '"' => in_string = !in_string,
+                    '/' if !in_string && chars.peek() == Some(&'/') => break,
+                    '\'' if !in_string => {
+                        // A char literal such as '{' (a lifetime has no closing quote nearby).
+                        let rest: String = chars.clone().take(3).collect();
+                        if rest.chars().nth(1) == Some('\'') {
+                            chars.next();
+                            chars.next();
+                        } else if rest.starts_with('\\') {
+                            for c in chars.by_ref() {
+                                if c == '\'' {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    '{' if !in_string => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' if !in_string => depth -= 1,
+                    ';' if !in_string && !opened && depth == 0 => break 'scan,
+                    _ => {}
+                }
+            }
+            if opened && depth == 0 {
+                end = idx;
+                break;
+            }
+        }
+        if opened {
+            found.push((name, start, end - start + 1));
+        }
+    }
+    found
+}
+
+/// The seam's rules: node command handlers answer typed replies (no JSON
+/// built by hand), and only `core/mod.rs` reaches Core's HTTP layer
+/// (`api.rs`); the link, terminals and the rest import its state.
+#[test]
+fn tidy_command_handlers_are_typed_and_core_layers_point_one_way() {
+    let mut offences = Vec::new();
+    for file in rust_files(&root().join("src/node/daemon/commands")) {
+        let relative = file.strip_prefix(root()).unwrap().display().to_string();
+        for (idx, line) in std::fs::read_to_string(&file).unwrap().lines().enumerate() {
+            if line.contains("json!") || line.contains("serde_json::Value") {
+                offences.push(format!("{relative}:{}: a handler builds JSON by hand; answer a reply type", idx + 1));
+            }
+        }
+    }
+    for file in rust_files(&root().join("src/core")) {
+        let relative = file.strip_prefix(root()).unwrap().display().to_string();
+        if relative.ends_with("core/mod.rs") || relative.ends_with("core/api.rs") {
+            continue;
+        }
+        for (idx, line) in std::fs::read_to_string(&file).unwrap().lines().enumerate() {
+            if line.contains("super::api") || line.contains("core::api") {
+                offences.push(format!("{relative}:{}: imports Core's HTTP layer (`api.rs`)", idx + 1));
+            }
+        }
+    }
+    assert!(offences.is_empty(), "{offences:#?}");
+}

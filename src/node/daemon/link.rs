@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Ended, Runtime, commands, expire_idle, find_session, host, lock};
+use crate::node::identity::Identity;
 use crate::node::{Error, Node, Result};
 use crate::protocol::{
     CoreFrame, Credential, NodeFrame, NodeId, PROTOCOL_VERSION, SessionId, SessionState, SessionTip, Workspace,
@@ -29,20 +30,8 @@ fn websocket_url(core_url: &str) -> String {
 
 pub(super) async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<bool>) -> Result<Ended> {
     let config = &runtime.config;
-    let identity = crate::node::identity::Identity::load_or_create(&config.data_dir)?;
-    let name = match (&config.name, identity.unconfirmed) {
-        (Some(name), true) => name.clone(),
-        _ => identity.name.clone(),
-    };
-    let credential = match (identity.unconfirmed, &config.enroll_token) {
-        (false, _) => Credential::Node { node_id: identity.node_id.clone(), secret: identity.secret.clone() },
-        // Enrolling proposes the id the node has had in-process, so its
-        // workspaces keep naming it.
-        (true, Some(token)) => {
-            Credential::Enroll { token: token.clone(), name: name.clone(), node_id: Some(identity.node_id.clone()) }
-        }
-        (true, None) => return Err(Error::NotEnrolled),
-    };
+    let identity = Identity::load_or_create(&config.data_dir)?;
+    let (credential, name) = credential(config, &identity)?;
     let url = websocket_url(&config.core_url);
     let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
@@ -61,34 +50,7 @@ pub(super) async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<
         NodeFrame::Hello { v: PROTOCOL_VERSION, credential, capabilities: host::capabilities(), workspaces, sessions };
     send(&mut sink, &hello).await?;
 
-    let welcome = tokio::time::timeout(Duration::from_secs(30), stream.next())
-        .await
-        .map_err(|_| Error::Link("Core did not answer the hello".into()))?;
-    let frame = match welcome {
-        Some(Ok(Message::Text(text))) => serde_json::from_str::<CoreFrame>(text.as_str())
-            .map_err(|error| Error::Link(format!("malformed welcome: {error}")))?,
-        other => return Err(Error::Link(format!("no welcome from Core: {other:?}"))),
-    };
-    let (node_id, acked, heartbeat) = match frame {
-        CoreFrame::Welcome { node_id, secret, acked, heartbeat_ms, .. } => {
-            if let Some(secret) = secret {
-                let confirmed = crate::node::identity::Identity {
-                    node_id: node_id.clone(),
-                    secret,
-                    name: name.clone(),
-                    unconfirmed: false,
-                };
-                confirmed.save(&config.data_dir)?;
-                tracing::info!(%node_id, "enrolled with Core");
-            }
-            (node_id, acked, Duration::from_millis(heartbeat_ms.max(100)))
-        }
-        CoreFrame::Refused { reason, message, .. } => return Err(Error::Refused { reason, message }),
-        CoreFrame::Error { code, message, .. } => {
-            return Err(Error::Link(format!("Core refused the hello ({code}): {message}")));
-        }
-        other => return Err(Error::Link(format!("expected a welcome, got {other:?}"))),
-    };
+    let (node_id, acked, heartbeat) = welcome(&mut stream, &config.data_dir, &name).await?;
     let node = runtime.node.get_or_init(|| Node::with_identity(&config.data_dir, &node_id, &name));
     if *node.id() != node_id {
         return Err(Error::Link(format!("Core now calls this node {node_id}, but it was {}; restart it", node.id())));
@@ -117,32 +79,7 @@ pub(super) async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<
                     Some(Ok(_)) => continue,
                     Some(Err(error)) => return Ok(Ended::Dropped(error.to_string())),
                 };
-                match serde_json::from_str::<CoreFrame>(text.as_str()) {
-                    Ok(CoreFrame::Ack { session, seq, .. }) => lock(&runtime.outbox).ack(&session, seq),
-                    Ok(CoreFrame::Resend { session, after, .. }) => {
-                        let runtime = runtime.clone();
-                        tokio::task::spawn_blocking(move || resend(&runtime, &session, after));
-                    }
-                    Ok(CoreFrame::Command { command }) => {
-                        let runtime = runtime.clone();
-                        let out_tx = out_tx.clone();
-                        tokio::spawn(async move {
-                            let id = command.id.clone();
-                            let outcome = commands::execute(&runtime, command).await;
-                            let _ = out_tx.send(NodeFrame::CommandResult { v: PROTOCOL_VERSION, id, outcome }).await;
-                        });
-                    }
-                    Ok(CoreFrame::TermInput { terminal, data, .. }) => {
-                        if let Some(keys) = lock(&runtime.keys).as_ref() {
-                            let _ = keys.send((terminal, data));
-                        }
-                    }
-                    Ok(CoreFrame::TermResize { terminal, cols, rows, .. }) => runtime.terminals.resize(&terminal, cols, rows),
-                    Ok(CoreFrame::Refused { reason, message, .. }) => return Err(Error::Refused { reason, message }),
-                    Ok(CoreFrame::Error { code, message, .. }) => tracing::warn!(%code, %message, "Core reported an error"),
-                    Ok(CoreFrame::Welcome { .. }) => tracing::warn!("unexpected second welcome"),
-                    Err(error) => tracing::warn!(%error, "malformed frame from Core"),
-                }
+                on_frame(runtime, &out_tx, text.as_str())?;
             }
             frame = out_rx.recv() => {
                 if let Some(frame) = frame {
@@ -174,6 +111,88 @@ pub(super) async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<
             }
         }
     }
+}
+
+/// The credential the hello presents, and the node's name.
+fn credential(config: &super::DaemonConfig, identity: &Identity) -> Result<(Credential, String)> {
+    let name = match (&config.name, identity.unconfirmed) {
+        (Some(name), true) => name.clone(),
+        _ => identity.name.clone(),
+    };
+    let credential = match (identity.unconfirmed, &config.enroll_token) {
+        (false, _) => Credential::Node { node_id: identity.node_id.clone(), secret: identity.secret.clone() },
+        // Enrolling proposes the id the node has had in-process, so its
+        // workspaces keep naming it.
+        (true, Some(token)) => {
+            Credential::Enroll { token: token.clone(), name: name.clone(), node_id: Some(identity.node_id.clone()) }
+        }
+        (true, None) => return Err(Error::NotEnrolled),
+    };
+    Ok((credential, name))
+}
+
+/// Core's answer to the hello: the node's id, what Core has of each
+/// session, and the heartbeat period; a new credential is saved first.
+async fn welcome<S>(stream: &mut S, data_dir: &Path, name: &str) -> Result<(NodeId, BTreeMap<SessionId, u64>, Duration)>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let welcome = tokio::time::timeout(Duration::from_secs(30), stream.next())
+        .await
+        .map_err(|_| Error::Link("Core did not answer the hello".into()))?;
+    let frame = match welcome {
+        Some(Ok(Message::Text(text))) => serde_json::from_str::<CoreFrame>(text.as_str())
+            .map_err(|error| Error::Link(format!("malformed welcome: {error}")))?,
+        other => return Err(Error::Link(format!("no welcome from Core: {other:?}"))),
+    };
+    match frame {
+        CoreFrame::Welcome { node_id, secret, acked, heartbeat_ms, .. } => {
+            if let Some(secret) = secret {
+                let confirmed =
+                    Identity { node_id: node_id.clone(), secret, name: name.to_string(), unconfirmed: false };
+                confirmed.save(data_dir)?;
+                tracing::info!(%node_id, "enrolled with Core");
+            }
+            Ok((node_id, acked, Duration::from_millis(heartbeat_ms.max(100))))
+        }
+        CoreFrame::Refused { reason, message, .. } => Err(Error::Refused { reason, message }),
+        CoreFrame::Error { code, message, .. } => {
+            Err(Error::Link(format!("Core refused the hello ({code}): {message}")))
+        }
+        other => Err(Error::Link(format!("expected a welcome, got {other:?}"))),
+    }
+}
+
+/// One frame from Core: acks, resends, commands (run on their own task,
+/// answered through `out`), terminal keys. A refusal ends the link.
+fn on_frame(runtime: &Arc<Runtime>, out: &mpsc::Sender<NodeFrame>, text: &str) -> Result<()> {
+    match serde_json::from_str::<CoreFrame>(text) {
+        Ok(CoreFrame::Ack { session, seq, .. }) => lock(&runtime.outbox).ack(&session, seq),
+        Ok(CoreFrame::Resend { session, after, .. }) => {
+            let runtime = runtime.clone();
+            tokio::task::spawn_blocking(move || resend(&runtime, &session, after));
+        }
+        Ok(CoreFrame::Command { command }) => {
+            let runtime = runtime.clone();
+            let out = out.clone();
+            tokio::spawn(async move {
+                let id = command.id.clone();
+                let outcome = commands::execute(&runtime, command).await;
+                let _ = out.send(NodeFrame::CommandResult { v: PROTOCOL_VERSION, id, outcome }).await;
+            });
+        }
+        Ok(CoreFrame::TermInput { terminal, data, .. }) => {
+            if let Some(keys) = lock(&runtime.keys).as_ref() {
+                let _ = keys.send((terminal, data));
+            }
+        }
+        Ok(CoreFrame::TermResize { terminal, cols, rows, .. }) => runtime.terminals.resize(&terminal, cols, rows),
+        Ok(CoreFrame::Refused { reason, message, .. }) => return Err(Error::Refused { reason, message }),
+        Ok(CoreFrame::Error { code, message, .. }) => tracing::warn!(%code, %message, "Core reported an error"),
+        Ok(CoreFrame::Welcome { .. }) => tracing::warn!("unexpected second welcome"),
+        Err(error) => tracing::warn!(%error, "malformed frame from Core"),
+    }
+    Ok(())
 }
 
 async fn send<S>(sink: &mut S, frame: &NodeFrame) -> Result<()>

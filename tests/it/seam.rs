@@ -184,3 +184,130 @@ fn ulid_ish() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
+
+const SCRIPTED: &str = r#"
+[[turn]]
+[[turn.step]]
+message = "I'll add a greeting."
+[[turn.step]]
+write_file = { path = "hello.sh", content = "echo hello\n" }
+[[turn.step]]
+command = "sh hello.sh"
+[[turn.step]]
+approval = "deploy it?"
+[[turn.step]]
+message = "deployed"
+[[turn.step]]
+message = "done"
+
+[[turn]]
+[[turn.step]]
+message = "second turn"
+[[turn.step]]
+write_file = { path = "bye.txt", content = "bye\n" }
+"#;
+
+/// A surface a person or a CI job drives the same session from.
+enum Surface {
+    InProcess,
+    Up(crate::support::cluster::CoreProcess),
+    /// A Core without a node of its own, and a second, enrolled node.
+    Enrolled(crate::support::cluster::CoreProcess, crate::support::Background),
+}
+
+/// What a session's `--json` answers and events look like with what must
+/// differ between runs (ids, times, paths, object ids) taken out.
+fn comparable(value: serde_json::Value, root: &std::path::Path) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(key, _)| {
+                    !matches!(key.as_str(), "at" | "duration_ms" | "started_at" | "updated_at" | "created_at")
+                })
+                .map(|(key, value)| (key, comparable(value, root)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(|item| comparable(item, root)).collect()),
+        Value::String(text) => {
+            let mut text = text.replace(&root.display().to_string(), "<repo>");
+            for prefix in ["ses_", "wsp_", "nod_"] {
+                while let Some(at) = text.find(prefix).filter(|at| text.len() >= at + 30) {
+                    text.replace_range(at..at + 30, &format!("<{}>", &prefix[..3]));
+                }
+            }
+            let hex = text.len() == 40 && text.bytes().all(|byte| byte.is_ascii_hexdigit());
+            Value::String(if hex { "<oid>".into() } else { text })
+        }
+        other => other,
+    }
+}
+
+/// The same scripted session, with no terminal (so the approval is denied
+/// at once), run in-process, through `cortex up`, and on a second enrolled
+/// node, answers the same `--json` and records the same events.
+#[test]
+fn the_same_session_gives_the_same_answers_on_every_surface() {
+    let env = TestEnv::new();
+    let script = env.script("scripted.toml", SCRIPTED);
+    let script = script.to_str().unwrap();
+    let mut results = Vec::new();
+    for name in ["in-process", "up", "enrolled"] {
+        let home = env.path(&format!("{name}-home"));
+        let repo = env.path(&format!("{name}/project"));
+        std::fs::create_dir_all(&repo).unwrap();
+        env.git(&repo, ["init", "-q", "-b", "main"]);
+        std::fs::write(repo.join("README.md"), "# project\n").unwrap();
+        env.git(&repo, ["add", "."]);
+        env.git(&repo, ["commit", "-q", "-m", "initial"]);
+        let surface = match name {
+            "in-process" => Surface::InProcess,
+            "up" => Surface::Up(env.start_core("up", &home, free_port())),
+            _ => {
+                let core = env.start_core("core", &home, free_port());
+                let token = env.enroll(&core, "worker");
+                let node = env.start_node(&core.url, &env.path("worker-data"), Some(&token), "worker.log");
+                crate::support::cluster::wait_node_status(&env, &core, "worker", "online");
+                Surface::Enrolled(core, node)
+            }
+        };
+        let run = |args: &[&str]| {
+            let mut command = env.cortex_command(&repo);
+            command.env("CORTEX_HOME", &home).args(args);
+            let run = crate::support::Run::from(command.output().unwrap());
+            assert_eq!(run.code, 0, "{name}: cortex {args:?}: {}", run.stderr);
+            run.json()
+        };
+        let mut start_args = vec!["session", "start", "greet", "--script", script, "--json"];
+        if matches!(surface, Surface::Enrolled(..)) {
+            start_args.extend(["--node", "worker"]);
+        }
+        let started = run(&start_args);
+        let id = started["session_id"].as_str().unwrap().to_string();
+        let sent = run(&["session", "send", &id, "and say bye", "--json"]);
+        let shown = run(&["session", "show", &id, "--json"]);
+        let log = run(&["session", "log", &id, "--json"]);
+        let root = repo.as_path();
+        results.push((
+            name,
+            serde_json::json!({
+                "start": comparable(started, root),
+                "send": comparable(sent, root),
+                "show": comparable(shown, root),
+                "log": comparable(log, root),
+            }),
+        ));
+        drop(surface);
+    }
+    let (first, expected) = &results[0];
+    assert_eq!(expected["start"]["approvals"][0]["decision"], "denied", "{expected:#}");
+    for (name, result) in &results[1..] {
+        for part in ["start", "send", "show", "log"] {
+            assert_eq!(
+                result[part], expected[part],
+                "`{part}` differs between {first} and {name}:\n{first}: {:#}\n{name}: {:#}",
+                expected[part], result[part]
+            );
+        }
+    }
+}

@@ -207,12 +207,13 @@ message = "second turn"
 write_file = { path = "bye.txt", content = "bye\n" }
 "#;
 
-/// A surface a person or a CI job drives the same session from.
+/// A surface a person or a CI job drives the same session from; the
+/// processes it holds run until it is dropped.
 enum Surface {
     InProcess,
-    Up(crate::support::cluster::CoreProcess),
+    Up(#[allow(dead_code)] crate::support::cluster::CoreProcess),
     /// A Core without a node of its own, and a second, enrolled node.
-    Enrolled(crate::support::cluster::CoreProcess, crate::support::Background),
+    Enrolled(#[allow(dead_code)] (crate::support::cluster::CoreProcess, crate::support::Background)),
 }
 
 /// What a session's `--json` answers and events look like with what must
@@ -268,7 +269,7 @@ fn the_same_session_gives_the_same_answers_on_every_surface() {
                 let token = env.enroll(&core, "worker");
                 let node = env.start_node(&core.url, &env.path("worker-data"), Some(&token), "worker.log");
                 crate::support::cluster::wait_node_status(&env, &core, "worker", "online");
-                Surface::Enrolled(core, node)
+                Surface::Enrolled((core, node))
             }
         };
         let run = |args: &[&str]| {

@@ -15,7 +15,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::Web;
+use super::error::found;
 use super::pages::{NodesPage, problem};
+use super::urls;
 use crate::protocol::{CommandKind, SessionId, WorkspaceId};
 
 #[derive(Deserialize)]
@@ -53,7 +55,7 @@ fn session_answer(
     session: &str,
     result: Result<serde_json::Value, (StatusCode, String)>,
 ) -> Response {
-    let back = format!("/sessions/{session}");
+    let back = urls::session(session);
     if is_htmx(headers) {
         let notice = Notice { message: result.err().map(|(_, message)| message) };
         return Html(notice.render().unwrap_or_default()).into_response();
@@ -62,14 +64,6 @@ fn session_answer(
         Ok(_) => Redirect::to(&back).into_response(),
         Err((status, message)) => problem(web, status, "That did not work", message, &back),
     }
-}
-
-fn session_id(web: &Web, id: &str) -> Option<SessionId> {
-    web.core.session(id).ok().flatten().map(|(session, _)| session.id)
-}
-
-fn no_session(web: &Web, id: &str) -> Response {
-    problem(web, StatusCode::NOT_FOUND, "Not found", format!("No session `{id}`."), "/")
 }
 
 #[derive(Deserialize)]
@@ -85,7 +79,7 @@ pub(super) async fn post_send(
     headers: HeaderMap,
     Form(form): Form<SendForm>,
 ) -> Response {
-    let Some(session_id) = session_id(&web, &id) else { return no_session(&web, &id) };
+    let session_id = found!(&web, web.find_session(&id)).0.id;
     let result = if form.prompt.trim().is_empty() {
         Err((StatusCode::UNPROCESSABLE_ENTITY, "Write what the agent should do next.".to_string()))
     } else {
@@ -108,7 +102,7 @@ async fn session_action(
     form: Plain,
     kind: impl FnOnce(SessionId) -> CommandKind,
 ) -> Response {
-    let Some(session_id) = session_id(web, id) else { return no_session(web, id) };
+    let session_id = found!(web, web.find_session(id)).0.id;
     let result = run(web, &form.command_id, None, kind(session_id.clone())).await;
     session_answer(web, headers, session_id.as_str(), result)
 }
@@ -158,7 +152,7 @@ pub(super) async fn post_approval(
     headers: HeaderMap,
     Form(form): Form<ApprovalForm>,
 ) -> Response {
-    let Some(session_id) = session_id(&web, &id) else { return no_session(&web, &id) };
+    let session_id = found!(&web, web.find_session(&id)).0.id;
     let approve = match form.decision.as_str() {
         "approve" => true,
         "deny" => false,
@@ -204,7 +198,7 @@ pub(super) async fn post_start(
     Path(id): Path<String>,
     Form(form): Form<StartForm>,
 ) -> Response {
-    let back = format!("/workspaces/{id}");
+    let back = urls::workspace(&id);
     let Ok(workspace_id) = id.parse::<WorkspaceId>() else {
         return problem(&web, StatusCode::NOT_FOUND, "Not found", format!("No workspace `{id}`."), "/");
     };
@@ -226,7 +220,7 @@ pub(super) async fn post_start(
     };
     match run(&web, &form.command_id, None, kind).await {
         Ok(value) => match value.get("session_id").and_then(|id| id.as_str()) {
-            Some(session) => Redirect::to(&format!("/sessions/{session}")).into_response(),
+            Some(session) => Redirect::to(&urls::session(session)).into_response(),
             None => Redirect::to(&back).into_response(),
         },
         Err((status, message)) => problem(&web, status, "The session did not start", message, &back),
@@ -247,14 +241,14 @@ pub(super) async fn post_bind(
     Path(node): Path<String>,
     Form(form): Form<BindForm>,
 ) -> Response {
-    let back = format!("/nodes/{node}");
+    let back = urls::node(&node);
     let kind = CommandKind::BindWorkspace {
         path: form.path.trim().to_string(),
         name: (!form.name.trim().is_empty()).then(|| form.name.trim().to_string()),
     };
     match run(&web, &form.command_id, Some(node), kind).await {
         Ok(value) => match value.get("id").and_then(|id| id.as_str()) {
-            Some(workspace) => Redirect::to(&format!("/workspaces/{workspace}")).into_response(),
+            Some(workspace) => Redirect::to(&urls::workspace(workspace)).into_response(),
             None => Redirect::to(&back).into_response(),
         },
         Err((status, message)) => problem(&web, status, "The workspace was not bound", message, &back),
@@ -270,7 +264,7 @@ pub(super) async fn post_unbind(
     let Some(workspace) = workspaces.into_iter().find(|workspace| workspace.id.as_str() == id) else {
         return problem(&web, StatusCode::NOT_FOUND, "Not found", format!("No workspace `{id}`."), "/");
     };
-    let back = format!("/nodes/{}", workspace.node);
+    let back = urls::node(&workspace.node);
     let kind = CommandKind::UnbindWorkspace { workspace_id: workspace.id };
     match run(&web, &form.command_id, Some(workspace.node), kind).await {
         Ok(_) => Redirect::to(&back).into_response(),
@@ -304,13 +298,9 @@ pub(super) async fn post_enroll(
 
 pub(super) async fn post_revoke(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
     match web.core.revoke_node(&id).await {
-        Ok(node) => Redirect::to(&format!("/nodes/{}", node.id)).into_response(),
-        Err(failure) => problem(
-            &web,
-            failure.status(),
-            "The node was not revoked",
-            failure.message().to_string(),
-            &format!("/nodes/{id}"),
-        ),
+        Ok(node) => Redirect::to(&urls::node(&node.id)).into_response(),
+        Err(failure) => {
+            problem(&web, failure.status(), "The node was not revoked", failure.message().to_string(), &urls::node(&id))
+        }
     }
 }

@@ -16,7 +16,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::Web;
-use super::pages::{Shell, command_id, not_found, shell, workspace_crumbs};
+use super::error::found;
+use super::pages::{Shell, command_id, shell, workspace_crumbs};
+use super::urls;
 use crate::protocol::reply::{Listing, PathMoved};
 use crate::protocol::{CommandKind, DirEntry, FileContent, FileState, SessionId, Workspace};
 
@@ -40,15 +42,6 @@ async fn ask<T: serde::de::DeserializeOwned>(
     web.command_as(id, None, kind).await.map_err(|refused| (refused.status(), refused.message))
 }
 
-fn workspace(web: &Web, id: &str) -> Option<Workspace> {
-    web.core.workspaces().unwrap_or_default().into_iter().find(|workspace| workspace.id.as_str() == id)
-}
-
-fn session_of(web: &Web, given: Option<&str>) -> Option<SessionId> {
-    let given = given.filter(|id| !id.is_empty())?;
-    web.core.session(given).ok().flatten().map(|(session, _)| session.id)
-}
-
 /// `(label, path)` for each folder from the root down to `path`.
 fn path_crumbs(path: &str) -> Vec<(String, String)> {
     let mut crumbs = Vec::new();
@@ -63,9 +56,9 @@ fn path_crumbs(path: &str) -> Vec<(String, String)> {
     crumbs
 }
 
-/// The query string that keeps the session in links.
-fn session_suffix(session: &Option<SessionId>) -> String {
-    session.as_ref().map(|session| format!("&session={session}")).unwrap_or_default()
+/// The session links keep (empty: none), for [`urls::file`].
+fn session_text(session: &Option<SessionId>) -> String {
+    session.as_ref().map(SessionId::to_string).unwrap_or_default()
 }
 
 #[derive(Template, WebTemplate)]
@@ -74,7 +67,8 @@ pub(super) struct FilesPage {
     shell: Shell,
     workspace: Workspace,
     session: Option<SessionId>,
-    keep: String,
+    /// The session links keep, or empty.
+    in_session: String,
     crumbs: Vec<(String, String)>,
     entries: Vec<DirEntry>,
     problem: Option<String>,
@@ -85,10 +79,8 @@ pub(super) async fn get_files(
     Path(id): Path<String>,
     Query(query): Query<PlaceQuery>,
 ) -> Response {
-    let Some(workspace) = workspace(&web, &id) else {
-        return not_found(&web, format!("No workspace `{id}`."));
-    };
-    let session = session_of(&web, query.session.as_deref());
+    let workspace = found!(&web, web.find_workspace(&id));
+    let session = found!(&web, web.session_named(query.session.as_deref()));
     let kind = CommandKind::ListFiles {
         workspace_id: workspace.id.clone(),
         session_id: session.clone(),
@@ -99,11 +91,11 @@ pub(super) async fn get_files(
         Err((_, message)) => (Vec::new(), Some(message)),
     };
     let mut crumbs = workspace_crumbs(&web, workspace.id.as_str());
-    crumbs.push(("files".into(), format!("/workspaces/{}/files?path={}", workspace.id, session_suffix(&session))));
+    crumbs.push(("files".into(), urls::files(&workspace.id, "", session_text(&session))));
     let status = if problem.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let page = FilesPage {
         shell: shell(&web, crumbs),
-        keep: session_suffix(&session),
+        in_session: session_text(&session),
         crumbs: path_crumbs(&query.path),
         workspace,
         session,
@@ -125,7 +117,8 @@ pub(super) struct FilePage {
     shell: Shell,
     workspace: Workspace,
     session: Option<SessionId>,
-    keep: String,
+    /// The session links keep, or empty.
+    in_session: String,
     folder: String,
     crumbs: Vec<(String, String)>,
     file: FileContent,
@@ -176,12 +169,11 @@ fn file_page(
         })
         .unwrap_or_default();
     let mut crumbs = workspace_crumbs(web, workspace.id.as_str());
-    crumbs
-        .push((file.path.clone(), inspector_url(workspace.id.as_str(), "file", &file.path, &session_suffix(&session))));
+    crumbs.push((file.path.clone(), urls::file(&workspace.id, &file.path, session_text(&session))));
     let folder = file.path.rsplit_once('/').map(|(folder, _)| folder.to_string()).unwrap_or_default();
     FilePage {
         shell: shell(web, crumbs),
-        keep: session_suffix(&session),
+        in_session: session_text(&session),
         crumbs: path_crumbs(&file.path),
         editing: editing && file.state == FileState::Text && file.encoding.as_deref() == Some("utf-8"),
         lines: numbered,
@@ -201,10 +193,8 @@ pub(super) async fn get_file(
     Path(id): Path<String>,
     Query(query): Query<PlaceQuery>,
 ) -> Response {
-    let Some(workspace) = workspace(&web, &id) else {
-        return not_found(&web, format!("No workspace `{id}`."));
-    };
-    let session = session_of(&web, query.session.as_deref());
+    let workspace = found!(&web, web.find_workspace(&id));
+    let session = found!(&web, web.session_named(query.session.as_deref()));
     let kind = CommandKind::ReadFile {
         workspace_id: workspace.id.clone(),
         session_id: session.clone(),
@@ -227,7 +217,7 @@ pub(super) async fn get_file(
             (status, page).into_response()
         }
         Err((status, message)) => {
-            let back = format!("/workspaces/{}/files?path={}", workspace.id, session_suffix(&session));
+            let back = urls::files(&workspace.id, "", session_text(&session));
             super::pages::problem(&web, status, "Cannot open that file", message, &back)
         }
     }
@@ -251,10 +241,8 @@ pub(super) async fn post_file(
     Path(id): Path<String>,
     Form(form): Form<SaveForm>,
 ) -> Response {
-    let Some(workspace) = workspace(&web, &id) else {
-        return not_found(&web, format!("No workspace `{id}`."));
-    };
-    let session = session_of(&web, Some(&form.session));
+    let workspace = found!(&web, web.find_workspace(&id));
+    let session = found!(&web, web.session_named(Some(&form.session)));
     // Browsers send textarea lines with CRLF; the file keeps LF.
     let content = form.content.replace("\r\n", "\n");
     let kind = CommandKind::WriteFile {
@@ -267,7 +255,7 @@ pub(super) async fn post_file(
     };
     match ask::<serde_json::Value>(&web, &form.command_id, kind).await {
         Ok(_) => {
-            let url = inspector_url(workspace.id.as_str(), "file", &form.path, &session_suffix(&session));
+            let url = urls::file(&workspace.id, &form.path, session_text(&session));
             Redirect::to(&format!("{url}&saved=1")).into_response()
         }
         Err((status, message)) => {
@@ -287,7 +275,7 @@ pub(super) async fn post_file(
                         file_page(&web, workspace, session, file, None, true, Some(content), Some(message), false);
                     (status, page).into_response()
                 }
-                None => super::pages::problem(&web, status, "Not saved", message, &format!("/workspaces/{id}/files")),
+                None => super::pages::problem(&web, status, "Not saved", message, &urls::files(&id, "", "")),
             }
         }
     }
@@ -308,10 +296,8 @@ pub(super) async fn post_move(
     Path(id): Path<String>,
     Form(form): Form<MoveForm>,
 ) -> Response {
-    let Some(workspace) = workspace(&web, &id) else {
-        return not_found(&web, format!("No workspace `{id}`."));
-    };
-    let session = session_of(&web, Some(&form.session));
+    let workspace = found!(&web, web.find_workspace(&id));
+    let session = found!(&web, web.session_named(Some(&form.session)));
     let kind = CommandKind::MovePath {
         workspace_id: workspace.id.clone(),
         session_id: session.clone(),
@@ -319,13 +305,11 @@ pub(super) async fn post_move(
         to: form.to.clone(),
         by: Some("panel".into()),
     };
-    let keep = session_suffix(&session);
+    let keep = session_text(&session);
     match ask::<PathMoved>(&web, &form.command_id, kind).await {
-        Ok(PathMoved { to, .. }) => {
-            Redirect::to(&inspector_url(workspace.id.as_str(), "file", &to, &keep)).into_response()
-        }
+        Ok(PathMoved { to, .. }) => Redirect::to(&urls::file(&workspace.id, &to, &keep)).into_response(),
         Err((status, message)) => {
-            let back = inspector_url(workspace.id.as_str(), "file", &form.from, &keep);
+            let back = urls::file(&workspace.id, &form.from, &keep);
             super::pages::problem(&web, status, "Not moved", message, &back)
         }
     }
@@ -347,10 +331,8 @@ pub(super) async fn post_delete(
     Path(id): Path<String>,
     Form(form): Form<DeleteForm>,
 ) -> Response {
-    let Some(workspace) = workspace(&web, &id) else {
-        return not_found(&web, format!("No workspace `{id}`."));
-    };
-    let session = session_of(&web, Some(&form.session));
+    let workspace = found!(&web, web.find_workspace(&id));
+    let session = found!(&web, web.session_named(Some(&form.session)));
     let kind = CommandKind::DeletePath {
         workspace_id: workspace.id.clone(),
         session_id: session.clone(),
@@ -358,22 +340,13 @@ pub(super) async fn post_delete(
         expected_hash: (!form.hash.is_empty()).then(|| form.hash.clone()),
         by: Some("panel".into()),
     };
-    let keep = session_suffix(&session);
+    let keep = session_text(&session);
     let folder = form.path.rsplit_once('/').map(|(folder, _)| folder.to_string()).unwrap_or_default();
     match ask::<serde_json::Value>(&web, &form.command_id, kind).await {
-        Ok(_) => Redirect::to(&inspector_url(workspace.id.as_str(), "files", &folder, &keep)).into_response(),
+        Ok(_) => Redirect::to(&urls::files(&workspace.id, &folder, &keep)).into_response(),
         Err((status, message)) => {
-            let back = inspector_url(workspace.id.as_str(), "file", &form.path, &keep);
+            let back = urls::file(&workspace.id, &form.path, &keep);
             super::pages::problem(&web, status, "Not deleted", message, &back)
         }
     }
-}
-
-/// The inspector's URL of a file or a folder: the path percent-encoded (a
-/// file named `a&b #1.txt` opens), `keep` (`&session=…`) appended as is.
-fn inspector_url(workspace: &str, page: &str, path: &str, keep: &str) -> String {
-    format!(
-        "/workspaces/{workspace}/{page}?path={}{keep}",
-        askama::filters::urlencode(path).expect("holds because encoding cannot fail")
-    )
 }

@@ -11,11 +11,13 @@
 mod actions;
 mod assets;
 mod auth;
+mod error;
 mod inspector;
 mod pages;
 mod review;
 mod session;
 mod terminal;
+pub(crate) mod urls;
 
 use std::sync::Arc;
 

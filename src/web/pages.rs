@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::Web;
+use super::error::found;
+use super::urls;
 use crate::protocol::{NodeStatus, NodeSummary, SearchHit, SessionState, SessionSummary, Workspace};
 
 #[derive(Template, WebTemplate)]
@@ -133,8 +135,7 @@ pub(super) struct TreeQuery {
 
 /// The tree alone, for pages to refresh it in place (statuses, new sessions).
 pub(super) async fn get_tree(State(web): State<Arc<Web>>, Query(query): Query<TreeQuery>) -> TreeFragment {
-    let crumbs =
-        if query.focus.is_empty() { Vec::new() } else { vec![(String::new(), format!("/workspaces/{}", query.focus))] };
+    let crumbs = if query.focus.is_empty() { Vec::new() } else { vec![(String::new(), urls::workspace(&query.focus))] };
     TreeFragment { shell: shell(&web, crumbs) }
 }
 
@@ -192,8 +193,8 @@ pub(super) fn workspace_crumbs(web: &Web, workspace_id: &str) -> Vec<(String, St
     };
     let nodes = web.core.node_summaries().unwrap_or_default();
     vec![
-        (node_name(&nodes, &workspace.node), format!("/nodes/{}", workspace.node)),
-        (workspace.name.clone(), format!("/workspaces/{}", workspace.id)),
+        (node_name(&nodes, &workspace.node), urls::node(&workspace.node)),
+        (workspace.name.clone(), urls::workspace(&workspace.id)),
     ]
 }
 
@@ -209,9 +210,9 @@ pub(super) struct DashboardPage {
     recent: Vec<SessionSummary>,
 }
 
-pub(super) async fn get_dashboard(State(web): State<Arc<Web>>) -> DashboardPage {
-    let nodes = web.core.node_summaries().unwrap_or_default();
-    let sessions = web.core.sessions().unwrap_or_default();
+pub(super) async fn get_dashboard(State(web): State<Arc<Web>>) -> Response {
+    let nodes = found!(&web, web.core.node_summaries());
+    let sessions = found!(&web, web.core.sessions());
     let offline: Vec<&str> =
         nodes.iter().filter(|node| node.status != NodeStatus::Online).map(|node| node.id.as_str()).collect();
     let attention = sessions
@@ -240,6 +241,7 @@ pub(super) async fn get_dashboard(State(web): State<Arc<Web>>) -> DashboardPage 
         attention,
         recent: sessions.into_iter().take(20).collect(),
     }
+    .into_response()
 }
 
 #[derive(Template, WebTemplate)]
@@ -280,7 +282,8 @@ pub(super) struct NodePage {
 }
 
 pub(super) async fn get_node(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
-    let Some(node) = web.core.find_node(&id).ok().flatten() else {
+    let node = found!(&web, web.core.find_node(&id));
+    let Some(node) = node else {
         return not_found(&web, format!("No node `{id}`: it may have been removed."));
     };
     let mut resources = Vec::new();
@@ -298,17 +301,16 @@ pub(super) async fn get_node(State(web): State<Arc<Web>>, Path(id): Path<String>
         }
     }
     let workspaces: Vec<Workspace> =
-        web.core.workspaces().unwrap_or_default().into_iter().filter(|workspace| workspace.node == node.id).collect();
-    let sessions =
-        web.core.sessions().unwrap_or_default().into_iter().filter(|session| session.node == node.id).collect();
+        found!(&web, web.core.workspaces()).into_iter().filter(|workspace| workspace.node == node.id).collect();
+    let sessions = found!(&web, web.core.sessions()).into_iter().filter(|session| session.node == node.id).collect();
     let page = NodePage {
-        shell: shell(&web, vec![(node.name.clone(), format!("/nodes/{}", node.id))]),
+        shell: shell(&web, vec![(node.name.clone(), urls::node(&node.id))]),
         heartbeat: node.last_heartbeat.map(ago).unwrap_or_else(|| "never".into()),
         memory: node.capabilities.as_ref().map(|caps| bytes(caps.memory_bytes)).unwrap_or_default(),
         resources,
         workspaces,
         sessions,
-        events: web.core.node_events(&node.id, 20).unwrap_or_default(),
+        events: found!(&web, web.core.node_events(&node.id, 20)),
         command_id: command_id(),
         node,
     };
@@ -335,10 +337,7 @@ pub(super) struct WorkspacePage {
 }
 
 pub(super) async fn get_workspace(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
-    let workspaces = web.core.workspaces().unwrap_or_default();
-    let Some(workspace) = workspaces.into_iter().find(|workspace| workspace.id.as_str() == id) else {
-        return not_found(&web, format!("No workspace `{id}`: it may have been unbound."));
-    };
+    let workspace = found!(&web, web.find_workspace(&id));
     let nodes = web.core.node_summaries().unwrap_or_default();
     let node = nodes.iter().find(|node| node.id == workspace.node);
     let mut providers: Vec<String> = node
@@ -451,7 +450,8 @@ pub(super) struct CommandPage {
 }
 
 pub(super) async fn get_command(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
-    let Some(record) = web.core.command_record(&id).ok().flatten() else {
+    let record = found!(&web, web.core.command_record(&id));
+    let Some(record) = record else {
         return not_found(&web, format!("No command `{id}` is recorded."));
     };
     let pretty = |text: &str| {
@@ -462,7 +462,7 @@ pub(super) async fn get_command(State(web): State<Arc<Web>>, Path(id): Path<Stri
     };
     let nodes = web.core.node_summaries().unwrap_or_default();
     CommandPage {
-        shell: shell(&web, vec![(format!("command {id}"), format!("/commands/{id}"))]),
+        shell: shell(&web, vec![(format!("command {id}"), urls::command(&id))]),
         id,
         kind: record.kind,
         node: record.node_id.map(|node| node_name(&nodes, &node)).unwrap_or_default(),

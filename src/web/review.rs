@@ -14,8 +14,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::Web;
+use super::error::found;
 use super::pages::{Shell, not_found, shell};
 use super::session::session_crumbs;
+use super::urls;
 use crate::protocol::reply::{DiffRead, SessionFileRead};
 use crate::protocol::{CheckSummary, CommandKind, DiffHunk, FileDiff, SessionSummary, TurnSummary};
 
@@ -137,7 +139,7 @@ fn file_view(session: &str, index: usize, file: FileDiff) -> FileView {
         too_large: file.too_large,
         insertions: file.insertions,
         deletions: file.deletions,
-        turns: file.turns.iter().map(|turn| (*turn, format!("/sessions/{session}/turns/{turn}/diff"))).collect(),
+        turns: file.turns.iter().map(|turn| (*turn, urls::diff(session, Some(*turn)))).collect(),
         path: file.path,
         old_path: file.old_path,
         hunks,
@@ -184,17 +186,15 @@ pub(super) async fn get_turn_diff(
 }
 
 async fn diff_page(web: &Web, id: &str, turn: Option<u32>, query: DiffQuery) -> Response {
-    let Ok(Some((session, turns))) = web.core.session(id) else {
-        return not_found(web, format!("No session `{id}`."));
-    };
+    let (session, turns) = found!(web, web.find_session(id));
     if let Some(number) = turn
         && !turns.iter().any(|turn| turn.turn == number)
     {
         return not_found(web, format!("Session `{id}` has no turn {number}."));
     }
     let here = match turn {
-        Some(turn) => format!("/sessions/{}/turns/{turn}/diff", session.id),
-        None => format!("/sessions/{}/diff", session.id),
+        Some(turn) => urls::diff(&session.id, Some(turn)),
+        None => urls::diff(&session.id, None),
     };
     let mut crumbs = session_crumbs(web, &session);
     crumbs.push((turn.map_or("all changes".into(), |turn| format!("turn {turn} diff")), here.clone()));
@@ -247,9 +247,7 @@ pub(super) struct EvidencePage {
 const MAX_OUTPUTS: usize = 100;
 
 pub(super) async fn get_evidence(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
-    let Ok(Some((session, turns))) = web.core.session(&id) else {
-        return not_found(&web, format!("No session `{id}`."));
-    };
+    let (session, turns) = found!(&web, web.find_session(&id));
     let mut fetched = 0;
     let mut outputs: HashMap<u64, Result<String, String>> = HashMap::new();
     for check in turns.iter().rev().flat_map(|turn| turn.checks.iter().rev()) {
@@ -263,7 +261,7 @@ pub(super) async fn get_evidence(State(web): State<Arc<Web>>, Path(id): Path<Str
         outputs.insert(check.seq, output);
     }
     let mut crumbs = session_crumbs(&web, &session);
-    crumbs.push(("evidence".into(), format!("/sessions/{}/evidence", session.id)));
+    crumbs.push(("evidence".into(), urls::evidence(&session.id)));
     let turns = turns
         .into_iter()
         .map(|turn| TurnEvidence {

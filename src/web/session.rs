@@ -17,7 +17,9 @@ use futures_util::stream;
 use serde::Deserialize;
 
 use super::Web;
-use super::pages::{Shell, command_id, node_name, not_found, shell, workspace_crumbs};
+use super::error::{Page, Problem, found, render};
+use super::pages::{Shell, command_id, node_name, shell, workspace_crumbs};
+use super::urls;
 use crate::protocol::{Event, EventKind, SessionState, SessionSummary, TurnSummary};
 
 /// Output kept inside one command block; the rest is in the store.
@@ -46,8 +48,8 @@ pub(super) struct Block {
 
 fn cause_link(session: &str, cause: &str) -> (String, String) {
     match cause.strip_prefix("seq:").and_then(|seq| seq.parse::<u64>().ok()) {
-        Some(seq) => (format!("answers #{seq}"), format!("/sessions/{session}#event-{seq}")),
-        None => (format!("caused by command {cause}"), format!("/commands/{cause}")),
+        Some(seq) => (format!("answers #{seq}"), format!("{}#event-{seq}", urls::session(session))),
+        None => (format!("caused by command {cause}"), urls::command(cause)),
     }
 }
 
@@ -58,7 +60,7 @@ fn exit_text(exit_code: Option<i32>, duration_ms: u64) -> String {
 
 pub(super) fn block(session: &str, event: &Event) -> Block {
     let mut links = Vec::new();
-    let turn_diff = |turn: Option<u32>| turn.map(|turn| format!("/sessions/{session}/turns/{turn}/diff"));
+    let turn_diff = |turn: Option<u32>| turn.map(|turn| urls::diff(session, Some(turn)));
     let mut collapsed = false;
     let (title, body) = match &event.kind {
         EventKind::UserMessage { text } => ("you".to_string(), text.clone()),
@@ -94,7 +96,7 @@ pub(super) fn block(session: &str, event: &Event) -> Block {
         EventKind::Error { message } => ("error".to_string(), message.clone()),
         EventKind::TurnFinished { outcome } => {
             if let Some(turn) = event.turn {
-                links.push((format!("turn {turn}"), format!("/sessions/{session}/turns/{turn}")));
+                links.push((format!("turn {turn}"), urls::turn(session, turn)));
             }
             ("turn finished".to_string(), outcome.as_str().to_string())
         }
@@ -105,7 +107,7 @@ pub(super) fn block(session: &str, event: &Event) -> Block {
             ("changes".to_string(), format!("{files} file(s), +{insertions} -{deletions}"))
         }
         EventKind::CheckResult { name, passed, exit_code, duration_ms, .. } => {
-            links.push(("output".to_string(), format!("/sessions/{session}/evidence#check-{}", event.seq)));
+            links.push(("output".to_string(), format!("{}#check-{}", urls::evidence(session), event.seq)));
             let verdict = if *passed { "passed" } else { "failed" };
             ("check".to_string(), format!("{name} {verdict}: {}", exit_text(*exit_code, *duration_ms)))
         }
@@ -270,7 +272,7 @@ pub(super) struct SessionPage {
 
 pub(super) fn session_crumbs(web: &Web, session: &SessionSummary) -> Vec<(String, String)> {
     let mut crumbs = workspace_crumbs(web, session.workspace_id.as_str());
-    crumbs.push((session.title.clone(), format!("/sessions/{}", session.id)));
+    crumbs.push((session.title.clone(), urls::session(&session.id)));
     crumbs
 }
 
@@ -279,30 +281,32 @@ pub(super) async fn get_session(
     Path(id): Path<String>,
     Query(query): Query<SessionQuery>,
 ) -> Response {
-    let Ok(Some((mut session, turns))) = web.core.session(&id) else {
-        return not_found(&web, format!("No session `{id}`."));
-    };
+    render(&web, session_page(&web, &id, query))
+}
+
+fn session_page(web: &Web, id: &str, query: SessionQuery) -> Page {
+    let (mut session, turns) = web.find_session(id)?;
     // Only the events shown are read: a long session is never loaded whole.
     let shown = if query.all.is_some() { ALL_EVENTS } else { PAGE_EVENTS };
-    let (events, earlier) = web.core.tail_events(&session.id, shown).unwrap_or_default();
+    let (events, earlier) = web.core.tail_events(&session.id, shown)?;
     let last_seq = events.last().map_or(0, |event| event.seq);
     if let Some(last) = events.iter().rev().find(|event| matches!(event.kind, EventKind::Lifecycle { .. })) {
         settle(&mut session, last);
     }
-    let nodes = web.core.node_summaries().unwrap_or_default();
-    let mut shell = shell(&web, session_crumbs(&web, &session));
+    let nodes = web.core.node_summaries()?;
+    let mut shell = shell(web, session_crumbs(web, &session));
     shell.state = Some(session.state.as_str().to_string());
-    SessionPage {
+    Ok(SessionPage {
         shell,
         node_name: node_name(&nodes, &session.node),
         blocks: blocks(session.id.as_str(), &events),
         earlier,
-        controls: controls(&web, &session),
+        controls: controls(web, &session),
         last_seq,
         turns,
         session,
     }
-    .into_response()
+    .into_response())
 }
 
 #[derive(Template)]
@@ -326,9 +330,7 @@ pub(super) async fn get_live(
     Query(query): Query<LiveQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(Some((session, _))) = web.core.session(&id) else {
-        return not_found(&web, format!("No session `{id}`."));
-    };
+    let (session, _) = found!(&web, web.find_session(&id));
     let last_event_id =
         headers.get("last-event-id").and_then(|value| value.to_str().ok()).and_then(|value| value.parse().ok());
     let after = last_event_id.max(query.after).unwrap_or(0);
@@ -375,24 +377,26 @@ pub(super) struct TurnPage {
 }
 
 pub(super) async fn get_turn(State(web): State<Arc<Web>>, Path((id, number)): Path<(String, u32)>) -> Response {
-    let Ok(Some((session, turns))) = web.core.session(&id) else {
-        return not_found(&web, format!("No session `{id}`."));
-    };
+    render(&web, turn_page(&web, &id, number))
+}
+
+fn turn_page(web: &Web, id: &str, number: u32) -> Page {
+    let (session, turns) = web.find_session(id)?;
     let Some(turn) = turns.into_iter().find(|turn| turn.turn == number) else {
-        return not_found(&web, format!("Session `{id}` has no turn {number}."));
+        return Err(Problem::NotFound(format!("Session `{id}` has no turn {number}.")));
     };
-    let events = web.core.turn_events(&session.id, number, TURN_EVENTS + 1).unwrap_or_default();
+    let events = web.core.turn_events(&session.id, number, TURN_EVENTS + 1)?;
     let cut = events.len() > TURN_EVENTS;
-    let mut crumbs = session_crumbs(&web, &session);
-    crumbs.push((format!("turn {number}"), format!("/sessions/{}/turns/{number}", session.id)));
-    TurnPage {
-        shell: shell(&web, crumbs),
+    let mut crumbs = session_crumbs(web, &session);
+    crumbs.push((format!("turn {number}"), urls::turn(&session.id, number)));
+    Ok(TurnPage {
+        shell: shell(web, crumbs),
         cut,
         blocks: blocks(session.id.as_str(), events.iter().take(TURN_EVENTS)),
         session,
         turn,
     }
-    .into_response()
+    .into_response())
 }
 
 #[derive(Template, WebTemplate)]
@@ -406,13 +410,15 @@ pub(super) struct EventPage {
 }
 
 pub(super) async fn get_event(State(web): State<Arc<Web>>, Path((id, seq)): Path<(String, u64)>) -> Response {
-    let Ok(Some((session, _))) = web.core.session(&id) else {
-        return not_found(&web, format!("No session `{id}`."));
-    };
+    render(&web, event_page(&web, &id, seq))
+}
+
+fn event_page(web: &Web, id: &str, seq: u64) -> Page {
+    let (session, _) = web.find_session(id)?;
     // The event and what follows it: what it caused comes after it.
-    let events = web.core.events_page(&session.id, seq.saturating_sub(1), 5_000).unwrap_or_default();
+    let events = web.core.events_page(&session.id, seq.saturating_sub(1), 5_000)?;
     let Some(event) = events.iter().find(|event| event.seq == seq) else {
-        return not_found(&web, format!("Session `{id}` has no event #{seq}."));
+        return Err(Problem::NotFound(format!("Session `{id}` has no event #{seq}.")));
     };
     let reference = format!("seq:{seq}");
     let caused = events
@@ -420,14 +426,14 @@ pub(super) async fn get_event(State(web): State<Arc<Web>>, Path((id, seq)): Path
         .filter(|other| other.cause.as_deref() == Some(reference.as_str()))
         .map(|other| block(session.id.as_str(), other))
         .collect();
-    let mut crumbs = session_crumbs(&web, &session);
-    crumbs.push((format!("#{seq}"), format!("/sessions/{}/events/{seq}", session.id)));
-    EventPage {
-        shell: shell(&web, crumbs),
+    let mut crumbs = session_crumbs(web, &session);
+    crumbs.push((format!("#{seq}"), urls::event(&session.id, seq)));
+    Ok(EventPage {
+        shell: shell(web, crumbs),
         item: block(session.id.as_str(), event),
         caused,
         json: serde_json::to_string_pretty(event).unwrap_or_default(),
         session,
     }
-    .into_response()
+    .into_response())
 }

@@ -14,7 +14,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::Web;
+use super::error::found;
 use super::pages::{Shell, not_found, problem, shell, workspace_crumbs};
+use super::urls;
 use crate::core::TerminalSummary;
 use crate::protocol::{CommandKind, SessionId, Workspace};
 
@@ -37,11 +39,7 @@ pub(super) async fn post_terminal(
     Path(id): Path<String>,
     Form(form): Form<OpenForm>,
 ) -> Response {
-    let Some(workspace) =
-        web.core.workspaces().unwrap_or_default().into_iter().find(|workspace| workspace.id.as_str() == id)
-    else {
-        return not_found(&web, format!("No workspace `{id}`."));
-    };
+    let workspace = found!(&web, web.find_workspace(&id));
     let session_id = web
         .core
         .session(&form.session)
@@ -70,9 +68,9 @@ async fn open(
         by: Some("panel".into()),
         check,
     };
-    let back = format!("/workspaces/{}", workspace.id);
+    let back = urls::workspace(&workspace.id);
     match web.command_as::<crate::protocol::reply::TerminalOpened>(command_id, None, kind).await {
-        Ok(opened) => Redirect::to(&format!("/terminals/{}", opened.terminal_id)).into_response(),
+        Ok(opened) => Redirect::to(&urls::terminal(&opened.terminal_id)).into_response(),
         Err(refused) => {
             let status = refused.status();
             problem(web, status, failed, refused.message, &back)
@@ -94,11 +92,7 @@ pub(super) async fn post_check(
     Path(id): Path<String>,
     Form(form): Form<CheckForm>,
 ) -> Response {
-    let Some(workspace) =
-        web.core.workspaces().unwrap_or_default().into_iter().find(|workspace| workspace.id.as_str() == id)
-    else {
-        return not_found(&web, format!("No workspace `{id}`."));
-    };
+    let workspace = found!(&web, web.find_workspace(&id));
     open(&web, &workspace, None, Some(form.name), &form.command_id, "Check not run").await
 }
 
@@ -116,7 +110,7 @@ pub(super) async fn get_terminal(State(web): State<Arc<Web>>, Path(id): Path<Str
     };
     let mut crumbs = workspace_crumbs(&web, terminal.workspace_id.as_str());
     let workspace_name = crumbs.last().map(|(name, _)| name.clone()).unwrap_or_default();
-    crumbs.push((format!("terminal {id}"), format!("/terminals/{id}")));
+    crumbs.push((format!("terminal {id}"), urls::terminal(&id)));
     let mut response = TerminalPage { shell: shell(&web, crumbs), terminal, workspace_name }.into_response();
     response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(TERMINAL_CSP));
     response
@@ -128,12 +122,12 @@ pub(super) async fn post_close(State(web): State<Arc<Web>>, Path(id): Path<Strin
         return not_found(&web, format!("No terminal `{id}`."));
     };
     let kind = CommandKind::CloseTerminal { workspace_id: terminal.workspace_id.clone(), terminal_id: id.clone() };
-    let back = format!("/workspaces/{}", terminal.workspace_id);
+    let back = urls::workspace(&terminal.workspace_id);
     match web.command("", None, kind).await {
         Ok(_) => Redirect::to(&back).into_response(),
         Err(refused) => {
             let status = refused.status();
-            problem(&web, status, "Not closed", refused.message, &format!("/terminals/{id}"))
+            problem(&web, status, "Not closed", refused.message, &urls::terminal(&id))
         }
     }
 }

@@ -198,7 +198,7 @@ fn a_person_edits_a_file_in_the_inspector_and_a_change_behind_its_back_is_a_conf
     wait_state(&env, &core, &id, "idle");
     log_in(&chrome, &env, &core, &core.url, &format!("/sessions/{id}"));
 
-    chrome.click("p.links a[href*='/files?session=']");
+    chrome.click("p.links a[href*='/files?']");
     chrome.click("table.entries a[href*='path=docs']");
     chrome.click("table.entries a[href*='notes.txt']");
     assert!(chrome.text("table.source").contains("from the agent"));
@@ -220,7 +220,7 @@ fn a_person_edits_a_file_in_the_inspector_and_a_change_behind_its_back_is_a_conf
     chrome.until("the intervention on the timeline", |chrome| chrome.source().contains("panel: edit"));
 
     chrome.goto(&format!("{}/sessions/{id}", core.url));
-    chrome.click("p.links a[href*='/files?session=']");
+    chrome.click("p.links a[href*='/files?']");
     chrome.click("table.entries a[href*='path=docs']");
     chrome.click("table.entries a[href*='notes.txt']");
     chrome.click("a[href*='edit=1']");

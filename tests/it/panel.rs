@@ -682,3 +682,41 @@ fn a_file_with_url_characters_in_its_name_opens_and_saves() {
     assert!(back.body.contains("saved"), "the redirect leads back to the same file: {}", saved.location());
     assert_eq!(std::fs::read_to_string(env.repo.join("odd dir/a&b #1+%.txt")).unwrap(), "saved\n");
 }
+
+/// Issue 11: every URL the panel builds percent-encodes a file's path, so a
+/// file named `a&b #1.txt` opens from the diff, edits and saves.
+#[test]
+fn a_file_with_an_odd_name_opens_from_the_diff_and_saves() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = env
+        .script("odd.toml", "[[turn]]\n[[turn.step]]\nwrite_file = { path = \"a&b #1.txt\", content = \"odd\\n\" }\n");
+    let started =
+        env.cortex_at(&core, &env.repo, ["session", "start", "odd", "--script", script.to_str().unwrap(), "--json"]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let id = started.json()["session_id"].as_str().unwrap().to_string();
+    let browser = logged_in(&env, &core);
+    let base = core.url.clone();
+
+    let diff = browser.get(&format!("{base}/sessions/{id}/diff"));
+    assert_page(&diff, "diff", &["a&#38;b #1.txt"]);
+    let open = diff.links("/workspaces/").into_iter().find(|link| link.contains("/file?")).expect("an open link");
+    let open = open.replace("&amp;", "&").replace("&#38;", "&");
+    assert!(open.contains("path=a%26b%20%231.txt"), "the path is encoded: {open}");
+    let file = browser.get(&format!("{base}{open}"));
+    assert_page(&file, "file", &["odd", "edit=1"]);
+    let edit = file.links("/workspaces/").into_iter().find(|link| link.contains("edit=1")).expect("an edit link");
+    let editor = browser.get(&format!("{base}{}", edit.replace("&amp;", "&").replace("&#38;", "&")));
+    assert_page(&editor, "editor", &["<textarea name=\"content\""]);
+    let hash = editor.body.split("name=\"hash\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let workspace = open.split('/').nth(2).unwrap().to_string();
+    let saved = browser.post(
+        &format!("{base}/workspaces/{workspace}/file"),
+        &[("path", "a&b #1.txt"), ("content", "odd, edited\n"), ("hash", &hash), ("session", &id)],
+        Some(&base),
+    );
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let back = browser.get(&format!("{base}{}", saved.location()));
+    assert_page(&back, "saved file", &["odd, edited"]);
+    assert_eq!(std::fs::read_to_string(env.repo.join("a&b #1.txt")).unwrap(), "odd, edited\n");
+}

@@ -172,8 +172,21 @@ fn an_answer_to_a_request_already_answered_does_not_answer_the_next() {
     };
     let (status, body) = answer(&first);
     assert_eq!(status, 200, "{body}");
+    // The second question is asked.
+    let asked = crate::support::wait_for(|| {
+        let log = env.cortex_at(&core, &env.repo, ["session", "log", &id, "--json"]).json();
+        let count = log.as_array()?.iter().filter(|event| event["kind"] == "approval_requested").count();
+        (count == 2).then_some(())
+    });
+    assert!(asked.is_some(), "the second approval was never asked");
     wait_state(&env, &core, &id, "awaiting_approval");
-    let (_, stale) = answer(&first);
+    // The node may record the question a moment before it waits for it.
+    let stale = crate::support::wait_for(|| {
+        let (_, stale) = answer(&first);
+        let early = stale["message"].as_str().is_some_and(|message| message.contains("no approval waiting"));
+        (!early).then_some(stale)
+    })
+    .unwrap();
     assert_eq!(stale["status"], "error", "the first question's answer again: {stale}");
     assert!(stale["message"].as_str().unwrap().contains("answered already"), "{stale}");
     assert_eq!(approvals(&env, &core, &id).len(), 1, "the second question still waits");

@@ -720,3 +720,26 @@ fn a_file_with_an_odd_name_opens_from_the_diff_and_saves() {
     assert_page(&back, "saved file", &["odd, edited"]);
     assert_eq!(std::fs::read_to_string(env.repo.join("a&b #1.txt")).unwrap(), "odd, edited\n");
 }
+
+/// Issue 11: a page whose read of Core's index fails says so with a 500,
+/// never a 404 that would send a person looking for a session that exists.
+#[test]
+fn an_index_that_cannot_be_read_is_a_500_page_not_a_404() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let id = {
+        let script = env.script("s.toml", "[[turn]]\n[[turn.step]]\nmessage = \"hi\"\n");
+        let run =
+            env.cortex_at(&core, &env.repo, ["session", "start", "x", "--script", script.to_str().unwrap(), "--json"]);
+        run.json()["session_id"].as_str().unwrap().to_string()
+    };
+    let browser = logged_in(&env, &core);
+    assert_eq!(browser.get(&format!("{}/sessions/{id}", core.url)).status, 200);
+    let index = rusqlite::Connection::open(env.cortex_home.join("index.sqlite")).unwrap();
+    index.execute_batch("ALTER TABLE sessions RENAME TO sessions_gone").unwrap();
+    let page = browser.get(&format!("{}/sessions/{id}", core.url));
+    assert_eq!(page.status, 500, "{}", page.body);
+    assert!(page.body.contains("Core could not read its state"), "{}", page.body);
+    let dashboard = browser.get(&format!("{}/", core.url));
+    assert_eq!(dashboard.status, 500, "an empty dashboard would be a lie: {}", dashboard.body);
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::client::{Client, Target};
 use super::local::Local;
-use crate::protocol::{Event, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary};
+use crate::protocol::{CommandKind, Event, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary};
 
 /// Events asked of Core per request when reading a whole history.
 const EVENTS_PAGE: usize = 2000;
@@ -27,6 +27,15 @@ impl Backend {
             Target::Remote(client) => Backend::Remote(client),
             Target::Local => Backend::Local(Box::new(Local::open(&ctx.data)?)),
         })
+    }
+
+    /// Runs a command, through Core or in-process, and reads its reply as
+    /// the type of its kind: one path for every write command.
+    pub(crate) fn command_as<T: serde::de::DeserializeOwned>(&mut self, kind: CommandKind) -> anyhow::Result<T> {
+        match self {
+            Backend::Remote(client) => client.command_as(kind, None),
+            Backend::Local(local) => Ok(local.run(kind, true)?.0),
+        }
     }
 
     pub(crate) fn sessions(&self, state: Option<SessionState>) -> anyhow::Result<Vec<SessionSummary>> {

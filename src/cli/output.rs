@@ -149,6 +149,8 @@ impl Observer for Transcript {
 /// given, and otherwise denies (the denial is recorded as an event).
 pub(crate) struct TerminalApprover {
     pub yes: bool,
+    /// A person answered "always for this session".
+    pub always: bool,
 }
 
 /// What a terminal asks when an agent waits for approval, in-process and
@@ -173,6 +175,9 @@ impl Approver for TerminalApprover {
         if self.yes {
             return (ApprovalDecision::Approved, "--yes".into());
         }
+        if self.always {
+            return (ApprovalDecision::Approved, "approved for the session".into());
+        }
         if !std::io::stdin().is_terminal() {
             return (ApprovalDecision::Denied, "no terminal to ask (pass --yes to approve)".into());
         }
@@ -186,7 +191,7 @@ impl Approver for TerminalApprover {
             }
             match approval_answer(&answer) {
                 Some((true, always)) => {
-                    self.yes = always;
+                    self.always = always;
                     return (ApprovalDecision::Approved, by);
                 }
                 Some((false, _)) => return (ApprovalDecision::Denied, by),

@@ -6,6 +6,7 @@
 //! aside).
 
 mod checks;
+pub mod commands;
 mod config;
 pub mod daemon;
 pub mod files;

@@ -118,27 +118,6 @@ fn lock_live(live: &LiveProviders) -> MutexGuard<'_, std::collections::HashMap<S
 const TIMER_TICK: Duration = Duration::from_millis(200);
 
 impl Node {
-    /// Starts a session in the workspace of `store` (binding it if needed)
-    /// and runs its first turn. The provider's configuration is checked
-    /// before anything is written.
-    pub fn start_session(
-        &self,
-        store: &Store,
-        request: StartRequest,
-        approver: &mut dyn Approver,
-        observer: &mut dyn Observer,
-    ) -> Result<TurnResult> {
-        let workspace = self.bind_checked(store, &request.provider)?;
-        self.prepare_start(store, &workspace, request, observer)?.run(approver, observer, &Cancel::default())
-    }
-
-    /// Binds `store`'s repository, but only once the provider's
-    /// configuration is known to be good: a refused start writes nothing.
-    fn bind_checked(&self, store: &Store, provider: &ProviderSpec) -> Result<Workspace> {
-        provider.check(store.workdir())?;
-        self.bind(store)
-    }
-
     /// Creates the session ref and readies its first turn.
     pub fn prepare_start(
         &self,
@@ -219,18 +198,6 @@ impl Node {
             preamble: Vec::new(),
             live: self.live.clone(),
         })
-    }
-
-    /// Runs the next turn of an existing session.
-    pub fn send_turn(
-        &self,
-        store: &Store,
-        session: &SessionId,
-        prompt: &str,
-        approver: &mut dyn Approver,
-        observer: &mut dyn Observer,
-    ) -> Result<TurnResult> {
-        self.prepare_send(store, session, prompt)?.run(approver, observer, &Cancel::default())
     }
 
     /// Takes the session's lock and checks that it may run a turn now.

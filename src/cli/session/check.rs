@@ -1,16 +1,14 @@
 //! `cortex session check`: run the repository's checks now.
 
 use std::io::Write;
-use std::path::Path;
 
 use clap::Args;
 
 use crate::cli::Exit;
 use crate::cli::backend::{Backend, Ctx};
-use crate::cli::output::{Transcript, print_json};
+use crate::cli::output::print_json;
+use crate::protocol::CommandKind;
 use crate::protocol::reply::ChecksRun;
-use crate::protocol::{CheckSummary, CommandKind};
-use crate::store::Store;
 
 /// Run the checks of `.cortex/config.toml` now, as evidence of the session's
 /// last turn (all of them, or the one named). Exit 1 when one fails.
@@ -29,19 +27,8 @@ pub(crate) struct CheckArgs {
 pub(crate) fn run(args: CheckArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let mut backend = Backend::open(ctx)?;
     let (session, _) = backend.session(&args.id)?;
-    let checks: Vec<CheckSummary> = match &mut backend {
-        Backend::Remote(client) => {
-            let kind = CommandKind::RunChecks { session_id: session.id.clone(), name: args.name };
-            client.command_as::<ChecksRun>(kind, None)?.checks
-        }
-        Backend::Local(local) => {
-            let store = Store::discover(Path::new(&session.workspace_path))?;
-            let checks =
-                local.node.run_checks(&store, &session.id, args.name.as_deref(), &mut Transcript::new(true))?;
-            local.core.sync(&local.node.workspaces()?)?;
-            checks
-        }
-    };
+    let kind = CommandKind::RunChecks { session_id: session.id.clone(), name: args.name };
+    let checks = backend.command_as::<ChecksRun>(kind)?.checks;
     let exit = if checks.iter().all(|check| check.passed) { Exit::Ok } else { Exit::No };
     if args.json {
         print_json(&checks)?;

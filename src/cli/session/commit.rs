@@ -1,15 +1,12 @@
 //! `cortex session commit`: the session's changes as a commit of yours.
 
-use std::path::Path;
-
 use clap::Args;
 
 use crate::cli::Exit;
 use crate::cli::backend::{Backend, Ctx};
-use crate::cli::output::{Transcript, print_json};
+use crate::cli::output::print_json;
 use crate::protocol::CommandKind;
 use crate::protocol::reply::Committed;
-use crate::store::Store;
 
 /// Commit the files a session changed to the current branch, with a
 /// `Cortex-Session: <id>` trailer, and record the commit in the session.
@@ -31,19 +28,8 @@ pub(crate) struct CommitArgs {
 pub(crate) fn run(args: CommitArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let mut backend = Backend::open(ctx)?;
     let (session, _) = backend.session(&args.id)?;
-    let commit = match &mut backend {
-        Backend::Remote(client) => {
-            let kind = CommandKind::CommitSession { session_id: session.id.clone(), message: args.message };
-            client.command_as::<Committed>(kind, None)?.commit
-        }
-        Backend::Local(local) => {
-            let store = Store::discover(Path::new(&session.workspace_path))?;
-            let commit =
-                local.node.commit_session(&store, &session.id, args.message.as_deref(), &mut Transcript::new(true))?;
-            local.core.sync(&local.node.workspaces()?)?;
-            commit
-        }
-    };
+    let kind = CommandKind::CommitSession { session_id: session.id.clone(), message: args.message };
+    let commit = backend.command_as::<Committed>(kind)?.commit;
     if args.json {
         print_json(&serde_json::json!({ "session_id": session.id, "commit": commit }))?;
     } else {

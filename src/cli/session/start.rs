@@ -12,8 +12,8 @@ use crate::cli::Exit;
 use crate::cli::backend::Ctx;
 use crate::cli::client::{Client, Target};
 use crate::cli::local::Local;
-use crate::cli::output::{TerminalApprover, Transcript, print_json};
-use crate::node::{ProviderSpec, StartRequest};
+use crate::cli::output::{Transcript, print_json};
+use crate::node::ProviderSpec;
 use crate::protocol::reply::TurnAccepted;
 use crate::protocol::{CommandKind, Workspace};
 use crate::store::Store;
@@ -108,37 +108,41 @@ fn run_local(args: StartArgs, ctx: &Ctx, provider: ProviderSpec, prompt: String)
     }
     let store = Store::discover(&std::env::current_dir().context("cannot read the current directory")?)?;
     let mut local = Local::open(&ctx.data)?;
-    let request = StartRequest { provider, prompt, title: args.title, session_id: None, worktree: args.worktree };
-    let mut approver = TerminalApprover { yes: args.yes };
-    let mut transcript = Transcript::new(args.json);
-    let result = local.node.start_session(&store, request, &mut approver, &mut transcript)?;
-    local.core.sync(&local.node.workspaces()?)?;
-    report_turn(result, store.workdir(), args.json, &transcript.evidence)
+    // The same commands as through Core, run by this process's node.
+    let bind = CommandKind::BindWorkspace { path: store.workdir().to_string_lossy().into_owned(), name: None };
+    let (workspace, _): (Workspace, _) = local.run(bind, true)?;
+    let (accepted, ran): (TurnAccepted, _) =
+        local.run(start_command(&args, &workspace, provider, prompt), args.json)?;
+    let result = ran.turn.with_context(|| format!("session {} ran no turn", accepted.session_id))?;
+    report_turn(result, store.workdir(), args.json, &ran.evidence)
 }
 
-fn run_remote(args: StartArgs, client: &Client, provider: ProviderSpec, prompt: String) -> anyhow::Result<Exit> {
-    let workspace = find_workspace(client, args.workspace.as_deref(), args.node.as_deref())?;
+/// The `start_session` command for these arguments, alike in-process and
+/// through Core.
+fn start_command(args: &StartArgs, workspace: &Workspace, provider: ProviderSpec, prompt: String) -> CommandKind {
     let kind = provider.kind();
     let script = match provider {
         ProviderSpec::Fake { script, .. } => script,
         ProviderSpec::Codex | ProviderSpec::CodexExec => None,
     };
-    let accepted: TurnAccepted = client.command_as(
-        CommandKind::StartSession {
-            session_id: None,
-            workspace_id: workspace.id.clone(),
-            provider: kind.as_str().into(),
-            script,
-            prompt,
-            title: args.title,
-            auto_approve: args.yes,
-            // Nobody at a terminal and no `--yes`: approvals are denied at
-            // once, as in-process (a detached session waits for the panel).
-            deny_approvals: !args.yes && !args.wait_for_approval && !args.detach && !std::io::stdin().is_terminal(),
-            worktree: args.worktree,
-        },
-        None,
-    )?;
+    CommandKind::StartSession {
+        session_id: None,
+        workspace_id: workspace.id.clone(),
+        provider: kind.as_str().into(),
+        script,
+        prompt,
+        title: args.title.clone(),
+        auto_approve: args.yes,
+        // Nobody at a terminal and no `--yes`: approvals are denied at
+        // once (a detached session waits for the panel).
+        deny_approvals: !args.yes && !args.wait_for_approval && !args.detach && !std::io::stdin().is_terminal(),
+        worktree: args.worktree,
+    }
+}
+
+fn run_remote(args: StartArgs, client: &Client, provider: ProviderSpec, prompt: String) -> anyhow::Result<Exit> {
+    let workspace = find_workspace(client, args.workspace.as_deref(), args.node.as_deref())?;
+    let accepted: TurnAccepted = client.command_as(start_command(&args, &workspace, provider, prompt), None)?;
     let session = accepted.session_id;
     if args.detach {
         if args.json {

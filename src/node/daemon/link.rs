@@ -11,7 +11,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Ended, Runtime, commands, expire_idle, find_session, host, lock};
+use super::{Ended, Runtime, commands, expire_idle, host, lock};
+use crate::node::commands::find_session;
 use crate::node::identity::Identity;
 use crate::node::{Error, Node, Result};
 use crate::protocol::{

@@ -14,6 +14,7 @@ mod approvals;
 mod commands;
 mod host;
 mod link;
+mod terminals;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -123,7 +124,7 @@ pub async fn run(config: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> R
         std::thread::spawn(move || {
             for (terminal, data) in typed_keys {
                 let Some(runtime) = runtime.upgrade() else { break };
-                commands::typed(&runtime, &terminal, &data);
+                terminals::typed(&runtime, &terminal, &data);
             }
         });
     }
@@ -168,18 +169,6 @@ async fn stop_running_sessions(runtime: &Arc<Runtime>) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tracing::warn!("some turns did not stop in time; their spools will be recovered on the next start");
-}
-
-fn find_session(node: &Node, session: &SessionId) -> Option<(Store, Workspace)> {
-    for workspace in node.workspaces().ok()? {
-        let Ok(store) = Store::discover(Path::new(&workspace.path)) else {
-            continue;
-        };
-        if store.session_tip(session).ok().flatten().is_some() {
-            return Some((store, workspace));
-        }
-    }
-    None
 }
 
 /// Forwards each recorded event to the outbox and wakes the link.

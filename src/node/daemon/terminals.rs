@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use super::super::{Runtime, lock};
-use super::files::{FilePlace, record_intervention};
-use super::{Answer, failed};
+use super::{Runtime, lock};
+use crate::node::commands::{Answer, FilePlace, failed, record_intervention};
 use crate::node::config::RepoConfig;
 use crate::protocol::reply::{TerminalClosed, TerminalOpened};
 use crate::protocol::{CommandError, ErrorCode, NodeFrame, PROTOCOL_VERSION, SessionId, WorkspaceId};
@@ -49,7 +48,7 @@ pub(super) fn close(runtime: &Arc<Runtime>, terminal_id: String) -> Answer {
 /// Keys for a terminal: typed into its PTY; each command line finished is
 /// history for Core and, for a terminal opened from a session, an event of
 /// the person's in that session.
-pub(crate) fn typed(runtime: &Arc<Runtime>, terminal: &str, data: &str) {
+pub(super) fn typed(runtime: &Arc<Runtime>, terminal: &str, data: &str) {
     for (line, offset) in runtime.terminals.input(terminal, data) {
         let command = store::redact::redact_str(&line).into_owned();
         let at = jiff::Timestamp::now();

@@ -3,10 +3,8 @@
 //! is recorded in the session named, or else in the workspace journal.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use super::super::{Forward, Runtime};
-use super::{Answer, briefly_retried, store_failed};
+use super::{Answer, Host, briefly_retried, store_failed};
 use crate::node::Node;
 use crate::node::files::FileError;
 use crate::protocol::reply::{FileWritten, Listing, PathDeleted, PathMoved};
@@ -15,16 +13,16 @@ use crate::store::Store;
 
 /// Where a file command works: the workspace, or the worktree of the
 /// session named, and that session (where a person's change is recorded).
-pub(super) struct FilePlace {
-    pub(super) root: crate::node::files::Root,
-    pub(super) workspace: Workspace,
+pub(crate) struct FilePlace {
+    pub(crate) root: crate::node::files::Root,
+    pub(crate) workspace: Workspace,
     /// The workspace's store (the session's refs live there too).
-    pub(super) store: Store,
-    pub(super) session: Option<SessionId>,
+    pub(crate) store: Store,
+    pub(crate) session: Option<SessionId>,
 }
 
 impl FilePlace {
-    pub(super) fn find(
+    pub(crate) fn find(
         node: &Node,
         workspace_id: &WorkspaceId,
         session: Option<&SessionId>,
@@ -71,24 +69,24 @@ impl FilePlace {
 
     /// Records the change as the person's: in the session named, or else in
     /// the workspace journal.
-    pub(super) fn record(
+    pub(crate) fn record(
         &self,
-        runtime: &Arc<Runtime>,
+        host: &dyn Host,
         by: Option<String>,
         action: &str,
         path: Option<String>,
         detail: Option<String>,
     ) -> bool {
         let by = by.unwrap_or_else(|| "a person".into());
-        record_intervention(runtime, &self.store, self.session.as_ref(), &self.workspace, by, action, path, detail)
+        record_intervention(host, &self.store, self.session.as_ref(), &self.workspace, by, action, path, detail)
     }
 }
 
 /// A person's act: an `intervention` event in the session it was made
 /// from, or a line in the workspace journal (`refs/cortex/workspace/journal`).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn record_intervention(
-    runtime: &Arc<Runtime>,
+pub(crate) fn record_intervention(
+    host: &dyn Host,
     store: &Store,
     session: Option<&SessionId>,
     workspace: &Workspace,
@@ -109,8 +107,8 @@ pub(super) fn record_intervention(
         };
     };
     let kind = EventKind::Intervention { by, action: action.into(), path, detail };
-    let mut forward = Forward { runtime: runtime.clone(), workspace: workspace.clone() };
-    match briefly_retried(|| crate::node::runner::record_event(store, session, kind.clone(), None, &mut forward)) {
+    let mut observer = host.observer(workspace);
+    match briefly_retried(|| crate::node::runner::record_event(store, session, kind.clone(), None, &mut *observer)) {
         Ok(()) => true,
         Err(error) => {
             tracing::warn!(%error, %session, "a person's change could not be recorded in the session");
@@ -123,24 +121,19 @@ fn file_failed(error: FileError) -> CommandError {
     CommandError::new(error.code(), error.to_string())
 }
 
-pub(super) fn list(
-    runtime: &Arc<Runtime>,
-    workspace: &WorkspaceId,
-    session: Option<SessionId>,
-    path: String,
-) -> Answer {
-    let place = FilePlace::find(runtime.node(), workspace, session.as_ref())?;
+pub(super) fn list(host: &dyn Host, workspace: &WorkspaceId, session: Option<SessionId>, path: String) -> Answer {
+    let place = FilePlace::find(host.node(), workspace, session.as_ref())?;
     let entries = place.root.list(&path).map_err(file_failed)?;
     Ok(Listing { path, entries }.into())
 }
 
-pub(super) fn read(runtime: &Arc<Runtime>, workspace: &WorkspaceId, session: Option<SessionId>, path: &str) -> Answer {
-    let place = FilePlace::find(runtime.node(), workspace, session.as_ref())?;
+pub(super) fn read(host: &dyn Host, workspace: &WorkspaceId, session: Option<SessionId>, path: &str) -> Answer {
+    let place = FilePlace::find(host.node(), workspace, session.as_ref())?;
     Ok(place.root.read(path).map_err(file_failed)?.into())
 }
 
 pub(super) fn write(
-    runtime: &Arc<Runtime>,
+    host: &dyn Host,
     workspace: &WorkspaceId,
     session: Option<SessionId>,
     path: String,
@@ -148,41 +141,41 @@ pub(super) fn write(
     expected_hash: Option<String>,
     by: Option<String>,
 ) -> Answer {
-    let place = FilePlace::find(runtime.node(), workspace, session.as_ref())?;
+    let place = FilePlace::find(host.node(), workspace, session.as_ref())?;
     place.not_busy()?;
     let action = if expected_hash.is_some() { "edit" } else { "create" };
     let hash = place.root.write(&path, content, expected_hash.as_deref()).map_err(file_failed)?;
     let detail = format!("{} bytes, sha256 {}", content.len(), &hash[..12]);
-    let recorded = place.record(runtime, by, action, Some(path.clone()), Some(detail));
+    let recorded = place.record(host, by, action, Some(path.clone()), Some(detail));
     Ok(FileWritten { path, hash, recorded }.into())
 }
 
 pub(super) fn move_path(
-    runtime: &Arc<Runtime>,
+    host: &dyn Host,
     workspace: &WorkspaceId,
     session: Option<SessionId>,
     from: &str,
     to: &str,
     by: Option<String>,
 ) -> Answer {
-    let place = FilePlace::find(runtime.node(), workspace, session.as_ref())?;
+    let place = FilePlace::find(host.node(), workspace, session.as_ref())?;
     place.not_busy()?;
     let (from, to) = place.root.rename(from, to).map_err(file_failed)?;
-    let recorded = place.record(runtime, by, "move", Some(to.clone()), Some(format!("from {from}")));
+    let recorded = place.record(host, by, "move", Some(to.clone()), Some(format!("from {from}")));
     Ok(PathMoved { from, to, recorded }.into())
 }
 
 pub(super) fn delete(
-    runtime: &Arc<Runtime>,
+    host: &dyn Host,
     workspace: &WorkspaceId,
     session: Option<SessionId>,
     path: &str,
     expected_hash: Option<String>,
     by: Option<String>,
 ) -> Answer {
-    let place = FilePlace::find(runtime.node(), workspace, session.as_ref())?;
+    let place = FilePlace::find(host.node(), workspace, session.as_ref())?;
     place.not_busy()?;
     let path = place.root.delete(path, expected_hash.as_deref()).map_err(file_failed)?;
-    let recorded = place.record(runtime, by, "delete", Some(path.clone()), None);
+    let recorded = place.record(host, by, "delete", Some(path.clone()), None);
     Ok(PathDeleted { path, recorded }.into())
 }

@@ -3,9 +3,8 @@
 
 use std::path::Path;
 
-use super::super::Runtime;
 use super::files::FilePlace;
-use super::{Answer, failed, store_failed};
+use super::{Answer, Host, failed, store_failed};
 use crate::node::config::RepoConfig;
 use crate::protocol::reply::{CheckList, CheckSpec, JournalRead, Unbound};
 use crate::protocol::{CommandError, ErrorCode, WorkspaceId};
@@ -13,7 +12,7 @@ use crate::store::Store;
 
 /// Binds a repository after checking it: it exists, is a git repository
 /// with a working tree, and lies under an allowed root if any are set.
-pub(super) fn bind(runtime: &Runtime, path: &str) -> Answer {
+pub(super) fn bind(host: &dyn Host, path: &str) -> Answer {
     let path = Path::new(path);
     if !path.is_absolute() {
         return Err(CommandError::new(ErrorCode::BadInput, format!("`{}` is not an absolute path", path.display())));
@@ -25,7 +24,7 @@ pub(super) fn bind(runtime: &Runtime, path: &str) -> Answer {
         ));
     }
     let store = Store::discover(path).map_err(store_failed)?;
-    let roots = &runtime.config.allowed_roots;
+    let roots = host.allowed_roots();
     let allowed = roots.is_empty()
         || roots.iter().any(|root| root.canonicalize().is_ok_and(|root| store.workdir().starts_with(root)));
     if !allowed {
@@ -35,22 +34,22 @@ pub(super) fn bind(runtime: &Runtime, path: &str) -> Answer {
             format!("`{}` is outside this node's allowed roots ({})", store.workdir().display(), roots.join(", ")),
         ));
     }
-    Ok(runtime.node().bind(&store).map_err(failed)?.into())
+    Ok(host.node().bind(&store).map_err(failed)?.into())
 }
 
-pub(super) fn unbind(runtime: &Runtime, workspace: &WorkspaceId) -> Answer {
-    Ok(Unbound { unbound: runtime.node().unbind(workspace).map_err(failed)? }.into())
+pub(super) fn unbind(host: &dyn Host, workspace: &WorkspaceId) -> Answer {
+    Ok(Unbound { unbound: host.node().unbind(workspace).map_err(failed)? }.into())
 }
 
-pub(super) fn list_checks(runtime: &Runtime, workspace: &WorkspaceId) -> Answer {
-    let place = FilePlace::find(runtime.node(), workspace, None)?;
+pub(super) fn list_checks(host: &dyn Host, workspace: &WorkspaceId) -> Answer {
+    let place = FilePlace::find(host.node(), workspace, None)?;
     let config = RepoConfig::load(place.root.dir()).map_err(failed)?;
     let checks =
         config.checks.into_iter().map(|check| CheckSpec { name: check.name, command: check.command }).collect();
     Ok(CheckList { checks }.into())
 }
 
-pub(super) fn read_journal(runtime: &Runtime, workspace: &WorkspaceId, limit: usize) -> Answer {
-    let place = FilePlace::find(runtime.node(), workspace, None)?;
+pub(super) fn read_journal(host: &dyn Host, workspace: &WorkspaceId, limit: usize) -> Answer {
+    let place = FilePlace::find(host.node(), workspace, None)?;
     Ok(JournalRead { entries: place.store.journal(limit.min(1000)).map_err(store_failed)? }.into())
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::Result;
+use crate::protocol::Workspace;
 use crate::protocol::{
     Command, CommandKind, CommandOutcome, CoreFrame, ErrorCode, NodeStatus, PROTOCOL_VERSION, SessionId,
 };
@@ -257,5 +258,62 @@ pub(super) async fn await_outcome(receiver: oneshot::Receiver<CommandOutcome>) -
         Err(_) => Err(ApiFailure::unavailable(
             "the command is still running on its node; ask again with the same command id for its answer",
         )),
+    }
+}
+
+/// What happens after a node answers, and after its link comes back: the
+/// rest of each kind's policy.
+impl CoreState {
+    /// A node's answer to command `id`: what the kind implies (a bound
+    /// workspace is Core's to list from now on), then the record and the
+    /// waiters.
+    pub(crate) fn answered(&self, node_id: &str, id: &str, outcome: CommandOutcome) {
+        let kind = lock(&self.registry).command(id).ok().flatten().map(|record| record.kind);
+        if kind.as_deref() == Some("bind_workspace")
+            && let CommandOutcome::Ok { value } = &outcome
+            && let Ok(workspace) = serde_json::from_value::<Workspace>(value.clone())
+        {
+            self.record_binding(node_id, workspace);
+        }
+        self.complete_command(id, outcome);
+    }
+
+    fn record_binding(&self, node_id: &str, mut workspace: Workspace) {
+        match lock(&self.registry).bind(workspace.id.as_str(), node_id) {
+            Ok(true) => {}
+            Ok(false) => {
+                let detail = format!("it answered a bind with workspace {}, bound to another node", workspace.id);
+                self.refuse_claim(node_id, detail);
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot record a binding");
+                return;
+            }
+        }
+        workspace.node = node_id.to_string();
+        if let Err(error) = lock(&self.index).put_workspace(&workspace) {
+            tracing::error!(%error, "cannot record a bound workspace");
+        }
+    }
+
+    /// Commands sent to `node_id` before its last link dropped, still
+    /// unanswered, to send again: the node runs an id once, so that is safe.
+    /// A file write, whose content Core does not keep, is answered as not
+    /// delivered instead.
+    pub(crate) fn unfinished_for(&self, node_id: &str) -> Vec<Command> {
+        let bodies = lock(&self.registry).unfinished_commands(node_id).unwrap_or_default();
+        let mut again = Vec::new();
+        for body in bodies {
+            let Ok(command) = serde_json::from_str::<Command>(&body) else { continue };
+            if let CommandKind::WriteFile { path, .. } = &command.kind {
+                let message =
+                    format!("`{path}` was not saved: the node was disconnected before it answered; save again");
+                self.complete_command(&command.id, CommandOutcome::error(ErrorCode::NodeOffline, message));
+                continue;
+            }
+            again.push(command);
+        }
+        again
     }
 }

@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 
 use super::state::{CoreState, Link, lock};
 use crate::protocol::{
-    Capabilities, Command, CoreFrame, Credential, NodeFrame, NodeId, NodeStatus, PROTOCOL_VERSION, Refusal,
-    SessionSummary, Workspace,
+    Capabilities, CoreFrame, Credential, NodeFrame, NodeId, NodeStatus, PROTOCOL_VERSION, Refusal, SessionSummary,
+    Workspace,
 };
 
 /// How long a new link may take to say hello.
@@ -128,7 +128,9 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
         },
     );
     state.set_status(&node_id, Some(conn_id), NodeStatus::Online, "connected");
-    resend_unfinished(&state, &node_id, &tx).await;
+    for command in state.unfinished_for(&node_id) {
+        let _ = tx.send(CoreFrame::Command { command }).await;
+    }
 
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
@@ -231,26 +233,6 @@ fn accept_hello(
     Ok(())
 }
 
-/// Commands sent before the last link dropped, still unanswered: the node
-/// deduplicates by id, so sending again is safe (a file write, whose content
-/// Core does not keep, is answered as not delivered instead).
-async fn resend_unfinished(state: &CoreState, node_id: &str, tx: &mpsc::Sender<CoreFrame>) {
-    let bodies = lock(&state.registry).unfinished_commands(node_id).unwrap_or_default();
-    for body in bodies {
-        let Ok(command) = serde_json::from_str::<Command>(&body) else { continue };
-        if let crate::protocol::CommandKind::WriteFile { path, .. } = &command.kind {
-            // Its content was not kept: the person saves again.
-            let message = format!("`{path}` was not saved: the node was disconnected before it answered; save again");
-            state.complete_command(
-                &command.id,
-                crate::protocol::CommandOutcome::error(crate::protocol::ErrorCode::NodeOffline, message),
-            );
-            continue;
-        }
-        let _ = tx.send(CoreFrame::Command { command }).await;
-    }
-}
-
 async fn handle_frame(state: &Arc<CoreState>, node_id: &str, conn_id: u64, text: &str, tx: &mpsc::Sender<CoreFrame>) {
     if let Some(version) = frame_version(text)
         && version != u64::from(PROTOCOL_VERSION)
@@ -298,8 +280,7 @@ async fn handle_frame(state: &Arc<CoreState>, node_id: &str, conn_id: u64, text:
                 let _ = tx.send(error_frame("not_owner", format!("{refusal}; ignored"))).await;
                 return;
             }
-            record_binding(state, node_id, &id, &outcome);
-            state.complete_command(&id, outcome);
+            state.answered(node_id, &id, outcome);
         }
         NodeFrame::TermOutput { terminal, data, .. } => state.terminals.output(node_id, &terminal, data),
         NodeFrame::TermCommand { terminal, command, at, offset, .. } => {
@@ -326,35 +307,5 @@ async fn ingest(
     let job = super::ingest::Job { session, events, reply: tx.clone() };
     if queue.send(job).await.is_err() {
         let _ = tx.send(error_frame("internal", "Core is stopping; events not committed")).await;
-    }
-}
-
-/// A workspace the node bound on Core's request is Core's to list from now on.
-fn record_binding(state: &CoreState, node_id: &str, command_id: &str, outcome: &crate::protocol::CommandOutcome) {
-    let kind = lock(&state.registry).command(command_id).ok().flatten().map(|record| record.kind);
-    if kind.as_deref() != Some("bind_workspace") {
-        return;
-    }
-    if let crate::protocol::CommandOutcome::Ok { value } = outcome
-        && let Ok(mut workspace) = serde_json::from_value::<Workspace>(value.clone())
-    {
-        match lock(&state.registry).bind(workspace.id.as_str(), node_id) {
-            Ok(true) => {}
-            Ok(false) => {
-                state.refuse_claim(
-                    node_id,
-                    format!("it answered a bind with workspace {}, bound to another node", workspace.id),
-                );
-                return;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot record a binding");
-                return;
-            }
-        }
-        workspace.node = node_id.to_string();
-        if let Err(error) = lock(&state.index).put_workspace(&workspace) {
-            tracing::error!(%error, "cannot record a bound workspace");
-        }
     }
 }

@@ -153,7 +153,7 @@ pub(super) async fn sim_node(
     };
     let hello = NodeFrame::Hello {
         v: PROTOCOL_VERSION,
-        credential: Credential::Enroll { token, name: name.to_string() },
+        credential: Credential::Enroll { token, name: name.to_string(), node_id: None },
         capabilities: Capabilities {
             cortex_version: env!("CARGO_PKG_VERSION").into(),
             protocol_version: PROTOCOL_VERSION,

@@ -188,7 +188,7 @@ fn rebuild_rate() -> anyhow::Result<(f64, f64)> {
     let store = Store::discover(&repo)?;
     populate(&store, REBUILD_SESSIONS, REBUILD_EVENTS)?;
     let data = root.path().join("data");
-    let workspace = Node::new(&data).bind(&store)?;
+    let workspace = Node::open(&data)?.bind(&store)?;
     let started = Instant::now();
     let (_, stats) = Core::rebuild(&data, &[workspace], &mut |_, _| {})?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -210,7 +210,7 @@ fn list_times(cortex: &Path) -> anyhow::Result<ListTimes> {
     let store = Store::discover(&repo)?;
     populate(&store, LIST_SESSIONS, 3)?;
     let data = root.path().join("data");
-    Node::new(&data).bind(&store)?;
+    Node::open(&data)?.bind(&store)?;
     let time = |command: &mut Command| -> anyhow::Result<Duration> {
         let started = Instant::now();
         let output = command.stdin(Stdio::null()).output()?;

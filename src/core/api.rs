@@ -19,7 +19,9 @@ use tokio::sync::oneshot;
 
 use super::{Error, Result};
 use crate::index::Index;
-use crate::protocol::{Command, CommandKind, CommandOutcome, ErrorCode, PROTOCOL_VERSION, SessionState, Workspace};
+use crate::protocol::{
+    Command, CommandKind, CommandOutcome, ErrorCode, NodeId, PROTOCOL_VERSION, SessionState, Workspace,
+};
 
 use super::failure::ApiFailure;
 use super::follow::{EVENTS_PAGE_MAX, event_stream};
@@ -287,12 +289,12 @@ pub(super) async fn get_node(State(state): State<Arc<CoreState>>, Path(id): Path
         }
         Err(error) => return ApiFailure::internal(error).into_response(),
     };
-    let events = lock(&state.registry).node_events(&node.id, 20).unwrap_or_default();
+    let events = lock(&state.registry).node_events(node.id.as_str(), 20).unwrap_or_default();
     let workspaces: Vec<Workspace> = lock(&state.index)
         .workspaces()
         .unwrap_or_default()
         .into_iter()
-        .filter(|workspace| workspace.node == node.id)
+        .filter(|workspace| workspace.node == node.id.as_str())
         .collect();
     let events: Vec<_> = events
         .into_iter()
@@ -350,7 +352,7 @@ pub(super) async fn post_rebuild(State(state): State<Arc<CoreState>>) -> Respons
     if let Err(error) = fresh {
         return ApiFailure::internal(error).into_response();
     }
-    let nodes: Vec<String> = lock(&state.links)
+    let nodes: Vec<NodeId> = lock(&state.links)
         .drain()
         .map(|(id, link)| {
             link.kick.notify_one();

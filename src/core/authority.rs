@@ -11,30 +11,31 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::state::{CoreState, lock};
-use crate::protocol::{SessionSummary, Workspace};
+use crate::protocol::{NodeId, SessionSummary, Workspace};
 
 /// What Core refused, per node, and where reads (which are not recorded)
 /// were sent, so their answers can be checked too.
 #[derive(Default)]
 pub(crate) struct Authority {
-    refusals: Mutex<HashMap<String, (u64, String)>>,
-    reads_in_flight: Mutex<HashMap<String, String>>,
+    refusals: Mutex<HashMap<NodeId, (u64, String)>>,
+    /// Command id to the node it was sent to.
+    reads_in_flight: Mutex<HashMap<String, NodeId>>,
     /// `(node, session)` pairs already found to be the node's own, so a
     /// busy session's batches are not checked against both databases each
     /// time (a session never changes workspace; unbinding clears this).
-    allowed_sessions: Mutex<std::collections::HashSet<(String, crate::protocol::SessionId)>>,
+    allowed_sessions: Mutex<std::collections::HashSet<(NodeId, crate::protocol::SessionId)>>,
 }
 
 impl Authority {
     /// The node warning for refused claims, if any.
-    pub(crate) fn warning(&self, node_id: &str) -> Option<String> {
+    pub(crate) fn warning(&self, node_id: &NodeId) -> Option<String> {
         lock(&self.refusals)
             .get(node_id)
             .map(|(count, last)| format!("{count} claim(s) refused: it spoke for what is not its own (last: {last})"))
     }
 
-    pub(crate) fn read_sent(&self, command_id: &str, node_id: &str) {
-        lock(&self.reads_in_flight).insert(command_id.to_string(), node_id.to_string());
+    pub(crate) fn read_sent(&self, command_id: &str, node_id: &NodeId) {
+        lock(&self.reads_in_flight).insert(command_id.to_string(), node_id.clone());
     }
 
     pub(crate) fn read_done(&self, command_id: &str) {
@@ -49,23 +50,27 @@ impl Authority {
 
 impl CoreState {
     /// Refuses a claim: logged, recorded as the node's event, counted.
-    pub(crate) fn refuse_claim(&self, node_id: &str, detail: String) {
-        tracing::warn!(node = node_id, %detail, "refused a node's claim");
+    pub(crate) fn refuse_claim(&self, node_id: &NodeId, detail: String) {
+        tracing::warn!(node = %node_id, %detail, "refused a node's claim");
         if let Err(error) = lock(&self.registry).record_node_event(node_id, "refused", &detail) {
             tracing::error!(%error, "cannot record a refused claim");
         }
         let mut refusals = lock(&self.authority.refusals);
-        let entry = refusals.entry(node_id.to_string()).or_default();
+        let entry = refusals.entry(node_id.clone()).or_default();
         entry.0 += 1;
         entry.1 = detail;
     }
 
     /// The workspaces of a hello that the node may speak for: those bound
     /// to it, and those Core does not know yet (which are bound to it now).
-    pub(crate) fn claimed_workspaces(&self, node_id: &str, workspaces: &[Workspace]) -> super::Result<Vec<Workspace>> {
+    pub(crate) fn claimed_workspaces(
+        &self,
+        node_id: &NodeId,
+        workspaces: &[Workspace],
+    ) -> super::Result<Vec<Workspace>> {
         let mut accepted = Vec::new();
         for workspace in workspaces {
-            let bound = lock(&self.registry).bind(workspace.id.as_str(), node_id)?;
+            let bound = lock(&self.registry).bind(workspace.id.as_str(), node_id.as_str())?;
             if bound {
                 accepted.push(workspace.clone());
             } else {
@@ -80,13 +85,13 @@ impl CoreState {
 
     /// Whether the node may send events of `session`: its workspace is
     /// bound to the node, and the session is not known in another one.
-    pub(crate) fn may_send_events(&self, node_id: &str, session: &SessionSummary) -> Result<(), String> {
-        let key = (node_id.to_string(), session.id.clone());
+    pub(crate) fn may_send_events(&self, node_id: &NodeId, session: &SessionSummary) -> Result<(), String> {
+        let key = (node_id.clone(), session.id.clone());
         if lock(&self.authority.allowed_sessions).contains(&key) {
             return Ok(());
         }
         let bound = lock(&self.registry).binding(session.workspace_id.as_str()).ok().flatten();
-        if bound.as_deref() != Some(node_id) {
+        if bound.as_deref() != Some(node_id.as_str()) {
             return Err(format!(
                 "events for session {} in workspace {}, which is not bound to this node",
                 session.id, session.workspace_id
@@ -104,14 +109,14 @@ impl CoreState {
 
     /// Whether the node may answer command `command_id`: it was sent to
     /// this node.
-    pub(crate) fn may_answer(&self, node_id: &str, command_id: &str) -> Result<(), String> {
+    pub(crate) fn may_answer(&self, node_id: &NodeId, command_id: &str) -> Result<(), String> {
         let read = lock(&self.authority.reads_in_flight).get(command_id).cloned();
         let sent_to = match read {
-            Some(node) => Some(node),
+            Some(node) => Some(node.to_string()),
             None => lock(&self.registry).command(command_id).ok().flatten().and_then(|record| record.node_id),
         };
         match sent_to {
-            Some(node) if node == node_id => Ok(()),
+            Some(node) if *node_id == node => Ok(()),
             Some(_) => Err(format!("a result for command {command_id}, which was sent to another node")),
             None => Err(format!("a result for command {command_id}, which Core never sent")),
         }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::Result;
-use crate::protocol::Workspace;
 use crate::protocol::{
     Command, CommandKind, CommandOutcome, CoreFrame, ErrorCode, NodeStatus, PROTOCOL_VERSION, SessionId,
 };
+use crate::protocol::{NodeId, Workspace};
 
 use super::failure::ApiFailure;
 use super::state::{CoreState, lock};
@@ -102,7 +102,12 @@ impl CoreState {
                 // The node learns of it when it is back; Core's part is done.
                 self.complete_command(&command.id, CommandOutcome::Ok { value: serde_json::json!({"unbound": true}) });
             } else {
-                let name = lock(&self.registry).node(&node_id).ok().flatten().map(|node| node.name).unwrap_or(node_id);
+                let name = lock(&self.registry)
+                    .node(node_id.as_str())
+                    .ok()
+                    .flatten()
+                    .map(|node| node.name)
+                    .unwrap_or(node_id.to_string());
                 self.complete_command(
                     &command.id,
                     CommandOutcome::error(
@@ -138,11 +143,17 @@ impl CoreState {
 
     /// Picks the node that owns the command's target, filling in what Core
     /// assigns (a new session's id).
-    pub(super) fn route(&self, command: &mut Command) -> Result<String, ApiFailure> {
+    pub(super) fn route(&self, command: &mut Command) -> Result<NodeId, ApiFailure> {
         let index = lock(&self.index);
-        let workspace_node = |workspace_id: &crate::protocol::WorkspaceId| -> Result<String, ApiFailure> {
-            index.workspace_node(workspace_id).map_err(ApiFailure::internal)?.ok_or_else(|| {
+        let workspace_node = |workspace_id: &crate::protocol::WorkspaceId| -> Result<NodeId, ApiFailure> {
+            let node = index.workspace_node(workspace_id).map_err(ApiFailure::internal)?.ok_or_else(|| {
                 ApiFailure::not_found(format!("no workspace `{workspace_id}` (`cortex workspace list` shows them)"))
+            })?;
+            node.parse().map_err(|_| {
+                ApiFailure::new(
+                    ErrorCode::NodeOffline,
+                    format!("workspace `{workspace_id}` was bound by `{node}`, which is no node Core knows; start its node (`cortex up`, or `cortex node run`) so it claims the workspace again"),
+                )
             })
         };
         match &mut command.kind {
@@ -187,7 +198,11 @@ impl CoreState {
             }
             CommandKind::UnbindWorkspace { .. } => {
                 // Already removed from the index: route by the target given.
-                command.target.clone().ok_or_else(|| ApiFailure::bad_request("unbind needs the node as `target`"))
+                let target = command
+                    .target
+                    .clone()
+                    .ok_or_else(|| ApiFailure::bad_request("unbind needs the node as `target`"))?;
+                target.parse().map_err(|error: String| ApiFailure::bad_request(error))
             }
             CommandKind::BindWorkspace { .. } => {
                 drop(index);
@@ -211,7 +226,7 @@ impl CoreState {
                         }
                     }
                 };
-                command.target = Some(node.id.clone());
+                command.target = Some(node.id.to_string());
                 Ok(node.id)
             }
         }
@@ -267,7 +282,7 @@ impl CoreState {
     /// A node's answer to command `id`: what the kind implies (a bound
     /// workspace is Core's to list from now on), then the record and the
     /// waiters.
-    pub(crate) fn answered(&self, node_id: &str, id: &str, outcome: CommandOutcome) {
+    pub(crate) fn answered(&self, node_id: &NodeId, id: &str, outcome: CommandOutcome) {
         let kind = lock(&self.registry).command(id).ok().flatten().map(|record| record.kind);
         if kind.as_deref() == Some("bind_workspace")
             && let CommandOutcome::Ok { value } = &outcome
@@ -278,8 +293,8 @@ impl CoreState {
         self.complete_command(id, outcome);
     }
 
-    fn record_binding(&self, node_id: &str, mut workspace: Workspace) {
-        match lock(&self.registry).bind(workspace.id.as_str(), node_id) {
+    fn record_binding(&self, node_id: &NodeId, mut workspace: Workspace) {
+        match lock(&self.registry).bind(workspace.id.as_str(), node_id.as_str()) {
             Ok(true) => {}
             Ok(false) => {
                 let detail = format!("it answered a bind with workspace {}, bound to another node", workspace.id);
@@ -301,7 +316,7 @@ impl CoreState {
     /// unanswered, to send again: the node runs an id once, so that is safe.
     /// A file write, whose content Core does not keep, is answered as not
     /// delivered instead.
-    pub(crate) fn unfinished_for(&self, node_id: &str) -> Vec<Command> {
+    pub(crate) fn unfinished_for(&self, node_id: &NodeId) -> Vec<Command> {
         let bodies = lock(&self.registry).unfinished_commands(node_id).unwrap_or_default();
         let mut again = Vec::new();
         for body in bodies {

@@ -47,7 +47,7 @@ async fn handshake(
     state: &CoreState,
     sink: &mut SplitSink<WebSocket, Message>,
     stream: &mut SplitStream<WebSocket>,
-) -> Option<String> {
+) -> Option<NodeId> {
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
         Ok(Some(Ok(Message::Text(hello)))) if hello.len() > MAX_HELLO => {
             let message = format!("a hello is at most {MAX_HELLO} bytes; this one was {}", hello.len());
@@ -92,15 +92,15 @@ async fn handshake(
             return None;
         }
     };
-    let node_id = typed_id.to_string();
+    let node_id = typed_id;
     if let Err(error) = accept_hello(state, &node_id, &capabilities, &workspaces) {
         tracing::error!(%error, "cannot record a node's hello");
         return None;
     }
-    let acked = lock(&state.index).acked_for_node(&node_id).unwrap_or_default();
+    let acked = lock(&state.index).acked_for_node(node_id.as_str()).unwrap_or_default();
     let welcome = CoreFrame::Welcome {
         v: PROTOCOL_VERSION,
-        node_id: typed_id,
+        node_id: node_id.clone(),
         secret,
         acked,
         heartbeat_ms: state.config.heartbeat.as_millis() as u64,
@@ -200,24 +200,22 @@ fn authenticate(state: &CoreState, credential: Credential) -> Result<(NodeId, Op
                 ))),
             }
         }
-        Credential::Node { node_id, secret } => {
-            match registry.authenticate(node_id.as_str(), &secret).map_err(internal)? {
-                Some(node) if node.revoked => {
-                    Err(Box::new(refused(Refusal::Revoked, "this node was revoked; enroll it again with a new token")))
-                }
-                Some(_) => Ok((node_id, None)),
-                None => Err(Box::new(refused(
-                    Refusal::UnknownCredential,
-                    "Core does not know this node's credential; enroll it with a token from `cortex node enroll`",
-                ))),
+        Credential::Node { node_id, secret } => match registry.authenticate(&node_id, &secret).map_err(internal)? {
+            Some(node) if node.revoked => {
+                Err(Box::new(refused(Refusal::Revoked, "this node was revoked; enroll it again with a new token")))
             }
-        }
+            Some(_) => Ok((node_id, None)),
+            None => Err(Box::new(refused(
+                Refusal::UnknownCredential,
+                "Core does not know this node's credential; enroll it with a token from `cortex node enroll`",
+            ))),
+        },
     }
 }
 
 fn accept_hello(
     state: &CoreState,
-    node_id: &str,
+    node_id: &NodeId,
     capabilities: &Capabilities,
     workspaces: &[Workspace],
 ) -> super::Result<()> {
@@ -233,11 +231,17 @@ fn accept_hello(
     Ok(())
 }
 
-async fn handle_frame(state: &Arc<CoreState>, node_id: &str, conn_id: u64, text: &str, tx: &mpsc::Sender<CoreFrame>) {
+async fn handle_frame(
+    state: &Arc<CoreState>,
+    node_id: &NodeId,
+    conn_id: u64,
+    text: &str,
+    tx: &mpsc::Sender<CoreFrame>,
+) {
     if let Some(version) = frame_version(text)
         && version != u64::from(PROTOCOL_VERSION)
     {
-        tracing::warn!(node = node_id, version, "frame with an unsupported protocol version");
+        tracing::warn!(node = %node_id, version, "frame with an unsupported protocol version");
         let message =
             format!("protocol version {version} is not supported (this Core speaks {PROTOCOL_VERSION}); frame ignored");
         let _ = tx.send(error_frame("unsupported_version", message)).await;
@@ -246,7 +250,7 @@ async fn handle_frame(state: &Arc<CoreState>, node_id: &str, conn_id: u64, text:
     let frame = match serde_json::from_str::<NodeFrame>(text) {
         Ok(frame) => frame,
         Err(error) => {
-            tracing::warn!(node = node_id, %error, "malformed frame from a node");
+            tracing::warn!(node = %node_id, %error, "malformed frame from a node");
             let _ = tx.send(error_frame("malformed", format!("malformed frame ignored: {error}"))).await;
             return;
         }
@@ -292,7 +296,7 @@ async fn handle_frame(state: &Arc<CoreState>, node_id: &str, conn_id: u64, text:
 
 async fn ingest(
     state: &Arc<CoreState>,
-    node_id: &str,
+    node_id: &NodeId,
     session: SessionSummary,
     events: Vec<crate::protocol::Event>,
     tx: &mpsc::Sender<CoreFrame>,

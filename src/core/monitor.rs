@@ -4,14 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::protocol::NodeStatus;
+use crate::protocol::{NodeId, NodeStatus};
 
 use super::state::{CoreState, lock};
 
 impl CoreState {
     /// Sets a node's derived status, recording the change as a node event;
     /// a node going offline takes its mid-turn sessions to `interrupted`.
-    pub(crate) fn set_status(&self, node_id: &str, conn_id: Option<u64>, status: NodeStatus, detail: &str) {
+    pub(crate) fn set_status(&self, node_id: &NodeId, conn_id: Option<u64>, status: NodeStatus, detail: &str) {
         let changed = {
             let mut links = lock(&self.links);
             match links.get_mut(node_id) {
@@ -32,7 +32,7 @@ impl CoreState {
         if !changed {
             return;
         }
-        tracing::info!(node = node_id, status = status.as_str(), detail, "node status changed");
+        tracing::info!(node = %node_id, status = status.as_str(), detail, "node status changed");
         if let Err(error) = lock(&self.registry).record_node_event(node_id, status.as_str(), detail) {
             tracing::error!(%error, "cannot record a node event");
         }
@@ -41,7 +41,7 @@ impl CoreState {
         }
         if matches!(status, NodeStatus::Offline | NodeStatus::Stale | NodeStatus::Revoked) {
             let reason = format!("node went {}: {detail}", status.as_str());
-            if let Err(error) = lock(&self.index).interrupt_node_sessions(node_id, &reason) {
+            if let Err(error) = lock(&self.index).interrupt_node_sessions(node_id.as_str(), &reason) {
                 tracing::error!(%error, "cannot mark a lost node's sessions");
             }
         }
@@ -52,7 +52,7 @@ impl CoreState {
         let mut tick = tokio::time::interval(self.config.heartbeat.min(self.config.stale_after) / 2);
         loop {
             tick.tick().await;
-            let ages: Vec<(String, u64, NodeStatus, Duration)> = lock(&self.links)
+            let ages: Vec<(NodeId, u64, NodeStatus, Duration)> = lock(&self.links)
                 .iter()
                 .map(|(id, link)| (id.clone(), link.conn_id, link.status, link.last_heartbeat.elapsed()))
                 .collect();

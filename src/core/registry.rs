@@ -59,7 +59,7 @@ const MIGRATIONS: &[&str] = &[
 /// A node as Core recorded it.
 #[derive(Clone, Debug)]
 pub struct NodeRecord {
-    pub id: String,
+    pub id: NodeId,
     pub name: String,
     pub enrolled_at: jiff::Timestamp,
     pub revoked: bool,
@@ -206,11 +206,11 @@ impl Registry {
     }
 
     /// The node whose credential this is, if any (revoked ones included).
-    pub fn authenticate(&self, node_id: &str, secret: &str) -> Result<Option<NodeRecord>> {
-        let node = self.node(node_id)?;
+    pub fn authenticate(&self, node_id: &NodeId, secret: &str) -> Result<Option<NodeRecord>> {
+        let node = self.node(node_id.as_str())?;
         let hash: Option<String> = self
             .conn
-            .query_row("SELECT secret_hash FROM nodes WHERE id = ?1", [node_id], |row| row.get(0))
+            .query_row("SELECT secret_hash FROM nodes WHERE id = ?1", [node_id.as_str()], |row| row.get(0))
             .optional()
             .map_err(self.err("cannot read a node"))?;
         Ok(node.filter(|_| hash.is_some_and(|hash| hash == hash_secret(secret))))
@@ -241,30 +241,30 @@ impl Registry {
         Ok(changed > 0)
     }
 
-    pub fn record_hello(&self, id: &str, capabilities: &Capabilities) -> Result<()> {
+    pub fn record_hello(&self, id: &NodeId, capabilities: &Capabilities) -> Result<()> {
         let capabilities = serde_json::to_string(capabilities).expect("holds because capabilities are JSON");
         self.conn
-            .execute("UPDATE nodes SET capabilities = ?2 WHERE id = ?1", params![id, capabilities])
+            .execute("UPDATE nodes SET capabilities = ?2 WHERE id = ?1", params![id.as_str(), capabilities])
             .map_err(self.err("cannot record a hello"))?;
         Ok(())
     }
 
-    pub fn record_heartbeat(&self, id: &str, resources: &Resources, at: jiff::Timestamp) -> Result<()> {
+    pub fn record_heartbeat(&self, id: &NodeId, resources: &Resources, at: jiff::Timestamp) -> Result<()> {
         let resources = serde_json::to_string(resources).expect("holds because resources are JSON");
         self.conn
             .execute(
                 "UPDATE nodes SET resources = ?2, last_heartbeat = ?3 WHERE id = ?1",
-                params![id, resources, at.to_string()],
+                params![id.as_str(), resources, at.to_string()],
             )
             .map_err(self.err("cannot record a heartbeat"))?;
         Ok(())
     }
 
-    pub fn record_node_event(&self, node_id: &str, kind: &str, detail: &str) -> Result<()> {
+    pub fn record_node_event(&self, node_id: &NodeId, kind: &str, detail: &str) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO node_events (node_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-                params![node_id, jiff::Timestamp::now().to_string(), kind, detail],
+                params![node_id.as_str(), jiff::Timestamp::now().to_string(), kind, detail],
             )
             .map_err(self.err("cannot record a node event"))?;
         Ok(())
@@ -339,12 +339,12 @@ impl Registry {
     }
 
     /// Records a new command; `false` if one with this id exists already.
-    pub fn insert_command(&self, id: &str, kind: &str, node_id: Option<&str>, body: &str) -> Result<bool> {
+    pub fn insert_command(&self, id: &str, kind: &str, node_id: Option<&NodeId>, body: &str) -> Result<bool> {
         let inserted = self
             .conn
             .execute(
                 "INSERT OR IGNORE INTO commands (id, kind, node_id, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, kind, node_id, body, jiff::Timestamp::now().to_string()],
+                params![id, kind, node_id.map(NodeId::as_str), body, jiff::Timestamp::now().to_string()],
             )
             .map_err(self.err("cannot record a command"))?;
         Ok(inserted == 1)
@@ -365,13 +365,14 @@ impl Registry {
 
     /// Commands sent to `node_id` that never got an answer (Core or the link
     /// died mid-command), oldest first.
-    pub fn unfinished_commands(&self, node_id: &str) -> Result<Vec<String>> {
+    pub fn unfinished_commands(&self, node_id: &NodeId) -> Result<Vec<String>> {
         let mut statement = self
             .conn
             .prepare("SELECT body FROM commands WHERE node_id = ?1 AND outcome IS NULL ORDER BY created_at")
             .map_err(self.err("cannot read unfinished commands"))?;
-        let rows =
-            statement.query_map([node_id], |row| row.get(0)).map_err(self.err("cannot read unfinished commands"))?;
+        let rows = statement
+            .query_map([node_id.as_str()], |row| row.get(0))
+            .map_err(self.err("cannot read unfinished commands"))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("cannot read unfinished commands"))
     }
 }
@@ -385,8 +386,12 @@ fn node_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRecord> {
     let capabilities: Option<String> = row.get(4)?;
     let resources: Option<String> = row.get(5)?;
     let last_heartbeat: Option<String> = row.get(6)?;
+    let id: String = row.get(0)?;
     Ok(NodeRecord {
-        id: row.get(0)?,
+        // Every id in `nodes` was made by Core as a `NodeId`.
+        id: id.parse().map_err(|error: String| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, error.into())
+        })?,
         name: row.get(1)?,
         enrolled_at: enrolled_at.parse().unwrap_or_default(),
         revoked: revoked_at.is_some(),

@@ -60,7 +60,7 @@ pub struct CoreState {
     pub(crate) admin_token: String,
     pub(crate) index: Mutex<Index>,
     pub(crate) registry: Mutex<Registry>,
-    pub(crate) links: Mutex<HashMap<String, Link>>,
+    pub(crate) links: Mutex<HashMap<NodeId, Link>>,
     pub(super) waiters: Mutex<HashMap<String, Vec<oneshot::Sender<CommandOutcome>>>>,
     pub(crate) events: broadcast::Sender<Arc<(SessionId, Event)>>,
     pub(super) next_conn_id: std::sync::atomic::AtomicU64,
@@ -188,7 +188,7 @@ impl CoreState {
     pub fn local_node(&self, known: Option<(&NodeId, &str)>, name: &str) -> Result<(NodeId, String)> {
         let registry = lock(&self.registry);
         let (id, secret) = match known {
-            Some((id, secret)) if registry.authenticate(id.as_str(), secret)?.is_some_and(|node| !node.revoked) => {
+            Some((id, secret)) if registry.authenticate(id, secret)?.is_some_and(|node| !node.revoked) => {
                 (id.clone(), secret.to_string())
             }
             _ => registry.create_node(name, known)?,
@@ -223,7 +223,7 @@ impl CoreState {
 
     pub fn find_node(&self, id_or_name: &str) -> Result<Option<NodeSummary>> {
         let nodes = self.node_summaries()?;
-        let exact = nodes.iter().find(|node| node.id == id_or_name).cloned();
+        let exact = nodes.iter().find(|node| node.id == *id_or_name).cloned();
         Ok(exact.or_else(|| {
             let named: Vec<_> = nodes.into_iter().filter(|node| node.name == id_or_name).collect();
             if named.len() == 1 { named.into_iter().next() } else { None }
@@ -258,7 +258,7 @@ impl CoreState {
             .find_node(id)
             .map_err(ApiFailure::internal)?
             .ok_or_else(|| ApiFailure::not_found(format!("no node `{id}` (`cortex node list` shows them)")))?;
-        lock(&self.registry).revoke(&node.id).map_err(ApiFailure::internal)?;
+        lock(&self.registry).revoke(node.id.as_str()).map_err(ApiFailure::internal)?;
         let sender = lock(&self.links).get(&node.id).map(|link| link.tx.clone());
         if let Some(tx) = sender {
             let _ = tx
@@ -270,13 +270,13 @@ impl CoreState {
                 .await;
         }
         self.set_status(&node.id, None, NodeStatus::Revoked, "revoked by an admin");
-        self.find_node(&node.id)
+        self.find_node(node.id.as_str())
             .map_err(ApiFailure::internal)?
             .ok_or_else(|| ApiFailure::not_found("the node vanished"))
     }
 }
 
-pub(super) fn summarize(record: NodeRecord, links: &HashMap<String, Link>) -> NodeSummary {
+pub(super) fn summarize(record: NodeRecord, links: &HashMap<NodeId, Link>) -> NodeSummary {
     let link = links.get(&record.id);
     let status =
         if record.revoked { NodeStatus::Revoked } else { link.map_or(NodeStatus::Offline, |link| link.status) };

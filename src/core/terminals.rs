@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::state::{CoreState, lock};
-use crate::protocol::{CoreFrame, PROTOCOL_VERSION, SessionId, WorkspaceId};
+use crate::protocol::{CoreFrame, NodeId, PROTOCOL_VERSION, SessionId, WorkspaceId};
 
 /// Output kept per terminal for reattaching.
 const SCROLLBACK: usize = 256 * 1024;
@@ -33,7 +33,7 @@ pub struct TerminalCommand {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TerminalSummary {
     pub id: String,
-    pub node_id: String,
+    pub node_id: NodeId,
     pub workspace_id: WorkspaceId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<SessionId>,
@@ -62,11 +62,11 @@ pub struct Terminals {
 }
 
 impl Terminals {
-    pub fn register(&self, id: &str, node_id: &str, workspace_id: WorkspaceId, session_id: Option<SessionId>) {
+    pub fn register(&self, id: &str, node_id: &NodeId, workspace_id: WorkspaceId, session_id: Option<SessionId>) {
         let (updates, _) = broadcast::channel(1024);
         let summary = TerminalSummary {
             id: id.to_string(),
-            node_id: node_id.to_string(),
+            node_id: node_id.clone(),
             workspace_id,
             session_id,
             opened_at: jiff::Timestamp::now(),
@@ -81,9 +81,9 @@ impl Terminals {
     }
 
     /// Output from the node that runs `id`; anything else is ignored.
-    pub fn output(&self, node_id: &str, id: &str, data: String) {
+    pub fn output(&self, node_id: &NodeId, id: &str, data: String) {
         let mut open = lock(&self.open);
-        let Some(terminal) = open.get_mut(id).filter(|terminal| terminal.summary.node_id == node_id) else { return };
+        let Some(terminal) = open.get_mut(id).filter(|terminal| terminal.summary.node_id == *node_id) else { return };
         terminal.scrollback.push_str(&data);
         if terminal.scrollback.len() > SCROLLBACK {
             let mut cut = terminal.scrollback.len() - SCROLLBACK;
@@ -95,23 +95,23 @@ impl Terminals {
         let _ = terminal.updates.send(TerminalUpdate::Output(data));
     }
 
-    pub fn command(&self, node_id: &str, id: &str, command: TerminalCommand) {
-        if let Some(terminal) = lock(&self.open).get_mut(id).filter(|terminal| terminal.summary.node_id == node_id) {
+    pub fn command(&self, node_id: &NodeId, id: &str, command: TerminalCommand) {
+        if let Some(terminal) = lock(&self.open).get_mut(id).filter(|terminal| terminal.summary.node_id == *node_id) {
             terminal.summary.history.push(command);
         }
     }
 
-    pub fn exit(&self, node_id: &str, id: &str, code: Option<i32>) {
-        if let Some(terminal) = lock(&self.open).get_mut(id).filter(|terminal| terminal.summary.node_id == node_id) {
+    pub fn exit(&self, node_id: &NodeId, id: &str, code: Option<i32>) {
+        if let Some(terminal) = lock(&self.open).get_mut(id).filter(|terminal| terminal.summary.node_id == *node_id) {
             terminal.summary.exited = Some(code);
             let _ = terminal.updates.send(TerminalUpdate::Exit(code));
         }
     }
 
     /// A node went away: its shells are gone with it.
-    pub fn node_gone(&self, node_id: &str) {
+    pub fn node_gone(&self, node_id: &NodeId) {
         for terminal in lock(&self.open).values_mut() {
-            if terminal.summary.node_id == node_id && terminal.summary.exited.is_none() {
+            if terminal.summary.node_id == *node_id && terminal.summary.exited.is_none() {
                 terminal.summary.exited = Some(None);
                 let _ = terminal.updates.send(TerminalUpdate::Exit(None));
             }
@@ -172,7 +172,7 @@ pub async fn bridge(state: Arc<CoreState>, id: String, socket: WebSocket) {
     if let Some(code) = exited {
         let _ = sink.send(Message::Text(server_message(&TerminalUpdate::Exit(code)).into())).await;
     }
-    let node_id = state.terminals.summary(&id).map(|summary| summary.node_id).unwrap_or_default();
+    let node_id = state.terminals.summary(&id).map(|summary| summary.node_id);
     loop {
         tokio::select! {
             update = updates.recv() => match update {
@@ -197,7 +197,7 @@ pub async fn bridge(state: Arc<CoreState>, id: String, socket: WebSocket) {
                     }
                     Err(_) => continue,
                 };
-                let link = lock(&state.links).get(&node_id).map(|link| link.tx.clone());
+                let link = node_id.as_ref().and_then(|node| lock(&state.links).get(node).map(|link| link.tx.clone()));
                 match link {
                     Some(tx) => {
                         let _ = tx.send(frame).await;

@@ -102,7 +102,7 @@ impl std::fmt::Display for NodeStatus {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeSummary {
-    pub id: String,
+    pub id: super::NodeId,
     pub name: String,
     pub status: NodeStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]

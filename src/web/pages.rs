@@ -81,7 +81,7 @@ pub(super) fn shell(web: &Web, crumbs: Vec<(String, String)>) -> Shell {
     let tree = nodes
         .iter()
         .map(|node| TreeNode {
-            id: node.id.clone(),
+            id: node.id.to_string(),
             name: node.name.clone(),
             status: node.status.as_str().to_string(),
             heartbeat: node.last_heartbeat.map(ago).unwrap_or_else(|| "never".into()),
@@ -182,7 +182,7 @@ pub(super) fn not_found(web: &Web, what: String) -> Response {
 
 /// The node's name, or its id when Core has forgotten it.
 pub(super) fn node_name(nodes: &[NodeSummary], id: &str) -> String {
-    nodes.iter().find(|node| node.id == id).map_or_else(|| id.to_string(), |node| node.name.clone())
+    nodes.iter().find(|node| node.id == *id).map_or_else(|| id.to_string(), |node| node.name.clone())
 }
 
 /// Crumbs `node / workspace` for pages below a workspace.
@@ -310,7 +310,7 @@ pub(super) async fn get_node(State(web): State<Arc<Web>>, Path(id): Path<String>
         resources,
         workspaces,
         sessions,
-        events: found!(&web, web.core.node_events(&node.id, 20)),
+        events: found!(&web, web.core.node_events(node.id.as_str(), 20)),
         command_id: command_id(),
         node,
     };

@@ -13,7 +13,10 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::protocol::{ApiError, Command, CommandKind, CommandOutcome, Event, PROTOCOL_VERSION, SessionSummary};
+use crate::protocol::{
+    ApiError, Command, CommandKind, CommandOutcome, Event, PROTOCOL_VERSION, SessionSummary, TerminalClientMessage,
+    TerminalServerMessage,
+};
 
 /// A stream this long without events makes the follower ask how the session stands.
 const QUIET: Duration = Duration::from_secs(3);
@@ -123,15 +126,10 @@ impl Client {
 
     /// The session `id` names (a unique prefix is enough) and its turns.
     pub(crate) fn session(&self, id: &str) -> anyhow::Result<(SessionSummary, Vec<crate::protocol::TurnSummary>)> {
-        #[derive(serde::Deserialize)]
-        struct Detail {
-            session: SessionSummary,
-            turns: Vec<crate::protocol::TurnSummary>,
-        }
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             anyhow::bail!("no session matches `{id}` (`cortex session list` shows the ids)");
         }
-        let detail: Detail = self.get(&format!("/api/v1/sessions/{id}"), &[])?;
+        let detail: crate::protocol::SessionDetail = self.get(&format!("/api/v1/sessions/{id}"), &[])?;
         Ok((detail.session, detail.turns))
     }
 
@@ -338,8 +336,7 @@ impl Client {
                 .with_context(|| format!("cannot attach to terminal `{id}` at {}", self.base))?;
             let (mut sink, mut stream) = socket.split();
             if let Some((cols, rows)) = size {
-                let resize = serde_json::json!({ "type": "resize", "cols": cols, "rows": rows });
-                sink.send(Message::text(resize.to_string())).await?;
+                sink.send(client_message(&TerminalClientMessage::Resize { cols, rows })).await?;
             }
             let mut shown_size = size;
             let mut size_check = tokio::time::interval(Duration::from_millis(500));
@@ -350,8 +347,7 @@ impl Client {
                         let now = crossterm::terminal::size().ok();
                         if let Some((cols, rows)) = now.filter(|_| now != shown_size) {
                             shown_size = now;
-                            let resize = serde_json::json!({ "type": "resize", "cols": cols, "rows": rows });
-                            sink.send(Message::text(resize.to_string())).await?;
+                            sink.send(client_message(&TerminalClientMessage::Resize { cols, rows })).await?;
                         }
                     }
                     typed = keys.recv() => {
@@ -360,15 +356,14 @@ impl Client {
                             while let Ok(Some(Ok(Message::Text(text)))) =
                                 tokio::time::timeout(Duration::from_millis(300), stream.next()).await
                             {
-                                let message: serde_json::Value = serde_json::from_str(text.as_str())?;
-                                if message["type"] == "output" {
-                                    output(message["data"].as_str().unwrap_or_default());
+                                if let Ok(TerminalServerMessage::Output { data }) = serde_json::from_str(text.as_str()) {
+                                    output(&data);
                                 }
                             }
                             return Ok(TerminalEnd::Detached);
                         };
                         let data = String::from_utf8_lossy(&bytes).into_owned();
-                        sink.send(Message::text(serde_json::json!({ "type": "input", "data": data }).to_string())).await?;
+                        sink.send(client_message(&TerminalClientMessage::Input { data })).await?;
                     }
                     message = stream.next() => {
                         let text = match message {
@@ -377,16 +372,21 @@ impl Client {
                             Some(Ok(_)) => continue,
                             Some(Err(error)) => return Err(error.into()),
                         };
-                        let message: serde_json::Value = serde_json::from_str(text.as_str())?;
-                        match message["type"].as_str() {
-                            Some("output") => output(message["data"].as_str().unwrap_or_default()),
-                            Some("exit") => return Ok(TerminalEnd::Exited(message["code"].as_i64().map(|code| code as i32))),
-                            Some("error") => anyhow::bail!("{}", message["message"].as_str().unwrap_or("terminal error")),
-                            _ => {}
+                        match serde_json::from_str::<TerminalServerMessage>(text.as_str()) {
+                            Ok(TerminalServerMessage::Output { data }) => output(&data),
+                            Ok(TerminalServerMessage::Exit { code }) => return Ok(TerminalEnd::Exited(code)),
+                            Ok(TerminalServerMessage::Error { message }) => anyhow::bail!("{message}"),
+                            Err(error) => tracing::debug!(%error, "a terminal message this version does not read"),
                         }
                     }
                 }
             }
         })
     }
+}
+
+fn client_message(message: &TerminalClientMessage) -> tokio_tungstenite::tungstenite::Message {
+    tokio_tungstenite::tungstenite::Message::text(
+        serde_json::to_string(message).expect("holds because terminal messages are JSON"),
+    )
 }

@@ -28,10 +28,10 @@ pub(crate) fn run(command: IndexCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
 
 fn rebuild(ctx: &Ctx) -> anyhow::Result<Exit> {
     if let Target::Remote(client) = Target::find_or_local(&ctx.data, ctx.core.as_deref()) {
-        let answer: serde_json::Value = client.post("/api/v1/index/rebuild", &serde_json::json!({}))?;
+        let answer: crate::protocol::IndexReset = client.post("/api/v1/index/rebuild", &serde_json::json!({}))?;
         eprintln!(
             "Core's index was reset; {} connected node(s) are sending their sessions again.",
-            answer["nodes_resending"].as_u64().unwrap_or(0)
+            answer.nodes_resending
         );
         return Ok(Exit::Ok);
     }

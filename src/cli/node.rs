@@ -10,9 +10,9 @@ use tokio::sync::watch;
 use super::Exit;
 use super::backend::Ctx;
 use super::client::{Client, Target};
-use super::output::print_json;
+use super::output::{print_json, printable};
 use crate::node::daemon::{self, DaemonConfig};
-use crate::protocol::{Enrollment, NodeSummary};
+use crate::protocol::{Enrollment, NodeDetail, NodeSummary};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum NodeCommand {
@@ -107,13 +107,12 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
         }
         NodeCommand::Show { id, json } => {
             let client = Target::require(&ctx.data, ctx.core.as_deref(), "node show")?;
-            let detail: serde_json::Value = client.get(&format!("/api/v1/nodes/{}", checked(&id)?), &[])?;
+            let detail: NodeDetail = client.get(&format!("/api/v1/nodes/{}", checked(&id)?), &[])?;
             if json {
                 print_json(&detail)?;
                 return Ok(Exit::Ok);
             }
-            let node: NodeSummary =
-                serde_json::from_value(detail["node"].clone()).context("malformed node from Core")?;
+            let node = &detail.node;
             let mut out = std::io::stdout().lock();
             writeln!(out, "node      {}\nname      {}\nstatus    {}", node.id, node.name, node.status)?;
             if let Some(caps) = &node.capabilities {
@@ -137,22 +136,11 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
             for warning in &node.warnings {
                 writeln!(out, "warning   {warning}")?;
             }
-            for workspace in detail["workspaces"].as_array().into_iter().flatten() {
-                writeln!(
-                    out,
-                    "workspace {} {}",
-                    workspace["id"].as_str().unwrap_or(""),
-                    workspace["path"].as_str().unwrap_or("")
-                )?;
+            for workspace in &detail.workspaces {
+                writeln!(out, "workspace {} {}", workspace.id, printable(&workspace.path))?;
             }
-            for event in detail["events"].as_array().into_iter().flatten() {
-                writeln!(
-                    out,
-                    "event     {} {} ({})",
-                    event["at"].as_str().unwrap_or(""),
-                    event["kind"].as_str().unwrap_or(""),
-                    event["detail"].as_str().unwrap_or("")
-                )?;
+            for event in &detail.events {
+                writeln!(out, "event     {} {} ({})", event.at, event.kind, printable(&event.detail))?;
             }
             Ok(Exit::Ok)
         }
@@ -176,8 +164,8 @@ fn checked(id: &str) -> anyhow::Result<&str> {
 
 /// The id of the node `id_or_name` names.
 pub(crate) fn resolve_node(client: &Client, id_or_name: &str) -> anyhow::Result<String> {
-    let detail: serde_json::Value = client.get(&format!("/api/v1/nodes/{}", checked(id_or_name)?), &[])?;
-    detail["node"]["id"].as_str().map(str::to_string).context("malformed node from Core")
+    let detail: NodeDetail = client.get(&format!("/api/v1/nodes/{}", checked(id_or_name)?), &[])?;
+    Ok(detail.node.id.to_string())
 }
 
 fn run_daemon(args: RunArgs, ctx: &Ctx) -> anyhow::Result<Exit> {

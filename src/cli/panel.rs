@@ -16,8 +16,8 @@ pub(crate) fn run(command: PanelCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
     match command {
         PanelCommand::Login => {
             let client = Target::require(&ctx.data, ctx.core.as_deref(), "a panel login link")?;
-            let answer: serde_json::Value = client.post("/panel/login-links", &serde_json::json!({}))?;
-            println!("{}", answer["url"].as_str().unwrap_or_default());
+            let link: crate::protocol::LoginLink = client.post("/panel/login-links", &serde_json::json!({}))?;
+            println!("{}", link.url);
             eprintln!("The link works once; it logs this browser in to the panel.");
             Ok(Exit::Ok)
         }

@@ -20,7 +20,8 @@ use tokio::sync::oneshot;
 use super::{Error, Result};
 use crate::index::Index;
 use crate::protocol::{
-    Command, CommandKind, CommandOutcome, ErrorCode, NodeId, PROTOCOL_VERSION, SessionState, Workspace,
+    Command, CommandKind, CommandOutcome, ErrorCode, Health, IndexReset, NodeDetail, NodeEvent, NodeId,
+    PROTOCOL_VERSION, SessionDetail, SessionState, Workspace,
 };
 
 use super::failure::ApiFailure;
@@ -167,10 +168,12 @@ pub(super) async fn require_token(State(state): State<Arc<CoreState>>, request: 
     next.run(request).await
 }
 
-pub(super) async fn get_health() -> Json<serde_json::Value> {
-    Json(
-        serde_json::json!({ "service": "cortex-core", "version": env!("CARGO_PKG_VERSION"), "protocol": PROTOCOL_VERSION }),
-    )
+pub(super) async fn get_health() -> Json<Health> {
+    Json(Health {
+        service: "cortex-core".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        protocol: PROTOCOL_VERSION,
+    })
 }
 
 pub(super) async fn post_command(State(state): State<Arc<CoreState>>, body: axum::body::Bytes) -> Response {
@@ -222,7 +225,7 @@ pub(super) async fn get_session(State(state): State<Arc<CoreState>>, Path(id): P
         Err(failure) => return failure.into_response(),
     };
     match lock(&state.index).turns(&session.id) {
-        Ok(turns) => Json(serde_json::json!({ "session": session, "turns": turns })).into_response(),
+        Ok(turns) => Json(SessionDetail { session, turns }).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),
     }
 }
@@ -296,11 +299,8 @@ pub(super) async fn get_node(State(state): State<Arc<CoreState>>, Path(id): Path
         .into_iter()
         .filter(|workspace| workspace.node == node.id.as_str())
         .collect();
-    let events: Vec<_> = events
-        .into_iter()
-        .map(|(at, kind, detail)| serde_json::json!({"at": at, "kind": kind, "detail": detail}))
-        .collect();
-    Json(serde_json::json!({ "node": node, "workspaces": workspaces, "events": events })).into_response()
+    let events = events.into_iter().map(|(at, kind, detail)| NodeEvent { at, kind, detail }).collect();
+    Json(NodeDetail { node, workspaces, events }).into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -359,7 +359,7 @@ pub(super) async fn post_rebuild(State(state): State<Arc<CoreState>>) -> Respons
             id
         })
         .collect();
-    Json(serde_json::json!({ "reset": true, "nodes_resending": nodes.len() })).into_response()
+    Json(IndexReset { reset: true, nodes_resending: nodes.len() }).into_response()
 }
 
 #[derive(Deserialize)]

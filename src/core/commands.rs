@@ -100,7 +100,10 @@ impl CoreState {
         if !sent {
             if let CommandKind::UnbindWorkspace { .. } = command.kind {
                 // The node learns of it when it is back; Core's part is done.
-                self.complete_command(&command.id, CommandOutcome::Ok { value: serde_json::json!({"unbound": true}) });
+                self.complete_command(
+                    &command.id,
+                    CommandOutcome::of(Ok(crate::protocol::reply::Unbound { unbound: true }.into())),
+                );
             } else {
                 let name = lock(&self.registry)
                     .node(node_id.as_str())

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::state::{CoreState, lock};
-use crate::protocol::{CoreFrame, NodeId, PROTOCOL_VERSION, SessionId, WorkspaceId};
+use crate::protocol::{
+    CoreFrame, NodeId, PROTOCOL_VERSION, SessionId, TerminalClientMessage, TerminalServerMessage, WorkspaceId,
+};
 
 /// Output kept per terminal for reattaching.
 const SCROLLBACK: usize = 256 * 1024;
@@ -142,19 +144,12 @@ impl Terminals {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum ClientMessage {
-    Input { data: String },
-    Resize { cols: u16, rows: u16 },
-}
-
 fn server_message(update: &TerminalUpdate) -> String {
-    match update {
-        TerminalUpdate::Output(data) => serde_json::json!({ "type": "output", "data": data }),
-        TerminalUpdate::Exit(code) => serde_json::json!({ "type": "exit", "code": code }),
-    }
-    .to_string()
+    let message = match update {
+        TerminalUpdate::Output(data) => TerminalServerMessage::Output { data: data.clone() },
+        TerminalUpdate::Exit(code) => TerminalServerMessage::Exit { code: *code },
+    };
+    serde_json::to_string(&message).expect("holds because terminal messages are JSON")
 }
 
 /// Bridges a client's WebSocket to terminal `id`: its scrollback first,
@@ -162,7 +157,8 @@ fn server_message(update: &TerminalUpdate) -> String {
 pub async fn bridge(state: Arc<CoreState>, id: String, socket: WebSocket) {
     let (mut sink, mut stream) = socket.split();
     let Some((scrollback, exited, mut updates)) = state.terminals.attach(&id) else {
-        let message = serde_json::json!({ "type": "error", "message": format!("no terminal `{id}`") }).to_string();
+        let message = serde_json::to_string(&TerminalServerMessage::Error { message: format!("no terminal `{id}`") })
+            .expect("holds because terminal messages are JSON");
         let _ = sink.send(Message::Text(message.into())).await;
         return;
     };
@@ -190,9 +186,9 @@ pub async fn bridge(state: Arc<CoreState>, id: String, socket: WebSocket) {
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                     Some(Ok(_)) => continue,
                 };
-                let frame = match serde_json::from_str::<ClientMessage>(text.as_str()) {
-                    Ok(ClientMessage::Input { data }) => CoreFrame::TermInput { v: PROTOCOL_VERSION, terminal: id.clone(), data },
-                    Ok(ClientMessage::Resize { cols, rows }) => {
+                let frame = match serde_json::from_str::<TerminalClientMessage>(text.as_str()) {
+                    Ok(TerminalClientMessage::Input { data }) => CoreFrame::TermInput { v: PROTOCOL_VERSION, terminal: id.clone(), data },
+                    Ok(TerminalClientMessage::Resize { cols, rows }) => {
                         CoreFrame::TermResize { v: PROTOCOL_VERSION, terminal: id.clone(), cols, rows }
                     }
                     Err(_) => continue,
@@ -203,8 +199,9 @@ pub async fn bridge(state: Arc<CoreState>, id: String, socket: WebSocket) {
                         let _ = tx.send(frame).await;
                     }
                     None => {
-                        let gone = serde_json::json!({ "type": "error", "message": "the terminal's node is not connected" });
-                        let _ = sink.send(Message::Text(gone.to_string().into())).await;
+                        let gone = TerminalServerMessage::Error { message: "the terminal's node is not connected".into() };
+                        let gone = serde_json::to_string(&gone).expect("holds because terminal messages are JSON");
+                        let _ = sink.send(Message::Text(gone.into())).await;
                     }
                 }
             }

@@ -285,3 +285,73 @@ pub struct JournalEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
+
+/// `GET /api/v1/sessions/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionDetail {
+    pub session: SessionSummary,
+    pub turns: Vec<TurnSummary>,
+}
+
+/// A change of a node's status, as Core recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEvent {
+    pub at: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// `GET /api/v1/nodes/{id}`: the node, its workspaces, its newest status
+/// changes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeDetail {
+    pub node: NodeSummary,
+    pub workspaces: Vec<Workspace>,
+    pub events: Vec<NodeEvent>,
+}
+
+/// `POST /api/v1/index/rebuild`: the index was reset, and this many
+/// connected nodes are sending their sessions again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexReset {
+    pub reset: bool,
+    pub nodes_resending: usize,
+}
+
+/// `GET /api/v1/health`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub service: String,
+    pub version: String,
+    pub protocol: u32,
+}
+
+/// `POST /panel/login-links`: a one-time panel login link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginLink {
+    pub url: String,
+}
+
+/// What a terminal's WebSocket carries from Core to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TerminalServerMessage {
+    Output {
+        data: String,
+    },
+    Exit {
+        #[serde(default)]
+        code: Option<i32>,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// What a client sends on a terminal's WebSocket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TerminalClientMessage {
+    Input { data: String },
+    Resize { cols: u16, rows: u16 },
+}

@@ -14,7 +14,8 @@ mod wire;
 
 pub use api::{
     ApiError, CheckSummary, DiffHunk, DiffLine, DirEntry, Enrollment, EntryKind, FileContent, FileDiff, FileState,
-    FileStatus, JournalEntry, NodeStatus, NodeSummary, SearchHit, SessionSummary, TurnSummary, Workspace,
+    FileStatus, Health, IndexReset, JournalEntry, LoginLink, NodeDetail, NodeEvent, NodeStatus, NodeSummary, SearchHit,
+    SessionDetail, SessionSummary, TerminalClientMessage, TerminalServerMessage, TurnSummary, Workspace,
 };
 pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome};
 pub use id::{NodeId, SessionId, WorkspaceId};

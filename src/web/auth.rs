@@ -124,7 +124,7 @@ pub(super) async fn post_login_link(State(web): State<Arc<super::Web>>, request:
     }
     let host = request.headers().get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or("127.0.0.1");
     let url = web.panel.login_url(&format!("http://{host}"));
-    axum::Json(serde_json::json!({ "url": url })).into_response()
+    axum::Json(crate::protocol::LoginLink { url }).into_response()
 }
 
 /// Pages need a session cookie; without one, the login page and no data.

@@ -29,11 +29,11 @@ pub(crate) fn run(args: CommitArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let mut backend = Backend::open(ctx)?;
     let (session, _) = backend.session(&args.id)?;
     let kind = CommandKind::CommitSession { session_id: session.id.clone(), message: args.message };
-    let commit = backend.command_as::<Committed>(kind)?.commit;
+    let committed = backend.command_as::<Committed>(kind)?;
     if args.json {
-        print_json(&serde_json::json!({ "session_id": session.id, "commit": commit }))?;
+        print_json(&committed)?;
     } else {
-        println!("{commit}");
+        println!("{}", committed.commit);
         eprintln!("Committed the changes of {} in {}.", session.id, session.workspace_path);
     }
     Ok(Exit::Ok)

@@ -2,7 +2,7 @@
 //! interrupts, and moves that are refused.
 
 use crate::support::TestEnv;
-use crate::support::cluster::{CoreProcess, free_port, wait_state};
+use crate::support::cluster::{CoreProcess, decisions, free_port, wait_state};
 
 const GUARDED: &str = "[[turn]]\n[[turn.step]]\napproval = \"write the file?\"\n[[turn.step]]\nwrite_file = { path = \"guarded.txt\", content = \"yes\\n\" }\n[[turn.step]]\nmessage = \"after the question\"\n";
 
@@ -15,16 +15,6 @@ fn start(env: &TestEnv, core: &CoreProcess, script: &str) -> String {
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     run.stdout.trim().to_string()
-}
-
-fn decisions(env: &TestEnv, core: &CoreProcess, id: &str) -> Vec<(String, String)> {
-    let log = env.cortex_at(core, env.root.path(), ["session", "log", id, "--json"]).json();
-    log.as_array()
-        .unwrap()
-        .iter()
-        .filter(|event| event["kind"] == "approval_resolved")
-        .map(|event| (event["decision"].as_str().unwrap().to_string(), event["by"].as_str().unwrap().to_string()))
-        .collect()
 }
 
 #[test]

@@ -79,14 +79,19 @@ fn input_to_a_busy_session_is_refused_and_nothing_runs_after_a_stop() {
 
 const TWO_APPROVALS: &str = "[[turn]]\n[[turn.step]]\napproval = \"write first.txt?\"\n[[turn.step]]\nwrite_file = { path = \"first.txt\", content = \"1\\n\" }\n[[turn.step]]\napproval = \"write second.txt?\"\n[[turn.step]]\nwrite_file = { path = \"second.txt\", content = \"2\\n\" }\n[[turn.step]]\nmessage = \"both asked\"\n";
 
-fn approvals(env: &TestEnv, core: &crate::support::cluster::CoreProcess, id: &str) -> Vec<(String, String)> {
-    let log = env.cortex_at(core, &env.repo, ["session", "log", id, "--json"]).json();
-    log.as_array()
-        .unwrap()
-        .iter()
-        .filter(|event| event["kind"] == "approval_resolved")
-        .map(|event| (event["decision"].as_str().unwrap().to_string(), event["by"].as_str().unwrap().to_string()))
-        .collect()
+use crate::support::cluster::decisions as approvals;
+
+/// `cortex session start guarded --script two.toml` on a terminal; it asks
+/// the first question.
+fn start_on_a_terminal(env: &TestEnv) -> crate::support::pty::Terminal {
+    let script = env.script("two.toml", TWO_APPROVALS);
+    let terminal = env.cortex_on_terminal(
+        &env.repo,
+        &env.cortex_home,
+        &["session", "start", "guarded", "--script", script.to_str().unwrap()],
+    );
+    terminal.expect("Approve: write first.txt? [y]es, [N]o, [a]lways for this session:");
+    terminal
 }
 
 /// Bug 2: on a terminal attached through Core, `session start` printed
@@ -96,13 +101,7 @@ fn approvals(env: &TestEnv, core: &crate::support::cluster::CoreProcess, id: &st
 fn an_attached_terminal_asks_for_approvals_and_answers_through_core() {
     let env = TestEnv::new();
     let core = env.start_core("up", &env.cortex_home, free_port());
-    let script = env.script("two.toml", TWO_APPROVALS);
-    let mut terminal = env.cortex_on_terminal(
-        &env.repo,
-        &env.cortex_home,
-        &["session", "start", "guarded", "--script", script.to_str().unwrap()],
-    );
-    terminal.expect("Approve: write first.txt? [y]es, [N]o, [a]lways for this session:");
+    let mut terminal = start_on_a_terminal(&env);
     terminal.type_line("y");
     terminal.expect("Approve: write second.txt?");
     terminal.type_line("n");
@@ -126,13 +125,7 @@ fn an_attached_terminal_asks_for_approvals_and_answers_through_core() {
 #[test]
 fn in_process_the_terminal_asks_the_same_and_always_covers_the_session() {
     let env = TestEnv::new();
-    let script = env.script("two.toml", TWO_APPROVALS);
-    let mut terminal = env.cortex_on_terminal(
-        &env.repo,
-        &env.cortex_home,
-        &["session", "start", "guarded", "--script", script.to_str().unwrap()],
-    );
-    terminal.expect("Approve: write first.txt? [y]es, [N]o, [a]lways for this session:");
+    let mut terminal = start_on_a_terminal(&env);
     terminal.type_line("maybe");
     terminal.expect("Answer y, n or a.");
     terminal.type_line("a");

@@ -237,3 +237,14 @@ where
         }
     }
 }
+
+/// The answers to a session's approvals, in order: `(decision, by)`.
+pub fn decisions(env: &TestEnv, core: &CoreProcess, id: &str) -> Vec<(String, String)> {
+    let log = env.cortex_at(core, env.root.path(), ["session", "log", id, "--json"]).json();
+    log.as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == "approval_resolved")
+        .map(|event| (event["decision"].as_str().unwrap().to_string(), event["by"].as_str().unwrap().to_string()))
+        .collect()
+}

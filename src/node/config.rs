@@ -21,6 +21,9 @@ pub struct RepoConfig {
     /// How the `codex` provider runs here.
     #[serde(default)]
     pub codex: Option<crate::provider::codex::CodexConfig>,
+    /// How the `claude` provider runs here.
+    #[serde(default)]
+    pub claude: Option<crate::provider::claude::ClaudeConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

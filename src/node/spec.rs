@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::config::RepoConfig;
 use super::{Error, Result};
 use crate::protocol::{ProviderKind, SessionId};
+use crate::provider::claude::ClaudeProvider;
 use crate::provider::codex::CodexProvider;
 use crate::provider::codex_exec::CodexExecProvider;
 use crate::provider::fake::{FakeProvider, Script};
@@ -24,6 +25,8 @@ pub enum ProviderSpec {
     Codex,
     /// The same over `codex exec --json`, one process per turn.
     CodexExec,
+    /// Claude Code, configured by `[claude]`.
+    Claude,
 }
 
 impl ProviderSpec {
@@ -32,6 +35,7 @@ impl ProviderSpec {
             Self::Fake { .. } => ProviderKind::Fake,
             Self::Codex => ProviderKind::Codex,
             Self::CodexExec => ProviderKind::CodexExec,
+            Self::Claude => ProviderKind::Claude,
         }
     }
 
@@ -45,6 +49,7 @@ impl ProviderSpec {
             ProviderKind::Fake => ProviderSpec::Fake { script, script_name: "the script".into() },
             ProviderKind::Codex => ProviderSpec::Codex,
             ProviderKind::CodexExec => ProviderSpec::CodexExec,
+            ProviderKind::Claude => ProviderSpec::Claude,
         })
     }
 
@@ -82,6 +87,12 @@ pub(super) fn build_provider(store: &Store, meta: &Meta) -> Result<Box<dyn Provi
             let config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();
             let log = store.private_dir().join("codex").join(format!("{}.log", meta.id));
             Ok(Box::new(CodexExecProvider::new(config, meta.resume_ref.clone(), log)))
+        }
+        ProviderKind::Claude => {
+            let config = RepoConfig::load(store.workdir())?.claude.unwrap_or_default();
+            let dir = store.private_dir().join("claude");
+            let log = dir.join(format!("{}.log", meta.id));
+            Ok(Box::new(ClaudeProvider::new(config, meta.resume_ref.clone(), dir.join("home"), log)))
         }
     }
 }

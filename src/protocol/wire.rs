@@ -63,16 +63,20 @@ pub enum ProviderKind {
     Codex,
     /// Codex through `codex exec --json`, one process per turn.
     CodexExec,
+    /// Claude Code, one headless process per session (stream-json).
+    Claude,
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 3] = [ProviderKind::Fake, ProviderKind::Codex, ProviderKind::CodexExec];
+    pub const ALL: [ProviderKind; 4] =
+        [ProviderKind::Fake, ProviderKind::Codex, ProviderKind::CodexExec, ProviderKind::Claude];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Fake => "fake",
             Self::Codex => "codex",
             Self::CodexExec => "codex-exec",
+            Self::Claude => "claude",
         }
     }
 
@@ -89,6 +93,8 @@ impl ProviderKind {
             Self::Codex => &["approvals", "interrupt", "steer", "resume"],
             // Exec mode runs with approval policy `never` and takes no steering.
             Self::CodexExec => &["interrupt", "resume"],
+            // Input sent during a turn is queued by Claude Code, not added.
+            Self::Claude => &["approvals", "interrupt", "resume"],
         }
     }
 

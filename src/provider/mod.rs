@@ -4,6 +4,7 @@
 //!
 //! Only `node` and `provider` spawn processes.
 
+pub mod claude;
 pub mod codex;
 pub mod codex_exec;
 pub mod fake;
@@ -20,6 +21,9 @@ pub enum Error {
     Script(#[from] fake::ScriptError),
     #[error("codex: {0}")]
     Codex(String),
+    /// An agent CLI misbehaved (exited, closed its input).
+    #[error("{0}")]
+    Agent(String),
     /// A path the agent named that the workspace boundary refused.
     #[error("the agent's path was refused: {0}")]
     Boundary(#[from] crate::sandbox::Error),

@@ -4,6 +4,7 @@
 mod authority;
 mod browser;
 mod checks;
+mod claude;
 mod cluster;
 mod codex;
 mod crash;

@@ -101,7 +101,7 @@ fn fuzz(cases: &str) -> anyhow::Result<()> {
 /// that is missing (codex, Chromium) fails instead of skipping.
 fn ci() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--", "--check"])?;
-    cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     cargo(&["test", "--workspace"])
 }
 

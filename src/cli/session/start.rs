@@ -81,6 +81,8 @@ enum ProviderName {
     Codex,
     /// Codex through `codex exec --json`, one process per turn (no interactive approvals).
     CodexExec,
+    /// Claude Code, one headless process per session (configure `[claude]` in .cortex/config.toml).
+    Claude,
 }
 
 pub(crate) fn run(args: StartArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
@@ -123,7 +125,7 @@ fn start_command(args: &StartArgs, workspace: &Workspace, provider: ProviderSpec
     let kind = provider.kind();
     let script = match provider {
         ProviderSpec::Fake { script, .. } => script,
-        ProviderSpec::Codex | ProviderSpec::CodexExec => None,
+        ProviderSpec::Codex | ProviderSpec::CodexExec | ProviderSpec::Claude => None,
     };
     CommandKind::StartSession {
         session_id: None,
@@ -206,10 +208,11 @@ fn provider_spec(name: ProviderName, script: Option<&Path>) -> anyhow::Result<Pr
             let script_name = script.map(|path| path.display().to_string()).unwrap_or_default();
             Ok(ProviderSpec::Fake { script: text, script_name })
         }
-        ProviderName::Codex | ProviderName::CodexExec if script.is_some() => {
+        ProviderName::Codex | ProviderName::CodexExec | ProviderName::Claude if script.is_some() => {
             anyhow::bail!("--script is for the fake provider only")
         }
         ProviderName::Codex => Ok(ProviderSpec::Codex),
         ProviderName::CodexExec => Ok(ProviderSpec::CodexExec),
+        ProviderName::Claude => Ok(ProviderSpec::Claude),
     }
 }

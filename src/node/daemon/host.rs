@@ -45,6 +45,17 @@ fn providers() -> Vec<ProviderInfo> {
         providers.push(info(ProviderKind::Codex, Some(version.clone())));
         providers.push(info(ProviderKind::CodexExec, Some(version)));
     }
+    let claude = std::env::var("CORTEX_CLAUDE_BIN").unwrap_or_else(|_| "claude".into());
+    let version = std::process::Command::new(claude)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().trim_end_matches(" (Claude Code)").to_string());
+    if let Some(version) = version {
+        providers.push(info(ProviderKind::Claude, Some(version)));
+    }
     providers
 }
 

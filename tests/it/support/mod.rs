@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+#[path = "../../../xtask/src/anthropic.rs"]
+pub mod anthropic;
 pub mod chrome;
 pub mod cluster;
 #[path = "../../../xtask/src/model.rs"]
@@ -83,6 +85,9 @@ impl TestEnv {
         // Where the machine's codex is (installed by .ci/run), as a node would know.
         if let Some(codex) = std::env::var_os("CORTEX_CODEX_BIN") {
             command.env("CORTEX_CODEX_BIN", codex);
+        }
+        if let Some(claude) = std::env::var_os("CORTEX_CLAUDE_BIN") {
+            command.env("CORTEX_CLAUDE_BIN", claude);
         }
     }
 

@@ -1,0 +1,456 @@
+//! Claude Code as a persistent provider: one headless `claude` process per
+//! session speaking stream-json on stdin and stdout
+//! (`-p --input-format stream-json --output-format stream-json --verbose
+//! --include-partial-messages --permission-prompt-tool stdio`). A turn is
+//! one user line in and one `result` line out; every tool call Claude Code
+//! would ask about comes as a `can_use_tool` control request and is
+//! answered through Cortex's approvals; an interrupt is a control request
+//! that leaves the process able to take the next turn. The Claude session
+//! id is the resume reference: after the process or the node dies the next
+//! turn starts `claude --resume ID`, and the model gets the whole earlier
+//! transcript. Facts in `docs/providers.md`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Error, Provider, TurnEnd, TurnRequest, TurnSink};
+use crate::protocol::{ApprovalDecision, EventKind, FileChange, OutputStream, TokenUsage};
+
+/// The Claude Code version Cortex is tested with.
+pub const SUPPORTED_VERSION: &str = "2.1.328";
+
+/// How long an interrupted turn may take to end before the process is
+/// killed (the next turn resumes the session in a new one).
+const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
+
+/// `[claude]` in `.cortex/config.toml`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaudeConfig {
+    /// The claude executable (default: `$CORTEX_CLAUDE_BIN`, else `claude` on the PATH).
+    pub binary: Option<String>,
+    /// Passed as `--model`.
+    pub model: Option<String>,
+    /// Extra environment for the child (`ANTHROPIC_BASE_URL`, an API key).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+impl ClaudeConfig {
+    pub(crate) fn binary(&self) -> PathBuf {
+        self.binary
+            .clone()
+            .or_else(|| std::env::var("CORTEX_CLAUDE_BIN").ok())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("claude"))
+    }
+}
+
+pub struct ClaudeProvider {
+    config: ClaudeConfig,
+    /// Claude Code's session id, once it has one.
+    session: Option<String>,
+    usage_total: Option<TokenUsage>,
+    process: Option<Process>,
+    /// `CLAUDE_CONFIG_DIR`: where Claude Code keeps the session's
+    /// transcript (kept, so `--resume` finds it), settings and caches.
+    home: PathBuf,
+    /// Where the child's stderr goes.
+    log: PathBuf,
+}
+
+impl ClaudeProvider {
+    /// A provider for a session; `session` resumes an existing Claude session.
+    pub fn new(config: ClaudeConfig, session: Option<String>, home: PathBuf, log: PathBuf) -> ClaudeProvider {
+        ClaudeProvider { config, session, usage_total: None, process: None, home, log }
+    }
+
+    fn process(&mut self, workspace: &Path) -> Result<&mut Process, Error> {
+        if !self.process.as_mut().is_some_and(Process::is_alive) {
+            self.process =
+                Some(Process::spawn(&self.config, workspace, self.session.as_deref(), &self.home, &self.log)?);
+        }
+        Ok(self.process.as_mut().expect("holds because it was just spawned"))
+    }
+}
+
+impl Provider for ClaudeProvider {
+    fn name(&self) -> &'static str {
+        "claude"
+    }
+
+    fn resume_ref(&self) -> Option<String> {
+        self.session.clone()
+    }
+
+    fn is_live(&self) -> bool {
+        self.process.is_some()
+    }
+
+    fn usage_total(&self) -> Option<TokenUsage> {
+        self.usage_total
+    }
+
+    fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
+        let workspace = request.workspace.to_path_buf();
+        self.process(&workspace)?;
+        let mut process = self.process.take().expect("holds because process() spawned it");
+        let (end, alive) = self.drive(&mut process, workspace, request, sink)?;
+        if alive {
+            self.process = Some(process);
+        } else {
+            super::kill_ladder(&mut process.child);
+        }
+        Ok(end)
+    }
+}
+
+impl ClaudeProvider {
+    /// Runs one turn on `process`: whether the process can take the next
+    /// one comes back with how the turn ended.
+    fn drive(
+        &mut self,
+        process: &mut Process,
+        workspace: PathBuf,
+        request: TurnRequest<'_>,
+        sink: &mut dyn TurnSink,
+    ) -> Result<(TurnEnd, bool), Error> {
+        process.send(&json!({
+            "type": "user",
+            "message": {"role": "user", "content": request.prompt},
+            "parent_tool_use_id": null,
+            "session_id": "",
+        }))?;
+        let mut turn = Turn { workspace, ..Turn::default() };
+        let mut interrupt_sent: Option<Instant> = None;
+        loop {
+            if request.cancel.load(Ordering::SeqCst) && interrupt_sent.is_none() {
+                process.send(&json!({"type": "control_request", "request_id": "cortex_interrupt",
+                    "request": {"subtype": "interrupt"}}))?;
+                interrupt_sent = Some(Instant::now());
+            }
+            if interrupt_sent.is_some_and(|sent| sent.elapsed() > INTERRUPT_GRACE) {
+                // Claude Code did not end the turn: the next one resumes the
+                // session in a new process.
+                turn.close_commands(sink)?;
+                return Ok((TurnEnd::Interrupted, false));
+            }
+            let line = match process.lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    turn.close_commands(sink)?;
+                    return Ok((TurnEnd::Failed("the claude process exited during the turn".into()), false));
+                }
+            };
+            sink.raw(&line)?;
+            let Ok(message) = serde_json::from_str::<Value>(&line) else { continue };
+            if let Some(id) = message["session_id"].as_str().filter(|id| !id.is_empty()) {
+                self.session = Some(id.to_string());
+            }
+            match message["type"].as_str().unwrap_or_default() {
+                "control_request" => {
+                    let answer = answer_control(&message, sink)?;
+                    process.send(&answer)?;
+                }
+                "stream_event" => turn.stream_event(&message["event"], sink)?,
+                "assistant" => turn.assistant(&message["message"], sink)?,
+                "user" => turn.tool_results(&message, sink)?,
+                "result" => {
+                    turn.close_commands(sink)?;
+                    let usage = turn_usage(&message["usage"]);
+                    self.usage_total = Some(add(self.usage_total.unwrap_or_default(), usage));
+                    return Ok((turn_end(&message, interrupt_sent.is_some()), true));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// How a turn ended, from its `result` line.
+fn turn_end(result: &Value, interrupted_by_cortex: bool) -> TurnEnd {
+    let aborted = result["terminal_reason"].as_str().is_some_and(|reason| reason.starts_with("aborted"));
+    match result["subtype"].as_str() {
+        Some("success") if result["is_error"] != json!(true) => TurnEnd::Completed,
+        // An interrupt Cortex asked for: the runner records it.
+        _ if interrupted_by_cortex => TurnEnd::Completed,
+        _ if aborted => TurnEnd::Interrupted,
+        _ => TurnEnd::Failed(
+            result["result"]
+                .as_str()
+                .or_else(|| result["errors"][0].as_str())
+                .unwrap_or("claude ended the turn with an error")
+                .to_string(),
+        ),
+    }
+}
+
+/// Answers a control request from Claude Code: a tool call to approve goes
+/// to Cortex's approvals; anything else is refused, so Claude never waits.
+fn answer_control(message: &Value, sink: &mut dyn TurnSink) -> Result<Value, Error> {
+    let request = &message["request"];
+    let id = message["request_id"].clone();
+    if request["subtype"] != "can_use_tool" {
+        return Ok(json!({"type": "control_response", "response": {"subtype": "error", "request_id": id,
+            "error": "Cortex does not handle this request"}}));
+    }
+    let tool = request["tool_name"].as_str().unwrap_or("a tool");
+    let input = &request["input"];
+    let what = input["command"].as_str().or_else(|| input["file_path"].as_str()).unwrap_or_default();
+    let prompt = match request["description"].as_str().filter(|text| !text.is_empty() && *text != what) {
+        Some(description) => format!("{tool}: {what} ({description})"),
+        None => format!("{tool}: {what}"),
+    };
+    let response = match sink.approve(&prompt)? {
+        ApprovalDecision::Approved => json!({"behavior": "allow", "updatedInput": input}),
+        ApprovalDecision::Denied => json!({"behavior": "deny", "message": "Denied in Cortex: do not do this."}),
+    };
+    Ok(json!({"type": "control_response", "response": {"subtype": "success", "request_id": id, "response": response}}))
+}
+
+/// What a turn has seen: tool calls waiting for their results.
+#[derive(Default)]
+struct Turn {
+    workspace: PathBuf,
+    /// Tool uses by id: the tool's name, its input, when it started.
+    tools: HashMap<String, (String, Value, Instant)>,
+}
+
+impl Turn {
+    /// A streamed text delta (`--include-partial-messages`).
+    fn stream_event(&mut self, event: &Value, sink: &mut dyn TurnSink) -> Result<(), Error> {
+        if event["type"] == "content_block_delta" && event["delta"]["type"] == "text_delta" {
+            let text = event["delta"]["text"].as_str().unwrap_or_default().to_string();
+            let item = format!("msg_{}", event["index"]);
+            sink.emit(EventKind::AssistantDelta { item_id: item, text })?;
+        }
+        Ok(())
+    }
+
+    /// One content block of the assistant's message.
+    fn assistant(&mut self, message: &Value, sink: &mut dyn TurnSink) -> Result<(), Error> {
+        for block in message["content"].as_array().into_iter().flatten() {
+            match block["type"].as_str().unwrap_or_default() {
+                "text" => {
+                    let text = block["text"].as_str().unwrap_or_default().to_string();
+                    if !text.is_empty() {
+                        sink.emit(EventKind::AssistantMessage { text })?;
+                    }
+                }
+                "thinking" => {
+                    let text = block["thinking"].as_str().unwrap_or_default().to_string();
+                    if !text.is_empty() {
+                        sink.emit(EventKind::Reasoning { text })?;
+                    }
+                }
+                "tool_use" => {
+                    let id = block["id"].as_str().unwrap_or_default().to_string();
+                    let name = block["name"].as_str().unwrap_or_default().to_string();
+                    if name == "Bash" {
+                        let command = block["input"]["command"].as_str().unwrap_or_default().to_string();
+                        sink.emit(EventKind::CommandStarted { command_id: id.clone(), command })?;
+                    }
+                    self.tools.insert(id, (name, block["input"].clone(), Instant::now()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Tool results: a command's output and end, a file's change.
+    fn tool_results(&mut self, message: &Value, sink: &mut dyn TurnSink) -> Result<(), Error> {
+        for block in message["message"]["content"].as_array().into_iter().flatten() {
+            if block["type"] != "tool_result" {
+                continue;
+            }
+            let id = block["tool_use_id"].as_str().unwrap_or_default();
+            let Some((name, input, started)) = self.tools.remove(id) else { continue };
+            let failed = block["is_error"] == json!(true);
+            match name.as_str() {
+                "Bash" => {
+                    let structured = &message["tool_use_result"];
+                    let stdout =
+                        structured["stdout"].as_str().map(str::to_string).unwrap_or_else(|| text_of(&block["content"]));
+                    for (stream, text) in [
+                        (OutputStream::Stdout, stdout),
+                        (OutputStream::Stderr, structured["stderr"].as_str().unwrap_or_default().to_string()),
+                    ] {
+                        if !text.is_empty() {
+                            sink.emit(EventKind::CommandOutput { command_id: id.to_string(), stream, text })?;
+                        }
+                    }
+                    sink.emit(EventKind::CommandFinished {
+                        command_id: id.to_string(),
+                        exit_code: Some(if failed { 1 } else { 0 }),
+                        duration_ms: started.elapsed().as_millis() as u64,
+                    })?;
+                }
+                "Write" | "Edit" | "MultiEdit" | "NotebookEdit" if !failed => {
+                    let path =
+                        input["file_path"].as_str().or_else(|| input["notebook_path"].as_str()).unwrap_or_default();
+                    let created = name == "Write" && message["tool_use_result"]["type"] == "create";
+                    let change = if created { FileChange::Added } else { FileChange::Modified };
+                    sink.emit(EventKind::FileChanged { path: self.relative(path), change })?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Commands that never got their result (an interrupt, a crash) end
+    /// without an exit code.
+    fn close_commands(&mut self, sink: &mut dyn TurnSink) -> Result<(), Error> {
+        let open: Vec<_> = self.tools.drain().filter(|(_, (name, _, _))| name == "Bash").collect();
+        for (id, (_, _, started)) in open {
+            let duration_ms = started.elapsed().as_millis() as u64;
+            sink.emit(EventKind::CommandFinished { command_id: id, exit_code: None, duration_ms })?;
+        }
+        Ok(())
+    }
+
+    fn relative(&self, path: &str) -> String {
+        Path::new(path)
+            .strip_prefix(&self.workspace)
+            .map(|path| path.display().to_string())
+            .unwrap_or_else(|_| path.to_string())
+    }
+}
+
+/// A tool result's text, whether a string or a list of text blocks.
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(blocks) => blocks.iter().filter_map(|block| block["text"].as_str()).collect::<Vec<_>>().join(""),
+        _ => String::new(),
+    }
+}
+
+/// A turn's usage from its `result` line (per turn, summed over its model calls).
+fn turn_usage(usage: &Value) -> TokenUsage {
+    let number = |key: &str| usage[key].as_u64().unwrap_or(0);
+    let input = number("input_tokens") + number("cache_creation_input_tokens") + number("cache_read_input_tokens");
+    let output = number("output_tokens");
+    TokenUsage {
+        input_tokens: input,
+        cached_input_tokens: number("cache_read_input_tokens"),
+        output_tokens: output,
+        reasoning_output_tokens: 0,
+        total_tokens: input + output,
+    }
+}
+
+fn add(total: TokenUsage, turn: TokenUsage) -> TokenUsage {
+    TokenUsage {
+        input_tokens: total.input_tokens + turn.input_tokens,
+        cached_input_tokens: total.cached_input_tokens + turn.cached_input_tokens,
+        output_tokens: total.output_tokens + turn.output_tokens,
+        reasoning_output_tokens: total.reasoning_output_tokens + turn.reasoning_output_tokens,
+        total_tokens: total.total_tokens + turn.total_tokens,
+    }
+}
+
+/// The live `claude` child.
+struct Process {
+    child: Child,
+    /// `None` once closed, which ends claude.
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Process {
+    fn spawn(
+        config: &ClaudeConfig,
+        workspace: &Path,
+        session: Option<&str>,
+        home: &Path,
+        log: &Path,
+    ) -> Result<Process, Error> {
+        use std::os::unix::process::CommandExt;
+        let binary = config.binary();
+        for dir in [Some(home), log.parent()].into_iter().flatten() {
+            fs_err::create_dir_all(dir)
+                .map_err(|source| Error::Io { context: format!("cannot create `{}`", dir.display()), source })?;
+        }
+        let stderr = fs_err::File::create(log)
+            .map_err(|source| Error::Io { context: "cannot create the claude log".into(), source })?;
+        let mut command = Command::new(&binary);
+        command.args([
+            "-p",
+            "--input-format",
+            "stream-json",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--include-partial-messages",
+            "--permission-prompt-tool",
+            "stdio",
+        ]);
+        if let Some(model) = &config.model {
+            command.args(["--model", model]);
+        }
+        if let Some(session) = session {
+            command.args(["--resume", session]);
+        }
+        command
+            .current_dir(workspace)
+            .env("CLAUDE_CONFIG_DIR", home)
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .env("DISABLE_AUTOUPDATER", "1")
+            .envs(&config.env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr.into_parts().0))
+            .process_group(0);
+        let mut child = command.spawn().map_err(|source| Error::Io {
+            context: format!(
+                "cannot start `{}` (install @anthropic-ai/claude-code {SUPPORTED_VERSION} and point [claude] binary or CORTEX_CLAUDE_BIN at its platform binary)",
+                binary.display()
+            ),
+            source,
+        })?;
+        let stdin = child.stdin.take().expect("holds because stdin is piped");
+        let lines = super::line_reader(child.stdout.take().expect("holds because stdout is piped"));
+        Ok(Process { child, stdin: Some(stdin), lines })
+    }
+
+    fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn send(&mut self, message: &Value) -> Result<(), Error> {
+        let mut line = serde_json::to_string(message).expect("holds because messages are JSON");
+        line.push('\n');
+        let stdin = self.stdin.as_mut().ok_or_else(|| Error::Agent("claude's input is closed".into()))?;
+        stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| stdin.flush())
+            .map_err(|source| Error::Io { context: "cannot write to claude".into(), source })
+    }
+}
+
+impl Drop for Process {
+    /// Closing stdin ends claude within about 65 ms; after half a second it
+    /// is killed.
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until {
+            if !self.is_alive() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        super::kill_ladder(&mut self.child);
+    }
+}

@@ -24,6 +24,9 @@ pub struct RepoConfig {
     /// How the `claude` provider runs here.
     #[serde(default)]
     pub claude: Option<crate::provider::claude::ClaudeConfig>,
+    /// ACP agents by name (`[agents.codex-acp]`): their command and environment.
+    #[serde(default)]
+    pub agents: std::collections::BTreeMap<String, crate::provider::acp::AgentConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

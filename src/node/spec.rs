@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::config::RepoConfig;
 use super::{Error, Result};
 use crate::protocol::{ProviderKind, SessionId};
+use crate::provider::acp::{AcpProvider, AgentConfig};
 use crate::provider::claude::ClaudeProvider;
 use crate::provider::codex::CodexProvider;
 use crate::provider::codex_exec::CodexExecProvider;
@@ -27,6 +28,8 @@ pub enum ProviderSpec {
     CodexExec,
     /// Claude Code, configured by `[claude]`.
     Claude,
+    /// codex-acp over the Agent Client Protocol, configured by `[agents.codex-acp]`.
+    CodexAcp,
 }
 
 impl ProviderSpec {
@@ -36,6 +39,7 @@ impl ProviderSpec {
             Self::Codex => ProviderKind::Codex,
             Self::CodexExec => ProviderKind::CodexExec,
             Self::Claude => ProviderKind::Claude,
+            Self::CodexAcp => ProviderKind::CodexAcp,
         }
     }
 
@@ -50,6 +54,7 @@ impl ProviderSpec {
             ProviderKind::Codex => ProviderSpec::Codex,
             ProviderKind::CodexExec => ProviderSpec::CodexExec,
             ProviderKind::Claude => ProviderSpec::Claude,
+            ProviderKind::CodexAcp => ProviderSpec::CodexAcp,
         })
     }
 
@@ -93,6 +98,13 @@ pub(super) fn build_provider(store: &Store, meta: &Meta) -> Result<Box<dyn Provi
             let dir = store.private_dir().join("claude");
             let log = dir.join(format!("{}.log", meta.id));
             Ok(Box::new(ClaudeProvider::new(config, meta.resume_ref.clone(), dir.join("home"), log)))
+        }
+        ProviderKind::CodexAcp => {
+            let name = ProviderKind::CodexAcp.as_str();
+            let configured = RepoConfig::load(store.workdir())?.agents.get(name).cloned();
+            let config = configured.or_else(|| AgentConfig::preset(name)).unwrap_or_default();
+            let log = store.private_dir().join("agents").join(format!("{}.log", meta.id));
+            Ok(Box::new(AcpProvider::new(name, config, meta.resume_ref.clone(), log)))
         }
     }
 }

@@ -65,11 +65,18 @@ pub enum ProviderKind {
     CodexExec,
     /// Claude Code, one headless process per session (stream-json).
     Claude,
+    /// Codex through the Agent Client Protocol (`codex-acp`).
+    CodexAcp,
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 4] =
-        [ProviderKind::Fake, ProviderKind::Codex, ProviderKind::CodexExec, ProviderKind::Claude];
+    pub const ALL: [ProviderKind; 5] = [
+        ProviderKind::Fake,
+        ProviderKind::Codex,
+        ProviderKind::CodexExec,
+        ProviderKind::Claude,
+        ProviderKind::CodexAcp,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -77,6 +84,7 @@ impl ProviderKind {
             Self::Codex => "codex",
             Self::CodexExec => "codex-exec",
             Self::Claude => "claude",
+            Self::CodexAcp => "codex-acp",
         }
     }
 
@@ -95,6 +103,8 @@ impl ProviderKind {
             Self::CodexExec => &["interrupt", "resume"],
             // Input sent during a turn is queued by Claude Code, not added.
             Self::Claude => &["approvals", "interrupt", "resume"],
+            // ACP has no steering; codex-acp advertises loadSession.
+            Self::CodexAcp => &["approvals", "interrupt", "resume"],
         }
     }
 

@@ -4,6 +4,7 @@
 //!
 //! Only `node` and `provider` spawn processes.
 
+pub mod acp;
 pub mod claude;
 pub mod codex;
 pub mod codex_exec;

@@ -50,13 +50,19 @@ impl Model {
     }
 
     /// `.cortex/config.toml` text that points codex at this model.
+    /// Codex's sandbox (bubblewrap, when installed) refuses a `CODEX_HOME`
+    /// inside the temp dir, and test homes live in one: the child gets a
+    /// `TMPDIR` of its own beside the home.
     pub fn config(&self, codex: &std::path::Path, codex_home: &std::path::Path, approval_policy: &str) -> String {
         let settings: Vec<String> = self.settings().iter().map(|setting| format!("  '{setting}',")).collect();
+        let tmp = codex_home.with_file_name("codex-tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         format!(
-            "[codex]\nbinary = \"{}\"\nhome = \"{}\"\nmodel = \"gpt-5.5\"\napproval_policy = \"{approval_policy}\"\nsandbox = \"workspace-write\"\nconfig = [\n{}\n]\nenv = {{ FAKE_API_KEY = \"dummy\" }}\n",
+            "[codex]\nbinary = \"{}\"\nhome = \"{}\"\nmodel = \"gpt-5.5\"\napproval_policy = \"{approval_policy}\"\nsandbox = \"workspace-write\"\nconfig = [\n{}\n]\nenv = {{ FAKE_API_KEY = \"dummy\", TMPDIR = \"{}\" }}\n",
             codex.display(),
             codex_home.display(),
-            settings.join("\n")
+            settings.join("\n"),
+            tmp.display()
         )
     }
 }

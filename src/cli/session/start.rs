@@ -83,6 +83,8 @@ enum ProviderName {
     CodexExec,
     /// Claude Code, one headless process per session (configure `[claude]` in .cortex/config.toml).
     Claude,
+    /// Codex over the Agent Client Protocol (configure `[agents.codex-acp]`).
+    CodexAcp,
 }
 
 pub(crate) fn run(args: StartArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
@@ -125,7 +127,7 @@ fn start_command(args: &StartArgs, workspace: &Workspace, provider: ProviderSpec
     let kind = provider.kind();
     let script = match provider {
         ProviderSpec::Fake { script, .. } => script,
-        ProviderSpec::Codex | ProviderSpec::CodexExec | ProviderSpec::Claude => None,
+        ProviderSpec::Codex | ProviderSpec::CodexExec | ProviderSpec::Claude | ProviderSpec::CodexAcp => None,
     };
     CommandKind::StartSession {
         session_id: None,
@@ -208,11 +210,14 @@ fn provider_spec(name: ProviderName, script: Option<&Path>) -> anyhow::Result<Pr
             let script_name = script.map(|path| path.display().to_string()).unwrap_or_default();
             Ok(ProviderSpec::Fake { script: text, script_name })
         }
-        ProviderName::Codex | ProviderName::CodexExec | ProviderName::Claude if script.is_some() => {
+        ProviderName::Codex | ProviderName::CodexExec | ProviderName::Claude | ProviderName::CodexAcp
+            if script.is_some() =>
+        {
             anyhow::bail!("--script is for the fake provider only")
         }
         ProviderName::Codex => Ok(ProviderSpec::Codex),
         ProviderName::CodexExec => Ok(ProviderSpec::CodexExec),
         ProviderName::Claude => Ok(ProviderSpec::Claude),
+        ProviderName::CodexAcp => Ok(ProviderSpec::CodexAcp),
     }
 }

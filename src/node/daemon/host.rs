@@ -56,6 +56,16 @@ fn providers() -> Vec<ProviderInfo> {
     if let Some(version) = version {
         providers.push(info(ProviderKind::Claude, Some(version)));
     }
+    // codex-acp has no --version: it is there when its program is.
+    let acp = std::env::var("CORTEX_CODEX_ACP_BIN").unwrap_or_else(|_| "codex-acp".into());
+    let on_path = |program: &str| {
+        std::path::Path::new(program).is_file()
+            || std::env::var_os("PATH")
+                .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    };
+    if on_path(&acp) {
+        providers.push(info(ProviderKind::CodexAcp, None));
+    }
     providers
 }
 

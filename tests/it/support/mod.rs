@@ -89,6 +89,9 @@ impl TestEnv {
         if let Some(claude) = std::env::var_os("CORTEX_CLAUDE_BIN") {
             command.env("CORTEX_CLAUDE_BIN", claude);
         }
+        if let Some(acp) = std::env::var_os("CORTEX_CODEX_ACP_BIN") {
+            command.env("CORTEX_CODEX_ACP_BIN", acp);
+        }
     }
 
     /// Runs git in `dir` and returns stdout; panics on failure.

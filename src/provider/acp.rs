@@ -1,0 +1,486 @@
+//! Any agent that speaks the Agent Client Protocol (v1: JSON-RPC 2.0, one
+//! object per line on stdio): one process per session, `initialize`,
+//! `session/new` in the workspace (or `session/load` to resume, when the
+//! agent advertises it), `session/prompt` per turn with its `session/update`
+//! notifications mapped to Cortex's events, `session/request_permission`
+//! answered through Cortex's approvals (the option chosen by its kind), and
+//! `session/cancel` for an interrupt. Cortex advertises no client fs or
+//! terminal methods: the agent works in the workspace itself, and any
+//! request it sends Cortex is answered with "method not found", so it never
+//! waits. Facts in `docs/providers.md`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Error, Provider, TurnEnd, TurnRequest, TurnSink};
+use crate::protocol::{ApprovalDecision, EventKind, FileChange, OutputStream};
+
+/// How long the agent may take to answer `initialize` or to open a session.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a cancelled turn may take to end before the process is killed.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// `[agents.NAME]` in `.cortex/config.toml`: how to run an ACP agent.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The command line; the first word is the program.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Extra environment for the agent.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+impl AgentConfig {
+    /// The built-in preset for `name`, when Cortex knows the agent:
+    /// `codex-acp` (`$CORTEX_CODEX_ACP_BIN`, else `codex-acp` on the PATH).
+    pub fn preset(name: &str) -> Option<AgentConfig> {
+        match name {
+            "codex-acp" => Some(AgentConfig {
+                command: vec![std::env::var("CORTEX_CODEX_ACP_BIN").unwrap_or_else(|_| "codex-acp".into())],
+                env: BTreeMap::new(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+pub struct AcpProvider {
+    name: &'static str,
+    config: AgentConfig,
+    /// The agent's session id, once it has one.
+    session: Option<String>,
+    process: Option<Process>,
+    log: PathBuf,
+}
+
+impl AcpProvider {
+    /// A provider for a session; `session` is the agent's id to load.
+    pub fn new(name: &'static str, config: AgentConfig, session: Option<String>, log: PathBuf) -> AcpProvider {
+        AcpProvider { name, config, session, process: None, log }
+    }
+
+    /// The live agent with the session open.
+    fn process(&mut self, workspace: &Path, sink: &mut dyn TurnSink) -> Result<(), Error> {
+        if self.process.as_mut().is_some_and(Process::is_alive) {
+            return Ok(());
+        }
+        let mut process = Process::spawn(&self.config, workspace, &self.log)?;
+        let init = process.call(
+            "initialize",
+            json!({"protocolVersion": 1,
+                "clientCapabilities": {"fs": {"readTextFile": false, "writeTextFile": false}, "terminal": false},
+                "clientInfo": {"name": "cortex", "version": env!("CARGO_PKG_VERSION")}}),
+            sink,
+        )?;
+        let loads = init["agentCapabilities"]["loadSession"] == json!(true);
+        let cwd = workspace.display().to_string();
+        let session = match self.session.clone() {
+            // The history the agent replays while loading is already in the store.
+            Some(id) if loads => {
+                process.call("session/load", json!({"sessionId": id, "cwd": cwd, "mcpServers": []}), sink)?;
+                id
+            }
+            Some(id) => {
+                sink.emit(EventKind::Warning {
+                    message: format!(
+                        "the agent cannot load session {id} (it does not advertise loadSession): this turn starts a new conversation"
+                    ),
+                })?;
+                new_session(&mut process, &cwd, sink)?
+            }
+            None => new_session(&mut process, &cwd, sink)?,
+        };
+        self.session = Some(session);
+        self.process = Some(process);
+        Ok(())
+    }
+}
+
+fn new_session(process: &mut Process, cwd: &str, sink: &mut dyn TurnSink) -> Result<String, Error> {
+    let opened = process.call("session/new", json!({"cwd": cwd, "mcpServers": []}), sink)?;
+    opened["sessionId"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::Agent("the agent's session/new answer has no sessionId".into()))
+}
+
+impl Provider for AcpProvider {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn resume_ref(&self) -> Option<String> {
+        self.session.clone()
+    }
+
+    fn is_live(&self) -> bool {
+        self.process.is_some()
+    }
+
+    fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
+        self.process(request.workspace, sink)?;
+        let session = self.session.clone().expect("holds because process() opened one");
+        let mut process = self.process.take().expect("holds because process() spawned it");
+        let prompt = json!({"sessionId": session, "prompt": [{"type": "text", "text": request.prompt}]});
+        let id = process.send_request("session/prompt", prompt)?;
+        let mut turn = Turn { workspace: request.workspace.to_path_buf(), ..Turn::default() };
+        let mut cancelled: Option<Instant> = None;
+        let end = loop {
+            if request.cancel.load(Ordering::SeqCst) && cancelled.is_none() {
+                process
+                    .send(&json!({"jsonrpc": "2.0", "method": "session/cancel", "params": {"sessionId": session}}))?;
+                cancelled = Some(Instant::now());
+            }
+            if cancelled.is_some_and(|at| at.elapsed() > CANCEL_GRACE) {
+                turn.finish(sink)?;
+                super::kill_ladder(&mut process.child);
+                return Ok(TurnEnd::Interrupted);
+            }
+            let line = match process.lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    turn.finish(sink)?;
+                    return Ok(TurnEnd::Failed("the agent exited during the turn".into()));
+                }
+            };
+            sink.raw(&line)?;
+            let Ok(message) = serde_json::from_str::<Value>(&line) else { continue };
+            match (message.get("method").and_then(Value::as_str), message.get("id")) {
+                (Some("session/update"), None) => turn.update(&message["params"]["update"], sink)?,
+                (Some(method), Some(request_id)) => {
+                    let answer = match answer_request(method, &message["params"], sink)? {
+                        Ok(result) => json!({"jsonrpc": "2.0", "id": request_id, "result": result}),
+                        Err(error) => json!({"jsonrpc": "2.0", "id": request_id, "error": error}),
+                    };
+                    process.send(&answer)?;
+                }
+                (None, Some(answered)) if *answered == json!(id) => {
+                    if let Some(error) = message.get("error") {
+                        break TurnEnd::Failed(
+                            error["message"].as_str().unwrap_or("the agent failed the prompt").to_string(),
+                        );
+                    }
+                    break match message["result"]["stopReason"].as_str() {
+                        Some("end_turn") | None => TurnEnd::Completed,
+                        // Cortex asked for it (the runner records the interrupt),
+                        // or a denied approval made the agent stop.
+                        Some("cancelled") => TurnEnd::Completed,
+                        Some(other) => TurnEnd::Failed(format!("the agent stopped: {other}")),
+                    };
+                }
+                _ => {}
+            }
+        };
+        turn.finish(sink)?;
+        self.process = Some(process);
+        Ok(end)
+    }
+}
+
+/// The answer to the agent's request: a permission asked through Cortex,
+/// anything else "method not found": the result, or the JSON-RPC error.
+fn answer_request(method: &str, params: &Value, sink: &mut dyn TurnSink) -> Result<Result<Value, Value>, Error> {
+    if method != "session/request_permission" {
+        return Ok(Err(json!({"code": -32601, "message": format!("Cortex does not implement {method}")})));
+    }
+    let call = &params["toolCall"];
+    let title = call["title"].as_str().unwrap_or("a tool call");
+    let prompt = match call["kind"].as_str() {
+        Some(kind) => format!("{kind}: {title}"),
+        None => title.to_string(),
+    };
+    let wanted = match sink.approve(&prompt)? {
+        ApprovalDecision::Approved => "allow_once",
+        ApprovalDecision::Denied => "reject_once",
+    };
+    let options = params["options"].as_array().cloned().unwrap_or_default();
+    let chosen = options.iter().find(|option| option["kind"] == wanted).and_then(|option| option["optionId"].as_str());
+    let outcome = match chosen {
+        Some(option) => json!({"outcome": {"outcome": "selected", "optionId": option}}),
+        None => json!({"outcome": {"outcome": "cancelled"}}),
+    };
+    Ok(Ok(outcome))
+}
+
+/// A tool call not finished yet: its kind (`command` for a shell
+/// command), the files its diffs touch, when it started.
+type OpenTool = (String, Vec<(String, FileChange)>, Instant);
+
+/// A turn's streamed text and open tool calls.
+#[derive(Default)]
+struct Turn {
+    workspace: PathBuf,
+    message: String,
+    thought: String,
+    /// Tool calls by id.
+    tools: HashMap<String, OpenTool>,
+    warned: Vec<String>,
+}
+
+impl Turn {
+    fn update(&mut self, update: &Value, sink: &mut dyn TurnSink) -> Result<(), Error> {
+        let kind = update["sessionUpdate"].as_str().unwrap_or_default();
+        match kind {
+            "agent_message_chunk" => {
+                self.flush_thought(sink)?;
+                let text = update["content"]["text"].as_str().unwrap_or_default().to_string();
+                self.message.push_str(&text);
+                sink.emit(EventKind::AssistantDelta { item_id: "acp_message".into(), text })?;
+            }
+            "agent_thought_chunk" => self.thought.push_str(update["content"]["text"].as_str().unwrap_or_default()),
+            "tool_call" => {
+                self.flush(sink)?;
+                let id = update["toolCallId"].as_str().unwrap_or_default().to_string();
+                let tool_kind = update["kind"].as_str().unwrap_or_default().to_string();
+                if matches!(tool_kind.as_str(), "execute" | "search" | "read")
+                    && update["rawInput"]["command"].is_array()
+                {
+                    let words: Vec<&str> = update["rawInput"]["command"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    // `bash -lc CMD`: the command is the last word.
+                    let command = words.last().map(|word| word.to_string()).unwrap_or_default();
+                    sink.emit(EventKind::CommandStarted { command_id: id.clone(), command })?;
+                    self.tools.insert(id.clone(), ("command".into(), Vec::new(), Instant::now()));
+                } else {
+                    self.tools.insert(id.clone(), (tool_kind, Vec::new(), Instant::now()));
+                }
+                self.note_diffs(&id, update);
+                if matches!(update["status"].as_str(), Some("completed" | "failed")) {
+                    self.close(&id, update, sink)?;
+                }
+            }
+            "tool_call_update" => {
+                let id = update["toolCallId"].as_str().unwrap_or_default().to_string();
+                self.note_diffs(&id, update);
+                if matches!(update["status"].as_str(), Some("completed" | "failed")) {
+                    self.close(&id, update, sink)?;
+                }
+            }
+            "plan" => {
+                let entries: Vec<String> = update["entries"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|entry| {
+                        format!(
+                            "[{}] {}",
+                            entry["status"].as_str().unwrap_or("?"),
+                            entry["content"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                sink.emit(EventKind::Reasoning { text: format!("Plan:\n{}", entries.join("\n")) })?;
+            }
+            // Session bookkeeping with nothing to record.
+            "usage_update"
+            | "available_commands_update"
+            | "config_option_update"
+            | "current_mode_update"
+            | "user_message_chunk"
+            | "session_info_update" => {}
+            other => {
+                if !self.warned.iter().any(|seen| seen == other) {
+                    self.warned.push(other.to_string());
+                    sink.emit(EventKind::Warning {
+                        message: format!("the agent sent a `{other}` update Cortex does not map (kept under raw/)"),
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn note_diffs(&mut self, id: &str, update: &Value) {
+        let Some((_, paths, _)) = self.tools.get_mut(id) else { return };
+        for content in update["content"].as_array().into_iter().flatten().filter(|content| content["type"] == "diff") {
+            let path = content["path"].as_str().unwrap_or_default();
+            let change = match (content["oldText"].as_str(), content["newText"].as_str()) {
+                (None, _) => FileChange::Added,
+                (Some(_), Some("")) => FileChange::Deleted,
+                _ => FileChange::Modified,
+            };
+            let relative = Path::new(path)
+                .strip_prefix(&self.workspace)
+                .map(|path| path.display().to_string())
+                .unwrap_or_else(|_| path.to_string());
+            if !paths.iter().any(|(seen, _)| *seen == relative) {
+                paths.push((relative, change));
+            }
+        }
+    }
+
+    /// A tool call's end: a command's output and exit code, a file's change.
+    fn close(&mut self, id: &str, update: &Value, sink: &mut dyn TurnSink) -> Result<(), Error> {
+        let Some((kind, paths, started)) = self.tools.remove(id) else { return Ok(()) };
+        let failed = update["status"] == "failed";
+        if kind == "command" {
+            let output = &update["rawOutput"];
+            for (stream, key) in [(OutputStream::Stdout, "stdout"), (OutputStream::Stderr, "stderr")] {
+                let text = output[key].as_str().unwrap_or_default();
+                if !text.is_empty() {
+                    sink.emit(EventKind::CommandOutput { command_id: id.to_string(), stream, text: text.to_string() })?;
+                }
+            }
+            let exit_code = output["exit_code"].as_i64().map(|code| code as i32).or(Some(if failed { 1 } else { 0 }));
+            let duration_ms = started.elapsed().as_millis() as u64;
+            sink.emit(EventKind::CommandFinished { command_id: id.to_string(), exit_code, duration_ms })?;
+        } else if !failed {
+            for (path, change) in paths {
+                sink.emit(EventKind::FileChanged { path, change })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_thought(&mut self, sink: &mut dyn TurnSink) -> Result<(), Error> {
+        if !self.thought.is_empty() {
+            sink.emit(EventKind::Reasoning { text: std::mem::take(&mut self.thought) })?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, sink: &mut dyn TurnSink) -> Result<(), Error> {
+        self.flush_thought(sink)?;
+        if !self.message.is_empty() {
+            sink.emit(EventKind::AssistantMessage { text: std::mem::take(&mut self.message) })?;
+        }
+        Ok(())
+    }
+
+    /// The turn's end: text still open is recorded; a command left running
+    /// (a denial ended the turn) ends without an exit code.
+    fn finish(&mut self, sink: &mut dyn TurnSink) -> Result<(), Error> {
+        self.flush(sink)?;
+        let open: Vec<_> = self.tools.drain().filter(|(_, (kind, _, _))| kind == "command").collect();
+        for (id, (_, _, started)) in open {
+            let duration_ms = started.elapsed().as_millis() as u64;
+            sink.emit(EventKind::CommandFinished { command_id: id, exit_code: None, duration_ms })?;
+        }
+        Ok(())
+    }
+}
+
+/// The live agent process.
+struct Process {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    next_id: u64,
+}
+
+impl Process {
+    fn spawn(config: &AgentConfig, workspace: &Path, log: &Path) -> Result<Process, Error> {
+        use std::os::unix::process::CommandExt;
+        let Some((program, args)) = config.command.split_first() else {
+            return Err(Error::Agent("the agent has no command: set `command` in its [agents.NAME] table".into()));
+        };
+        if let Some(parent) = log.parent() {
+            let _ = fs_err::create_dir_all(parent);
+        }
+        let stderr = fs_err::File::create(log)
+            .map_err(|source| Error::Io { context: "cannot create the agent's log".into(), source })?;
+        let mut child = Command::new(program)
+            .args(args)
+            .current_dir(workspace)
+            .envs(&config.env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr.into_parts().0))
+            .process_group(0)
+            .spawn()
+            .map_err(|source| Error::Io {
+                context: format!(
+                    "cannot start the agent `{program}` (install it, or set its command in [agents.NAME])"
+                ),
+                source,
+            })?;
+        let stdin = child.stdin.take().expect("holds because stdin is piped");
+        let lines = super::line_reader(child.stdout.take().expect("holds because stdout is piped"));
+        Ok(Process { child, stdin: Some(stdin), lines, next_id: 0 })
+    }
+
+    fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn send(&mut self, message: &Value) -> Result<(), Error> {
+        let mut line = serde_json::to_string(message).expect("holds because messages are JSON");
+        line.push('\n');
+        let stdin = self.stdin.as_mut().ok_or_else(|| Error::Agent("the agent's input is closed".into()))?;
+        stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| stdin.flush())
+            .map_err(|source| Error::Io { context: "cannot write to the agent".into(), source })
+    }
+
+    fn send_request(&mut self, method: &str, params: Value) -> Result<u64, Error> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
+        Ok(id)
+    }
+
+    /// A request and its result; what arrives meanwhile (a replayed
+    /// history, the agent's own requests) is kept raw and answered.
+    fn call(&mut self, method: &str, params: Value, sink: &mut dyn TurnSink) -> Result<Value, Error> {
+        let id = self.send_request(method, params)?;
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        loop {
+            let line = match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => continue,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(Error::Agent(format!("the agent did not answer `{method}`")));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Agent(format!("the agent exited while answering `{method}`")));
+                }
+            };
+            sink.raw(&line)?;
+            let Ok(message) = serde_json::from_str::<Value>(&line) else { continue };
+            if message.get("method").is_none() && message["id"] == json!(id) {
+                if let Some(error) = message.get("error") {
+                    return Err(Error::Agent(format!(
+                        "the agent refused `{method}`: {}",
+                        error["message"].as_str().unwrap_or("unknown error")
+                    )));
+                }
+                return Ok(message["result"].clone());
+            }
+            if let (Some(other), Some(request_id)) = (message["method"].as_str(), message.get("id")) {
+                let error = json!({"code": -32601, "message": format!("Cortex does not implement {other} here")});
+                self.send(&json!({"jsonrpc": "2.0", "id": request_id, "error": error}))?;
+            }
+        }
+    }
+}
+
+impl Drop for Process {
+    /// Some agents ignore a closed stdin (codex-acp): close it, then signal.
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let until = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < until {
+            if !self.is_alive() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        super::kill_ladder(&mut self.child);
+    }
+}

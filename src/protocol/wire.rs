@@ -92,17 +92,18 @@ impl ProviderKind {
         Self::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 
-    /// What it can do beyond running turns, as a node reports it in
+    /// What it can do beyond running turns (`usage`: it reports the tokens
+    /// each turn used), as a node reports it in
     /// [`ProviderInfo::features`]: the one place that says which agent
     /// takes steering or answers approvals.
     pub fn features(self) -> &'static [&'static str] {
         match self {
             Self::Fake => &["approvals", "interrupt"],
-            Self::Codex => &["approvals", "interrupt", "steer", "resume"],
+            Self::Codex => &["approvals", "interrupt", "steer", "resume", "usage"],
             // Exec mode runs with approval policy `never` and takes no steering.
-            Self::CodexExec => &["interrupt", "resume"],
+            Self::CodexExec => &["interrupt", "resume", "usage"],
             // Input sent during a turn is queued by Claude Code, not added.
-            Self::Claude => &["approvals", "interrupt", "resume"],
+            Self::Claude => &["approvals", "interrupt", "resume", "usage"],
             // ACP has no steering; codex-acp advertises loadSession.
             Self::CodexAcp => &["approvals", "interrupt", "resume"],
         }

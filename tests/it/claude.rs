@@ -179,6 +179,8 @@ fn a_killed_claude_process_is_resumed_with_its_transcript() {
     let Some((model, core)) = setup(&env) else { return };
     let id = start(&env, &core, "say one");
     let session = resume_ref(&env, &id);
+    wait_for(|| crate::support::claude_transcript_has(&env.repo, "say one").then_some(()))
+        .expect("claude writes its transcript");
     for pid in processes(&model) {
         std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
     }

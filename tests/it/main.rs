@@ -8,6 +8,7 @@ mod checks;
 mod claude;
 mod cluster;
 mod codex;
+mod conformance;
 mod crash;
 mod index;
 mod inspector;

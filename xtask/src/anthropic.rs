@@ -7,7 +7,7 @@
 //! - `say TEXT`: a message, streamed in three pieces;
 //! - `run CMD`: a Bash tool call, then `tool done: OUTPUT` once its result comes back;
 //! - `write PATH TEXT`: a Write tool call (PATH absolute), then `tool done: …`;
-//! - `recall`: `recalled: ` and every earlier user text the model was sent;
+//! - `recall`: `recalled: ` and every user text the model was sent, this one last;
 //! - `slowstream`: a `tickN ` text delta every 200 ms for 30 s (for interrupts);
 //! - anything else: `echo: PROMPT`.
 
@@ -103,10 +103,7 @@ async fn respond(State(requests): State<Arc<Mutex<Vec<Value>>>>, Json(body): Jso
     let words: Vec<&str> = prompt.split_whitespace().collect();
     match words.as_slice() {
         ["say", rest @ ..] => sse(&text_blocks(&rest.join(" "), "end_turn")),
-        ["recall"] => {
-            let earlier = &texts[..texts.len().saturating_sub(1)];
-            sse(&text_blocks(&format!("recalled: {}", earlier.join(" | ")), "end_turn"))
-        }
+        ["recall"] => sse(&text_blocks(&format!("recalled: {}", texts.join(" | ")), "end_turn")),
         ["run", command @ ..] => {
             sse(&tool_use("Bash", json!({"command": command.join(" "), "description": "Run the command"})))
         }

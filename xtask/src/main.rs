@@ -2,7 +2,9 @@
 //!
 //! - `ci`: fmt check, clippy (warnings denied), tests (tidy among them);
 //! - `tidy`: the repository's own rules (tests/it/tidy.rs);
-//! - `bench store|core|codex|panel`: benchmarks, recorded in docs/benchmarks.md.
+//! - `bench store|core|codex|panel`: benchmarks, recorded in docs/benchmarks.md;
+//! - `conformance`: the agent × scenario matrix on the real agent CLIs,
+//!   recorded in docs/providers.md.
 
 mod bench;
 mod model;
@@ -20,6 +22,7 @@ fn main() -> anyhow::Result<()> {
         ["soak", rest @ ..] => soak(rest),
         ["fuzz"] => fuzz("20000"),
         ["fuzz", cases] => fuzz(cases),
+        ["conformance"] => conformance(),
         ["bench", "store"] => bench::store(),
         ["bench", "core"] => bench::core(),
         ["bench", "codex"] => bench::codex(),
@@ -27,7 +30,7 @@ fn main() -> anyhow::Result<()> {
         ["bench", ..] => bail!("unknown benchmark; available: store, core, codex, panel"),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | tidy | fuzz [CASES] | soak [--turns N] [--seed S] | bench store | bench core | bench codex | bench panel>"
+                "usage: cargo xtask <ci | tidy | conformance | fuzz [CASES] | soak [--turns N] [--seed S] | bench store | bench core | bench codex | bench panel>"
             );
             std::process::exit(2);
         }
@@ -79,6 +82,41 @@ fn soak(args: &[&str]) -> anyhow::Result<()> {
         row("duration", format!("{} s", report["seconds"])),
     ];
     bench::publish("soak", &rows)
+}
+
+/// Runs the conformance matrix (`tests/it/conformance.rs`) with `CI=true`
+/// (a missing agent CLI fails) and records it in docs/providers.md.
+fn conformance() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(["test", "--test", "it", "conformance::", "--", "--nocapture"])
+        .env("CI", "true")
+        .status()
+        .context("cannot run cargo test")?;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in the repository")?;
+    let table = std::fs::read_to_string(root.join("target/conformance.md"))
+        .context("the conformance test wrote no matrix (target/conformance.md)")?;
+    let path = root.join("docs/providers.md");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (begin, end) = ("<!-- conformance -->", "<!-- /conformance -->");
+    let (Some(start), Some(stop)) = (text.find(begin), text.find(end)) else {
+        bail!("{} has no `{begin}` … `{end}` section", path.display());
+    };
+    let dated = format!("{begin}\nRun {} by `cargo xtask conformance`.\n\n{table}", today());
+    std::fs::write(&path, format!("{}{dated}{}", &text[..start], &text[stop..]))?;
+    println!("{table}\n(written to docs/providers.md)");
+    if !status.success() {
+        bail!("a supported cell failed; the matrix says which");
+    }
+    Ok(())
+}
+
+fn today() -> String {
+    Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Runs the property-based fuzz targets (`src/fuzz.rs`) with `cases`

@@ -3,7 +3,7 @@
 //! Shared by the integration tests (`tests/it/support/mod.rs` includes this
 //! file) and `cargo xtask bench codex`.
 //!
-//! - `say TEXT`: an assistant message;
+//! - `say TEXT`: an assistant message, streamed in two deltas;
 //! - `run CMD`: an `exec_command` call, then a message once its output comes back;
 //! - `add FILE TEXT`: an `apply_patch` adding FILE, then a message;
 //! - `update FILE OLD NEW` / `delete FILE`: `apply_patch` updating or deleting;
@@ -119,7 +119,7 @@ async fn respond(Json(body): Json<Value>) -> Response {
         return sse(&[message(&format!("done with: {prompt}")), completed()]);
     }
     match words.as_slice() {
-        ["say", rest @ ..] => sse(&[message(&rest.join(" ")), completed()]),
+        ["say", rest @ ..] => say(&rest.join(" ")),
         // The earlier prompts the model sees: proof that a thread goes on.
         ["recall"] => sse(&[message(&format!("recalled: {}", history_of(&body).join(" | "))), completed()]),
         ["run", command @ ..] => {
@@ -139,6 +139,19 @@ async fn respond(Json(body): Json<Value>) -> Response {
         ["slowstream"] => slowstream(),
         _ => sse(&[message(&format!("echo: {prompt}")), completed()]),
     }
+}
+
+/// A message streamed as two deltas, then the whole item.
+fn say(text: &str) -> Response {
+    let cut = (0..=text.len() / 2).rev().find(|cut| text.is_char_boundary(*cut)).unwrap_or(0);
+    let added = json!({"type": "response.output_item.added", "output_index": 0,
+        "item": {"type": "message", "role": "assistant", "id": "msg_1", "content": []}});
+    let delta = |piece: &str| {
+        json!({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0,
+        "content_index": 0, "delta": piece})
+    };
+    let created = json!({"type": "response.created", "response": {"id": "resp"}});
+    sse(&[created, added, delta(&text[..cut]), delta(&text[cut..]), message(text), completed()])
 }
 
 fn patch(operation: String) -> Response {

@@ -311,3 +311,22 @@ pub fn app_servers(codex_home: &Path) -> Vec<u32> {
     }
     pids
 }
+
+/// Whether Claude Code has written `text` into a session transcript under
+/// `repo`'s private Cortex dir: it writes the transcript after the turn's
+/// `result` line, so a kill right after a turn can come before it.
+pub fn claude_transcript_has(repo: &std::path::Path, text: &str) -> bool {
+    fn walk(dir: &std::path::Path, text: &str) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else { return false };
+        entries.flatten().any(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, text)
+            } else {
+                path.extension().is_some_and(|ext| ext == "jsonl")
+                    && std::fs::read_to_string(&path).is_ok_and(|content| content.contains(text))
+            }
+        })
+    }
+    walk(&repo.join(".git/cortex/claude/home/projects"), text)
+}

@@ -68,6 +68,26 @@ pub struct ClaudeProvider {
 }
 
 impl ClaudeProvider {
+    /// One turn on the live process (spawned, or resumed, when there is none).
+    fn attempt(&mut self, request: &TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
+        let workspace = request.workspace.to_path_buf();
+        self.process(&workspace)?;
+        let mut process = self.process.take().expect("holds because process() spawned it");
+        let (end, alive) = self.drive(&mut process, workspace, request, sink)?;
+        if alive && process.is_alive() {
+            self.process = Some(process);
+        } else {
+            super::kill_ladder(&mut process.child);
+        }
+        Ok(end)
+    }
+
+    /// Whether the last process said it found no conversation to resume.
+    fn no_transcript(&self) -> bool {
+        std::thread::sleep(Duration::from_millis(100));
+        fs_err::read_to_string(&self.log).is_ok_and(|log| log.contains("No conversation found"))
+    }
+
     /// A provider for a session; `session` resumes an existing Claude session.
     pub fn new(config: ClaudeConfig, session: Option<String>, home: PathBuf, log: PathBuf) -> ClaudeProvider {
         ClaudeProvider { config, session, usage_total: None, process: None, home, log }
@@ -100,14 +120,22 @@ impl Provider for ClaudeProvider {
     }
 
     fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
-        let workspace = request.workspace.to_path_buf();
-        self.process(&workspace)?;
-        let mut process = self.process.take().expect("holds because process() spawned it");
-        let (end, alive) = self.drive(&mut process, workspace, request, sink)?;
-        if alive {
-            self.process = Some(process);
-        } else {
-            super::kill_ladder(&mut process.child);
+        let resuming = self.session.clone().filter(|_| !self.process.as_mut().is_some_and(Process::is_alive));
+        let end = self.attempt(&request, sink)?;
+        // Claude Code writes a session's transcript just after the turn's
+        // `result`: a process killed in that instant leaves nothing to
+        // resume. Say so, and go on in a new Claude session.
+        if let (Some(session), TurnEnd::Failed(_)) = (&resuming, &end)
+            && self.no_transcript()
+        {
+            sink.emit(EventKind::Warning {
+                message: format!(
+                    "Claude Code has no transcript of session {session} (its process died before writing it): this turn starts a new Claude session without the earlier turns"
+                ),
+            })?;
+            self.session = None;
+            self.process = None;
+            return self.attempt(&request, sink);
         }
         Ok(end)
     }
@@ -120,7 +148,7 @@ impl ClaudeProvider {
         &mut self,
         process: &mut Process,
         workspace: PathBuf,
-        request: TurnRequest<'_>,
+        request: &TurnRequest<'_>,
         sink: &mut dyn TurnSink,
     ) -> Result<(TurnEnd, bool), Error> {
         process.send(&json!({

@@ -41,7 +41,7 @@ fn send(env: &TestEnv, core: &CoreProcess, id: &str, args: &[&str]) -> serde_jso
     all.extend(args);
     all.push("--json");
     let run = env.cortex_at(core, &env.repo, all);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     run.json()
 }
 
@@ -179,7 +179,7 @@ fn a_killed_claude_process_is_resumed_with_its_transcript() {
     let Some((model, core)) = setup(&env) else { return };
     let id = start(&env, &core, "say one");
     let session = resume_ref(&env, &id);
-    wait_for(|| crate::support::claude_transcript_has(&env.repo, "say one").then_some(()))
+    wait_for(|| crate::support::claude_transcript_has(&env.repo, "\"text\":\"one\"").then_some(()))
         .expect("claude writes its transcript");
     for pid in processes(&model) {
         std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
@@ -192,4 +192,24 @@ fn a_killed_claude_process_is_resumed_with_its_transcript() {
     // sent the turn the killed one had.
     let last = model.requests().last().cloned().unwrap();
     assert_eq!(user_texts(&last), ["say one", "recall"], "{last:#}");
+}
+
+/// A process killed before Claude Code wrote its transcript leaves nothing
+/// to resume: the next turn says so and goes on in a new Claude session.
+#[test]
+fn a_lost_claude_transcript_is_said_and_the_session_goes_on() {
+    let env = TestEnv::new();
+    let Some((model, core)) = setup(&env) else { return };
+    let id = start(&env, &core, "say one");
+    for pid in processes(&model) {
+        std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    }
+    wait_for(|| processes(&model).is_empty().then_some(())).expect("the process is gone");
+    std::fs::remove_dir_all(env.repo.join(".git/cortex/claude/home/projects")).unwrap();
+    let next = send(&env, &core, &id, &["say two"]);
+    assert_eq!(next["outcome"], "completed", "{next}");
+    let events = log(&env, &core, &id);
+    let warning = events.iter().find(|event| event["kind"] == "warning").expect("a warning says what was lost");
+    assert!(warning["message"].as_str().unwrap().contains("no transcript"), "{warning}");
+    assert!(events.iter().any(|event| event["text"] == "two"));
 }

@@ -199,6 +199,7 @@ fn setup<'a>(env: &'a TestEnv, agent: &'a Agent, binary: &Path) -> World<'a> {
     world
 }
 
+// Long: one arm per scenario, a table read top to bottom.
 fn run_scenario(world: &World<'_>, scenario: &str) -> Outcome {
     match scenario {
         "streamed message" => {
@@ -263,7 +264,8 @@ fn run_scenario(world: &World<'_>, scenario: &str) -> Outcome {
         "agent killed, send resumes" => {
             let id = world.start("say one")?;
             if world.agent.provider == "claude" {
-                let written = wait_for(|| crate::support::claude_transcript_has(&world.repo, "say one").then_some(()));
+                let written =
+                    wait_for(|| crate::support::claude_transcript_has(&world.repo, "\"text\":\"one\"").then_some(()));
                 check(written.is_some(), "claude never wrote its transcript")?;
             }
             for pid in world.agent_processes() {

@@ -499,10 +499,13 @@ impl<'a> Runner<'a> {
 
         let request =
             TurnRequest { workspace: store.workdir(), turn, prompt, cancel: cancel.flag(), steer: &cancel.0.steer };
-        let (mut outcome, mut error) = match provider.run_turn(request, &mut self) {
+        let ended = provider.run_turn(request, &mut self);
+        let crashed = !cancel.is_cancelled() && matches!(ended, Ok(TurnEnd::Crashed(_)));
+        let (mut outcome, mut error) = match ended {
             _ if cancel.is_cancelled() => (TurnOutcome::Interrupted, None),
             Ok(TurnEnd::Completed) => (TurnOutcome::Completed, None),
             Ok(TurnEnd::Interrupted) => (TurnOutcome::Interrupted, None),
+            Ok(TurnEnd::Crashed(message)) => (TurnOutcome::Interrupted, Some(message)),
             Ok(TurnEnd::Failed(message)) => (TurnOutcome::Failed, Some(message)),
             Err(provider::Error::Sink(source)) => {
                 return Err(Error::Provider(provider::Error::Sink(source)));
@@ -556,6 +559,8 @@ impl<'a> Runner<'a> {
                 self.transition(SessionState::Interrupted, Some("stop requested".into()))?;
                 self.transition(SessionState::Stopped, Some("stopped by request".into()))?;
             }
+            // The agent died: the session says why and waits for a person.
+            TurnOutcome::Interrupted if crashed => self.transition(SessionState::Interrupted, error.clone())?,
             TurnOutcome::Interrupted => {
                 self.transition(SessionState::Interrupted, Some("interrupted by request".into()))?;
                 self.transition(SessionState::Idle, None)?;

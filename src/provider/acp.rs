@@ -151,7 +151,7 @@ impl Provider for AcpProvider {
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     turn.finish(sink)?;
-                    return Ok(TurnEnd::Failed("the agent exited during the turn".into()));
+                    return Ok(TurnEnd::Crashed("the agent exited during the turn".into()));
                 }
             };
             sink.raw(&line)?;

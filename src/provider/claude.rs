@@ -125,7 +125,7 @@ impl Provider for ClaudeProvider {
         // Claude Code writes a session's transcript just after the turn's
         // `result`: a process killed in that instant leaves nothing to
         // resume. Say so, and go on in a new Claude session.
-        if let (Some(session), TurnEnd::Failed(_)) = (&resuming, &end)
+        if let (Some(session), TurnEnd::Failed(_) | TurnEnd::Crashed(_)) = (&resuming, &end)
             && self.no_transcript()
         {
             sink.emit(EventKind::Warning {
@@ -176,7 +176,7 @@ impl ClaudeProvider {
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     turn.close_commands(sink)?;
-                    return Ok((TurnEnd::Failed("the claude process exited during the turn".into()), false));
+                    return Ok((TurnEnd::Crashed("the claude process exited during the turn".into()), false));
                 }
             };
             sink.raw(&line)?;

@@ -186,7 +186,7 @@ impl Provider for CodexProvider {
                 Next::Closed => {
                     self.server = None;
                     turn_state.close_open_items(sink)?;
-                    return Ok(TurnEnd::Failed("the codex process exited during the turn".into()));
+                    return Ok(TurnEnd::Crashed("the codex process exited during the turn".into()));
                 }
             };
             sink.raw(&line)?;

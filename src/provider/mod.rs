@@ -71,6 +71,9 @@ pub enum TurnEnd {
     Failed(String),
     /// The agent ended the turn early (a cancelled approval, say).
     Interrupted,
+    /// The agent's process died during the turn: the session is left
+    /// interrupted with this reason, and the next turn resumes it.
+    Crashed(String),
 }
 
 pub trait Provider: Send {

@@ -35,6 +35,7 @@ const SCENARIOS: &[(&str, Option<&str>)] = &[
     ("approval denied, nothing happens", Some("approvals")),
     ("interrupt mid-stream, then a turn", Some("interrupt")),
     ("agent killed, send resumes", Some("resume")),
+    ("agent killed mid-turn: interrupted with the reason, send resumes", Some("resume")),
     ("node killed, send resumes", Some("resume")),
     ("per-turn token usage", Some("usage")),
 ];
@@ -275,6 +276,25 @@ fn run_scenario(world: &World<'_>, scenario: &str) -> Outcome {
             world.send(&id, "recall", &[])?;
             let recalled = world.texts(&id).into_iter().find(|text| text.starts_with("recalled:"));
             check(recalled.as_deref() == Some("recalled: say one | recall"), format!("{recalled:?}"))
+        }
+        "agent killed mid-turn: interrupted with the reason, send resumes" => {
+            let id = world.start("say ready")?;
+            let streaming = world.send_later(&id, "slowstream");
+            let streamed = wait_for(|| world.events(&id).iter().any(|event| event["text"] == "tick1 ").then_some(()));
+            check(streamed.is_some(), "the slow stream never arrived")?;
+            for pid in world.agent_processes() {
+                let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+            let output = streaming.join().unwrap();
+            let report: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|error| {
+                format!("{error}: exit {:?}, {}", output.status.code(), String::from_utf8_lossy(&output.stderr))
+            })?;
+            check(report["state"] == "interrupted", format!("after the crash: {report}"))?;
+            let shown = world.cortex(&["session", "show", &id, "--json"]).json();
+            let reason = shown["session"]["state_reason"].as_str().unwrap_or_default().to_string();
+            check(reason.contains("exited during the turn"), format!("reason: {reason:?}"))?;
+            let next = world.send(&id, "say after the crash", &[])?;
+            check(next["outcome"] == "completed", format!("next turn: {next}"))
         }
         "node killed, send resumes" => {
             let id = world.start("say first")?;

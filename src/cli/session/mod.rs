@@ -234,6 +234,9 @@ fn follow_turn(
             last_seq,
         }));
     }
+    // A turn that ended without settling the session (its agent died: the
+    // session waits `interrupted`) is settled as Core says it stands.
+    let settled = settled.or(gave_up.as_ref().map(|(state, _)| *state));
     let (Some(outcome), Some(state)) = (outcome, settled) else {
         if !quiet {
             eprintln!("Detached; the session goes on. Follow it again with: cortex session attach {session}");

@@ -45,6 +45,8 @@ pub enum Error {
     Lifecycle(#[from] crate::protocol::IllegalTransition),
     #[error("session `{session}` uses provider `{provider}`, which this node does not have")]
     UnknownProvider { session: SessionId, provider: String },
+    #[error("`{agent}` is not installed on this node: there is no `{program}`; install {install}")]
+    AgentMissing { agent: &'static str, program: String, install: &'static str },
     #[error("session `{0}` changed nothing that could be committed")]
     NothingToCommit(SessionId),
     #[error("`git {args}` failed: {stderr}")]
@@ -76,7 +78,7 @@ impl Error {
         match self {
             Error::Provider(crate::provider::Error::Script(_)) => ErrorCode::BadInput,
             Error::Lifecycle(_) => ErrorCode::IllegalTransition,
-            Error::Config { .. } | Error::NothingToCommit(_) => ErrorCode::BadInput,
+            Error::Config { .. } | Error::NothingToCommit(_) | Error::AgentMissing { .. } => ErrorCode::BadInput,
             Error::Store(store::Error::SessionBusy(_)) => ErrorCode::Busy,
             Error::Store(
                 store::Error::SessionNotFound(_)

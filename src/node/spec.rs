@@ -70,6 +70,41 @@ impl ProviderSpec {
         }
         Ok(())
     }
+
+    /// The agent's program is on this node: a missing one is refused before
+    /// anything is written, naming what to install.
+    pub fn check_installed(&self, workdir: &std::path::Path) -> Result<()> {
+        let config = RepoConfig::load(workdir)?;
+        let kind = self.kind();
+        let (program, install) = match kind {
+            ProviderKind::Fake => return Ok(()),
+            ProviderKind::Codex | ProviderKind::CodexExec => (
+                config.codex.unwrap_or_default().binary(),
+                "@openai/codex 0.169.0 from npm, or point [codex] binary or CORTEX_CODEX_BIN at it",
+            ),
+            ProviderKind::Claude => (
+                config.claude.unwrap_or_default().binary(),
+                "@anthropic-ai/claude-code 2.1.328 from npm, or point [claude] binary or CORTEX_CLAUDE_BIN at its platform binary",
+            ),
+            ProviderKind::CodexAcp => {
+                let agent = config.agents.get(kind.as_str()).cloned().or_else(|| AgentConfig::preset(kind.as_str()));
+                let program = agent.and_then(|agent| agent.command.first().cloned()).unwrap_or_default();
+                (
+                    PathBuf::from(program),
+                    "@zed-industries/codex-acp 0.16.0 from npm (and bubblewrap), or set its command in [agents.codex-acp]",
+                )
+            }
+        };
+        let on_path = |program: &std::path::Path| {
+            std::env::var_os("PATH")
+                .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        };
+        let found = if program.components().count() > 1 { program.is_file() } else { on_path(&program) };
+        if found {
+            return Ok(());
+        }
+        Err(Error::AgentMissing { agent: kind.as_str(), program: program.display().to_string(), install })
+    }
 }
 
 /// Builds a session's provider: the fake from its kept script, codex from

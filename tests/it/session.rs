@@ -465,3 +465,26 @@ fn approvals_without_a_terminal_are_denied_alike_in_process_and_through_core() {
         assert_eq!(report["checks"][0]["passed"], true, "{surface}: {report}");
     }
 }
+
+/// Issue 12: an agent that is not installed is refused before anything is
+/// written, naming what to install, in-process and through Core alike.
+#[test]
+fn a_missing_agent_is_refused_naming_what_to_install() {
+    use crate::support::cluster::free_port;
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(env.repo.join(".cortex/config.toml"), "[claude]\nbinary = \"/nowhere/claude\"\n").unwrap();
+    let args = ["session", "start", "hello", "--provider", "claude", "--json"];
+    let in_process = env.cortex(args);
+    let core = env.start_core("up", &env.path("core-home"), free_port());
+    let through_core = env.cortex_at(&core, &env.repo, args);
+    for (surface, run) in [("in-process", &in_process), ("through Core", &through_core)] {
+        assert_eq!(run.code, 2, "{surface}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("`claude` is not installed") && run.stderr.contains("@anthropic-ai/claude-code"),
+            "{surface}: {}",
+            run.stderr
+        );
+    }
+    assert!(env.session_refs(&env.repo).is_empty(), "nothing was written");
+}

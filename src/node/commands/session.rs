@@ -30,8 +30,10 @@ pub(super) fn start(host: &dyn Host, workspace_id: &WorkspaceId, start: Start, a
             || CommandError::new(ErrorCode::NotFound, format!("workspace `{workspace_id}` is not bound on this node")),
         )?;
     let store = Store::discover(Path::new(&workspace.path)).map_err(store_failed)?;
-    // Nothing is written before the provider's whole configuration is good.
+    // Nothing is written before the provider's whole configuration is good
+    // and its program is on this node.
     spec.check(store.workdir()).map_err(failed)?;
+    spec.check_installed(store.workdir()).map_err(failed)?;
     let request = StartRequest {
         provider: spec,
         prompt: start.prompt,

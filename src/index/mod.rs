@@ -594,7 +594,7 @@ impl Index {
 }
 
 const SESSION_SELECT: &str = "SELECT s.id, s.title, s.state, s.state_reason, s.provider, s.node, s.workspace_id,
-    COALESCE(w.path, ''), s.base_commit, s.turns, s.last_seq, s.created_at, s.updated_at
+    COALESCE(w.path, ''), s.base_commit, s.turns, s.last_seq, s.created_at, s.updated_at, s.provider_version
     FROM sessions s LEFT JOIN workspaces w ON w.id = s.workspace_id";
 
 fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
@@ -621,6 +621,7 @@ fn session_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary>
         last_seq: row.get(10)?,
         created_at: parsed(row, 11)?,
         updated_at: parsed(row, 12)?,
+        provider_version: row.get(13)?,
     })
 }
 
@@ -653,9 +654,11 @@ fn ingest(tx: &Transaction<'_>, workspace: &Workspace, view: &SessionView, event
 fn upsert_session(tx: &Transaction<'_>, session: &SessionSummary) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO sessions (id, workspace_id, title, state, state_reason, provider, node, base_commit, turns,
-             last_seq, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             last_seq, created_at, updated_at, provider_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
          ON CONFLICT (id) DO UPDATE SET workspace_id = ?2, title = ?3, state = ?4, state_reason = ?5, provider = ?6,
-             node = ?7, base_commit = ?8, turns = ?9, last_seq = ?10, created_at = ?11, updated_at = ?12",
+             node = ?7, base_commit = ?8, turns = ?9, last_seq = ?10, created_at = ?11, updated_at = ?12,
+             provider_version = ?13",
         params![
             session.id.as_str(),
             session.workspace_id.as_str(),
@@ -668,7 +671,8 @@ fn upsert_session(tx: &Transaction<'_>, session: &SessionSummary) -> rusqlite::R
             session.turns,
             session.last_seq,
             session.created_at.to_string(),
-            session.updated_at.to_string()
+            session.updated_at.to_string(),
+            session.provider_version
         ],
     )?;
     Ok(())

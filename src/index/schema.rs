@@ -56,4 +56,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     -- rowid = events.rowid
     CREATE VIRTUAL TABLE events_fts USING fts5 (text, tokenize = 'unicode61');
     ",
+    "
+    ALTER TABLE sessions ADD COLUMN provider_version TEXT;
+    ",
 ];

@@ -162,6 +162,7 @@ impl Node {
             )
             .into_owned(),
             provider: request.provider.name().to_string(),
+            provider_version: request.provider.version(store.workdir()),
             node: self.name.clone(),
             workspace: workspace.id.to_string(),
             base_commit: store.head_commit(),

@@ -71,13 +71,39 @@ impl ProviderSpec {
         Ok(())
     }
 
+    /// The version of the agent this session runs, when its CLI says one.
+    pub fn version(&self, workdir: &std::path::Path) -> Option<String> {
+        match self.kind() {
+            ProviderKind::Fake => Some(env!("CARGO_PKG_VERSION").to_string()),
+            kind => installed_version(kind, &self.program(workdir).ok()?.0),
+        }
+    }
+
     /// The agent's program is on this node: a missing one is refused before
     /// anything is written, naming what to install.
     pub fn check_installed(&self, workdir: &std::path::Path) -> Result<()> {
+        if self.kind() == ProviderKind::Fake {
+            return Ok(());
+        }
+        let (program, install) = self.program(workdir)?;
+        let on_path = |program: &std::path::Path| {
+            std::env::var_os("PATH")
+                .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        };
+        let found = if program.components().count() > 1 { program.is_file() } else { on_path(&program) };
+        if found {
+            return Ok(());
+        }
+        Err(Error::AgentMissing { agent: self.kind().as_str(), program: program.display().to_string(), install })
+    }
+
+    /// The agent's program as this repository configures it, and what to
+    /// install when it is missing.
+    fn program(&self, workdir: &std::path::Path) -> Result<(PathBuf, &'static str)> {
         let config = RepoConfig::load(workdir)?;
         let kind = self.kind();
-        let (program, install) = match kind {
-            ProviderKind::Fake => return Ok(()),
+        Ok(match kind {
+            ProviderKind::Fake => (PathBuf::new(), ""),
             ProviderKind::Codex | ProviderKind::CodexExec => (
                 config.codex.unwrap_or_default().binary(),
                 "@openai/codex 0.169.0 from npm, or point [codex] binary or CORTEX_CODEX_BIN at it",
@@ -94,17 +120,39 @@ impl ProviderSpec {
                     "@zed-industries/codex-acp 0.16.0 from npm (and bubblewrap), or set its command in [agents.codex-acp]",
                 )
             }
-        };
-        let on_path = |program: &std::path::Path| {
-            std::env::var_os("PATH")
-                .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-        };
-        let found = if program.components().count() > 1 { program.is_file() } else { on_path(&program) };
-        if found {
-            return Ok(());
-        }
-        Err(Error::AgentMissing { agent: kind.as_str(), program: program.display().to_string(), install })
+        })
     }
+}
+
+/// What `PROGRAM --version` says, as a version (`codex-cli 0.169.0` and
+/// `2.1.328 (Claude Code)` both give the number); asked once per program
+/// in a process. codex-acp prints none.
+pub fn installed_version(kind: ProviderKind, program: &std::path::Path) -> Option<String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static ASKED: OnceLock<Mutex<HashMap<PathBuf, Option<String>>>> = OnceLock::new();
+    if matches!(kind, ProviderKind::Fake | ProviderKind::CodexAcp) {
+        return None;
+    }
+    let asked = ASKED.get_or_init(Default::default);
+    if let Some(known) = asked.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(program) {
+        return known.clone();
+    }
+    let version = std::process::Command::new(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| {
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            text.split_whitespace()
+                .find(|word| word.chars().next().is_some_and(|c| c.is_ascii_digit()))
+                .map(str::to_string)
+        });
+    asked.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(program.to_path_buf(), version.clone());
+    version
 }
 
 /// Builds a session's provider: the fake from its kept script, codex from

@@ -27,6 +27,9 @@ pub struct SessionSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_reason: Option<String>,
     pub provider: String,
+    /// The agent CLI's version the session started with, when it says one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_version: Option<String>,
     pub node: String,
     pub workspace_id: WorkspaceId,
     pub workspace_path: String,

@@ -13,6 +13,9 @@ pub struct Meta {
     pub id: SessionId,
     pub title: String,
     pub provider: String,
+    /// The agent CLI's version the session started with, when it says one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_version: Option<String>,
     pub node: String,
     pub workspace: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +68,7 @@ impl Meta {
             state: self.state,
             state_reason: self.state_reason.clone(),
             provider: self.provider.clone(),
+            provider_version: self.provider_version.clone(),
             node: self.node.clone(),
             workspace_id: workspace.id.clone(),
             workspace_path: workspace.path.clone(),

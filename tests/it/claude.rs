@@ -108,6 +108,12 @@ fn three_turns_on_one_claude_process() {
     assert_eq!(processes(&model), first, "one live process for all three turns");
     let raw = env.git(&env.repo, ["ls-tree", "-r", "--name-only", &format!("refs/cortex/sessions/{id}"), "raw/"]);
     assert!(!raw.trim().is_empty(), "claude's own lines are kept under raw/");
+    let shown = env.cortex_at(&core, &env.repo, ["session", "show", &id, "--json"]).json();
+    assert_eq!(
+        (&shown["session"]["provider"], &shown["session"]["provider_version"]),
+        (&"claude".into(), &"2.1.328".into()),
+        "the session names its agent and version"
+    );
 }
 
 /// Sends a turn in the background that waits for a person's answer.

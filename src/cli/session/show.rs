@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cli::Exit;
 use crate::cli::backend::{Backend, Ctx};
-use crate::cli::output::print_json;
+use crate::cli::output::{print_json, printable};
 use crate::protocol::{CheckSummary, SessionSummary, TurnSummary};
 
 /// Show a session: its state, workspace and turns.
@@ -40,7 +40,10 @@ pub(crate) fn run(args: ShowArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         Some(reason) => writeln!(out, "state     {} ({reason})", session.state)?,
         None => writeln!(out, "state     {}", session.state)?,
     }
-    writeln!(out, "provider  {}", session.provider)?;
+    match &session.provider_version {
+        Some(version) => writeln!(out, "provider  {} {}", session.provider, printable(version))?,
+        None => writeln!(out, "provider  {}", session.provider)?,
+    }
     writeln!(out, "node      {}", session.node)?;
     writeln!(out, "workspace {}", session.workspace_path)?;
     writeln!(out, "ref       refs/cortex/sessions/{}", session.id)?;

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::node::spec::installed_version;
 use crate::protocol::{Capabilities, DiskFree, PROTOCOL_VERSION, ProviderInfo, ProviderKind, Resources};
 
 /// What the node can do: sent in every hello.
@@ -33,27 +34,13 @@ fn providers() -> Vec<ProviderInfo> {
         features: kind.features().iter().map(|feature| feature.to_string()).collect(),
     };
     let mut providers = vec![info(ProviderKind::Fake, Some(env!("CARGO_PKG_VERSION").into()))];
-    let binary = std::env::var("CORTEX_CODEX_BIN").unwrap_or_else(|_| "codex".into());
-    let version = std::process::Command::new(binary)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().trim_start_matches("codex-cli ").to_string());
-    if let Some(version) = version {
+    let codex = std::env::var("CORTEX_CODEX_BIN").unwrap_or_else(|_| "codex".into());
+    if let Some(version) = installed_version(ProviderKind::Codex, Path::new(&codex)) {
         providers.push(info(ProviderKind::Codex, Some(version.clone())));
         providers.push(info(ProviderKind::CodexExec, Some(version)));
     }
     let claude = std::env::var("CORTEX_CLAUDE_BIN").unwrap_or_else(|_| "claude".into());
-    let version = std::process::Command::new(claude)
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().trim_end_matches(" (Claude Code)").to_string());
-    if let Some(version) = version {
+    if let Some(version) = installed_version(ProviderKind::Claude, Path::new(&claude)) {
         providers.push(info(ProviderKind::Claude, Some(version)));
     }
     // codex-acp has no --version: it is there when its program is.

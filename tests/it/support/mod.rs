@@ -313,20 +313,26 @@ pub fn app_servers(codex_home: &Path) -> Vec<u32> {
 }
 
 /// Whether Claude Code has written `text` into a session transcript under
-/// `repo`'s private Cortex dir: it writes the transcript after the turn's
-/// `result` line, so a kill right after a turn can come before it.
+/// `repo`'s private Cortex dir, and stopped writing it for a moment: it
+/// writes the transcript after the turn's `result` line, so a kill right
+/// after a turn can come before (or in the middle of) that.
 pub fn claude_transcript_has(repo: &std::path::Path, text: &str) -> bool {
-    fn walk(dir: &std::path::Path, text: &str) -> bool {
-        let Ok(entries) = std::fs::read_dir(dir) else { return false };
-        entries.flatten().any(|entry| {
+    fn find(dir: &std::path::Path, text: &str) -> Option<std::path::PathBuf> {
+        let entries = std::fs::read_dir(dir).ok()?;
+        entries.flatten().find_map(|entry| {
             let path = entry.path();
             if path.is_dir() {
-                walk(&path, text)
+                find(&path, text)
             } else {
-                path.extension().is_some_and(|ext| ext == "jsonl")
-                    && std::fs::read_to_string(&path).is_ok_and(|content| content.contains(text))
+                let written = path.extension().is_some_and(|ext| ext == "jsonl")
+                    && std::fs::read_to_string(&path).is_ok_and(|content| content.contains(text));
+                written.then_some(path)
             }
         })
     }
-    walk(&repo.join(".git/cortex/claude/home/projects"), text)
+    let Some(path) = find(&repo.join(".git/cortex/claude/home/projects"), text) else { return false };
+    let size = || std::fs::metadata(&path).map(|metadata| metadata.len()).unwrap_or(0);
+    let before = size();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    size() == before
 }

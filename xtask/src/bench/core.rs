@@ -180,6 +180,7 @@ pub(super) async fn sim_node(
 pub(super) fn summary(id: &SessionId, workspace: &Workspace, last_seq: u64) -> SessionSummary {
     let now = jiff::Timestamp::now();
     SessionSummary {
+        provider_version: None,
         id: id.clone(),
         title: "bench".into(),
         state: SessionState::Running,

@@ -75,6 +75,7 @@ fn new_repo(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
 fn meta(id: &SessionId) -> Meta {
     let now = jiff::Timestamp::now();
     Meta {
+        provider_version: None,
         schema: META_SCHEMA,
         id: id.clone(),
         title: "benchmark".into(),

@@ -126,7 +126,27 @@ impl CoreState {
         {
             self.terminals.forget(terminal);
         }
+        if let (CommandKind::StartSession { session_id: Some(session), .. }, Ok(CommandOutcome::Ok { .. })) =
+            (&command.kind, &outcome)
+        {
+            self.until_indexed(session).await;
+        }
         outcome
+    }
+
+    /// A new session's first events are committed by the ingest thread,
+    /// which the node's answer can overtake: the answer waits (a few
+    /// seconds at most) until the session is in the index, so whoever
+    /// follows it at once finds it.
+    async fn until_indexed(&self, session: &SessionId) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            if lock(&self.index).session_workspace(session).ok().flatten().is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::warn!(%session, "a started session is not in the index after 5 s");
     }
 
     pub(super) fn add_waiter(&self, id: &str) -> oneshot::Receiver<CommandOutcome> {

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use crate::support::agents::{self, log, resume_ref, send, send_later};
 use crate::support::anthropic::{Anthropic, user_texts};
 use crate::support::cluster::{CoreProcess, free_port, wait_state};
 use crate::support::{TestEnv, skip, wait_for};
@@ -30,42 +31,12 @@ fn setup(env: &TestEnv) -> Option<(Anthropic, CoreProcess)> {
 }
 
 fn start(env: &TestEnv, core: &CoreProcess, prompt: &str) -> String {
-    let run = env.cortex_at(core, &env.repo, ["session", "start", prompt, "--provider", "claude", "--json"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.json()["outcome"], "completed", "{}", run.stdout);
-    run.json()["session_id"].as_str().unwrap().to_string()
-}
-
-fn send(env: &TestEnv, core: &CoreProcess, id: &str, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["session", "send", id];
-    all.extend(args);
-    all.push("--json");
-    let run = env.cortex_at(core, &env.repo, all);
-    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    run.json()
-}
-
-fn log(env: &TestEnv, core: &CoreProcess, id: &str) -> Vec<serde_json::Value> {
-    env.cortex_at(core, env.root.path(), ["session", "log", id, "--json"]).json().as_array().unwrap().clone()
-}
-
-fn resume_ref(env: &TestEnv, id: &str) -> String {
-    let meta = env.git(&env.repo, ["show", &format!("refs/cortex/sessions/{id}:meta.toml")]);
-    meta.lines().find_map(|line| line.strip_prefix("resume_ref = ")).unwrap_or_default().trim_matches('"').to_string()
+    agents::start(env, core, "claude", prompt)
 }
 
 /// Live claude processes talking to `model`.
 fn processes(model: &Anthropic) -> Vec<u32> {
-    let marker = format!("ANTHROPIC_BASE_URL={}", model.url);
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        if environ.split(|byte| *byte == 0).any(|part| part == marker.as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
+    agents::processes(&format!("ANTHROPIC_BASE_URL={}", model.url), None)
 }
 
 #[test]
@@ -114,18 +85,6 @@ fn three_turns_on_one_claude_process() {
         (&"claude".into(), &"2.1.328".into()),
         "the session names its agent and version"
     );
-}
-
-/// Sends a turn in the background that waits for a person's answer.
-fn send_later(
-    env: &TestEnv,
-    core: &CoreProcess,
-    id: &str,
-    prompt: &str,
-) -> std::thread::JoinHandle<std::process::Output> {
-    let mut command = env.cortex_command(&env.repo);
-    command.env("CORTEX_HOME", &core.data).args(["session", "send", id, prompt, "--json", "--wait-for-approval"]);
-    std::thread::spawn(move || command.output().unwrap())
 }
 
 #[test]

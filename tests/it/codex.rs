@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::support::TestEnv;
+use crate::support::agents::{log, send_later};
 use crate::support::cluster::{CoreProcess, free_port, wait_state};
 use crate::support::model::Model;
 use crate::support::{app_servers, codex_binary, wait_for};
@@ -33,13 +34,8 @@ fn send(env: &TestEnv, core: &CoreProcess, id: &str, prompt: &str) -> serde_json
     run.json()
 }
 
-fn log(env: &TestEnv, core: &CoreProcess, id: &str) -> Vec<serde_json::Value> {
-    env.cortex_at(core, env.root.path(), ["session", "log", id, "--json"]).json().as_array().unwrap().clone()
-}
-
 fn thread_of(env: &TestEnv, id: &str) -> String {
-    let meta = env.git(&env.repo, ["show", &format!("refs/cortex/sessions/{id}:meta.toml")]);
-    meta.lines().find_map(|line| line.strip_prefix("resume_ref = ")).unwrap_or_default().trim_matches('"').to_string()
+    crate::support::agents::resume_ref(env, id)
 }
 
 #[test]
@@ -86,19 +82,6 @@ fn three_turns_on_one_live_codex_thread() {
     assert_eq!(app_servers(&codex_home), first_child, "one live child for all three turns");
     let raw = env.git(&env.repo, ["ls-tree", "-r", "--name-only", &format!("refs/cortex/sessions/{id}"), "raw/"]);
     assert!(!raw.trim().is_empty(), "codex's own lines are kept under raw/");
-}
-
-/// Sends a turn in the background (it will wait for an approval).
-fn send_later(
-    env: &TestEnv,
-    core: &CoreProcess,
-    id: &str,
-    prompt: &str,
-) -> std::thread::JoinHandle<std::process::Output> {
-    let mut command = env.cortex_command(&env.repo);
-    // A CI job that waits for a person to answer in the panel.
-    command.env("CORTEX_HOME", &core.data).args(["session", "send", id, prompt, "--json", "--wait-for-approval"]);
-    std::thread::spawn(move || command.output().unwrap())
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod agents;
 #[path = "../../../xtask/src/anthropic.rs"]
 pub mod anthropic;
 pub mod chrome;

@@ -10,9 +10,8 @@
 //! waits. Facts in `docs/providers.md`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -20,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::process::AgentProcess;
 use super::{Error, Provider, TurnEnd, TurnRequest, TurnSink};
 use crate::protocol::{ApprovalDecision, EventKind, FileChange, OutputStream};
 
@@ -143,10 +143,10 @@ impl Provider for AcpProvider {
             }
             if cancelled.is_some_and(|at| at.elapsed() > CANCEL_GRACE) {
                 turn.finish(sink)?;
-                super::kill_ladder(&mut process.child);
+                super::kill_ladder(&mut process.agent.child);
                 return Ok(TurnEnd::Interrupted);
             }
-            let line = match process.lines.recv_timeout(Duration::from_millis(50)) {
+            let line = match process.agent.lines.recv_timeout(Duration::from_millis(50)) {
                 Ok(line) => line,
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -375,57 +375,29 @@ impl Turn {
     }
 }
 
-/// The live agent process.
+/// The live agent process, and the id of its next request.
 struct Process {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
+    agent: AgentProcess,
     next_id: u64,
 }
 
 impl Process {
     fn spawn(config: &AgentConfig, workspace: &Path, log: &Path) -> Result<Process, Error> {
-        use std::os::unix::process::CommandExt;
         let Some((program, args)) = config.command.split_first() else {
             return Err(Error::Agent("the agent has no command: set `command` in its [agents.NAME] table".into()));
         };
-        if let Some(parent) = log.parent() {
-            let _ = fs_err::create_dir_all(parent);
-        }
-        let stderr = fs_err::File::create(log)
-            .map_err(|source| Error::Io { context: "cannot create the agent's log".into(), source })?;
-        let mut child = Command::new(program)
-            .args(args)
-            .current_dir(workspace)
-            .envs(&config.env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr.into_parts().0))
-            .process_group(0)
-            .spawn()
-            .map_err(|source| Error::Io {
-                context: format!(
-                    "cannot start the agent `{program}` (install it, or set its command in [agents.NAME])"
-                ),
-                source,
-            })?;
-        let stdin = child.stdin.take().expect("holds because stdin is piped");
-        let lines = super::line_reader(child.stdout.take().expect("holds because stdout is piped"));
-        Ok(Process { child, stdin: Some(stdin), lines, next_id: 0 })
+        let mut command = Command::new(program);
+        command.args(args).current_dir(workspace).envs(&config.env);
+        let install = "install it, or set its command in [agents.NAME]";
+        Ok(Process { agent: AgentProcess::spawn(command, log, "the agent", install)?, next_id: 0 })
     }
 
     fn is_alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        self.agent.is_alive()
     }
 
     fn send(&mut self, message: &Value) -> Result<(), Error> {
-        let mut line = serde_json::to_string(message).expect("holds because messages are JSON");
-        line.push('\n');
-        let stdin = self.stdin.as_mut().ok_or_else(|| Error::Agent("the agent's input is closed".into()))?;
-        stdin
-            .write_all(line.as_bytes())
-            .and_then(|()| stdin.flush())
-            .map_err(|source| Error::Io { context: "cannot write to the agent".into(), source })
+        self.agent.send(message)
     }
 
     fn send_request(&mut self, method: &str, params: Value) -> Result<u64, Error> {
@@ -441,7 +413,7 @@ impl Process {
         let id = self.send_request(method, params)?;
         let deadline = Instant::now() + SETUP_TIMEOUT;
         loop {
-            let line = match self.lines.recv_timeout(Duration::from_millis(100)) {
+            let line = match self.agent.lines.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => line,
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => continue,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -467,20 +439,5 @@ impl Process {
                 self.send(&json!({"jsonrpc": "2.0", "id": request_id, "error": error}))?;
             }
         }
-    }
-}
-
-impl Drop for Process {
-    /// Some agents ignore a closed stdin (codex-acp): close it, then signal.
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let until = Instant::now() + Duration::from_millis(300);
-        while Instant::now() < until {
-            if !self.is_alive() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        super::kill_ladder(&mut self.child);
     }
 }

@@ -11,9 +11,8 @@
 //! transcript. Facts in `docs/providers.md`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -21,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::process::AgentProcess;
 use super::{Error, Provider, TurnEnd, TurnRequest, TurnSink};
 use crate::protocol::{ApprovalDecision, EventKind, FileChange, OutputStream, TokenUsage};
 
@@ -59,7 +59,7 @@ pub struct ClaudeProvider {
     /// Claude Code's session id, once it has one.
     session: Option<String>,
     usage_total: Option<TokenUsage>,
-    process: Option<Process>,
+    process: Option<AgentProcess>,
     /// `CLAUDE_CONFIG_DIR`: where Claude Code keeps the session's
     /// transcript (kept, so `--resume` finds it), settings and caches.
     home: PathBuf,
@@ -93,10 +93,9 @@ impl ClaudeProvider {
         ClaudeProvider { config, session, usage_total: None, process: None, home, log }
     }
 
-    fn process(&mut self, workspace: &Path) -> Result<&mut Process, Error> {
-        if !self.process.as_mut().is_some_and(Process::is_alive) {
-            self.process =
-                Some(Process::spawn(&self.config, workspace, self.session.as_deref(), &self.home, &self.log)?);
+    fn process(&mut self, workspace: &Path) -> Result<&mut AgentProcess, Error> {
+        if !self.process.as_mut().is_some_and(AgentProcess::is_alive) {
+            self.process = Some(spawn(&self.config, workspace, self.session.as_deref(), &self.home, &self.log)?);
         }
         Ok(self.process.as_mut().expect("holds because it was just spawned"))
     }
@@ -120,7 +119,7 @@ impl Provider for ClaudeProvider {
     }
 
     fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
-        let resuming = self.session.clone().filter(|_| !self.process.as_mut().is_some_and(Process::is_alive));
+        let resuming = self.session.clone().filter(|_| !self.process.as_mut().is_some_and(AgentProcess::is_alive));
         let end = self.attempt(&request, sink)?;
         // Claude Code writes a session's transcript just after the turn's
         // `result`: a process killed in that instant leaves nothing to
@@ -146,7 +145,7 @@ impl ClaudeProvider {
     /// one comes back with how the turn ended.
     fn drive(
         &mut self,
-        process: &mut Process,
+        process: &mut AgentProcess,
         workspace: PathBuf,
         request: &TurnRequest<'_>,
         sink: &mut dyn TurnSink,
@@ -388,97 +387,42 @@ fn add(total: TokenUsage, turn: TokenUsage) -> TokenUsage {
     }
 }
 
-/// The live `claude` child.
-struct Process {
-    child: Child,
-    /// `None` once closed, which ends claude.
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Process {
-    fn spawn(
-        config: &ClaudeConfig,
-        workspace: &Path,
-        session: Option<&str>,
-        home: &Path,
-        log: &Path,
-    ) -> Result<Process, Error> {
-        use std::os::unix::process::CommandExt;
-        let binary = config.binary();
-        for dir in [Some(home), log.parent()].into_iter().flatten() {
-            fs_err::create_dir_all(dir)
-                .map_err(|source| Error::Io { context: format!("cannot create `{}`", dir.display()), source })?;
-        }
-        let stderr = fs_err::File::create(log)
-            .map_err(|source| Error::Io { context: "cannot create the claude log".into(), source })?;
-        let mut command = Command::new(&binary);
-        command.args([
-            "-p",
-            "--input-format",
-            "stream-json",
-            "--output-format",
-            "stream-json",
-            "--verbose",
-            "--include-partial-messages",
-            "--permission-prompt-tool",
-            "stdio",
-        ]);
-        if let Some(model) = &config.model {
-            command.args(["--model", model]);
-        }
-        if let Some(session) = session {
-            command.args(["--resume", session]);
-        }
-        command
-            .current_dir(workspace)
-            .env("CLAUDE_CONFIG_DIR", home)
-            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-            .env("DISABLE_AUTOUPDATER", "1")
-            .envs(&config.env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr.into_parts().0))
-            .process_group(0);
-        let mut child = command.spawn().map_err(|source| Error::Io {
-            context: format!(
-                "cannot start `{}` (install @anthropic-ai/claude-code {SUPPORTED_VERSION} and point [claude] binary or CORTEX_CLAUDE_BIN at its platform binary)",
-                binary.display()
-            ),
-            source,
-        })?;
-        let stdin = child.stdin.take().expect("holds because stdin is piped");
-        let lines = super::line_reader(child.stdout.take().expect("holds because stdout is piped"));
-        Ok(Process { child, stdin: Some(stdin), lines })
+/// Starts `claude` for the session in `workspace`, resuming `session`.
+fn spawn(
+    config: &ClaudeConfig,
+    workspace: &Path,
+    session: Option<&str>,
+    home: &Path,
+    log: &Path,
+) -> Result<AgentProcess, Error> {
+    fs_err::create_dir_all(home)
+        .map_err(|source| Error::Io { context: format!("cannot create `{}`", home.display()), source })?;
+    let mut command = Command::new(config.binary());
+    command.args([
+        "-p",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+        "--permission-prompt-tool",
+        "stdio",
+    ]);
+    if let Some(model) = &config.model {
+        command.args(["--model", model]);
     }
-
-    fn is_alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+    if let Some(session) = session {
+        command.args(["--resume", session]);
     }
-
-    fn send(&mut self, message: &Value) -> Result<(), Error> {
-        let mut line = serde_json::to_string(message).expect("holds because messages are JSON");
-        line.push('\n');
-        let stdin = self.stdin.as_mut().ok_or_else(|| Error::Agent("claude's input is closed".into()))?;
-        stdin
-            .write_all(line.as_bytes())
-            .and_then(|()| stdin.flush())
-            .map_err(|source| Error::Io { context: "cannot write to claude".into(), source })
-    }
-}
-
-impl Drop for Process {
-    /// Closing stdin ends claude within about 65 ms; after half a second it
-    /// is killed.
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let until = Instant::now() + Duration::from_millis(500);
-        while Instant::now() < until {
-            if !self.is_alive() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        super::kill_ladder(&mut self.child);
-    }
+    command
+        .current_dir(workspace)
+        .env("CLAUDE_CONFIG_DIR", home)
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .envs(&config.env);
+    let install = format!(
+        "install @anthropic-ai/claude-code {SUPPORTED_VERSION} and point [claude] binary or CORTEX_CLAUDE_BIN at its platform binary"
+    );
+    AgentProcess::spawn(command, log, "claude", &install)
 }

@@ -9,6 +9,7 @@ pub mod claude;
 pub mod codex;
 pub mod codex_exec;
 pub mod fake;
+mod process;
 
 use std::path::Path;
 use std::sync::Mutex;

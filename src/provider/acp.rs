@@ -128,11 +128,32 @@ impl Provider for AcpProvider {
     }
 
     fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
+        let reused = self.process.as_mut().is_some_and(Process::is_alive);
+        let (end, heard) = self.attempt(&request, sink)?;
+        if reused && !heard && matches!(end, TurnEnd::Crashed(_)) {
+            // The agent died between turns and its end raced this prompt,
+            // which it never read: the turn goes to a new process that loads
+            // the session.
+            self.process = None;
+            return Ok(self.attempt(&request, sink)?.0);
+        }
+        Ok(end)
+    }
+}
+
+impl AcpProvider {
+    /// One turn on the live agent (spawned, with the session loaded, when
+    /// there is none); whether the agent said anything during it comes back
+    /// with how it ended.
+    fn attempt(&mut self, request: &TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<(TurnEnd, bool), Error> {
         self.process(request.workspace, sink)?;
         let session = self.session.clone().expect("holds because process() opened one");
         let mut process = self.process.take().expect("holds because process() spawned it");
         let prompt = json!({"sessionId": session, "prompt": [{"type": "text", "text": request.prompt}]});
-        let id = process.send_request("session/prompt", prompt)?;
+        let Ok(id) = process.send_request("session/prompt", prompt) else {
+            return Ok((TurnEnd::Crashed(process.agent.exit_reason("during the turn")), false));
+        };
+        let mut heard = false;
         let mut turn = Turn { workspace: request.workspace.to_path_buf(), ..Turn::default() };
         let mut cancelled: Option<Instant> = None;
         let end = loop {
@@ -144,16 +165,17 @@ impl Provider for AcpProvider {
             if cancelled.is_some_and(|at| at.elapsed() > CANCEL_GRACE) {
                 turn.finish(sink)?;
                 super::kill_ladder(&mut process.agent.child);
-                return Ok(TurnEnd::Interrupted);
+                return Ok((TurnEnd::Interrupted, heard));
             }
             let line = match process.agent.lines.recv_timeout(Duration::from_millis(50)) {
                 Ok(line) => line,
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     turn.finish(sink)?;
-                    return Ok(TurnEnd::Crashed("the agent exited during the turn".into()));
+                    return Ok((TurnEnd::Crashed(process.agent.exit_reason("during the turn")), heard));
                 }
             };
+            heard = true;
             sink.raw(&line)?;
             let Ok(message) = serde_json::from_str::<Value>(&line) else { continue };
             match (message.get("method").and_then(Value::as_str), message.get("id")) {
@@ -184,7 +206,7 @@ impl Provider for AcpProvider {
         };
         turn.finish(sink)?;
         self.process = Some(process);
-        Ok(end)
+        Ok((end, heard))
     }
 }
 
@@ -420,7 +442,7 @@ impl Process {
                     return Err(Error::Agent(format!("the agent did not answer `{method}`")));
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(Error::Agent(format!("the agent exited while answering `{method}`")));
+                    return Err(Error::Agent(self.agent.exit_reason(&format!("while answering `{method}`"))));
                 }
             };
             sink.raw(&line)?;

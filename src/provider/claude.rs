@@ -68,18 +68,20 @@ pub struct ClaudeProvider {
 }
 
 impl ClaudeProvider {
-    /// One turn on the live process (spawned, or resumed, when there is none).
-    fn attempt(&mut self, request: &TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
+    /// One turn on the live process (spawned, or resumed, when there is
+    /// none); whether the process said anything during it comes back with
+    /// how it ended.
+    fn attempt(&mut self, request: &TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<(TurnEnd, bool), Error> {
         let workspace = request.workspace.to_path_buf();
         self.process(&workspace)?;
         let mut process = self.process.take().expect("holds because process() spawned it");
-        let (end, alive) = self.drive(&mut process, workspace, request, sink)?;
-        if alive && process.is_alive() {
+        let driven = self.drive(&mut process, workspace, request, sink)?;
+        if driven.alive && process.is_alive() {
             self.process = Some(process);
         } else {
             super::kill_ladder(&mut process.child);
         }
-        Ok(end)
+        Ok((driven.end, driven.heard))
     }
 
     /// Whether the last process said it found no conversation to resume.
@@ -119,12 +121,22 @@ impl Provider for ClaudeProvider {
     }
 
     fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
-        let resuming = self.session.clone().filter(|_| !self.process.as_mut().is_some_and(AgentProcess::is_alive));
-        let end = self.attempt(&request, sink)?;
+        let mut reused = self.process.as_mut().is_some_and(AgentProcess::is_alive);
+        let mut resuming = self.session.clone().filter(|_| !reused);
+        let (mut end, heard) = self.attempt(&request, sink)?;
+        if reused && !heard && matches!(end, TurnEnd::Crashed(_)) {
+            // The process died between turns and its end raced this prompt,
+            // which it never read: the turn goes to a new process that
+            // resumes the session.
+            reused = false;
+            resuming = self.session.clone();
+            self.process = None;
+            end = self.attempt(&request, sink)?.0;
+        }
         // Claude Code writes a session's transcript just after the turn's
         // `result`: a process killed in that instant leaves nothing to
         // resume. Say so, and go on in a new Claude session.
-        if let (Some(session), TurnEnd::Failed(_) | TurnEnd::Crashed(_)) = (&resuming, &end)
+        if let (false, Some(session), TurnEnd::Failed(_) | TurnEnd::Crashed(_)) = (reused, &resuming, &end)
             && self.no_transcript()
         {
             sink.emit(EventKind::Warning {
@@ -134,28 +146,45 @@ impl Provider for ClaudeProvider {
             })?;
             self.session = None;
             self.process = None;
-            return self.attempt(&request, sink);
+            return Ok(self.attempt(&request, sink)?.0);
         }
         Ok(end)
     }
 }
 
+/// How one turn on a process went.
+struct Driven {
+    end: TurnEnd,
+    /// Whether the process can take the next turn.
+    alive: bool,
+    /// Whether the process said anything (a process that died between
+    /// turns never read the prompt).
+    heard: bool,
+}
+
 impl ClaudeProvider {
-    /// Runs one turn on `process`: whether the process can take the next
-    /// one comes back with how the turn ended.
+    /// Runs one turn on `process`.
     fn drive(
         &mut self,
         process: &mut AgentProcess,
         workspace: PathBuf,
         request: &TurnRequest<'_>,
         sink: &mut dyn TurnSink,
-    ) -> Result<(TurnEnd, bool), Error> {
-        process.send(&json!({
+    ) -> Result<Driven, Error> {
+        let prompt = json!({
             "type": "user",
             "message": {"role": "user", "content": request.prompt},
             "parent_tool_use_id": null,
             "session_id": "",
-        }))?;
+        });
+        if process.send(&prompt).is_err() {
+            return Ok(Driven {
+                end: TurnEnd::Crashed(process.exit_reason("during the turn")),
+                alive: false,
+                heard: false,
+            });
+        }
+        let mut heard = false;
         let mut turn = Turn { workspace, ..Turn::default() };
         let mut interrupt_sent: Option<Instant> = None;
         loop {
@@ -168,16 +197,21 @@ impl ClaudeProvider {
                 // Claude Code did not end the turn: the next one resumes the
                 // session in a new process.
                 turn.close_commands(sink)?;
-                return Ok((TurnEnd::Interrupted, false));
+                return Ok(Driven { end: TurnEnd::Interrupted, alive: false, heard });
             }
             let line = match process.lines.recv_timeout(Duration::from_millis(50)) {
                 Ok(line) => line,
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     turn.close_commands(sink)?;
-                    return Ok((TurnEnd::Crashed("the claude process exited during the turn".into()), false));
+                    return Ok(Driven {
+                        end: TurnEnd::Crashed(process.exit_reason("during the turn")),
+                        alive: false,
+                        heard,
+                    });
                 }
             };
+            heard = true;
             sink.raw(&line)?;
             let Ok(message) = serde_json::from_str::<Value>(&line) else { continue };
             if let Some(id) = message["session_id"].as_str().filter(|id| !id.is_empty()) {
@@ -195,7 +229,7 @@ impl ClaudeProvider {
                     turn.close_commands(sink)?;
                     let usage = turn_usage(&message["usage"]);
                     self.usage_total = Some(add(self.usage_total.unwrap_or_default(), usage));
-                    return Ok((turn_end(&message, interrupt_sent.is_some()), true));
+                    return Ok(Driven { end: turn_end(&message, interrupt_sent.is_some()), alive: true, heard });
                 }
                 _ => {}
             }

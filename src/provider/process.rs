@@ -21,6 +21,8 @@ pub(crate) struct AgentProcess {
     pub(crate) lines: mpsc::Receiver<String>,
     /// How errors name the agent ("claude", "the agent").
     name: &'static str,
+    /// Where its stderr goes.
+    log: std::path::PathBuf,
 }
 
 impl AgentProcess {
@@ -49,11 +51,33 @@ impl AgentProcess {
             .map_err(|source| Error::Io { context: format!("cannot start `{program}` ({install})"), source })?;
         let stdin = child.stdin.take().expect("holds because stdin is piped");
         let lines = super::line_reader(child.stdout.take().expect("holds because stdout is piped"));
-        Ok(AgentProcess { child, stdin: Some(stdin), lines, name })
+        Ok(AgentProcess { child, stdin: Some(stdin), lines, name, log: log.to_path_buf() })
     }
 
     pub(crate) fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Why the process ended, for a person: when (`during the turn`), its
+    /// exit status and the last line of its log (where agents say what went
+    /// wrong).
+    pub(crate) fn exit_reason(&mut self, when: &str) -> String {
+        let until = Instant::now() + Duration::from_secs(1);
+        let mut status = self.child.try_wait().ok().flatten();
+        while status.is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+            status = self.child.try_wait().ok().flatten();
+        }
+        let name = self.name;
+        let mut reason = match status {
+            Some(status) => format!("{name} exited {when} ({status})"),
+            None => format!("{name} closed its output {when}"),
+        };
+        if let Some(line) = last_line(&self.log) {
+            reason.push_str(": ");
+            reason.push_str(&line);
+        }
+        reason
     }
 
     pub(crate) fn send(&mut self, message: &Value) -> Result<(), Error> {
@@ -66,6 +90,20 @@ impl AgentProcess {
             .and_then(|()| stdin.flush())
             .map_err(|source| Error::Io { context: format!("cannot write to {name}"), source })
     }
+}
+
+/// The last non-empty line of a log, without control characters, at most
+/// 300 characters.
+fn last_line(log: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = fs_err::File::open(log).ok()?;
+    let length = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(length.saturating_sub(4096))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let line = text.lines().map(str::trim).rfind(|line| !line.is_empty())?;
+    Some(line.chars().filter(|c| !c.is_control()).take(300).collect())
 }
 
 impl Drop for AgentProcess {

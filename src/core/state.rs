@@ -312,7 +312,7 @@ pub(super) fn skew_warnings(capabilities: &crate::protocol::Capabilities) -> Vec
         ));
     }
     for provider in &capabilities.providers {
-        if ProviderKind::parse(&provider.name) == Some(ProviderKind::Codex)
+        if ProviderKind::of(&provider.name) == ProviderKind::Codex
             && let Some(version) = &provider.version
             && version != crate::protocol::CODEX_VERSION
         {

@@ -46,7 +46,11 @@ pub enum Error {
     #[error("session `{session}` uses provider `{provider}`, which this node does not have")]
     UnknownProvider { session: SessionId, provider: String },
     #[error("`{agent}` is not installed on this node: there is no `{program}`; install {install}")]
-    AgentMissing { agent: &'static str, program: String, install: &'static str },
+    AgentMissing { agent: String, program: String, install: String },
+    #[error(
+        "no agent `{name}`: declare it as [agents.{name}] in .cortex/config.toml (command = [...]); providers here: {known}"
+    )]
+    UnknownAgent { name: String, known: String },
     #[error("session `{0}` changed nothing that could be committed")]
     NothingToCommit(SessionId),
     #[error("`git {args}` failed: {stderr}")]
@@ -78,7 +82,10 @@ impl Error {
         match self {
             Error::Provider(crate::provider::Error::Script(_)) => ErrorCode::BadInput,
             Error::Lifecycle(_) => ErrorCode::IllegalTransition,
-            Error::Config { .. } | Error::NothingToCommit(_) | Error::AgentMissing { .. } => ErrorCode::BadInput,
+            Error::Config { .. }
+            | Error::NothingToCommit(_)
+            | Error::AgentMissing { .. }
+            | Error::UnknownAgent { .. } => ErrorCode::BadInput,
             Error::Store(store::Error::SessionBusy(_)) => ErrorCode::Busy,
             Error::Store(
                 store::Error::SessionNotFound(_)

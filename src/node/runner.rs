@@ -519,6 +519,11 @@ impl<'a> Runner<'a> {
         if let Some(resume) = provider.resume_ref() {
             self.writer().update_meta(|meta| meta.resume_ref = Some(resume));
         }
+        if let Some(version) = provider.agent_version()
+            && self.writer().meta().provider_version.is_none()
+        {
+            self.writer().update_meta(|meta| meta.provider_version = Some(version));
+        }
         let before = self.writer().meta().usage_total.unwrap_or_default();
         if let Some(total) = provider.usage_total()
             && total != before

@@ -28,8 +28,9 @@ pub enum ProviderSpec {
     CodexExec,
     /// Claude Code, configured by `[claude]`.
     Claude,
-    /// codex-acp over the Agent Client Protocol, configured by `[agents.codex-acp]`.
-    CodexAcp,
+    /// An agent over the Agent Client Protocol: a preset (`codex-acp`,
+    /// `gemini`) or one declared in `[agents.NAME]`.
+    Acp { name: String },
 }
 
 impl ProviderSpec {
@@ -39,34 +40,46 @@ impl ProviderSpec {
             Self::Codex => ProviderKind::Codex,
             Self::CodexExec => ProviderKind::CodexExec,
             Self::Claude => ProviderKind::Claude,
-            Self::CodexAcp => ProviderKind::CodexAcp,
+            Self::Acp { .. } => ProviderKind::Acp,
         }
     }
 
-    pub(super) fn name(&self) -> &'static str {
-        self.kind().as_str()
+    /// The name sessions carry: the adapter's, or the ACP agent's.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Acp { name } => name,
+            other => other.kind().as_str(),
+        }
     }
 
-    /// The spec for a provider by name, as commands carry it.
+    /// The spec for a provider by name, as commands carry it; a name that
+    /// is no built-in adapter is an ACP agent (checked against the
+    /// repository's config by [`ProviderSpec::check`]).
     pub fn named(name: &str, script: Option<String>) -> Option<ProviderSpec> {
-        Some(match ProviderKind::parse(name)? {
+        Some(match ProviderKind::of(name) {
             ProviderKind::Fake => ProviderSpec::Fake { script, script_name: "the script".into() },
             ProviderKind::Codex => ProviderSpec::Codex,
             ProviderKind::CodexExec => ProviderSpec::CodexExec,
             ProviderKind::Claude => ProviderSpec::Claude,
-            ProviderKind::CodexAcp => ProviderSpec::CodexAcp,
+            ProviderKind::Acp if is_agent_name(name) => ProviderSpec::Acp { name: name.to_string() },
+            ProviderKind::Acp => return None,
         })
     }
 
     /// Checks the provider's configuration completely (a script's every
-    /// step, the repository's `[codex]` table), so bad input is refused
-    /// before anything is written.
+    /// step, the repository's config, an ACP agent declared or known), so
+    /// bad input is refused before anything is written.
     pub fn check(&self, workdir: &std::path::Path) -> Result<()> {
         // The repository's config, for every provider: a typo (`[[check]]`)
         // must not silently turn checks off.
-        RepoConfig::load(workdir)?;
+        let config = RepoConfig::load(workdir)?;
         if let Self::Fake { script: Some(text), script_name } = self {
             Script::parse(text, script_name).map_err(provider::Error::from)?;
+        }
+        if let Self::Acp { name } = self
+            && AgentConfig::resolve(name, &config.agents).is_none()
+        {
+            return Err(Error::UnknownAgent { name: name.clone(), known: known_providers(&config) });
         }
         Ok(())
     }
@@ -86,52 +99,69 @@ impl ProviderSpec {
             return Ok(());
         }
         let (program, install) = self.program(workdir)?;
-        let on_path = |program: &std::path::Path| {
-            std::env::var_os("PATH")
-                .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-        };
-        let found = if program.components().count() > 1 { program.is_file() } else { on_path(&program) };
-        if found {
+        if is_installed(&program) {
             return Ok(());
         }
-        Err(Error::AgentMissing { agent: self.kind().as_str(), program: program.display().to_string(), install })
+        Err(Error::AgentMissing { agent: self.name().to_string(), program: program.display().to_string(), install })
     }
 
     /// The agent's program as this repository configures it, and what to
     /// install when it is missing.
-    fn program(&self, workdir: &std::path::Path) -> Result<(PathBuf, &'static str)> {
+    fn program(&self, workdir: &std::path::Path) -> Result<(PathBuf, String)> {
         let config = RepoConfig::load(workdir)?;
-        let kind = self.kind();
-        Ok(match kind {
-            ProviderKind::Fake => (PathBuf::new(), ""),
-            ProviderKind::Codex | ProviderKind::CodexExec => (
+        Ok(match self {
+            Self::Fake { .. } => (PathBuf::new(), String::new()),
+            Self::Codex | Self::CodexExec => (
                 config.codex.unwrap_or_default().binary(),
-                "@openai/codex 0.169.0 from npm, or point [codex] binary or CORTEX_CODEX_BIN at it",
+                "@openai/codex 0.169.0 from npm, or point [codex] binary or CORTEX_CODEX_BIN at it".into(),
             ),
-            ProviderKind::Claude => (
+            Self::Claude => (
                 config.claude.unwrap_or_default().binary(),
-                "@anthropic-ai/claude-code 2.1.328 from npm, or point [claude] binary or CORTEX_CLAUDE_BIN at its platform binary",
+                "@anthropic-ai/claude-code 2.1.328 from npm, or point [claude] binary or CORTEX_CLAUDE_BIN at its platform binary".into(),
             ),
-            ProviderKind::CodexAcp => {
-                let agent = config.agents.get(kind.as_str()).cloned().or_else(|| AgentConfig::preset(kind.as_str()));
+            Self::Acp { name } => {
+                let agent = AgentConfig::resolve(name, &config.agents);
                 let program = agent.and_then(|agent| agent.command.first().cloned()).unwrap_or_default();
-                (
-                    PathBuf::from(program),
-                    "@zed-industries/codex-acp 0.16.0 from npm (and bubblewrap), or set its command in [agents.codex-acp]",
-                )
+                (PathBuf::from(program), AgentConfig::install_hint(name))
             }
         })
     }
 }
 
+/// An agent's name: 1 to 64 ASCII letters, digits, `-`, `_` and `.`, not
+/// starting with `-` or `.` (it reaches command lines and file names).
+pub fn is_agent_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with(['-', '.'])
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Every provider name this repository can use, for an error.
+fn known_providers(config: &RepoConfig) -> String {
+    let mut names: Vec<&str> = ProviderKind::BUILT_IN.iter().map(|kind| kind.as_str()).collect();
+    names.extend(crate::provider::acp::PRESETS);
+    names.extend(config.agents.keys().map(String::as_str).filter(|name| !crate::provider::acp::PRESETS.contains(name)));
+    names.join(", ")
+}
+
+/// Whether `program` is there: a path is a file, a bare name is on the PATH.
+pub fn is_installed(program: &std::path::Path) -> bool {
+    if program.components().count() > 1 {
+        return program.is_file();
+    }
+    !program.as_os_str().is_empty()
+        && std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
 /// What `PROGRAM --version` says, as a version (`codex-cli 0.169.0` and
 /// `2.1.328 (Claude Code)` both give the number); asked once per program
-/// in a process. codex-acp prints none.
+/// in a process. ACP agents are not asked (codex-acp has no `--version`).
 pub fn installed_version(kind: ProviderKind, program: &std::path::Path) -> Option<String> {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static ASKED: OnceLock<Mutex<HashMap<PathBuf, Option<String>>>> = OnceLock::new();
-    if matches!(kind, ProviderKind::Fake | ProviderKind::CodexAcp) {
+    if matches!(kind, ProviderKind::Fake | ProviderKind::Acp) {
         return None;
     }
     let asked = ASKED.get_or_init(Default::default);
@@ -159,7 +189,7 @@ pub fn installed_version(kind: ProviderKind, program: &std::path::Path) -> Optio
 /// the repository's config and the session's thread.
 pub(super) fn build_provider(store: &Store, meta: &Meta) -> Result<Box<dyn Provider>> {
     let unknown = || Error::UnknownProvider { session: meta.id.clone(), provider: meta.provider.clone() };
-    match ProviderKind::parse(&meta.provider).ok_or_else(unknown)? {
+    match ProviderKind::of(&meta.provider) {
         ProviderKind::Fake => {
             let path = script_path(store, &meta.id);
             let script =
@@ -182,12 +212,11 @@ pub(super) fn build_provider(store: &Store, meta: &Meta) -> Result<Box<dyn Provi
             let log = dir.join(format!("{}.log", meta.id));
             Ok(Box::new(ClaudeProvider::new(config, meta.resume_ref.clone(), dir.join("home"), log)))
         }
-        ProviderKind::CodexAcp => {
-            let name = ProviderKind::CodexAcp.as_str();
-            let configured = RepoConfig::load(store.workdir())?.agents.get(name).cloned();
-            let config = configured.or_else(|| AgentConfig::preset(name)).unwrap_or_default();
+        ProviderKind::Acp => {
+            let declared = RepoConfig::load(store.workdir())?.agents;
+            let config = AgentConfig::resolve(&meta.provider, &declared).ok_or_else(unknown)?;
             let log = store.private_dir().join("agents").join(format!("{}.log", meta.id));
-            Ok(Box::new(AcpProvider::new(name, config, meta.resume_ref.clone(), log)))
+            Ok(Box::new(AcpProvider::new(meta.provider.clone(), config, meta.resume_ref.clone(), log)))
         }
     }
 }

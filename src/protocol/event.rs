@@ -131,6 +131,17 @@ pub struct TokenUsage {
 }
 
 impl TokenUsage {
+    /// This reading and `more` together (a running total).
+    pub fn plus(self, more: TokenUsage) -> TokenUsage {
+        TokenUsage {
+            input_tokens: self.input_tokens + more.input_tokens,
+            cached_input_tokens: self.cached_input_tokens + more.cached_input_tokens,
+            output_tokens: self.output_tokens + more.output_tokens,
+            reasoning_output_tokens: self.reasoning_output_tokens + more.reasoning_output_tokens,
+            total_tokens: self.total_tokens + more.total_tokens,
+        }
+    }
+
     /// What was used since `earlier`, a previous cumulative reading.
     pub fn since(self, earlier: TokenUsage) -> TokenUsage {
         TokenUsage {

@@ -48,12 +48,17 @@ pub struct ProviderInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// What it can do beyond running turns: `approvals` (interactive),
-    /// `interrupt`, `steer`, `resume` (continues a thread after a restart).
+    /// `interrupt`, `steer`, `resume` (continues a thread after a restart),
+    /// `usage` (tokens per turn), `output` (a command's output).
     #[serde(default)]
     pub features: Vec<String>,
 }
 
-/// The agents Cortex runs, by the name sessions and commands carry.
+/// How Cortex talks to an agent. A session carries its provider by name:
+/// the built-in adapters by theirs (`fake`, `codex`, `codex-exec`,
+/// `claude`), every other name is an agent speaking the Agent Client
+/// Protocol (a preset such as `codex-acp` or `gemini`, or one declared in
+/// `[agents.NAME]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProviderKind {
@@ -65,47 +70,50 @@ pub enum ProviderKind {
     CodexExec,
     /// Claude Code, one headless process per session (stream-json).
     Claude,
-    /// Codex through the Agent Client Protocol (`codex-acp`).
-    CodexAcp,
+    /// Any agent over the Agent Client Protocol.
+    Acp,
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 5] = [
-        ProviderKind::Fake,
-        ProviderKind::Codex,
-        ProviderKind::CodexExec,
-        ProviderKind::Claude,
-        ProviderKind::CodexAcp,
-    ];
+    /// The built-in adapters, each under its own name.
+    pub const BUILT_IN: [ProviderKind; 4] =
+        [ProviderKind::Fake, ProviderKind::Codex, ProviderKind::CodexExec, ProviderKind::Claude];
 
+    /// The built-in adapter's name (`acp` for the protocol itself: its
+    /// sessions carry the agent's name).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Fake => "fake",
             Self::Codex => "codex",
             Self::CodexExec => "codex-exec",
             Self::Claude => "claude",
-            Self::CodexAcp => "codex-acp",
+            Self::Acp => "acp",
         }
     }
 
-    pub fn parse(name: &str) -> Option<ProviderKind> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    /// The kind behind a provider name: a built-in adapter by its name,
+    /// any other name an ACP agent.
+    pub fn of(name: &str) -> ProviderKind {
+        Self::BUILT_IN.into_iter().find(|kind| kind.as_str() == name).unwrap_or(ProviderKind::Acp)
     }
 
     /// What it can do beyond running turns (`usage`: it reports the tokens
     /// each turn used), as a node reports it in
     /// [`ProviderInfo::features`]: the one place that says which agent
-    /// takes steering or answers approvals.
+    /// takes steering or answers approvals. An ACP agent's own list comes
+    /// from its preset or `[agents.NAME]`; this is what every ACP agent
+    /// must do.
     pub fn features(self) -> &'static [&'static str] {
         match self {
-            Self::Fake => &["approvals", "interrupt"],
-            Self::Codex => &["approvals", "interrupt", "steer", "resume", "usage"],
+            Self::Fake => &["approvals", "interrupt", "output"],
+            Self::Codex => &["approvals", "interrupt", "steer", "resume", "usage", "output"],
             // Exec mode runs with approval policy `never` and takes no steering.
-            Self::CodexExec => &["interrupt", "resume", "usage"],
+            Self::CodexExec => &["interrupt", "resume", "usage", "output"],
             // Input sent during a turn is queued by Claude Code, not added.
-            Self::Claude => &["approvals", "interrupt", "resume", "usage"],
-            // ACP has no steering; codex-acp advertises loadSession.
-            Self::CodexAcp => &["approvals", "interrupt", "resume"],
+            Self::Claude => &["approvals", "interrupt", "resume", "usage", "output"],
+            // ACP has no steering; `session/request_permission` and
+            // `session/cancel` are part of the protocol.
+            Self::Acp => &["approvals", "interrupt"],
         }
     }
 
@@ -461,7 +469,7 @@ pub enum CommandKind {
 }
 
 impl CommandKind {
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Self::StartSession { .. } => "start_session",
             Self::SendTurn { .. } => "send_turn",

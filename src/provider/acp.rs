@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::process::AgentProcess;
 use super::{Error, Provider, TurnEnd, TurnRequest, TurnSink};
-use crate::protocol::{ApprovalDecision, EventKind, FileChange, OutputStream};
+use crate::protocol::{ApprovalDecision, EventKind, FileChange, OutputStream, TokenUsage};
 
 /// How long the agent may take to answer `initialize` or to open a session.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,35 +38,80 @@ pub struct AgentConfig {
     /// Extra environment for the agent.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// What Cortex may count on beyond the protocol's own approvals and
+    /// interrupt: `resume` (the agent loads a session after a restart),
+    /// `usage` (tokens per turn), `output` (it reports a command's output).
+    /// Default: nothing more.
+    #[serde(default)]
+    pub features: Vec<String>,
 }
+
+/// The ACP agents Cortex knows by name, with what the conformance matrix
+/// showed each can do (docs/providers.md).
+pub const PRESETS: [&str; 2] = ["codex-acp", "gemini"];
 
 impl AgentConfig {
     /// The built-in preset for `name`, when Cortex knows the agent:
-    /// `codex-acp` (`$CORTEX_CODEX_ACP_BIN`, else `codex-acp` on the PATH).
+    /// `codex-acp` (`$CORTEX_CODEX_ACP_BIN`, else `codex-acp` on the PATH)
+    /// and `gemini` (`$CORTEX_GEMINI_BIN`, else `gemini`, with `--acp`).
     pub fn preset(name: &str) -> Option<AgentConfig> {
+        let program = |variable: &str, default: &str| std::env::var(variable).unwrap_or_else(|_| default.into());
+        let features = |list: &[&str]| list.iter().map(|feature| feature.to_string()).collect();
         match name {
             "codex-acp" => Some(AgentConfig {
-                command: vec![std::env::var("CORTEX_CODEX_ACP_BIN").unwrap_or_else(|_| "codex-acp".into())],
+                command: vec![program("CORTEX_CODEX_ACP_BIN", "codex-acp")],
                 env: BTreeMap::new(),
+                features: features(&["resume", "output"]),
+            }),
+            // Gemini CLI 0.61.0 advertises loadSession, but its
+            // session/load rewrites the chat record before reading it and
+            // answers "No previous sessions found for this project."; a
+            // shell command's output reaches only the model.
+            "gemini" => Some(AgentConfig {
+                command: vec![program("CORTEX_GEMINI_BIN", "gemini"), "--acp".into()],
+                env: BTreeMap::new(),
+                features: features(&["usage"]),
             }),
             _ => None,
+        }
+    }
+
+    /// The agent `name` as the repository declares it, else its preset.
+    pub fn resolve(name: &str, declared: &BTreeMap<String, AgentConfig>) -> Option<AgentConfig> {
+        declared.get(name).cloned().or_else(|| Self::preset(name))
+    }
+
+    /// What to install when the agent's program is missing.
+    pub fn install_hint(name: &str) -> String {
+        match name {
+            "codex-acp" => {
+                "@zed-industries/codex-acp 0.16.0 from npm (and bubblewrap), or set its command in [agents.codex-acp]"
+                    .into()
+            }
+            "gemini" => "@google/gemini-cli 0.61.0 from npm, or set its command in [agents.gemini]".into(),
+            _ => format!("the agent, or fix its command in [agents.{name}]"),
         }
     }
 }
 
 pub struct AcpProvider {
-    name: &'static str,
+    name: String,
     config: AgentConfig,
     /// The agent's session id, once it has one.
     session: Option<String>,
     process: Option<Process>,
     log: PathBuf,
+    /// What the agent said it is (`agentInfo.version`).
+    version: Option<String>,
+    /// Tokens used so far, for agents that say (Gemini CLI, in the prompt
+    /// answer's `_meta.quota`).
+    usage_total: Option<TokenUsage>,
 }
 
 impl AcpProvider {
     /// A provider for a session; `session` is the agent's id to load.
-    pub fn new(name: &'static str, config: AgentConfig, session: Option<String>, log: PathBuf) -> AcpProvider {
-        AcpProvider { name, config, session, process: None, log }
+    pub fn new(name: String, config: AgentConfig, session: Option<String>, log: PathBuf) -> AcpProvider {
+        AcpProvider { name, config, session, process: None, log, version: None, usage_total: None }
     }
 
     /// The live agent with the session open.
@@ -83,12 +128,27 @@ impl AcpProvider {
             sink,
         )?;
         let loads = init["agentCapabilities"]["loadSession"] == json!(true);
+        self.version = init["agentInfo"]["version"]
+            .as_str()
+            .map(|version| version.chars().filter(|c| !c.is_control()).take(64).collect());
         let cwd = workspace.display().to_string();
         let session = match self.session.clone() {
             // The history the agent replays while loading is already in the store.
             Some(id) if loads => {
-                process.call("session/load", json!({"sessionId": id, "cwd": cwd, "mcpServers": []}), sink)?;
-                id
+                match process.call("session/load", json!({"sessionId": id, "cwd": cwd, "mcpServers": []}), sink) {
+                    Ok(_) => id,
+                    // The agent is still there and said why: the session
+                    // goes on in a new conversation, and says so.
+                    Err(Error::Agent(reason)) if process.is_alive() => {
+                        sink.emit(EventKind::Warning {
+                            message: format!(
+                                "the agent could not load session {id} ({reason}): this turn starts a new conversation without the earlier turns"
+                            ),
+                        })?;
+                        new_session(&mut process, &cwd, sink)?
+                    }
+                    Err(error) => return Err(error),
+                }
             }
             Some(id) => {
                 sink.emit(EventKind::Warning {
@@ -115,8 +175,8 @@ fn new_session(process: &mut Process, cwd: &str, sink: &mut dyn TurnSink) -> Res
 }
 
 impl Provider for AcpProvider {
-    fn name(&self) -> &'static str {
-        self.name
+    fn name(&self) -> &str {
+        &self.name
     }
 
     fn resume_ref(&self) -> Option<String> {
@@ -125,6 +185,14 @@ impl Provider for AcpProvider {
 
     fn is_live(&self) -> bool {
         self.process.is_some()
+    }
+
+    fn usage_total(&self) -> Option<TokenUsage> {
+        self.usage_total
+    }
+
+    fn agent_version(&self) -> Option<String> {
+        self.version.clone()
     }
 
     fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
@@ -188,6 +256,9 @@ impl AcpProvider {
                     process.send(&answer)?;
                 }
                 (None, Some(answered)) if *answered == json!(id) => {
+                    if let Some(usage) = quota_usage(&message["result"]) {
+                        self.usage_total = Some(self.usage_total.unwrap_or_default().plus(usage));
+                    }
                     if let Some(error) = message.get("error") {
                         break TurnEnd::Failed(
                             error["message"].as_str().unwrap_or("the agent failed the prompt").to_string(),
@@ -208,6 +279,20 @@ impl AcpProvider {
         self.process = Some(process);
         Ok((end, heard))
     }
+}
+
+/// A turn's tokens where the agent puts them in its prompt answer
+/// (`_meta.quota.token_count`, Gemini CLI's extension).
+fn quota_usage(result: &Value) -> Option<TokenUsage> {
+    let count = result.get("_meta")?.get("quota")?.get("token_count")?;
+    let number = |key: &str| count[key].as_u64().unwrap_or(0);
+    let (input, output) = (number("input_tokens"), number("output_tokens"));
+    (input + output > 0).then_some(TokenUsage {
+        input_tokens: input,
+        output_tokens: output,
+        total_tokens: input + output,
+        ..TokenUsage::default()
+    })
 }
 
 /// The answer to the agent's request: a permission asked through Cortex,
@@ -247,7 +332,21 @@ struct Turn {
     thought: String,
     /// Tool calls by id.
     tools: HashMap<String, OpenTool>,
+    /// The ids of tool calls already ended (a late update opens nothing).
+    closed: Vec<String>,
     warned: Vec<String>,
+}
+
+/// The shell command a tool call runs: `rawInput.command` (a word list,
+/// `bash -lc CMD` giving its last word, or a string), else an `execute`
+/// call's title (Gemini CLI titles it with the command).
+fn command_of(update: &Value) -> Option<String> {
+    match &update["rawInput"]["command"] {
+        Value::Array(words) => words.last().and_then(Value::as_str).map(str::to_string),
+        Value::String(command) => Some(command.clone()),
+        _ if update["kind"] == "execute" => update["title"].as_str().map(str::to_string),
+        _ => None,
+    }
 }
 
 impl Turn {
@@ -263,31 +362,16 @@ impl Turn {
             "agent_thought_chunk" => self.thought.push_str(update["content"]["text"].as_str().unwrap_or_default()),
             "tool_call" => {
                 self.flush(sink)?;
-                let id = update["toolCallId"].as_str().unwrap_or_default().to_string();
-                let tool_kind = update["kind"].as_str().unwrap_or_default().to_string();
-                if matches!(tool_kind.as_str(), "execute" | "search" | "read")
-                    && update["rawInput"]["command"].is_array()
-                {
-                    let words: Vec<&str> = update["rawInput"]["command"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .collect();
-                    // `bash -lc CMD`: the command is the last word.
-                    let command = words.last().map(|word| word.to_string()).unwrap_or_default();
-                    sink.emit(EventKind::CommandStarted { command_id: id.clone(), command })?;
-                    self.tools.insert(id.clone(), ("command".into(), Vec::new(), Instant::now()));
-                } else {
-                    self.tools.insert(id.clone(), (tool_kind, Vec::new(), Instant::now()));
-                }
-                self.note_diffs(&id, update);
-                if matches!(update["status"].as_str(), Some("completed" | "failed")) {
-                    self.close(&id, update, sink)?;
-                }
+                self.open(update, sink)?;
             }
             "tool_call_update" => {
                 let id = update["toolCallId"].as_str().unwrap_or_default().to_string();
+                // Some agents (Gemini CLI after a permission) send no
+                // `tool_call` first: the update opens the call.
+                if !self.tools.contains_key(&id) && !self.closed.contains(&id) {
+                    self.flush(sink)?;
+                    return self.open(update, sink);
+                }
                 self.note_diffs(&id, update);
                 if matches!(update["status"].as_str(), Some("completed" | "failed")) {
                     self.close(&id, update, sink)?;
@@ -347,8 +431,30 @@ impl Turn {
     }
 
     /// A tool call's end: a command's output and exit code, a file's change.
+    /// A tool call begins: a shell command is a command event, the rest
+    /// wait for their diffs.
+    fn open(&mut self, update: &Value, sink: &mut dyn TurnSink) -> Result<(), Error> {
+        let id = update["toolCallId"].as_str().unwrap_or_default().to_string();
+        let tool_kind = update["kind"].as_str().unwrap_or_default().to_string();
+        match command_of(update).filter(|_| matches!(tool_kind.as_str(), "execute" | "search" | "read")) {
+            Some(command) => {
+                sink.emit(EventKind::CommandStarted { command_id: id.clone(), command })?;
+                self.tools.insert(id.clone(), ("command".into(), Vec::new(), Instant::now()));
+            }
+            None => {
+                self.tools.insert(id.clone(), (tool_kind, Vec::new(), Instant::now()));
+            }
+        }
+        self.note_diffs(&id, update);
+        if matches!(update["status"].as_str(), Some("completed" | "failed")) {
+            self.close(&id, update, sink)?;
+        }
+        Ok(())
+    }
+
     fn close(&mut self, id: &str, update: &Value, sink: &mut dyn TurnSink) -> Result<(), Error> {
         let Some((kind, paths, started)) = self.tools.remove(id) else { return Ok(()) };
+        self.closed.push(id.to_string());
         let failed = update["status"] == "failed";
         if kind == "command" {
             let output = &update["rawOutput"];
@@ -449,10 +555,11 @@ impl Process {
             let Ok(message) = serde_json::from_str::<Value>(&line) else { continue };
             if message.get("method").is_none() && message["id"] == json!(id) {
                 if let Some(error) = message.get("error") {
-                    return Err(Error::Agent(format!(
-                        "the agent refused `{method}`: {}",
-                        error["message"].as_str().unwrap_or("unknown error")
-                    )));
+                    let mut reason = error["message"].as_str().unwrap_or("unknown error").to_string();
+                    if let Some(details) = error["data"]["details"].as_str() {
+                        reason = format!("{reason}: {details}");
+                    }
+                    return Err(Error::Agent(format!("the agent refused `{method}`: {reason}")));
                 }
                 return Ok(message["result"].clone());
             }

@@ -104,7 +104,7 @@ impl ClaudeProvider {
 }
 
 impl Provider for ClaudeProvider {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "claude"
     }
 
@@ -228,7 +228,7 @@ impl ClaudeProvider {
                 "result" => {
                     turn.close_commands(sink)?;
                     let usage = turn_usage(&message["usage"]);
-                    self.usage_total = Some(add(self.usage_total.unwrap_or_default(), usage));
+                    self.usage_total = Some(self.usage_total.unwrap_or_default().plus(usage));
                     return Ok(Driven { end: turn_end(&message, interrupt_sent.is_some()), alive: true, heard });
                 }
                 _ => {}
@@ -408,16 +408,6 @@ fn turn_usage(usage: &Value) -> TokenUsage {
         output_tokens: output,
         reasoning_output_tokens: 0,
         total_tokens: input + output,
-    }
-}
-
-fn add(total: TokenUsage, turn: TokenUsage) -> TokenUsage {
-    TokenUsage {
-        input_tokens: total.input_tokens + turn.input_tokens,
-        cached_input_tokens: total.cached_input_tokens + turn.cached_input_tokens,
-        output_tokens: total.output_tokens + turn.output_tokens,
-        reasoning_output_tokens: total.reasoning_output_tokens + turn.reasoning_output_tokens,
-        total_tokens: total.total_tokens + turn.total_tokens,
     }
 }
 

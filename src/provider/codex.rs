@@ -126,7 +126,7 @@ impl CodexProvider {
 }
 
 impl Provider for CodexProvider {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "codex"
     }
 

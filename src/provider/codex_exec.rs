@@ -66,7 +66,7 @@ impl CodexExecProvider {
 }
 
 impl Provider for CodexExecProvider {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "codex-exec"
     }
 

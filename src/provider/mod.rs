@@ -78,7 +78,7 @@ pub enum TurnEnd {
 }
 
 pub trait Provider: Send {
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error>;
     /// The provider's handle to continue the conversation later (a Codex
     /// thread id), once it has one.
@@ -88,6 +88,11 @@ pub trait Provider: Send {
     /// The cumulative token use of the conversation as last reported (the
     /// node turns it into per-turn usage).
     fn usage_total(&self) -> Option<crate::protocol::TokenUsage> {
+        None
+    }
+    /// The agent's version as the agent itself reported it (an ACP agent's
+    /// `agentInfo`), for agents whose CLI has no `--version`.
+    fn agent_version(&self) -> Option<String> {
         None
     }
     /// Whether the provider keeps a live process between turns, so the node

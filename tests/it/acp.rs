@@ -165,3 +165,23 @@ fn a_killed_acp_agent_is_loaded_again_with_its_history() {
         "the history the agent replays on load is not recorded twice"
     );
 }
+
+/// An agent the repository declares under a name of its own runs as
+/// `--provider NAME`, and the session carries that name.
+#[test]
+fn an_acp_agent_declared_under_any_name_runs_under_it() {
+    let env = TestEnv::new();
+    let Some((_model, core)) = setup(&env) else { return };
+    let config = std::fs::read_to_string(env.repo.join(".cortex/config.toml")).unwrap();
+    std::fs::write(env.repo.join(".cortex/config.toml"), config.replace("[agents.codex-acp]", "[agents.house-agent]"))
+        .unwrap();
+    let id = agents::start(&env, &core, "house-agent", "say hello there");
+    let shown = env.cortex_at(&core, &env.repo, ["session", "show", &id, "--json"]).json();
+    assert_eq!(shown["session"]["provider"], "house-agent", "{shown}");
+    assert_eq!(shown["session"]["provider_version"], "0.16.0", "the agent's own word for its version: {shown}");
+    let texts: Vec<_> =
+        log(&env, &core, &id).into_iter().filter(|event| event["kind"] == "assistant_message").collect();
+    assert_eq!(texts[0]["text"], "hello there");
+    let next = send(&env, &core, &id, &["say again"]);
+    assert_eq!(next["outcome"], "completed", "{next}");
+}

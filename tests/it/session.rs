@@ -488,3 +488,43 @@ fn a_missing_agent_is_refused_naming_what_to_install() {
     }
     assert!(env.session_refs(&env.repo).is_empty(), "nothing was written");
 }
+
+/// Any name that is no built-in adapter is an ACP agent: one the
+/// repository does not declare, a declared one whose program is missing,
+/// and a name that could reach a command line or a path are each refused
+/// alike in-process and through Core, before anything is written.
+#[test]
+fn unknown_and_unfit_agent_names_are_refused_before_anything_is_written() {
+    use crate::support::cluster::free_port;
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(
+        env.repo.join(".cortex/config.toml"),
+        "[agents.house-agent]\ncommand = [\"/nowhere/house-agent\"]\n",
+    )
+    .unwrap();
+    let core = env.start_core("up", &env.path("core-home"), free_port());
+    let cases = [
+        ("nosuch", "no agent `nosuch`: declare it as [agents.nosuch]"),
+        ("house-agent", "`house-agent` is not installed on this node: there is no `/nowhere/house-agent`"),
+        ("../evil", "`../evil` is not a provider name"),
+        ("-rf", "`-rf` is not a provider name"),
+    ];
+    for (name, says) in cases {
+        let provider = format!("--provider={name}");
+        let args = ["session", "start", "hello", &provider, "--json"];
+        for (surface, run) in
+            [("in-process", env.cortex(args)), ("through Core", env.cortex_at(&core, &env.repo, args))]
+        {
+            assert_eq!(run.code, 2, "{name} {surface}: {}", run.stderr);
+            assert!(run.stderr.contains(says), "{name} {surface}: {}", run.stderr);
+        }
+    }
+    let nosuch = env.cortex(["session", "start", "hello", "--provider", "nosuch"]);
+    assert!(
+        nosuch.stderr.contains("codex-acp, gemini, house-agent"),
+        "the error lists what there is: {}",
+        nosuch.stderr
+    );
+    assert!(env.session_refs(&env.repo).is_empty(), "nothing was written");
+}

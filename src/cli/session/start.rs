@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::{follow_turn, report_turn};
 use crate::cli::Exit;
@@ -37,9 +37,12 @@ use crate::store::Store;
 pub(crate) struct StartArgs {
     /// What the agent should do. Defaults to a note naming the script when --script is given.
     prompt: Option<String>,
-    /// The agent that runs the session.
-    #[arg(long, value_enum, default_value_t = ProviderName::Fake)]
-    provider: ProviderName,
+    /// The agent that runs the session: `fake` (built in, scripted),
+    /// `codex` (app-server), `codex-exec`, `claude`, or an agent speaking
+    /// the Agent Client Protocol: `codex-acp`, `gemini`, or any declared as
+    /// [agents.NAME] in .cortex/config.toml (docs/providers.md).
+    #[arg(long, value_name = "NAME", default_value = "fake")]
+    provider: String,
     /// A script for the `fake` provider (see docs/fake-provider.md).
     #[arg(long, value_name = "FILE")]
     script: Option<PathBuf>,
@@ -73,27 +76,13 @@ pub(crate) struct StartArgs {
     worktree: bool,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ProviderName {
-    /// The scripted agent built into Cortex.
-    Fake,
-    /// Codex, as a live `codex app-server` (configure `[codex]` in .cortex/config.toml).
-    Codex,
-    /// Codex through `codex exec --json`, one process per turn (no interactive approvals).
-    CodexExec,
-    /// Claude Code, one headless process per session (configure `[claude]` in .cortex/config.toml).
-    Claude,
-    /// Codex over the Agent Client Protocol (configure `[agents.codex-acp]`).
-    CodexAcp,
-}
-
 pub(crate) fn run(args: StartArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let prompt = match (&args.prompt, &args.script) {
         (Some(prompt), _) if !prompt.trim().is_empty() => prompt.clone(),
         (_, Some(script)) => format!("Run the script {}", script.display()),
         _ => anyhow::bail!("a prompt is needed: cortex session start \"what the agent should do\""),
     };
-    let provider = provider_spec(args.provider, args.script.as_deref())?;
+    let provider = provider_spec(&args.provider, args.script.as_deref())?;
     provider.check(&std::env::current_dir().context("cannot read the current directory")?)?;
     let target = if args.detach {
         Target::require(&ctx.data, ctx.core.as_deref(), "--detach")?
@@ -124,15 +113,15 @@ fn run_local(args: StartArgs, ctx: &Ctx, provider: ProviderSpec, prompt: String)
 /// The `start_session` command for these arguments, alike in-process and
 /// through Core.
 fn start_command(args: &StartArgs, workspace: &Workspace, provider: ProviderSpec, prompt: String) -> CommandKind {
-    let kind = provider.kind();
+    let name = provider.name().to_string();
     let script = match provider {
         ProviderSpec::Fake { script, .. } => script,
-        ProviderSpec::Codex | ProviderSpec::CodexExec | ProviderSpec::Claude | ProviderSpec::CodexAcp => None,
+        ProviderSpec::Codex | ProviderSpec::CodexExec | ProviderSpec::Claude | ProviderSpec::Acp { .. } => None,
     };
     CommandKind::StartSession {
         session_id: None,
         workspace_id: workspace.id.clone(),
-        provider: kind.as_str().into(),
+        provider: name,
         script,
         prompt,
         title: args.title.clone(),
@@ -198,9 +187,14 @@ fn find_workspace(client: &Client, named: Option<&str>, node: Option<&str>) -> a
 
 /// The provider as the node needs it: a script travels as text, since the
 /// node may be on another machine.
-fn provider_spec(name: ProviderName, script: Option<&Path>) -> anyhow::Result<ProviderSpec> {
-    match name {
-        ProviderName::Fake => {
+fn provider_spec(name: &str, script: Option<&Path>) -> anyhow::Result<ProviderSpec> {
+    let Some(spec) = ProviderSpec::named(name, None) else {
+        anyhow::bail!(
+            "`{name}` is not a provider name: use fake, codex, codex-exec, claude, or an ACP agent's name (letters, digits, `-`, `_`, `.`)"
+        );
+    };
+    match (spec, script) {
+        (ProviderSpec::Fake { .. }, script) => {
             let text = match script {
                 Some(path) => Some(fs_err::read_to_string(path).map_err(|error| {
                     anyhow::anyhow!("script `{}`: cannot read it: {}", path.display(), error.kind())
@@ -210,14 +204,7 @@ fn provider_spec(name: ProviderName, script: Option<&Path>) -> anyhow::Result<Pr
             let script_name = script.map(|path| path.display().to_string()).unwrap_or_default();
             Ok(ProviderSpec::Fake { script: text, script_name })
         }
-        ProviderName::Codex | ProviderName::CodexExec | ProviderName::Claude | ProviderName::CodexAcp
-            if script.is_some() =>
-        {
-            anyhow::bail!("--script is for the fake provider only")
-        }
-        ProviderName::Codex => Ok(ProviderSpec::Codex),
-        ProviderName::CodexExec => Ok(ProviderSpec::CodexExec),
-        ProviderName::Claude => Ok(ProviderSpec::Claude),
-        ProviderName::CodexAcp => Ok(ProviderSpec::CodexAcp),
+        (_, Some(_)) => anyhow::bail!("--script is for the fake provider only"),
+        (spec, None) => Ok(spec),
     }
 }

@@ -107,7 +107,7 @@ pub(super) fn interrupt(host: &dyn Host, session_id: SessionId) -> Answer {
 pub(super) fn steer(host: &dyn Host, session_id: SessionId, text: String) -> Answer {
     let (store, _) = session_place(host, &session_id)?;
     let view = store.read_session(&session_id).map_err(store_failed)?;
-    let steerable = ProviderKind::parse(&view.meta.provider).is_some_and(|kind| kind.can("steer"));
+    let steerable = ProviderKind::of(&view.meta.provider).can("steer");
     if !steerable {
         return Err(CommandError::new(
             ErrorCode::Unsupported,

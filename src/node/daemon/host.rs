@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use crate::node::spec::installed_version;
+use crate::node::spec::{installed_version, is_installed};
 use crate::protocol::{Capabilities, DiskFree, PROTOCOL_VERSION, ProviderInfo, ProviderKind, Resources};
+use crate::provider::acp::{AgentConfig, PRESETS};
 
 /// What the node can do: sent in every hello.
 pub(super) fn capabilities() -> Capabilities {
@@ -25,8 +26,10 @@ pub(super) fn capabilities() -> Capabilities {
     }
 }
 
-/// The providers this node can run: `fake` always, `codex` when its binary
-/// answers `--version` (`CORTEX_CODEX_BIN`, or `codex` on the PATH).
+/// The providers this node can run: `fake` always, `codex` and `claude`
+/// when their binary answers `--version` (`CORTEX_CODEX_BIN`,
+/// `CORTEX_CLAUDE_BIN`, else on the PATH), each ACP preset when its
+/// program is there (agents a repository declares are its own).
 fn providers() -> Vec<ProviderInfo> {
     let info = |kind: ProviderKind, version: Option<String>| ProviderInfo {
         name: kind.as_str().into(),
@@ -43,17 +46,21 @@ fn providers() -> Vec<ProviderInfo> {
     if let Some(version) = installed_version(ProviderKind::Claude, Path::new(&claude)) {
         providers.push(info(ProviderKind::Claude, Some(version)));
     }
-    // codex-acp has no --version: it is there when its program is.
-    let acp = std::env::var("CORTEX_CODEX_ACP_BIN").unwrap_or_else(|_| "codex-acp".into());
-    let on_path = |program: &str| {
-        std::path::Path::new(program).is_file()
-            || std::env::var_os("PATH")
-                .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-    };
-    if on_path(&acp) {
-        providers.push(info(ProviderKind::CodexAcp, None));
+    for name in PRESETS {
+        let Some(agent) = AgentConfig::preset(name) else { continue };
+        if agent.command.first().is_some_and(|program| is_installed(Path::new(program))) {
+            providers.push(ProviderInfo { name: name.into(), version: None, features: agent_features(&agent) });
+        }
     }
     providers
+}
+
+/// What Cortex can count on from an ACP agent: the protocol's own, and
+/// what its preset or `[agents.NAME]` adds.
+pub(crate) fn agent_features(agent: &AgentConfig) -> Vec<String> {
+    let mut features: Vec<String> = ProviderKind::Acp.features().iter().map(|feature| feature.to_string()).collect();
+    features.extend(agent.features.iter().filter(|feature| !features.contains(feature)).cloned().collect::<Vec<_>>());
+    features
 }
 
 /// Load, free memory, and free disk under each workspace root.

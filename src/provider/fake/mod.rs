@@ -33,7 +33,7 @@ impl FakeProvider {
 }
 
 impl Provider for FakeProvider {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "fake"
     }
 

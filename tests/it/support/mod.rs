@@ -9,6 +9,8 @@ pub mod agents;
 pub mod anthropic;
 pub mod chrome;
 pub mod cluster;
+#[path = "../../../xtask/src/gemini.rs"]
+pub mod gemini;
 #[path = "../../../xtask/src/model.rs"]
 pub mod model;
 pub mod pty;
@@ -90,8 +92,10 @@ impl TestEnv {
         if let Some(claude) = std::env::var_os("CORTEX_CLAUDE_BIN") {
             command.env("CORTEX_CLAUDE_BIN", claude);
         }
-        if let Some(acp) = std::env::var_os("CORTEX_CODEX_ACP_BIN") {
-            command.env("CORTEX_CODEX_ACP_BIN", acp);
+        for agent in ["CORTEX_CODEX_ACP_BIN", "CORTEX_GEMINI_BIN"] {
+            if let Some(program) = std::env::var_os(agent) {
+                command.env(agent, program);
+            }
         }
     }
 

@@ -306,7 +306,8 @@ fn a_killed_node_comes_back_and_continues_the_codex_thread() {
     let thread = thread_of(&env, &id);
     // The capabilities say what each provider can do.
     let shown = env.cortex_at(&core, env.root.path(), ["node", "show", "worker"]).stdout;
-    assert!(shown.contains("provider  codex-exec") && shown.contains("(interrupt, resume, usage)"), "{shown}");
+    let exec = shown.lines().find(|line| line.starts_with("provider  codex-exec "));
+    assert!(exec.is_some_and(|line| line.ends_with("(interrupt, resume, usage, output)")), "{shown}");
 
     node.kill(); // SIGKILL while idle
     wait_for(|| app_servers(&env.path("codex-home")).is_empty().then_some(())).expect("codex exits with its node");

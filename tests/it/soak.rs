@@ -266,13 +266,19 @@ fn soak_kills_at_random_points_lose_nothing() {
     // Rebuilt from the nodes, Core's index must equal the store again. A
     // session whose store a node had not yet recovered (it recovers dead
     // writers' spools when it connects) may have grown meanwhile: counted.
+    let mut last = String::new();
     let rebuilt_equal = wait_for(|| {
         let after: Vec<_> =
             soak.sessions().iter().map(|session| soak.events_from_core(session["id"].as_str().unwrap())).collect();
-        (after.len() == before.len() && soak.events_from_store() == soak.events_from_api()).then_some(after)
+        let (store, api) = (soak.events_from_store(), soak.events_from_api());
+        if after.len() == before.len() && store == api {
+            return Some(after);
+        }
+        last = disagreement(before.len(), after.len(), &store, &api);
+        None
     });
     let Some(after) = rebuilt_equal else {
-        panic!("after index rebuild, Core and the store disagree (seed {seed})");
+        panic!("after index rebuild, Core and the store disagree (seed {seed}): {last}");
     };
     let late = before.iter().zip(&after).filter(|(before, after)| before != after).count();
     for (before, after) in before.iter().zip(&after) {
@@ -295,4 +301,34 @@ fn soak_kills_at_random_points_lose_nothing() {
     if let Ok(path) = std::env::var("CORTEX_SOAK_REPORT") {
         std::fs::write(path, report.to_string()).unwrap();
     }
+}
+
+/// What differs between the store and Core after a rebuild: the session
+/// counts, and per differing session the event counts and the first seq
+/// that differs.
+fn disagreement(
+    before: usize,
+    after: usize,
+    store: &BTreeMap<String, serde_json::Value>,
+    api: &BTreeMap<String, serde_json::Value>,
+) -> String {
+    let mut lines = vec![format!("sessions before {before}, after {after}; store {}, api {}", store.len(), api.len())];
+    let ids: std::collections::BTreeSet<&String> = store.keys().chain(api.keys()).collect();
+    for id in ids {
+        let empty = Vec::new();
+        let events = |side: &BTreeMap<String, serde_json::Value>| {
+            side.get(id).and_then(|v| v.as_array()).unwrap_or(&empty).clone()
+        };
+        let (in_store, in_api) = (events(store), events(api));
+        if in_store != in_api {
+            let first =
+                in_store.iter().zip(&in_api).position(|(a, b)| a != b).unwrap_or(in_store.len().min(in_api.len()));
+            lines.push(format!(
+                "{id}: store {} events, api {}, first difference at index {first}",
+                in_store.len(),
+                in_api.len()
+            ));
+        }
+    }
+    lines.join("; ")
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crate::support::agents::{self, log, resume_ref, send, send_later};
 use crate::support::anthropic::{Anthropic, user_texts};
 use crate::support::cluster::{CoreProcess, free_port, wait_state};
+use crate::support::panel::Browser;
 use crate::support::{TestEnv, skip, wait_for};
 
 fn claude_binary() -> Option<PathBuf> {
@@ -95,8 +96,13 @@ fn claude_asks_cortex_before_it_writes_and_a_denial_writes_nothing() {
     let denied_path = env.repo.join("denied.txt");
     let denied = send_later(&env, &core, &id, &format!("write {} no", denied_path.display()));
     wait_state(&env, &core, &id, "awaiting_approval");
-    let deny = env.cortex_at(&core, env.root.path(), ["session", "deny", &id]);
-    assert_eq!(deny.code, 0, "{}", deny.stderr);
+    // Denied from the panel here, approved from the CLI below (the
+    // conformance matrix answers the other way round).
+    let link = env.cortex_at(&core, env.root.path(), ["panel", "login"]);
+    let browser = Browser::log_in(link.stdout.trim());
+    let form = [("decision", "deny"), ("command_id", "claude_deny")];
+    let deny = browser.post(&format!("{}/sessions/{id}/approval", core.url), &form, Some(&core.url));
+    assert_eq!(deny.status, 303, "{}", deny.body);
     let output = denied.join().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["outcome"], "completed", "a denied write does not end the turn: {report}");
@@ -117,6 +123,12 @@ fn claude_asks_cortex_before_it_writes_and_a_denial_writes_nothing() {
         .map(|event| event["decision"].as_str().unwrap())
         .collect();
     assert_eq!(decisions, ["denied", "approved"]);
+    let by: Vec<&str> = events
+        .iter()
+        .filter(|event| event["kind"] == "approval_resolved")
+        .map(|event| event["by"].as_str().unwrap())
+        .collect();
+    assert!(by[0].starts_with("panel"), "the denial is the panel's: {by:?}");
     let asked = events.iter().find(|event| event["kind"] == "approval_requested").unwrap();
     assert!(asked["prompt"].as_str().unwrap().starts_with("Write: "), "{asked}");
 }

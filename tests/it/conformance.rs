@@ -13,6 +13,7 @@ use crate::support::anthropic::Anthropic;
 use crate::support::cluster::{CoreProcess, wait_node_status, wait_state};
 use crate::support::gemini::Gemini;
 use crate::support::model::Model;
+use crate::support::panel::Browser;
 use crate::support::{Background, TestEnv, skip, wait_for};
 
 /// An agent under test: its provider name and where its CLI is.
@@ -123,7 +124,8 @@ impl World<'_> {
             .filter(|event| matches!(event["kind"].as_str(), Some("warning" | "error")))
             .filter_map(|event| event["message"].as_str().map(str::to_string))
             .collect();
-        format!("the model recalled {recalled:?}; the session said: {warnings:?}")
+        let recalled = recalled.as_deref().unwrap_or("nothing");
+        format!("the model recalled `{recalled}`; the session said: {}", warnings.join("; "))
     }
 
     /// The prompt that makes the agent write `text` into `file`.
@@ -269,10 +271,32 @@ fn run_scenario(world: &World<'_>, scenario: &str) -> Outcome {
             let id = world.start("say ready")?;
             let waiting = world.send_later(&id, &format!("run touch {file}"));
             wait_state(world.env, &world.core, &id, "awaiting_approval");
-            let answer = world.cortex(&["session", if allow { "approve" } else { "deny" }, &id]);
-            check(answer.code == 0, answer.stderr.clone())?;
+            // Allowed from the panel's form, denied from the CLI: both
+            // surfaces answer every agent.
+            if allow {
+                let link = world.cortex(&["panel", "login"]);
+                check(link.code == 0, link.stderr.clone())?;
+                let browser = Browser::log_in(link.stdout.trim());
+                let base = world.core.url.as_str();
+                let form = [("decision", "approve"), ("command_id", "conformance_allow")];
+                let answer = browser.post(&format!("{base}/sessions/{id}/approval"), &form, Some(base));
+                check(answer.status == 303, format!("the panel answered {}: {}", answer.status, answer.body))?;
+            } else {
+                let answer = world.cortex(&["session", "deny", &id]);
+                check(answer.code == 0, answer.stderr.clone())?;
+            }
             let output = waiting.join().unwrap();
             check(output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())?;
+            let by: Vec<String> = world
+                .events(&id)
+                .iter()
+                .filter(|event| event["kind"] == "approval_resolved")
+                .map(|event| {
+                    format!("{} by {}", event["decision"].as_str().unwrap_or("?"), event["by"].as_str().unwrap_or("?"))
+                })
+                .collect();
+            let expected = if allow { "approved by panel" } else { "denied by" };
+            check(by.iter().any(|line| line.starts_with(expected)), format!("approvals: {by:?}"))?;
             check(world.repo.join(file).exists() == allow, format!("{file} exists: {}", world.repo.join(file).exists()))
         }
         "interrupt mid-stream, then a turn" => {

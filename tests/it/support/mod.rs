@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod gemini;
 #[path = "../../../xtask/src/model.rs"]
 pub mod model;
+pub mod panel;
 pub mod pty;
 
 use std::ffi::OsStr;

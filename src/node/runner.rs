@@ -672,9 +672,11 @@ impl<'a> Runner<'a> {
     }
 }
 
-/// Stops and joins the flush timer when dropped, also on error paths.
+/// Stops and joins the flush timer when dropped, also on error paths. The
+/// stop wakes the timer at once: a turn's end never waits out a tick (it
+/// did, and every next turn started up to 200 ms late).
 struct FlushTimer {
-    stop: Arc<AtomicBool>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -683,26 +685,23 @@ impl FlushTimer {
     /// quiet (a long command, a sleep, a person deciding).
     fn start(writer: &Arc<Mutex<SessionWriter>>) -> FlushTimer {
         let writer = Arc::clone(writer);
-        let stop = Arc::new(AtomicBool::new(false));
-        let handle = {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(TIMER_TICK);
-                    let mut writer = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    if let Err(error) = writer.flush_if_due() {
-                        tracing::warn!(%error, "timed flush failed; the spool still holds the events");
-                    }
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let handle = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(TIMER_TICK) {
+                let mut writer = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if let Err(error) = writer.flush_if_due() {
+                    tracing::warn!(%error, "timed flush failed; the spool still holds the events");
                 }
-            })
-        };
-        FlushTimer { stop, handle: Some(handle) }
+            }
+        });
+        FlushTimer { stop: Some(stop), handle: Some(handle) }
     }
 }
 
 impl Drop for FlushTimer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        // Dropping the sender disconnects the channel, which ends the loop.
+        self.stop.take();
         if let Some(handle) = self.handle.take() {
             let _ = handle.join();
         }

@@ -2,11 +2,17 @@
 //!
 //! - `ci`: fmt check, clippy (warnings denied), tests (tidy among them);
 //! - `tidy`: the repository's own rules (tests/it/tidy.rs);
-//! - `bench store|core|codex|panel`: benchmarks, recorded in docs/benchmarks.md;
+//! - `bench store|core|codex|panel|providers`: benchmarks, recorded in docs/benchmarks.md;
 //! - `conformance`: the agent × scenario matrix on the real agent CLIs,
 //!   recorded in docs/providers.md.
 
+// The scripted model servers are shared with tests/it, which uses all of
+// each; the benches use part.
+#[allow(dead_code)]
+mod anthropic;
 mod bench;
+#[allow(dead_code)]
+mod gemini;
 mod model;
 
 use std::process::Command;
@@ -27,10 +33,11 @@ fn main() -> anyhow::Result<()> {
         ["bench", "core"] => bench::core(),
         ["bench", "codex"] => bench::codex(),
         ["bench", "panel"] => bench::panel(),
-        ["bench", ..] => bail!("unknown benchmark; available: store, core, codex, panel"),
+        ["bench", "providers"] => bench::providers(),
+        ["bench", ..] => bail!("unknown benchmark; available: store, core, codex, panel, providers"),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | tidy | conformance | fuzz [CASES] | soak [--turns N] [--seed S] | bench store | bench core | bench codex | bench panel>"
+                "usage: cargo xtask <ci | tidy | conformance | fuzz [CASES] | soak [--turns N] [--seed S] | bench store | bench core | bench codex | bench panel | bench providers>"
             );
             std::process::exit(2);
         }

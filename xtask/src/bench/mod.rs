@@ -3,7 +3,9 @@
 
 mod codex;
 mod core;
+mod direct;
 mod panel;
+mod providers;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use anyhow::{Context, bail};
 pub use self::codex::codex;
 pub use self::core::core;
 pub use self::panel::panel;
+pub use self::providers::providers;
 pub use self::store::store;
 
 pub(crate) fn row(what: &str, result: String) -> String {

@@ -124,8 +124,18 @@ impl World<'_> {
             .filter(|event| matches!(event["kind"].as_str(), Some("warning" | "error")))
             .filter_map(|event| event["message"].as_str().map(str::to_string))
             .collect();
-        let recalled = recalled.as_deref().unwrap_or("nothing");
-        format!("the model recalled `{recalled}`; the session said: {}", warnings.join("; "))
+        let recalled = match recalled {
+            Some(text) => format!("the model recalled `{text}`"),
+            None => format!("nothing was recalled (the agent's last words: {:?})", self.texts(id).last()),
+        };
+        let state = self.cortex(&["session", "show", id, "--json"]).json();
+        let state = &state["session"];
+        format!(
+            "{recalled}; the session is {} {}; it said: {}",
+            state["state"],
+            state["state_reason"],
+            warnings.join("; ")
+        )
     }
 
     /// The prompt that makes the agent write `text` into `file`.

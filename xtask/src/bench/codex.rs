@@ -69,15 +69,7 @@ fn codex_binary() -> anyhow::Result<PathBuf> {
 }
 
 fn repo(root: &Path, model: &Model, codex: &Path) -> anyhow::Result<PathBuf> {
-    let repo = root.join("repo");
-    std::fs::create_dir_all(repo.join(".cortex"))?;
-    for args in [
-        &["init", "-q"][..],
-        &["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "--allow-empty", "-m", "init"],
-    ] {
-        Command::new("git").current_dir(&repo).args(args).status()?;
-    }
-    std::fs::write(repo.join(".gitignore"), ".cortex/\n")?;
+    let repo = super::git_repo(root)?;
     std::fs::write(repo.join(".cortex/config.toml"), model.config(codex, &root.join("codex-home"), "never"))?;
     Ok(repo)
 }
@@ -87,13 +79,6 @@ fn check(output: std::process::Output, what: &str) -> anyhow::Result<std::proces
         bail!("{what} failed: {}", String::from_utf8_lossy(&output.stderr));
     }
     Ok(output)
-}
-
-/// Runs `cortex ARGS` in `repo` with its data in `data` and parses its JSON.
-fn cortex_json(cortex: &Path, repo: &Path, data: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
-    let output =
-        Command::new(cortex).current_dir(repo).env("CORTEX_HOME", data).args(args).stdin(Stdio::null()).output()?;
-    Ok(serde_json::from_slice(&check(output, "cortex")?.stdout)?)
 }
 
 fn run_direct(codex: &Path, model: &Model) -> anyhow::Result<Duration> {
@@ -128,7 +113,7 @@ fn run_cortex_in_process(cortex: &Path, codex: &Path, model: &Model, provider: &
     let repo = repo(root.path(), model, codex)?;
     let data = root.path().join("data");
     let started = Instant::now();
-    let run = |args: &[&str]| cortex_json(cortex, &repo, &data, args);
+    let run = |args: &[&str]| super::cortex_json(cortex, &repo, &data, args);
     let started_session = run(&["session", "start", PROMPTS[0], "--provider", provider, "--json"])?;
     let id = started_session["session_id"].as_str().context("no session id")?.to_string();
     for prompt in &PROMPTS[1..] {
@@ -144,45 +129,24 @@ fn run_cortex_live(cortex: &Path, codex: &Path, model: &Model) -> anyhow::Result
     let repo = repo(root.path(), model, codex)?;
     let data = root.path().join("data");
     let spawned = Instant::now();
-    let mut up = Command::new(cortex)
-        .env("CORTEX_HOME", &data)
-        .args(["up", "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let result = (|| -> anyhow::Result<(Duration, Duration, Duration)> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let url = loop {
-            if let Ok(url) = std::fs::read_to_string(data.join("core.url"))
-                && url.ends_with('\n')
-            {
-                break url.trim().to_string();
-            }
-            if Instant::now() > deadline {
-                bail!("cortex up did not start");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let ready = spawned.elapsed();
-        std::thread::sleep(Duration::from_millis(500)); // its node connects
-        let run = |args: &[&str]| cortex_json(cortex, &repo, &data, args);
-        // From here on the clock runs: `cortex up` is warm, its codex child
-        // is not (the first turn starts it), like the direct runs' codex.
-        let started = Instant::now();
-        let session = run(&["session", "start", PROMPTS[0], "--provider", "codex", "--json"])?;
-        let id = session["session_id"].as_str().context("no session id")?.to_string();
-        for prompt in &PROMPTS[1..] {
-            run(&["session", "send", &id, prompt, "--json"])?;
-        }
-        let total = started.elapsed();
-        let token = std::fs::read_to_string(data.join("admin.token"))?.trim().to_string();
-        let last_seq = run(&["session", "show", &id, "--json"])?["session"]["last_seq"].as_u64().unwrap_or(0);
-        let first = tokio::runtime::Runtime::new()?.block_on(first_event(&url, &token, &id, last_seq))?;
-        Ok((ready, total, first))
-    })();
-    let _ = up.kill();
-    let _ = up.wait();
-    result
+    let _up = super::Up::start(cortex, &data)?;
+    let url = super::wait_url(&data)?;
+    let ready = spawned.elapsed();
+    std::thread::sleep(Duration::from_millis(500)); // its node connects
+    let run = |args: &[&str]| super::cortex_json(cortex, &repo, &data, args);
+    // From here on the clock runs: `cortex up` is warm, its codex child
+    // is not (the first turn starts it), like the direct runs' codex.
+    let started = Instant::now();
+    let session = run(&["session", "start", PROMPTS[0], "--provider", "codex", "--json"])?;
+    let id = session["session_id"].as_str().context("no session id")?.to_string();
+    for prompt in &PROMPTS[1..] {
+        run(&["session", "send", &id, prompt, "--json"])?;
+    }
+    let total = started.elapsed();
+    let token = std::fs::read_to_string(data.join("admin.token"))?.trim().to_string();
+    let last_seq = run(&["session", "show", &id, "--json"])?["session"]["last_seq"].as_u64().unwrap_or(0);
+    let first = tokio::runtime::Runtime::new()?.block_on(first_event(&url, &token, &id, last_seq))?;
+    Ok((ready, total, first))
 }
 
 async fn first_event(url: &str, token: &str, session: &str, after: u64) -> anyhow::Result<Duration> {

@@ -87,3 +87,78 @@ pub(crate) fn build_cortex() -> anyhow::Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in the repository")?;
     Ok(root.join("target/release/cortex"))
 }
+
+/// An empty git repository `root/repo` with one commit, `.cortex/` made and
+/// ignored.
+pub(crate) fn git_repo(root: &Path) -> anyhow::Result<PathBuf> {
+    let repo = root.join("repo");
+    std::fs::create_dir_all(repo.join(".cortex"))?;
+    for args in [
+        &["init", "-q"][..],
+        &["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "--allow-empty", "-m", "init"],
+    ] {
+        Command::new("git").current_dir(&repo).args(args).status()?;
+    }
+    std::fs::write(repo.join(".gitignore"), ".cortex/\n")?;
+    Ok(repo)
+}
+
+/// Runs `cortex ARGS` in `repo` with its data in `data` and parses its JSON.
+pub(crate) fn cortex_json(cortex: &Path, repo: &Path, data: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let output = Command::new(cortex)
+        .current_dir(repo)
+        .env("CORTEX_HOME", data)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    if !output.status.success() {
+        bail!("cortex {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+/// The URL a starting `cortex up` or `cortex core` with data in `data`
+/// writes, once it answers (30 s at most).
+pub(crate) fn wait_url(data: &Path) -> anyhow::Result<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(url) = std::fs::read_to_string(data.join("core.url"))
+            && url.ends_with('\n')
+        {
+            return Ok(url.trim().to_string());
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("cortex did not start (no {})", data.join("core.url").display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `cortex up` on a free port with its data in `data`, its output
+/// discarded; stopped with SIGTERM (then SIGKILL after 10 s) when dropped.
+pub(crate) struct Up(std::process::Child);
+
+impl Up {
+    pub(crate) fn start(cortex: &Path, data: &Path) -> anyhow::Result<Up> {
+        let child = Command::new(cortex)
+            .env("CORTEX_HOME", data)
+            .args(["up", "--bind", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start cortex up")?;
+        Ok(Up(child))
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

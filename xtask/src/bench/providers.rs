@@ -6,7 +6,6 @@
 //! time to the first streamed text and the whole session's wall time.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -140,7 +139,7 @@ fn binary(agent: &Agent) -> anyhow::Result<PathBuf> {
 /// command line and environment in them.
 fn world(agent: &Agent, binary: &Path, server: &Server) -> anyhow::Result<World> {
     let root = tempfile::tempdir()?;
-    let repo = repo(root.path())?;
+    let repo = super::git_repo(root.path())?;
     let (home, tmp) = (root.path().join("agent-home"), root.path().join("agent-tmp"));
     std::fs::create_dir_all(&home)?;
     std::fs::create_dir_all(&tmp)?;
@@ -206,20 +205,6 @@ fn world(agent: &Agent, binary: &Path, server: &Server) -> anyhow::Result<World>
     Ok(World { root, repo, argv, env, prompts })
 }
 
-/// An empty repository under `root`, `.cortex/` ignored.
-fn repo(root: &Path) -> anyhow::Result<PathBuf> {
-    let repo = root.join("repo");
-    std::fs::create_dir_all(repo.join(".cortex"))?;
-    for args in [
-        &["init", "-q"][..],
-        &["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "--allow-empty", "-m", "init"],
-    ] {
-        Command::new("git").current_dir(&repo).args(args).status()?;
-    }
-    std::fs::write(repo.join(".gitignore"), ".cortex/\n")?;
-    Ok(repo)
-}
-
 /// Cortex's own cost of a session: the same three turns through `cortex
 /// up` with the built-in `fake` agent, which answers at once (median of
 /// `RUNS`): what every provider's row pays on top of its agent.
@@ -227,7 +212,7 @@ fn floor(cortex: &Path) -> anyhow::Result<(Duration, Duration)> {
     let (mut first, mut total) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let root = tempfile::tempdir()?;
-        let repo = repo(root.path())?;
+        let repo = super::git_repo(root.path())?;
         let prompts = ["say hello there", "run echo from-the-shell", "add notes.txt"].map(str::to_string).to_vec();
         let world = World { root, repo, argv: Vec::new(), env: Vec::new(), prompts };
         let (one, all) = through_cortex(cortex, "fake", &world)?;
@@ -266,52 +251,21 @@ fn codex_acp_home(model: &Model, home: &Path) -> anyhow::Result<()> {
 /// blocking `session send`s.
 fn through_cortex(cortex: &Path, provider: &str, world: &World) -> anyhow::Result<(Duration, Duration)> {
     let data = world.root.path().join("data");
-    let mut up = Command::new(cortex)
-        .env("CORTEX_HOME", &data)
-        .args(["up", "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let result = (|| -> anyhow::Result<(Duration, Duration)> {
-        let url = wait_url(&data)?;
-        std::thread::sleep(Duration::from_millis(500)); // its node connects
-        let token = std::fs::read_to_string(data.join("admin.token"))?.trim().to_string();
-        let run = |args: &[&str]| cortex_json(cortex, &world.repo, &data, args);
-        let started = Instant::now();
-        let session =
-            run(&["session", "start", &world.prompts[0], "--provider", provider, "--detach", "--yes", "--json"])?;
-        let id = session["session_id"].as_str().context("no session id")?.to_string();
-        let first = tokio::runtime::Runtime::new()?.block_on(first_turn(&url, &token, &id))?;
-        for prompt in &world.prompts[1..] {
-            run(&["session", "send", &id, prompt, "--yes", "--json"])?;
-        }
-        let total = started.elapsed();
-        let _ = run(&["session", "stop", &id, "--json"]);
-        Ok((first - started, total))
-    })();
-    let _ = Command::new("kill").arg(up.id().to_string()).status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while up.try_wait()?.is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+    let _up = super::Up::start(cortex, &data)?;
+    let url = super::wait_url(&data)?;
+    std::thread::sleep(Duration::from_millis(500)); // its node connects
+    let token = std::fs::read_to_string(data.join("admin.token"))?.trim().to_string();
+    let run = |args: &[&str]| super::cortex_json(cortex, &world.repo, &data, args);
+    let started = Instant::now();
+    let session = run(&["session", "start", &world.prompts[0], "--provider", provider, "--detach", "--yes", "--json"])?;
+    let id = session["session_id"].as_str().context("no session id")?.to_string();
+    let first = tokio::runtime::Runtime::new()?.block_on(first_turn(&url, &token, &id))?;
+    for prompt in &world.prompts[1..] {
+        run(&["session", "send", &id, prompt, "--yes", "--json"])?;
     }
-    let _ = up.kill();
-    let _ = up.wait();
-    result
-}
-
-fn wait_url(data: &Path) -> anyhow::Result<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(url) = std::fs::read_to_string(data.join("core.url"))
-            && url.ends_with('\n')
-        {
-            return Ok(url.trim().to_string());
-        }
-        if Instant::now() > deadline {
-            bail!("cortex up did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let total = started.elapsed();
+    let _ = run(&["session", "stop", &id, "--json"]);
+    Ok((first - started, total))
 }
 
 /// Follows the session from its first event: returns when its first turn
@@ -337,14 +291,4 @@ async fn first_turn(url: &str, token: &str, session: &str) -> anyhow::Result<Ins
             other => bail!("the first turn did not finish: {other:?}"),
         }
     }
-}
-
-/// Runs `cortex ARGS` in `repo` with its data in `data` and parses its JSON.
-fn cortex_json(cortex: &Path, repo: &Path, data: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
-    let output =
-        Command::new(cortex).current_dir(repo).env("CORTEX_HOME", data).args(args).stdin(Stdio::null()).output()?;
-    if !output.status.success() {
-        bail!("cortex {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
-    }
-    Ok(serde_json::from_slice(&output.stdout)?)
 }

@@ -420,10 +420,7 @@ impl Turn {
                 (Some(_), Some("")) => FileChange::Deleted,
                 _ => FileChange::Modified,
             };
-            let relative = Path::new(path)
-                .strip_prefix(&self.workspace)
-                .map(|path| path.display().to_string())
-                .unwrap_or_else(|_| path.to_string());
+            let Some(relative) = super::workspace_path(&self.workspace, path) else { continue };
             if !paths.iter().any(|(seen, _)| *seen == relative) {
                 paths.push((relative, change));
             }
@@ -568,5 +565,139 @@ impl Process {
                 self.send(&json!({"jsonrpc": "2.0", "id": request_id, "error": error}))?;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps what a turn emits; answers every approval with `answer`.
+    struct Recorder {
+        events: Vec<EventKind>,
+        answer: ApprovalDecision,
+        asked: Vec<String>,
+    }
+
+    impl TurnSink for Recorder {
+        fn emit(&mut self, kind: EventKind) -> Result<u64, Error> {
+            self.events.push(kind);
+            Ok(self.events.len() as u64)
+        }
+        fn approve(&mut self, prompt: &str) -> Result<ApprovalDecision, Error> {
+            self.asked.push(prompt.to_string());
+            Ok(self.answer)
+        }
+        fn raw(&mut self, _line: &str) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    fn recorder() -> Recorder {
+        Recorder { events: Vec::new(), answer: ApprovalDecision::Denied, asked: Vec::new() }
+    }
+
+    fn run(updates: &[Value]) -> Vec<EventKind> {
+        let mut turn = Turn { workspace: PathBuf::from("/ws"), ..Turn::default() };
+        let mut sink = recorder();
+        for update in updates {
+            turn.update(update, &mut sink).unwrap();
+        }
+        turn.finish(&mut sink).unwrap();
+        sink.events
+    }
+
+    #[test]
+    fn chunks_stream_and_end_as_one_message_after_the_thought() {
+        let events = run(&[
+            json!({"sessionUpdate": "agent_thought_chunk", "content": {"type": "text", "text": "think"}}),
+            json!({"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "hel"}}),
+            json!({"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "lo"}}),
+        ]);
+        assert_eq!(
+            events,
+            [
+                EventKind::Reasoning { text: "think".into() },
+                EventKind::AssistantDelta { item_id: "acp_message".into(), text: "hel".into() },
+                EventKind::AssistantDelta { item_id: "acp_message".into(), text: "lo".into() },
+                EventKind::AssistantMessage { text: "hello".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_shell_tool_call_is_a_command_with_its_output_and_exit_code() {
+        let events = run(&[
+            json!({"sessionUpdate": "tool_call", "toolCallId": "t1", "kind": "execute", "status": "pending",
+                   "rawInput": {"command": ["bash", "-lc", "echo hi"]}}),
+            json!({"sessionUpdate": "tool_call_update", "toolCallId": "t1", "status": "completed",
+                   "rawOutput": {"stdout": "hi\n", "stderr": "", "exit_code": 3}}),
+            // A late update of a closed call opens nothing.
+            json!({"sessionUpdate": "tool_call_update", "toolCallId": "t1", "status": "completed"}),
+        ]);
+        assert_eq!(events[0], EventKind::CommandStarted { command_id: "t1".into(), command: "echo hi".into() });
+        assert_eq!(
+            events[1],
+            EventKind::CommandOutput { command_id: "t1".into(), stream: OutputStream::Stdout, text: "hi\n".into() }
+        );
+        assert!(matches!(&events[2], EventKind::CommandFinished { exit_code: Some(3), .. }), "{events:?}");
+        assert_eq!(events.len(), 3, "{events:?}");
+    }
+
+    #[test]
+    fn diffs_inside_the_workspace_become_file_changes_when_the_call_completes() {
+        let edit = |id: &str, status: &str| {
+            json!({"sessionUpdate": "tool_call", "toolCallId": id, "kind": "edit", "status": status,
+                   "content": [{"type": "diff", "path": "/ws/src/new.rs", "oldText": null, "newText": "x"},
+                               {"type": "diff", "path": "/ws/old.txt", "oldText": "a", "newText": ""}]})
+        };
+        let outside = json!({"sessionUpdate": "tool_call", "toolCallId": "e3", "kind": "edit", "status": "completed",
+               "content": [{"type": "diff", "path": "/etc/passwd", "oldText": "a", "newText": "b"},
+                           {"type": "diff", "path": "/ws/../etc/shadow", "oldText": "a", "newText": "b"},
+                           {"type": "diff", "path": "../up.txt", "oldText": null, "newText": "b"}]});
+        let events = run(&[edit("e1", "completed"), edit("e2", "failed"), outside]);
+        assert_eq!(
+            events,
+            [
+                EventKind::FileChanged { path: "src/new.rs".into(), change: FileChange::Added },
+                EventKind::FileChanged { path: "old.txt".into(), change: FileChange::Deleted },
+            ]
+        );
+    }
+
+    #[test]
+    fn plans_are_shown_bookkeeping_is_quiet_and_an_unknown_kind_warns_once() {
+        let events = run(&[
+            json!({"sessionUpdate": "plan", "entries": [{"content": "read", "status": "completed"},
+                                                        {"content": "write", "status": "pending"}]}),
+            json!({"sessionUpdate": "current_mode_update", "currentModeId": "code"}),
+            json!({"sessionUpdate": "usage_update", "used": 10, "size": 100}),
+            json!({"sessionUpdate": "from_the_future"}),
+            json!({"sessionUpdate": "from_the_future"}),
+        ]);
+        assert_eq!(events[0], EventKind::Reasoning { text: "Plan:\n[completed] read\n[pending] write".into() });
+        let warnings: Vec<_> = events.iter().filter(|event| matches!(event, EventKind::Warning { .. })).collect();
+        assert_eq!(warnings.len(), 1, "{events:?}");
+        assert_eq!(events.len(), 2, "{events:?}");
+    }
+
+    #[test]
+    fn a_permission_picks_the_option_by_kind_and_other_requests_are_refused() {
+        let params = json!({"toolCall": {"kind": "execute", "title": "touch x"}, "options": [
+            {"optionId": "yes", "kind": "allow_once"}, {"optionId": "no", "kind": "reject_once"}]});
+        let mut sink = recorder();
+        let denied = answer_request("session/request_permission", &params, &mut sink).unwrap().unwrap();
+        assert_eq!(denied, json!({"outcome": {"outcome": "selected", "optionId": "no"}}));
+        assert_eq!(sink.asked, ["execute: touch x"]);
+        sink.answer = ApprovalDecision::Approved;
+        let allowed = answer_request("session/request_permission", &params, &mut sink).unwrap().unwrap();
+        assert_eq!(allowed["outcome"]["optionId"], "yes");
+        // No option of the wanted kind: cancelled, never another option.
+        let only_allow = json!({"toolCall": {"title": "x"}, "options": [{"optionId": "yes", "kind": "allow_always"}]});
+        sink.answer = ApprovalDecision::Denied;
+        let cancelled = answer_request("session/request_permission", &only_allow, &mut sink).unwrap().unwrap();
+        assert_eq!(cancelled, json!({"outcome": {"outcome": "cancelled"}}));
+        let refused = answer_request("fs/write_text_file", &json!({"path": "/etc/passwd"}), &mut sink).unwrap();
+        assert_eq!(refused.unwrap_err()["code"], -32601);
     }
 }

@@ -361,7 +361,9 @@ impl Turn {
                         input["file_path"].as_str().or_else(|| input["notebook_path"].as_str()).unwrap_or_default();
                     let created = name == "Write" && message["tool_use_result"]["type"] == "create";
                     let change = if created { FileChange::Added } else { FileChange::Modified };
-                    sink.emit(EventKind::FileChanged { path: self.relative(path), change })?;
+                    if let Some(path) = super::workspace_path(&self.workspace, path) {
+                        sink.emit(EventKind::FileChanged { path, change })?;
+                    }
                 }
                 _ => {}
             }
@@ -378,13 +380,6 @@ impl Turn {
             sink.emit(EventKind::CommandFinished { command_id: id, exit_code: None, duration_ms })?;
         }
         Ok(())
-    }
-
-    fn relative(&self, path: &str) -> String {
-        Path::new(path)
-            .strip_prefix(&self.workspace)
-            .map(|path| path.display().to_string())
-            .unwrap_or_else(|_| path.to_string())
     }
 }
 

@@ -265,11 +265,10 @@ struct TurnState {
 }
 
 impl TurnState {
-    fn relative(&self, path: &str) -> String {
-        Path::new(path)
-            .strip_prefix(&self.workspace)
-            .map(|path| path.display().to_string())
-            .unwrap_or_else(|_| path.to_string())
+    /// A path for an approval prompt: relative inside the workspace, whole
+    /// outside it, so a person sees where a change would land.
+    fn shown(&self, path: &str) -> String {
+        super::workspace_path(&self.workspace, path).unwrap_or_else(|| path.to_string())
     }
 
     /// Maps one notification; `Some` when it ends the turn.
@@ -290,8 +289,7 @@ impl TurnState {
             }
             ("item/started", "fileChange") => {
                 let paths = item["changes"].as_array().into_iter().flatten();
-                let paths =
-                    paths.filter_map(|change| change["path"].as_str()).map(|path| self.relative(path)).collect();
+                let paths = paths.filter_map(|change| change["path"].as_str()).map(|path| self.shown(path)).collect();
                 self.file_changes.insert(id, paths);
             }
             ("item/agentMessage/delta", _) => {
@@ -350,8 +348,11 @@ impl TurnState {
                             Some("delete") => FileChange::Deleted,
                             _ => FileChange::Modified,
                         };
-                        let path = self.relative(change["path"].as_str().unwrap_or_default());
-                        sink.emit(EventKind::FileChanged { path, change: change_kind })?;
+                        if let Some(path) =
+                            super::workspace_path(&self.workspace, change["path"].as_str().unwrap_or_default())
+                        {
+                            sink.emit(EventKind::FileChanged { path, change: change_kind })?;
+                        }
                     }
                 } else {
                     sink.emit(EventKind::Warning {

@@ -40,6 +40,16 @@ pub enum Error {
     Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// `path` as the timeline names a file an agent changed: relative to the
+/// workspace, or `None` when it lies outside (absolute elsewhere, or
+/// climbing out with `..`). The turn's snapshot is what counts; an agent's
+/// claim about a file outside the workspace is not recorded as a change.
+pub(crate) fn workspace_path(workspace: &Path, path: &str) -> Option<String> {
+    let relative = Path::new(path).strip_prefix(workspace).unwrap_or(Path::new(path));
+    let normal = relative.components().all(|part| matches!(part, std::path::Component::Normal(_)));
+    (normal && !relative.as_os_str().is_empty()).then(|| relative.display().to_string())
+}
+
 /// Where a provider's events go: the node's session runner, which assigns
 /// seqs, persists, and answers approvals.
 pub trait TurnSink {

@@ -97,6 +97,7 @@ fn conformance() -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
         .args(["test", "--test", "it", "conformance::", "--", "--nocapture"])
+        .envs(bench::installed_agents())
         .env("CI", "true")
         .status()
         .context("cannot run cargo test")?;

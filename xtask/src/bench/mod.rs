@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 pub use self::codex::codex;
 pub use self::core::core;
 pub use self::panel::panel;
-pub use self::providers::providers;
+pub use self::providers::{installed_agents, providers};
 pub use self::store::store;
 
 pub(crate) fn row(what: &str, result: String) -> String {

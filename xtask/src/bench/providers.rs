@@ -125,6 +125,17 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// The agent CLIs `.ci/run` installed under target/tools, as the
+/// environment variables that point the tests at them; a variable already
+/// set is left to win.
+pub fn installed_agents() -> Vec<(&'static str, PathBuf)> {
+    AGENTS
+        .iter()
+        .filter(|agent| std::env::var_os(agent.variable).is_none())
+        .filter_map(|agent| binary(agent).ok().map(|path| (agent.variable, path)))
+        .collect()
+}
+
 fn binary(agent: &Agent) -> anyhow::Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in the repository")?;
     let installed = root.join("target/tools").join(agent.installed);

@@ -101,6 +101,16 @@ fn describe_raw(event: &Event) -> String {
             let what = [path.as_deref(), detail.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
             format!("{by} ({action}) {what}")
         }
+        EventKind::ReviewComment { by, path, line, text, .. } => {
+            let place = line.map_or(path.clone(), |line| format!("{path}:{line}"));
+            format!("{by} commented on {place}: {}", text.lines().next().unwrap_or_default())
+        }
+        EventKind::ReviewVerdict { by, verdict, reviewed_turn: turn, comments } => match verdict {
+            crate::protocol::Verdict::Approve => format!("{by} approved the changes as of turn {turn}"),
+            crate::protocol::Verdict::RequestChanges => {
+                format!("{by} requested changes as of turn {turn} ({comments} comments handed back)")
+            }
+        },
         EventKind::CheckResult { name, passed, exit_code, duration_ms, .. } => {
             let verdict = if *passed { "passed" } else { "failed" };
             let code = exit_code.map(|code| format!(", exit {code}")).unwrap_or_default();

@@ -48,6 +48,7 @@ impl CoreState {
         let name = match &command.kind {
             CommandKind::StartSession { title: Some(title), .. } => Some(("session title", title)),
             CommandKind::BindWorkspace { name: Some(name), .. } => Some(("workspace name", name)),
+            CommandKind::ReviewSession { by: Some(by), .. } => Some(("reviewer's name", by)),
             _ => None,
         };
         if let Some((what, name)) = name {
@@ -201,7 +202,8 @@ impl CoreState {
             | CommandKind::SteerSession { session_id, .. }
             | CommandKind::CommitSession { session_id, .. }
             | CommandKind::ReadDiff { session_id, .. }
-            | CommandKind::ReadSessionFile { session_id, .. } => {
+            | CommandKind::ReadSessionFile { session_id, .. }
+            | CommandKind::ReviewSession { session_id, .. } => {
                 let session = index
                     .resolve_session(session_id.as_str())
                     .map_err(|error| ApiFailure::not_found(error.to_string()))?;

@@ -357,6 +357,17 @@ pub(super) fn record_event(
     tree: Option<(String, gix::ObjectId)>,
     observer: &mut dyn Observer,
 ) -> Result<()> {
+    record_events(store, session, vec![kind], tree, observer)
+}
+
+/// [`record_event`] for several events, in one write of the session.
+pub(super) fn record_events(
+    store: &Store,
+    session: &SessionId,
+    kinds: Vec<EventKind>,
+    tree: Option<(String, gix::ObjectId)>,
+    observer: &mut dyn Observer,
+) -> Result<()> {
     let mut writer = SessionWriter::open(store, session)?;
     writer.recover_in_place()?;
     let turn = writer.meta().turns;
@@ -366,7 +377,9 @@ pub(super) fn record_event(
     let mut approver = NoApprover;
     let mut runner = Runner::new(writer, &mut approver, observer);
     runner.turn = (turn > 0).then_some(turn);
-    runner.record(kind)?;
+    for kind in kinds {
+        runner.record(kind)?;
+    }
     let (_, writer) = runner.into_writer();
     writer.close()?;
     Ok(())

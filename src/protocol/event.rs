@@ -108,6 +108,26 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+    /// A reviewer's comment on the session's changes: a line of a file (or
+    /// the whole file), with the line as the reviewed snapshot had it.
+    ReviewComment {
+        by: String,
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        line: Option<u32>,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quote: Option<String>,
+    },
+    /// A reviewer's verdict on the session as of turn `reviewed_turn`;
+    /// `comments` is how many open comments it hands back (for
+    /// `request_changes`). Not `turn`: the event's own field is.
+    ReviewVerdict {
+        by: String,
+        verdict: Verdict,
+        reviewed_turn: u32,
+        comments: u32,
+    },
     CheckResult {
         name: String,
         passed: bool,
@@ -176,6 +196,23 @@ pub enum ApprovalDecision {
     Denied,
 }
 
+/// A reviewer's verdict on a session's changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Approve,
+    RequestChanges,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approve => "approve",
+            Self::RequestChanges => "request_changes",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TurnOutcome {
@@ -217,6 +254,8 @@ impl EventKind {
             Self::AssistantDelta { .. } => "assistant_delta",
             Self::TokenUsage { .. } => "token_usage",
             Self::Intervention { .. } => "intervention",
+            Self::ReviewComment { .. } => "review_comment",
+            Self::ReviewVerdict { .. } => "review_verdict",
         }
     }
 
@@ -230,6 +269,7 @@ impl EventKind {
             | Self::CommandOutput { text, .. } => Some(text),
             Self::CommandStarted { command, .. } => Some(command),
             Self::ApprovalRequested { prompt, .. } => Some(prompt),
+            Self::ReviewComment { text, .. } => Some(text),
             Self::Warning { message } | Self::Error { message } => Some(message),
             _ => None,
         }

@@ -17,13 +17,13 @@ pub use api::{
     FileStatus, Health, IndexReset, JournalEntry, LoginLink, NodeDetail, NodeEvent, NodeStatus, NodeSummary, SearchHit,
     SessionDetail, SessionSummary, TerminalClientMessage, TerminalServerMessage, TurnSummary, Workspace,
 };
-pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome};
+pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome, Verdict};
 pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
 pub use reply::{CommandError, ErrorCode, Reply};
 pub use wire::{
     Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, NodeFrame, ProviderInfo,
-    ProviderKind, Refusal, Resources, SessionTip, check_command_id, check_name,
+    ProviderKind, Refusal, Resources, ReviewNote, SessionTip, check_command_id, check_name,
 };
 
 /// Version of the normalized event schema and of the envelopes built on it.

@@ -240,6 +240,20 @@ pub struct JournalRead {
     pub entries: Vec<JournalEntry>,
 }
 
+/// A review recorded: how many comments it added, its verdict, and for
+/// `request_changes` the turn it started with the prompt it handed back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reviewed {
+    pub session_id: SessionId,
+    pub comments: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::protocol::Verdict>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+}
+
 /// Every reply, one variant per reply type; serialized as the type alone.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -263,6 +277,7 @@ pub enum Reply {
     TerminalClosed(TerminalClosed),
     CheckList(CheckList),
     JournalRead(JournalRead),
+    Reviewed(Reviewed),
 }
 
 macro_rules! reply_from {
@@ -294,7 +309,8 @@ reply_from!(
     TerminalOpened,
     TerminalClosed,
     CheckList,
-    JournalRead
+    JournalRead,
+    Reviewed
 );
 
 /// Reads a command's answer as the reply type its kind has.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::reply::{CommandError, ErrorCode, Reply};
-use super::{Event, NodeId, SessionId, SessionSummary, Workspace, WorkspaceId};
+use super::{Event, NodeId, SessionId, SessionSummary, Verdict, Workspace, WorkspaceId};
 
 /// How a node proves who it is in its hello.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -455,6 +455,23 @@ pub enum CommandKind {
         #[serde(default = "default_journal_limit")]
         limit: usize,
     },
+    /// A reviewer's comments and verdict on a session's changes, recorded
+    /// as their events; `request_changes` hands the open comments back to
+    /// the agent as the next turn's prompt.
+    ReviewSession {
+        session_id: SessionId,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        comments: Vec<ReviewNote>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verdict: Option<Verdict>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// For the turn `request_changes` starts, as with `send_turn`.
+        #[serde(default)]
+        auto_approve: bool,
+        #[serde(default)]
+        deny_approvals: bool,
+    },
     DeletePath {
         workspace_id: WorkspaceId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -492,8 +509,19 @@ impl CommandKind {
             Self::CloseTerminal { .. } => "close_terminal",
             Self::ReadJournal { .. } => "read_journal",
             Self::ListChecks { .. } => "list_checks",
+            Self::ReviewSession { .. } => "review_session",
         }
     }
+}
+
+/// One review comment as a reviewer writes it: a file in the session's
+/// changes, a line of it (1-based; none for the whole file), the text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewNote {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    pub text: String,
 }
 
 /// Checks a name a person gives (a node, a workspace, a session title):

@@ -116,6 +116,20 @@ pub(super) fn block(session: &str, event: &Event) -> Block {
             let what = [path.as_deref(), detail.as_deref()].into_iter().flatten().collect::<Vec<_>>().join("\n");
             (format!("{by}: {action}"), what)
         }
+        EventKind::ReviewComment { by, path, line, text, quote } => {
+            let place = line.map_or(path.clone(), |line| format!("{path}:{line}"));
+            let quote = quote.as_ref().map(|quote| format!("> {quote}\n")).unwrap_or_default();
+            (format!("{by} on {place}"), format!("{quote}{text}"))
+        }
+        EventKind::ReviewVerdict { by, verdict, reviewed_turn: turn, comments } => {
+            let what = match verdict {
+                crate::protocol::Verdict::Approve => format!("approved the changes as of turn {turn}"),
+                crate::protocol::Verdict::RequestChanges => {
+                    format!("requested changes as of turn {turn}; {comments} comments handed back to the agent")
+                }
+            };
+            (format!("review by {by}"), what)
+        }
         EventKind::AssistantDelta { text, .. } => ("agent (streaming)".to_string(), text.clone()),
         EventKind::TokenUsage { usage } => {
             ("tokens".to_string(), format!("{} in, {} out", usage.input_tokens, usage.output_tokens))

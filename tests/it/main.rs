@@ -17,6 +17,7 @@ mod limits;
 mod panel;
 mod provenance;
 mod refs;
+mod review;
 mod seam;
 mod secrets;
 mod session;

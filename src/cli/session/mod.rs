@@ -9,6 +9,7 @@ mod for_commit;
 mod interrupt;
 mod list;
 mod log;
+mod review;
 mod search;
 mod send;
 mod show;
@@ -40,6 +41,7 @@ pub(crate) enum SessionCommand {
     Steer(steer::SteerArgs),
     Check(check::CheckArgs),
     Commit(commit::CommitArgs),
+    Review(review::ReviewArgs),
     ForCommit(for_commit::ForCommitArgs),
     Stop(stop::StopArgs),
     List(list::ListArgs),
@@ -60,6 +62,7 @@ pub(crate) fn run(command: SessionCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
         SessionCommand::Steer(args) => steer::run(args, ctx),
         SessionCommand::Check(args) => check::run(args, ctx),
         SessionCommand::Commit(args) => commit::run(args, ctx),
+        SessionCommand::Review(args) => review::run(args, ctx),
         SessionCommand::ForCommit(args) => for_commit::run(args, ctx),
         SessionCommand::Stop(args) => stop::run(args, ctx),
         SessionCommand::List(args) => list::run(args, ctx),
@@ -72,10 +75,10 @@ pub(crate) fn run(command: SessionCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
 
 /// What `session start --json` and `session send --json` print (docs/json.md).
 #[derive(Serialize)]
-struct TurnReport {
+pub(super) struct TurnReport {
     session_id: SessionId,
     turn: u32,
-    outcome: TurnOutcome,
+    pub(super) outcome: TurnOutcome,
     state: SessionState,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -146,19 +149,7 @@ fn turn_evidence(events: &[Event], turn: u32) -> (Vec<ApprovalReport>, Vec<Check
 fn report_turn(result: TurnResult, workspace_path: &Path, json: bool, seen: &[Event]) -> anyhow::Result<Exit> {
     let exit = if result.outcome == TurnOutcome::Completed { Exit::Ok } else { Exit::No };
     if json {
-        let (approvals, checks) = turn_evidence(seen, result.turn);
-        super::output::print_json(&TurnReport {
-            ref_name: crate::store::Store::ref_name(&result.session),
-            session_id: result.session,
-            turn: result.turn,
-            outcome: result.outcome,
-            state: result.state,
-            error: result.error,
-            last_seq: result.last_seq,
-            workspace_path: workspace_path.display().to_string(),
-            approvals,
-            checks,
-        })?;
+        super::output::print_json(&turn_report(result, workspace_path, seen))?;
     } else {
         if let Some(error) = &result.error {
             eprintln!("cortex: turn {} of {} failed: {error}", result.turn, result.session);
@@ -166,6 +157,24 @@ fn report_turn(result: TurnResult, workspace_path: &Path, json: bool, seen: &[Ev
         println!("{}", result.session);
     }
     Ok(exit)
+}
+
+/// A finished turn as `--json` reports it, with its approvals and checks
+/// from the events seen.
+fn turn_report(result: TurnResult, workspace_path: &Path, seen: &[Event]) -> TurnReport {
+    let (approvals, checks) = turn_evidence(seen, result.turn);
+    TurnReport {
+        ref_name: crate::store::Store::ref_name(&result.session),
+        session_id: result.session,
+        turn: result.turn,
+        outcome: result.outcome,
+        state: result.state,
+        error: result.error,
+        last_seq: result.last_seq,
+        workspace_path: workspace_path.display().to_string(),
+        approvals,
+        checks,
+    }
 }
 
 /// Follows a session through Core until turn `turn` has ended and the

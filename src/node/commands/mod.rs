@@ -6,6 +6,7 @@
 //! approvals.
 
 mod files;
+mod review;
 mod session;
 mod workspace;
 
@@ -109,6 +110,9 @@ pub fn handle(host: &dyn Host, kind: CommandKind) -> Answer {
         }
         K::DeletePath { workspace_id, session_id, path, expected_hash, by } => {
             files::delete(host, &workspace_id, session_id, &path, expected_hash, by)
+        }
+        K::ReviewSession { session_id, comments, verdict, by, auto_approve, deny_approvals } => {
+            review::review(host, session_id, review::Review { comments, verdict, by }, (auto_approve, deny_approvals))
         }
         kind @ (K::OpenTerminal { .. } | K::CloseTerminal { .. }) => host.terminal(kind),
     }

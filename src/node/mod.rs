@@ -53,6 +53,15 @@ pub enum Error {
     UnknownAgent { name: String, known: String },
     #[error("session `{0}` changed nothing that could be committed")]
     NothingToCommit(SessionId),
+    #[error(
+        "{} changed since turn {turn}'s snapshot, the state that was reviewed; review the new state, or commit the reviewed snapshot with --as-reviewed (your later changes stay in the working tree)",
+        paths.join(", ")
+    )]
+    ChangedSinceReview { turn: u32, paths: Vec<String> },
+    #[error(
+        "`{path}` changed since the review and held a secret Cortex redacted in the snapshot: the reviewed content is not kept, so commit it yourself"
+    )]
+    RedactedInSnapshot { path: String },
     #[error("`git {args}` failed: {stderr}")]
     Git { args: String, stderr: String },
     #[error("Core refused this node ({reason:?}): {message}")]
@@ -84,9 +93,11 @@ impl Error {
             Error::Lifecycle(_) => ErrorCode::IllegalTransition,
             Error::Config { .. }
             | Error::NothingToCommit(_)
+            | Error::RedactedInSnapshot { .. }
             | Error::AgentMissing { .. }
             | Error::UnknownAgent { .. } => ErrorCode::BadInput,
             Error::Store(store::Error::SessionBusy(_)) => ErrorCode::Busy,
+            Error::ChangedSinceReview { .. } => ErrorCode::Conflict,
             Error::Store(
                 store::Error::SessionNotFound(_)
                 | store::Error::NoSuchTurn { .. }

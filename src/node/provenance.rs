@@ -1,28 +1,37 @@
 //! Provenance: committing a session's changes to the person's branch with a
-//! `Cortex-Session` trailer, so any commit leads back to the session that
-//! produced it. Unlike the store, this touches the user's index and branch:
-//! on purpose, and only on request.
+//! `Cortex-Session` trailer (and `Reviewed-by` when a reviewer approved the
+//! last turn), so any commit leads back to the session that produced it.
+//! What is committed is what was reviewed: the last turn's snapshot. Unlike
+//! the store, this touches the user's index and branch: on purpose, and
+//! only on request.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use super::git::git;
 use super::{Error, Node, Observer, Result, runner};
-use crate::protocol::{EventKind, SessionId};
-use crate::store::Store;
+use crate::protocol::{EventKind, SessionId, Verdict};
+use crate::store::{self, SessionView, SnapshotFile, Store};
 
 impl Node {
     /// Commits the files the session changed (and only those: other staged
     /// or modified files are left as they are) and records the commit in the
-    /// session. Returns the commit id.
+    /// session. A file changed since the last turn's snapshot (what a
+    /// reviewer saw) is refused, unless `as_reviewed`: then the snapshot's
+    /// content is committed and the working tree is left as it is. Returns
+    /// the commit id.
     pub fn commit_session(
         &self,
         store: &Store,
         session: &SessionId,
         message: Option<&str>,
+        as_reviewed: bool,
         observer: &mut dyn Observer,
     ) -> Result<String> {
         let store = &store.for_session(session)?;
         let view = store.read_session(session)?;
         if view.meta.state.is_busy() {
-            return Err(Error::Store(crate::store::Error::SessionBusy(session.clone())));
+            return Err(Error::Store(store::Error::SessionBusy(session.clone())));
         }
         // The session's paths that differ from HEAD now: a file it deleted
         // that is already committed away is not "changed" any more.
@@ -38,17 +47,153 @@ impl Node {
         };
         let paths: Vec<String> =
             status.split('\0').filter(|entry| entry.len() > 3).map(|entry| entry[3..].to_string()).collect();
-        if paths.is_empty() {
+        let turn = view.meta.turns;
+        let mut changed = Vec::new();
+        for path in &session_paths {
+            if !matches_snapshot(store.workdir(), path, store.snapshot_file(&view, turn, path)?.as_ref()) {
+                changed.push(path.clone());
+            }
+        }
+        if !changed.is_empty() && !as_reviewed {
+            return Err(Error::ChangedSinceReview { turn, paths: changed });
+        }
+        if paths.is_empty() && changed.is_empty() {
             return Err(Error::NothingToCommit(session.clone()));
         }
         let message = message.map(str::to_string).unwrap_or_else(|| view.meta.title.clone());
+        let mut trailers = vec![format!("Cortex-Session: {session}")];
+        if let Some(reviewer) = approved_by(store, &view)? {
+            trailers.push(format!("Reviewed-by: {reviewer}"));
+        }
         let workdir = store.workdir();
-        git(workdir, &["add", "--all", "--"], &paths)?;
-        let trailer = format!("Cortex-Session: {session}");
-        git(workdir, &["commit", "--quiet", "--message", &message, "--trailer", &trailer, "--"], &paths)?;
-        let commit = git(workdir, &["rev-parse", "HEAD"], &[])?.trim().to_string();
+        let commit = if changed.is_empty() {
+            git(workdir, &["add", "--all", "--"], &paths)?;
+            let mut args = vec!["commit", "--quiet", "--message", &message];
+            for trailer in &trailers {
+                args.extend(["--trailer", trailer]);
+            }
+            args.push("--");
+            git(workdir, &args, &paths)?;
+            git(workdir, &["rev-parse", "HEAD"], &[])?.trim().to_string()
+        } else {
+            commit_snapshot(
+                store,
+                &view,
+                turn,
+                &session_paths,
+                &changed,
+                &format!("{message}\n\n{}", trailers.join("\n")),
+            )?
+        };
         let kind = EventKind::CommitCreated { commit: commit.clone(), message };
         runner::record_event(store, session, kind, None, observer)?;
         Ok(commit)
     }
+}
+
+/// Whether the working tree's `path` is what the snapshot kept (as stored:
+/// redacted, so the working file is compared redacted too). A file too
+/// large to scan was kept as a note, not its content: it cannot be told,
+/// and counts as unchanged.
+fn matches_snapshot(workdir: &Path, path: &str, snapshot: Option<&SnapshotFile>) -> bool {
+    let full = workdir.join(path);
+    let working = match std::fs::symlink_metadata(&full) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            std::fs::read_link(&full).ok().map(|target| target.as_os_str().as_encoded_bytes().to_vec())
+        }
+        Ok(meta) if meta.is_file() => std::fs::read(&full).ok(),
+        _ => None,
+    };
+    match (snapshot, working) {
+        (None, None) => true,
+        (Some(kept), Some(_)) if kept.data.starts_with(b"[Cortex left this file out of the snapshot") => true,
+        (Some(kept), Some(working)) => store::redact::redact_file(path, &working).as_ref() == kept.data.as_slice(),
+        _ => false,
+    }
+}
+
+/// Who approved the session as of its last turn, with no comment since.
+fn approved_by(store: &Store, view: &SessionView) -> Result<Option<String>> {
+    let events = store.events_after(view, 0)?;
+    let last_review = events
+        .iter()
+        .rev()
+        .find(|event| matches!(event.kind, EventKind::ReviewVerdict { .. } | EventKind::ReviewComment { .. }));
+    Ok(match last_review.map(|event| &event.kind) {
+        Some(EventKind::ReviewVerdict { by, verdict: Verdict::Approve, reviewed_turn, .. })
+            if *reviewed_turn == view.meta.turns =>
+        {
+            Some(by.clone())
+        }
+        _ => None,
+    })
+}
+
+/// Commits HEAD with the session's paths as the snapshot has them (those
+/// changed since) or as the working tree has them (the rest), built in an
+/// index of its own; then points the person's index at the commit for
+/// those paths. Their working tree is not touched.
+fn commit_snapshot(
+    store: &Store,
+    view: &SessionView,
+    turn: u32,
+    session_paths: &[String],
+    changed: &[String],
+    message: &str,
+) -> Result<String> {
+    let workdir = store.workdir();
+    let scratch =
+        tempfile::tempdir().map_err(|source| Error::Io { context: "cannot make a scratch index".into(), source })?;
+    let index = scratch.path().join("index");
+    let with_index = |args: &[&str], paths: &[String]| -> Result<String> {
+        let output = Command::new("git")
+            .current_dir(workdir)
+            .env("GIT_INDEX_FILE", &index)
+            .args(args)
+            .args(paths)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| Error::Io { context: "cannot run git".into(), source })?;
+        if !output.status.success() {
+            return Err(Error::Git {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    };
+    let head = git(workdir, &["rev-parse", "HEAD"], &[])?.trim().to_string();
+    with_index(&["read-tree", &head], &[])?;
+    for path in session_paths {
+        if !changed.contains(path) {
+            with_index(&["update-index", "--add", "--remove", "--"], std::slice::from_ref(path))?;
+            continue;
+        }
+        match store.snapshot_file(view, turn, path)? {
+            Some(kept)
+                if kept
+                    .data
+                    .windows(store::redact::REDACTED.len())
+                    .any(|w| w == store::redact::REDACTED.as_bytes()) =>
+            {
+                return Err(Error::RedactedInSnapshot { path: path.clone() });
+            }
+            Some(kept) => {
+                let info = format!("{},{},{path}", kept.mode, kept.oid);
+                with_index(&["update-index", "--add", "--cacheinfo", &info], &[])?;
+            }
+            None => {
+                with_index(&["update-index", "--force-remove", "--"], std::slice::from_ref(path))?;
+            }
+        }
+    }
+    let tree = with_index(&["write-tree"], &[])?.trim().to_string();
+    let commit = git(workdir, &["commit-tree", &tree, "-p", &head, "-m", message], &[])?.trim().to_string();
+    git(workdir, &["update-ref", "-m", "cortex: commit the reviewed snapshot", "HEAD", &commit, &head], &[])?;
+    // The person's index follows the new HEAD for these paths only.
+    let mut reset = vec!["reset".to_string(), "--quiet".into(), commit.clone(), "--".into()];
+    reset.extend(session_paths.iter().cloned());
+    let reset: Vec<&str> = reset.iter().map(String::as_str).collect();
+    git(workdir, &reset, &[])?;
+    Ok(commit)
 }

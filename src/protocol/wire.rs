@@ -340,6 +340,10 @@ pub enum CommandKind {
         session_id: SessionId,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
+        /// Commit the last turn's snapshot (what was reviewed) even where the
+        /// working tree has changed since; the working tree is left as it is.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        as_reviewed: bool,
     },
     /// Adds input to the running turn (providers that can take it: codex).
     SteerSession {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use journal::JOURNAL_REF;
 pub use meta::{Meta, SCHEMA as META_SCHEMA};
-pub use read::{SessionView, TurnFiles};
+pub use read::{SessionView, SnapshotFile, TurnFiles};
 pub use remote::{RefsSummary, fetch, push};
 pub use session::{FlushReason, SessionWriter};
 pub use spool::Recovered;

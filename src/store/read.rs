@@ -16,6 +16,14 @@ pub struct SessionView {
     pub meta: Meta,
 }
 
+/// One file of a working-tree snapshot: its blob, its mode in octal
+/// (`100644`, `100755`, `120000`), its content as stored.
+pub struct SnapshotFile {
+    pub oid: ObjectId,
+    pub mode: String,
+    pub data: Vec<u8>,
+}
+
 /// The files of one turn in a session tree.
 #[derive(Clone, Debug, Default)]
 pub struct TurnFiles {
@@ -72,6 +80,25 @@ impl Store {
         }
         let blob = self.repo.find_blob(entry.object_id()).git(|| format!("cannot read `{path}`"))?;
         Ok(Some(blob.data.clone()))
+    }
+
+    /// A file as turn `turn`'s working-tree snapshot kept it (redacted as
+    /// stored); `None` when the snapshot has no file at `path`.
+    pub fn snapshot_file(&self, view: &SessionView, turn: u32, path: &str) -> Result<Option<SnapshotFile>> {
+        let full = format!("turns/{turn}/worktree/{path}");
+        let tree = self.repo.find_tree(view.tree).git(|| "cannot read a session tree".into())?;
+        let Some(entry) = tree.lookup_entry_by_path(&full).git(|| format!("cannot look up `{full}`"))? else {
+            return Ok(None);
+        };
+        if !(entry.mode().is_blob() || entry.mode().is_link()) {
+            return Ok(None);
+        }
+        let blob = self.repo.find_blob(entry.object_id()).git(|| format!("cannot read `{full}`"))?;
+        Ok(Some(SnapshotFile {
+            oid: entry.object_id(),
+            mode: format!("{:o}", entry.mode().value()),
+            data: blob.data.clone(),
+        }))
     }
 
     pub fn view_at(&self, tip: ObjectId) -> Result<SessionView> {

@@ -147,3 +147,81 @@ fn review_events_survive_an_index_rebuild_and_travel_with_the_ref() {
     assert_eq!(other(&["refs", "fetch"]).code, 0);
     assert_eq!(reviewed(other(&["session", "log", &id, "--json"])), expected, "in another clone");
 }
+
+#[test]
+fn commit_takes_what_was_reviewed_and_refuses_a_tree_changed_since() {
+    let env = TestEnv::new();
+    let script = env.script("s.toml", SCRIPT);
+    let reviewed_content = "pub fn one() -> u32 {\n    1\n}\n";
+    let id = env.start("write lib", &script);
+    env.cortex_ok(["session", "review", &id, "--approve"]);
+    let head = || env.git(&env.repo, ["rev-parse", "HEAD"]);
+    let before = head();
+
+    // The person edits the file after the review: the commit refuses.
+    std::fs::write(env.repo.join("src/lib.rs"), "pub fn one() -> u32 { 2 }\n").unwrap();
+    let refused = env.cortex(["session", "commit", &id]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("src/lib.rs") && refused.stderr.contains("--as-reviewed"), "{}", refused.stderr);
+    assert_eq!(head(), before, "nothing is committed");
+
+    // --as-reviewed commits the snapshot and leaves the edit in place.
+    let committed = env.cortex_ok(["session", "commit", &id, "--as-reviewed", "--json"]);
+    let commit = committed.json()["commit"].as_str().unwrap().to_string();
+    assert_eq!(head().trim(), commit);
+    assert_eq!(env.git(&env.repo, ["show", "HEAD:src/lib.rs"]), reviewed_content);
+    assert_eq!(std::fs::read_to_string(env.repo.join("src/lib.rs")).unwrap(), "pub fn one() -> u32 { 2 }\n");
+    assert_eq!(env.git(&env.repo, ["status", "--porcelain", "--", "src/lib.rs"]), " M src/lib.rs\n");
+    let message = env.git(&env.repo, ["log", "-1", "--format=%B"]);
+    assert!(message.contains(&format!("Cortex-Session: {id}")), "{message}");
+    assert!(message.contains("Reviewed-by: a person"), "{message}");
+}
+
+#[test]
+fn reviewed_by_is_only_for_an_approval_of_the_last_turn() {
+    let env = TestEnv::new();
+    let script = env.script("s.toml", SCRIPT);
+    let trailers = |id: &str| {
+        env.cortex_ok(["session", "commit", id]);
+        env.git(&env.repo, ["log", "-1", "--format=%(trailers:only)"])
+    };
+
+    // Approved, nothing changed since: both trailers, the files as reviewed.
+    let approved = env.start("write lib", &script);
+    env.cortex_ok(["session", "review", &approved, "--approve"]);
+    let both = trailers(&approved);
+    assert!(both.contains("Cortex-Session:") && both.contains("Reviewed-by: a person"), "{both}");
+    assert_eq!(env.git(&env.repo, ["show", "HEAD:src/lib.rs"]), "pub fn one() -> u32 {\n    1\n}\n");
+
+    // Approved at turn 1, then the agent ran turn 2: the approval is stale.
+    let two = "[[turn]]\n[[turn.step]]\nwrite_file = { path = \"b.txt\", content = \"1\\n\" }\n[[turn]]\n[[turn.step]]\nwrite_file = { path = \"b.txt\", content = \"2\\n\" }\n";
+    let stale = env.start("write b", &env.script("two.toml", two));
+    env.cortex_ok(["session", "review", &stale, "--approve"]);
+    env.cortex_ok(["session", "send", &stale, "again", "--json"]);
+    let only_session = trailers(&stale);
+    assert!(only_session.contains("Cortex-Session:") && !only_session.contains("Reviewed-by"), "{only_session}");
+}
+
+#[test]
+fn a_file_holding_a_secret_commits_as_it_is_and_its_redacted_snapshot_is_never_committed() {
+    let env = TestEnv::new();
+    let key = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+    // The agent's shell builds the secret, so no script text holds it.
+    let script =
+        "[[step]]\ncommand = \"printf 'token = ghp_%s\\\\n' abcdefghijklmnopqrstuvwxyz0123456789 > conf.txt\"\n";
+    let id = env.start("configure", &env.script("s.toml", script));
+    let snapshot = env.git(&env.repo, ["show", &format!("refs/cortex/sessions/{id}:turns/1/worktree/conf.txt")]);
+    assert!(!snapshot.contains(key), "the snapshot keeps no secret: {snapshot}");
+
+    // Unchanged since the snapshot (compared redacted): committed as it is.
+    let unchanged = env.start("configure again", &env.script("t.toml", &script.replace("conf.txt", "other.txt")));
+    env.cortex_ok(["session", "commit", &unchanged]);
+    assert!(env.git(&env.repo, ["show", "HEAD:other.txt"]).contains(key));
+
+    // Changed since: the reviewed content is not kept, so it is refused.
+    std::fs::write(env.repo.join("conf.txt"), "token = changed\n").unwrap();
+    let refused = env.cortex(["session", "commit", &id, "--as-reviewed"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("redacted"), "{}", refused.stderr);
+    assert!(env.git(&env.repo, ["log", "--format=%s"]).lines().all(|subject| subject != "configure"));
+}

@@ -9,10 +9,16 @@ use crate::protocol::CommandKind;
 use crate::protocol::reply::Committed;
 
 /// Commit the files a session changed to the current branch, with a
-/// `Cortex-Session: <id>` trailer, and record the commit in the session.
+/// `Cortex-Session: <id>` trailer (and `Reviewed-by: <name>` when a
+/// reviewer approved the last turn), and record the commit in the session.
 ///
-/// Only the session's files are committed; anything else you have staged or
-/// modified stays as it is. The commit is yours: your git identity and hooks.
+/// What is committed is what was reviewed: the last turn's snapshot. A file
+/// of the session that changed since is refused, naming it; --as-reviewed
+/// commits the snapshot's content anyway and leaves your later changes in
+/// the working tree. Only the session's files are committed; anything else
+/// you have staged or modified stays as it is. The commit is yours: your
+/// git identity, and your hooks (not with --as-reviewed, which builds the
+/// commit without touching the working tree).
 #[derive(Debug, Args)]
 pub(crate) struct CommitArgs {
     /// The session id, or a unique prefix of it.
@@ -20,6 +26,10 @@ pub(crate) struct CommitArgs {
     /// The commit message (default: the session's title).
     #[arg(short, long)]
     message: Option<String>,
+    /// Commit the last turn's snapshot even where the working tree changed
+    /// since; the working tree is left as it is.
+    #[arg(long)]
+    as_reviewed: bool,
     /// Print a JSON object.
     #[arg(long)]
     json: bool,
@@ -28,7 +38,11 @@ pub(crate) struct CommitArgs {
 pub(crate) fn run(args: CommitArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let mut backend = Backend::open(ctx)?;
     let (session, _) = backend.session(&args.id)?;
-    let kind = CommandKind::CommitSession { session_id: session.id.clone(), message: args.message };
+    let kind = CommandKind::CommitSession {
+        session_id: session.id.clone(),
+        message: args.message,
+        as_reviewed: args.as_reviewed,
+    };
     let committed = backend.command_as::<Committed>(kind)?;
     if args.json {
         print_json(&committed)?;

@@ -93,7 +93,9 @@ pub fn handle(host: &dyn Host, kind: CommandKind) -> Answer {
             Ok(crate::protocol::reply::ApprovalAnswered { session_id, approved: approve, for_session }.into())
         }
         K::RunChecks { session_id, name } => session::run_checks(host, session_id, name),
-        K::CommitSession { session_id, message } => session::commit(host, session_id, message),
+        K::CommitSession { session_id, message, as_reviewed } => {
+            session::commit(host, session_id, message, as_reviewed)
+        }
         K::ReadDiff { session_id, turn, files } => session::read_diff(host, &session_id, turn, files),
         K::ReadSessionFile { session_id, path } => session::read_file(host, &session_id, path),
         K::BindWorkspace { path, name: _ } => workspace::bind(host, &path),

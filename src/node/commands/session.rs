@@ -134,10 +134,13 @@ pub(super) fn run_checks(host: &dyn Host, session_id: SessionId, name: Option<St
     Ok(ChecksRun { session_id, checks }.into())
 }
 
-pub(super) fn commit(host: &dyn Host, session_id: SessionId, message: Option<String>) -> Answer {
+pub(super) fn commit(host: &dyn Host, session_id: SessionId, message: Option<String>, as_reviewed: bool) -> Answer {
     let (store, workspace) = session_place(host, &session_id)?;
     let mut observer = host.observer(&workspace);
-    let commit = host.node().commit_session(&store, &session_id, message.as_deref(), &mut *observer).map_err(failed)?;
+    let commit = host
+        .node()
+        .commit_session(&store, &session_id, message.as_deref(), as_reviewed, &mut *observer)
+        .map_err(failed)?;
     Ok(Committed { session_id, commit }.into())
 }
 

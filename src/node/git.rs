@@ -11,8 +11,19 @@ use crate::store::Store;
 
 /// Runs git in the workspace as the person would: their config and identity.
 pub(super) fn git(workdir: &Path, args: &[&str], paths: &[String]) -> Result<String> {
+    git_with(workdir, &[], args, paths)
+}
+
+/// [`git`] with more environment (`GIT_INDEX_FILE` for an index of its own).
+pub(super) fn git_with(
+    workdir: &Path,
+    envs: &[(&str, &std::ffi::OsStr)],
+    args: &[&str],
+    paths: &[String],
+) -> Result<String> {
     let output = Command::new("git")
         .current_dir(workdir)
+        .envs(envs.iter().copied())
         .args(args)
         .args(paths)
         .stdin(Stdio::null())

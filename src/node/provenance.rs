@@ -6,9 +6,8 @@
 //! only on request.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use super::git::git;
+use super::git::{git, git_with};
 use super::{Error, Node, Observer, Result, runner};
 use crate::protocol::{EventKind, SessionId, Verdict};
 use crate::store::{self, SessionView, SnapshotFile, Store};
@@ -145,23 +144,8 @@ fn commit_snapshot(
     let scratch =
         tempfile::tempdir().map_err(|source| Error::Io { context: "cannot make a scratch index".into(), source })?;
     let index = scratch.path().join("index");
-    let with_index = |args: &[&str], paths: &[String]| -> Result<String> {
-        let output = Command::new("git")
-            .current_dir(workdir)
-            .env("GIT_INDEX_FILE", &index)
-            .args(args)
-            .args(paths)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| Error::Io { context: "cannot run git".into(), source })?;
-        if !output.status.success() {
-            return Err(Error::Git {
-                args: args.join(" "),
-                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-            });
-        }
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    };
+    let scratch_env = [("GIT_INDEX_FILE", index.as_os_str())];
+    let with_index = |args: &[&str], paths: &[String]| git_with(workdir, &scratch_env, args, paths);
     let head = git(workdir, &["rev-parse", "HEAD"], &[])?.trim().to_string();
     with_index(&["read-tree", &head], &[])?;
     for path in session_paths {

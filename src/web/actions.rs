@@ -304,3 +304,58 @@ pub(super) async fn post_revoke(State(web): State<Arc<Web>>, Path(id): Path<Stri
         }
     }
 }
+
+#[derive(Deserialize)]
+pub(super) struct ReviewForm {
+    #[serde(default)]
+    command_id: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    line: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    verdict: String,
+}
+
+/// The diff page's review form: a comment (when a file is chosen), then
+/// nothing more, approve, or request changes; recorded as the panel's.
+pub(super) async fn post_review(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<ReviewForm>,
+) -> Response {
+    let session_id = found!(&web, web.find_session(&id)).0.id;
+    let invalid = |message: String| {
+        session_answer(&web, &headers, session_id.as_str(), Err((StatusCode::UNPROCESSABLE_ENTITY, message)))
+    };
+    let verdict = match form.verdict.as_str() {
+        "" => None,
+        "approve" => Some(crate::protocol::Verdict::Approve),
+        "request_changes" => Some(crate::protocol::Verdict::RequestChanges),
+        other => return invalid(format!("`{other}` is not a verdict: approve or request_changes")),
+    };
+    let line = match form.line.trim() {
+        "" => None,
+        text => match text.parse::<u32>() {
+            Ok(line) => Some(line),
+            Err(_) => return invalid(format!("`{text}` is not a line number")),
+        },
+    };
+    let mut comments = Vec::new();
+    if !form.path.is_empty() || !form.text.trim().is_empty() {
+        comments.push(crate::protocol::ReviewNote { path: form.path, line, text: form.text });
+    }
+    let kind = CommandKind::ReviewSession {
+        session_id: session_id.clone(),
+        comments,
+        verdict,
+        by: Some("panel".into()),
+        auto_approve: false,
+        deny_approvals: false,
+    };
+    let result = run(&web, &form.command_id, None, kind).await;
+    session_answer(&web, &headers, session_id.as_str(), result)
+}

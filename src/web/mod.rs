@@ -107,6 +107,7 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
         .route("/sessions/{id}/stop", post(actions::post_stop))
         .route("/sessions/{id}/approval", post(actions::post_approval))
         .route("/sessions/{id}/checks", post(actions::post_checks))
+        .route("/sessions/{id}/review", post(actions::post_review))
         .route("/sessions/{id}/turns/{turn}", get(session::get_turn))
         .route("/sessions/{id}/turns/{turn}/diff", get(review::get_turn_diff))
         .route("/sessions/{id}/diff", get(review::get_session_diff))

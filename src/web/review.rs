@@ -162,6 +162,8 @@ pub(super) struct DiffPage {
     /// The `diff_captured` event of the turn shown.
     captured: Option<u64>,
     problem: Option<String>,
+    /// The review form's command id, minted with the page.
+    command_id: String,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +223,7 @@ async fn diff_page(web: &Web, id: &str, turn: Option<u32>, query: DiffQuery) -> 
         captured,
         problem,
         session,
+        command_id: super::pages::command_id(),
     }
     .into_response()
 }

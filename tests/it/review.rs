@@ -225,3 +225,61 @@ fn a_file_holding_a_secret_commits_as_it_is_and_its_redacted_snapshot_is_never_c
     assert!(refused.stderr.contains("redacted"), "{}", refused.stderr);
     assert!(env.git(&env.repo, ["log", "--format=%s"]).lines().all(|subject| subject != "configure"));
 }
+
+#[test]
+fn the_panel_reviews_a_diff_hands_it_back_and_its_approval_signs_the_commit() {
+    use crate::support::cluster::wait_state;
+    use crate::support::panel::{Browser, logged_in};
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = env.script("s.toml", SCRIPT);
+    let cortex = |args: &[&str]| env.cortex_at(&core, &env.repo, args);
+    let started = cortex(&["session", "start", "write lib", "--script", script.to_str().unwrap(), "--json"]);
+    let id = started.json()["session_id"].as_str().unwrap().to_string();
+    wait_state(&env, &core, &id, "idle");
+    let browser = logged_in(&env, &core);
+    let base = core.url.clone();
+    let diff = browser.get(&format!("{base}/sessions/{id}/diff"));
+    assert_eq!(diff.status, 200);
+    assert!(diff.body.contains(&format!("action=\"/sessions/{id}/review\"")), "{}", diff.body);
+    assert!(diff.body.contains("<option>src/lib.rs</option>"), "{}", diff.body);
+
+    let url = format!("{base}/sessions/{id}/review");
+    let form = [
+        ("command_id", "web_review_1"),
+        ("path", "src/lib.rs"),
+        ("line", "2"),
+        ("text", "make it two"),
+        ("verdict", "request_changes"),
+    ];
+    assert_eq!(browser.post(&url, &form, Some("http://evil.example")).status, 403);
+    assert_eq!(Browser::new().post(&url, &form, Some(&base)).status, 401);
+    let bad_line = [("command_id", "web_review_bad"), ("path", "src/lib.rs"), ("line", "two"), ("text", "x")];
+    assert_eq!(browser.post(&url, &bad_line, Some(&base)).status, 422);
+    let handed = browser.post(&url, &form, Some(&base));
+    assert_eq!((handed.status, handed.location()), (303, format!("/sessions/{id}").as_str()), "{}", handed.body);
+    // The same form twice (a reload, a double click) is one review.
+    assert_eq!(browser.post(&url, &form, Some(&base)).status, 303);
+    let turn_two_done = |events: &serde_json::Value| {
+        events.as_array().unwrap().iter().any(|event| event["kind"] == "turn_finished" && event["turn"] == 2)
+    };
+    let log = crate::support::wait_for(|| {
+        Some(cortex(&["session", "log", &id, "--json"]).json()).filter(|events| turn_two_done(events))
+    })
+    .expect("the handed-back turn ran");
+    wait_state(&env, &core, &id, "idle");
+    let events = log.as_array().unwrap();
+    let comments: Vec<_> = events.iter().filter(|event| event["kind"] == "review_comment").collect();
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert_eq!((comments[0]["by"].as_str(), comments[0]["quote"].as_str()), (Some("panel"), Some("    1")));
+    let prompt = events.iter().find(|event| event["kind"] == "user_message" && event["turn"] == 2).unwrap();
+    let prompt = prompt["text"].as_str().unwrap();
+    assert!(prompt.contains("src/lib.rs:2") && prompt.contains("make it two"), "{prompt}");
+
+    let approve = [("command_id", "web_review_2"), ("verdict", "approve")];
+    assert_eq!(browser.post(&url, &approve, Some(&base)).status, 303);
+    let committed = cortex(&["session", "commit", &id]);
+    assert_eq!(committed.code, 0, "{}", committed.stderr);
+    let trailers = env.git(&env.repo, ["log", "-1", "--format=%(trailers:only)"]);
+    assert!(trailers.contains("Reviewed-by: panel"), "{trailers}");
+}

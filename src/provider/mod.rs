@@ -46,8 +46,8 @@ pub enum Error {
 /// claim about a file outside the workspace is not recorded as a change.
 pub(crate) fn workspace_path(workspace: &Path, path: &str) -> Option<String> {
     let relative = Path::new(path).strip_prefix(workspace).unwrap_or(Path::new(path));
-    let normal = relative.components().all(|part| matches!(part, std::path::Component::Normal(_)));
-    (normal && !relative.as_os_str().is_empty()).then(|| relative.display().to_string())
+    let relative = crate::sandbox::RelPath::parse(relative.to_str()?).ok()?;
+    (!relative.is_root()).then(|| relative.display())
 }
 
 /// Where a provider's events go: the node's session runner, which assigns

@@ -90,11 +90,18 @@ fn bad(message: String) -> CommandError {
 /// A comment names a file inside the workspace by a relative path, a line
 /// from 1, and says something on one or more lines of text.
 fn check(note: &ReviewNote) -> Result<(), CommandError> {
-    let path = std::path::Path::new(&note.path);
-    let normal = path.components().all(|part| matches!(part, std::path::Component::Normal(_)));
-    if note.path.is_empty() || !normal || note.path.contains('\\') || note.path.chars().any(char::is_control) {
+    let parsed = crate::sandbox::RelPath::parse(&note.path).map_err(|error| error.to_string());
+    let refused = match parsed {
+        Ok(path) if path.is_root() => Some("it names no file".to_string()),
+        Ok(_) if note.path.contains('\\') || note.path.chars().any(char::is_control) => {
+            Some("it has a backslash or a control character".into())
+        }
+        Ok(_) => None,
+        Err(error) => Some(error),
+    };
+    if let Some(why) = refused {
         return Err(bad(format!(
-            "`{}` is not a file of the session: name it by its path in the repository (src/main.rs)",
+            "`{}` is not a file of the session ({why}): name it by its path in the repository (src/main.rs)",
             note.path.escape_debug()
         )));
     }

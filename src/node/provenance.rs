@@ -5,12 +5,15 @@
 //! the store, this touches the user's index and branch: on purpose, and
 //! only on request.
 
-use std::path::Path;
-
 use super::git::{git, git_with};
 use super::{Error, Node, Observer, Result, runner};
 use crate::protocol::{EventKind, SessionId, Verdict};
+use crate::sandbox::{Kind, RelPath, Root};
 use crate::store::{self, SessionView, SnapshotFile, Store};
+
+/// The most of a working file compared with its snapshot: what a snapshot
+/// scans (a larger file was kept as a note).
+const MAX_COMPARED: u64 = 64 * 1024 * 1024;
 
 impl Node {
     /// Commits the files the session changed (and only those: other staged
@@ -47,9 +50,13 @@ impl Node {
         let paths: Vec<String> =
             status.split('\0').filter(|entry| entry.len() > 3).map(|entry| entry[3..].to_string()).collect();
         let turn = view.meta.turns;
+        let root = Root::open(store.workdir()).map_err(|error| Error::Io {
+            context: "cannot open the workspace".into(),
+            source: std::io::Error::other(error),
+        })?;
         let mut changed = Vec::new();
         for path in &session_paths {
-            if !matches_snapshot(store.workdir(), path, store.snapshot_file(&view, turn, path)?.as_ref()) {
+            if !matches_snapshot(&root, path, store.snapshot_file(&view, turn, path)?.as_ref()) {
                 changed.push(path.clone());
             }
         }
@@ -93,19 +100,19 @@ impl Node {
 /// Whether the working tree's `path` is what the snapshot kept (as stored:
 /// redacted, so the working file is compared redacted too). A file too
 /// large to scan was kept as a note, not its content: it cannot be told,
-/// and counts as unchanged.
-fn matches_snapshot(workdir: &Path, path: &str, snapshot: Option<&SnapshotFile>) -> bool {
-    let full = workdir.join(path);
-    let working = match std::fs::symlink_metadata(&full) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            std::fs::read_link(&full).ok().map(|target| target.as_os_str().as_encoded_bytes().to_vec())
-        }
-        Ok(meta) if meta.is_file() => std::fs::read(&full).ok(),
+/// and counts as unchanged. The file is read through the sandbox: no link
+/// is followed, and no more is read than a snapshot scans.
+fn matches_snapshot(root: &Root, path: &str, snapshot: Option<&SnapshotFile>) -> bool {
+    if snapshot.is_some_and(|kept| kept.data.starts_with(store::LEFT_OUT.as_bytes())) {
+        return true;
+    }
+    let working = RelPath::parse(path).ok().and_then(|relative| match root.kind(&relative) {
+        Ok(Some((Kind::Symlink, _))) => root.link_target(&relative).ok().map(String::into_bytes),
+        Ok(Some((Kind::File, _))) => root.read(&relative, MAX_COMPARED).ok(),
         _ => None,
-    };
+    });
     match (snapshot, working) {
         (None, None) => true,
-        (Some(kept), Some(_)) if kept.data.starts_with(b"[Cortex left this file out of the snapshot") => true,
         (Some(kept), Some(working)) => store::redact::redact_file(path, &working).as_ref() == kept.data.as_slice(),
         _ => false,
     }

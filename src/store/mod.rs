@@ -26,7 +26,7 @@ pub use read::{SessionView, SnapshotFile, TurnFiles};
 pub use remote::{RefsSummary, fetch, push};
 pub use session::{FlushReason, SessionWriter};
 pub use spool::Recovered;
-pub use worktree::{DiffStat, Snapshot};
+pub use worktree::{DiffStat, LEFT_OUT, Snapshot};
 
 use crate::protocol::SessionId;
 

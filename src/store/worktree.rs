@@ -13,6 +13,9 @@ use super::{GitContext, IoContext, Result, Store, git, redact};
 /// Files larger than this are not scanned for secrets, so they are left out
 /// of snapshots (named by a placeholder) rather than stored unscanned.
 const MAX_SCANNED_BLOB: usize = 64 * 1024 * 1024;
+/// How a snapshot's note for a file too large to scan begins: such a file's
+/// content is not in the snapshot.
+pub const LEFT_OUT: &str = "[Cortex left this file out of the snapshot";
 
 /// A working tree captured as a git tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,11 +155,7 @@ impl Store {
             let stored = if data.len() > MAX_SCANNED_BLOB {
                 tracing::info!(%path, size = data.len(), "a file too large to scan is left out of a snapshot");
                 std::borrow::Cow::Owned(
-                    format!(
-                        "[Cortex left this file out of the snapshot: {} bytes, too large to scan for secrets]\n",
-                        data.len()
-                    )
-                    .into_bytes(),
+                    format!("{LEFT_OUT}: {} bytes, too large to scan for secrets]\n", data.len()).into_bytes(),
                 )
             } else {
                 redact::redact_file(path, &data)

@@ -28,4 +28,15 @@
       live.setAttribute("sse-connect", source.replace(/after=\d+/, "after=" + seq));
     }
   });
+
+  // A page that names the control to start on (a line's "comment" link
+  // opens the review form on it) gets it focused, where browsers skip
+  // `autofocus` after a fragment navigation (the scroll to the fragment,
+  // after the load, takes the focus away again).
+  window.addEventListener("load", function () {
+    var first = document.querySelector("[autofocus]");
+    if (first && document.activeElement !== first) {
+      first.focus();
+    }
+  });
 })();

@@ -213,6 +213,14 @@ impl Verdict {
     }
 }
 
+/// The review comments since the last verdict, in order: what a request
+/// for changes hands back. `events` are a session's, in seq order.
+pub fn open_review_comments(events: &[Event]) -> impl Iterator<Item = &Event> {
+    let since = events.iter().rposition(|event| matches!(event.kind, EventKind::ReviewVerdict { .. }));
+    let after = since.map_or(0, |at| at + 1);
+    events[after..].iter().filter(|event| matches!(event.kind, EventKind::ReviewComment { .. }))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TurnOutcome {

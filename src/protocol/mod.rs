@@ -17,7 +17,10 @@ pub use api::{
     FileStatus, Health, IndexReset, JournalEntry, LoginLink, NodeDetail, NodeEvent, NodeStatus, NodeSummary, SearchHit,
     SessionDetail, SessionSummary, TerminalClientMessage, TerminalServerMessage, TurnSummary, Workspace,
 };
-pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome, Verdict};
+pub use event::{
+    ApprovalDecision, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome, Verdict,
+    open_review_comments,
+};
 pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
 pub use reply::{CommandError, ErrorCode, Reply};

@@ -317,6 +317,10 @@ pub(super) struct ReviewForm {
     text: String,
     #[serde(default)]
     verdict: String,
+    /// The diff page the form is on: a comment or an approval goes back
+    /// there; a request for changes goes to the session, where the turn runs.
+    #[serde(default)]
+    back: String,
 }
 
 /// The diff page's review form: a comment (when a file is chosen), then
@@ -355,6 +359,48 @@ pub(super) async fn post_review(
         by: Some("panel".into()),
         auto_approve: false,
         deny_approvals: false,
+    };
+    let result = run(&web, &form.command_id, None, kind).await;
+    let diff_page = form.back.starts_with(&format!("{}/", urls::session(&session_id)))
+        && form.back.ends_with("/diff")
+        && form.back.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"/_-".contains(&byte));
+    match (&result, verdict) {
+        (Ok(_), None) if diff_page && !is_htmx(&headers) => {
+            Redirect::to(&format!("{}#review", form.back)).into_response()
+        }
+        (Ok(_), Some(crate::protocol::Verdict::Approve)) if diff_page && !is_htmx(&headers) => {
+            Redirect::to(&format!("{}#commit", form.back)).into_response()
+        }
+        _ => session_answer(&web, &headers, session_id.as_str(), result),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CommitForm {
+    #[serde(default)]
+    command_id: String,
+    #[serde(default)]
+    message: String,
+    /// "1" when the box "commit the reviewed snapshot anyway" is ticked.
+    #[serde(default)]
+    as_reviewed: String,
+}
+
+/// The diff page's Commit button: the same `commit_session` as
+/// `cortex session commit [--as-reviewed]`. A working tree changed since
+/// the reviewed turn is refused, naming the files, unless the box is ticked.
+pub(super) async fn post_commit(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<CommitForm>,
+) -> Response {
+    let session_id = found!(&web, web.find_session(&id)).0.id;
+    let message = form.message.trim();
+    let kind = CommandKind::CommitSession {
+        session_id: session_id.clone(),
+        message: (!message.is_empty()).then(|| message.to_string()),
+        as_reviewed: !form.as_reviewed.is_empty(),
     };
     let result = run(&web, &form.command_id, None, kind).await;
     session_answer(&web, &headers, session_id.as_str(), result)

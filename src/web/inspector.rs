@@ -16,7 +16,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::Web;
+use super::diff::PAGE_HIGHLIGHT_LINES;
 use super::error::found;
+use super::highlight::{self, Budget};
 use super::pages::{Shell, command_id, shell, workspace_crumbs};
 use super::urls;
 use crate::protocol::reply::{Listing, PathMoved};
@@ -107,7 +109,8 @@ pub(super) async fn get_files(
 
 pub(super) struct Line {
     number: usize,
-    text: String,
+    /// Highlighted, escaped.
+    html: String,
     marked: bool,
 }
 
@@ -158,11 +161,16 @@ fn file_page(
         .text
         .as_deref()
         .map(|text| {
-            text.lines()
+            let texts: Vec<&str> = text.lines().collect();
+            let mut budget = Budget(PAGE_HIGHLIGHT_LINES);
+            let tokens = highlight::run(highlight::syntax_for(&file.path), &texts, &mut budget);
+            texts
+                .iter()
+                .zip(&tokens)
                 .enumerate()
-                .map(|(index, text)| Line {
+                .map(|(index, (text, tokens))| Line {
                     number: index + 1,
-                    text: text.to_string(),
+                    html: highlight::render(text, tokens.as_ref(), &[]),
                     marked: (first..=last).contains(&(index + 1)),
                 })
                 .collect()

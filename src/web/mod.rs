@@ -11,7 +11,9 @@
 mod actions;
 mod assets;
 mod auth;
+mod diff;
 mod error;
+mod highlight;
 mod inspector;
 mod pages;
 mod review;
@@ -108,6 +110,7 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
         .route("/sessions/{id}/approval", post(actions::post_approval))
         .route("/sessions/{id}/checks", post(actions::post_checks))
         .route("/sessions/{id}/review", post(actions::post_review))
+        .route("/sessions/{id}/commit", post(actions::post_commit))
         .route("/sessions/{id}/turns/{turn}", get(session::get_turn))
         .route("/sessions/{id}/turns/{turn}/diff", get(review::get_turn_diff))
         .route("/sessions/{id}/diff", get(review::get_session_diff))

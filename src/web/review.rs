@@ -14,136 +14,20 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::Web;
+use super::diff::{FileView, PAGE_HIGHLIGHT_LINES, file_view};
 use super::error::found;
+use super::highlight::Budget;
 use super::pages::{Shell, not_found, shell};
 use super::session::session_crumbs;
 use super::urls;
 use crate::protocol::reply::{DiffRead, SessionFileRead};
-use crate::protocol::{CheckSummary, CommandKind, DiffHunk, FileDiff, SessionSummary, TurnSummary};
-
-/// Files with more changed lines than this start folded.
-const FOLD_LINES: u64 = 400;
+use crate::protocol::{
+    CheckSummary, CommandKind, EventKind, FileDiff, SessionId, SessionSummary, TurnSummary, open_review_comments,
+};
 
 /// Asks the session's node; `Err` says why it could not answer.
 async fn ask<T: serde::de::DeserializeOwned>(web: &Web, kind: CommandKind) -> Result<T, String> {
     web.command_as("", None, kind).await.map_err(|refused| refused.message)
-}
-
-pub(super) struct Cell {
-    number: String,
-    text: String,
-    class: &'static str,
-}
-
-pub(super) struct Row {
-    class: &'static str,
-    sign: char,
-    old: String,
-    new: String,
-    text: String,
-}
-
-pub(super) struct HunkView {
-    anchor: String,
-    header: String,
-    rows: Vec<Row>,
-    pairs: Vec<(Option<Cell>, Option<Cell>)>,
-}
-
-pub(super) struct FileView {
-    anchor: String,
-    path: String,
-    old_path: Option<String>,
-    status: &'static str,
-    binary: bool,
-    too_large: bool,
-    insertions: u64,
-    deletions: u64,
-    open: bool,
-    hunks: Vec<HunkView>,
-    /// `(turn, link to that turn's diff)`.
-    turns: Vec<(u32, String)>,
-}
-
-fn number(value: Option<u32>) -> String {
-    value.map(|value| value.to_string()).unwrap_or_default()
-}
-
-fn class_of(tag: char) -> &'static str {
-    match tag {
-        '+' => "add",
-        '-' => "del",
-        _ => "ctx",
-    }
-}
-
-/// Side by side: context on both sides; within a change, the n-th removed
-/// line faces the n-th added one.
-fn pairs(hunk: &DiffHunk) -> Vec<(Option<Cell>, Option<Cell>)> {
-    let cell = |line: &crate::protocol::DiffLine, number: Option<u32>| Cell {
-        number: self::number(number),
-        text: line.text.clone(),
-        class: class_of(line.tag),
-    };
-    let mut out = Vec::new();
-    let (mut removed, mut added) = (Vec::new(), Vec::new());
-    let flush = |removed: &mut Vec<Cell>, added: &mut Vec<Cell>, out: &mut Vec<(Option<Cell>, Option<Cell>)>| {
-        let count = removed.len().max(added.len());
-        let mut removed = removed.drain(..);
-        let mut added = added.drain(..);
-        for _ in 0..count {
-            out.push((removed.next(), added.next()));
-        }
-    };
-    for line in &hunk.lines {
-        match line.tag {
-            '-' => removed.push(cell(line, line.old)),
-            '+' => added.push(cell(line, line.new)),
-            _ => {
-                flush(&mut removed, &mut added, &mut out);
-                out.push((Some(cell(line, line.old)), Some(cell(line, line.new))));
-            }
-        }
-    }
-    flush(&mut removed, &mut added, &mut out);
-    out
-}
-
-fn file_view(session: &str, index: usize, file: FileDiff) -> FileView {
-    let hunks = file
-        .hunks
-        .iter()
-        .enumerate()
-        .map(|(number, hunk)| HunkView {
-            anchor: format!("f{index}-h{}", number + 1),
-            header: format!("@@ -{},{} +{},{} @@", hunk.old_start, hunk.old_lines, hunk.new_start, hunk.new_lines),
-            rows: hunk
-                .lines
-                .iter()
-                .map(|line| Row {
-                    class: class_of(line.tag),
-                    sign: line.tag,
-                    old: self::number(line.old),
-                    new: self::number(line.new),
-                    text: line.text.clone(),
-                })
-                .collect(),
-            pairs: pairs(hunk),
-        })
-        .collect();
-    FileView {
-        anchor: format!("f{index}"),
-        open: !file.binary && !file.too_large && file.insertions + file.deletions <= FOLD_LINES,
-        status: file.status.as_str(),
-        binary: file.binary,
-        too_large: file.too_large,
-        insertions: file.insertions,
-        deletions: file.deletions,
-        turns: file.turns.iter().map(|turn| (*turn, urls::diff(session, Some(*turn)))).collect(),
-        path: file.path,
-        old_path: file.old_path,
-        hunks,
-    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -164,11 +48,21 @@ pub(super) struct DiffPage {
     problem: Option<String>,
     /// The review form's command id, minted with the page.
     command_id: String,
+    /// The commit form's command id.
+    commit_command_id: String,
+    /// Comments a request for changes would hand back: `(place, text)`.
+    open_comments: Vec<(String, String)>,
+    /// The file and line the review form starts on (a line's link).
+    comment_on: Option<String>,
+    comment_line: Option<u32>,
 }
 
 #[derive(Deserialize)]
 pub(super) struct DiffQuery {
     view: Option<String>,
+    /// A line's "comment" link: the review form starts on this file and line.
+    path: Option<String>,
+    line: Option<u32>,
 }
 
 pub(super) async fn get_session_diff(
@@ -205,17 +99,26 @@ async fn diff_page(web: &Web, id: &str, turn: Option<u32>, query: DiffQuery) -> 
         Ok(diff) => (diff.files.unwrap_or_default(), None),
         Err(message) => (Vec::new(), Some(message)),
     };
+    let open_comments = open_comments(web, &session.id);
     let captured = turn.and_then(|turn| {
         let events = web.core.events_of_kind(&session.id, "diff_captured").ok()?;
         events.iter().find(|event| event.turn == Some(turn)).map(|event| event.seq)
     });
-    let files: Vec<FileView> =
-        files.into_iter().enumerate().map(|(index, file)| file_view(session.id.as_str(), index + 1, file)).collect();
+    let split = query.view.as_deref() == Some("split");
+    let mut budget = Budget(PAGE_HIGHLIGHT_LINES);
+    let files: Vec<FileView> = files
+        .into_iter()
+        .enumerate()
+        .map(|(index, file)| file_view(session.id.as_str(), index + 1, file, split, &mut budget))
+        .collect();
+    let comment_on = query.path.filter(|path| files.iter().any(|file| &file.path == path));
     DiffPage {
         shell: shell(web, crumbs),
         insertions: files.iter().map(|file| file.insertions).sum(),
         deletions: files.iter().map(|file| file.deletions).sum(),
-        split: query.view.as_deref() == Some("split"),
+        split,
+        comment_line: comment_on.as_ref().and(query.line),
+        comment_on,
         turn,
         turns,
         here,
@@ -224,8 +127,28 @@ async fn diff_page(web: &Web, id: &str, turn: Option<u32>, query: DiffQuery) -> 
         problem,
         session,
         command_id: super::pages::command_id(),
+        commit_command_id: super::pages::command_id(),
+        open_comments,
     }
     .into_response()
+}
+
+/// The session's open review comments, by the same rule the node applies.
+fn open_comments(web: &Web, session: &SessionId) -> Vec<(String, String)> {
+    let mut events = Vec::new();
+    for kind in ["review_comment", "review_verdict"] {
+        events.extend(web.core.events_of_kind(session, kind).unwrap_or_default());
+    }
+    events.sort_by_key(|event| event.seq);
+    open_review_comments(&events)
+        .filter_map(|event| match &event.kind {
+            EventKind::ReviewComment { path, line, text, by, .. } => {
+                let place = line.map_or(path.clone(), |line| format!("{path}:{line}"));
+                Some((format!("{place} ({by})"), text.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 pub(super) struct CheckView {

@@ -18,6 +18,7 @@ mod panel;
 mod provenance;
 mod refs;
 mod review;
+mod reviewer;
 mod seam;
 mod secrets;
 mod session;

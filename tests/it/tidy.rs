@@ -93,6 +93,37 @@ fn tidy_imports_point_one_way() {
 
 /// Issue 11's structure rules: no source file over 800 lines; no function
 /// over 100 lines unless a comment at its head says why (`// Long: …`).
+/// Templates escape everything (askama's default); the one exception is a
+/// field named `html`, which only `web::highlight::render` builds, from
+/// escaped text and its own class names.
+#[test]
+fn tidy_templates_write_raw_html_only_from_the_highlighter() {
+    let mut offences = Vec::new();
+    for entry in std::fs::read_dir(root().join("templates")).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        for (at, _) in text.match_indices("|safe") {
+            let before = &text[..at];
+            let field = before.rsplit(['{', ' ', '(']).next().unwrap_or_default();
+            if !field.ends_with(".html") {
+                offences.push(format!("{}: `{field}|safe`", entry.path().display()));
+            }
+        }
+    }
+    let mut builders = Vec::new();
+    for file in rust_files(&root().join("src/web")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        if text.lines().any(|line| {
+            let line = line.trim();
+            line.starts_with("html:")
+                && !line.ends_with("String,")
+                && !["highlight::render", "html[", "html.clone()"].iter().any(|from| line.contains(from))
+        }) {
+            builders.push(file.display().to_string());
+        }
+    }
+    assert!(offences.is_empty() && builders.is_empty(), "{offences:#?} {builders:#?}");
+}
+
 #[test]
 fn tidy_files_and_functions_stay_small() {
     let mut offences = Vec::new();

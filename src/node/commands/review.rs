@@ -4,7 +4,9 @@
 
 use super::{Answer, Approvals, Host, briefly_retried, failed, session_place, store_failed, wait_until_settled};
 use crate::protocol::reply::{Reviewed, TurnAccepted};
-use crate::protocol::{CommandError, ErrorCode, Event, EventKind, Reply, ReviewNote, SessionId, Verdict};
+use crate::protocol::{
+    CommandError, ErrorCode, EventKind, Reply, ReviewNote, SessionId, Verdict, open_review_comments,
+};
 use crate::store::Store;
 
 /// The longest comment, in characters.
@@ -42,7 +44,7 @@ pub(super) fn review(host: &dyn Host, session_id: SessionId, review: Review, app
     }
     let by = review.by.unwrap_or_else(|| "a person".into());
     let events = store.events_after(&view, 0).map_err(store_failed)?;
-    let mut open = open_comments(&events);
+    let mut open: Vec<EventKind> = open_review_comments(&events).map(|event| event.kind.clone()).collect();
     let mut kinds = Vec::new();
     for note in review.comments.iter() {
         let quote = note.line.and_then(|line| quoted(&store, &session_id, turn, &note.path, line));
@@ -115,18 +117,6 @@ fn check(note: &ReviewNote) -> Result<(), CommandError> {
         return Err(bad(format!("the comment on {} is over {MAX_COMMENT} characters", note.path)));
     }
     Ok(())
-}
-
-/// The comments since the last verdict: what a request for changes hands
-/// back.
-fn open_comments(events: &[Event]) -> Vec<EventKind> {
-    let since = events.iter().rposition(|event| matches!(event.kind, EventKind::ReviewVerdict { .. }));
-    let after = since.map_or(0, |at| at + 1);
-    events[after..]
-        .iter()
-        .filter(|event| matches!(event.kind, EventKind::ReviewComment { .. }))
-        .map(|event| event.kind.clone())
-        .collect()
 }
 
 /// Line `line` of `path` as the session's last turn left it (the snapshot

@@ -1,0 +1,255 @@
+//! What a diff page shows of each file: hunks as unified rows or side-by-side
+//! pairs, each line highlighted (see [`super::highlight`]), the words that
+//! changed within a replaced line marked, and every line of the new side a
+//! link that starts a review comment on it.
+
+use super::highlight::{self, Budget};
+use super::urls;
+use crate::protocol::{DiffHunk, DiffLine, FileDiff};
+
+/// Files with more changed lines than this start folded.
+const FOLD_LINES: u64 = 400;
+/// Lines one page highlights; the rest is shown plain.
+pub(super) const PAGE_HIGHLIGHT_LINES: usize = 20_000;
+
+pub(super) struct Cell {
+    pub(super) number: String,
+    pub(super) html: String,
+    pub(super) class: &'static str,
+    /// Starts a review comment on this line (the new side's cells).
+    pub(super) comment: Option<String>,
+}
+
+pub(super) struct Row {
+    pub(super) class: &'static str,
+    pub(super) sign: char,
+    pub(super) old: String,
+    pub(super) new: String,
+    pub(super) html: String,
+    /// Starts a review comment on this line (lines of the new side).
+    pub(super) comment: Option<String>,
+}
+
+pub(super) struct HunkView {
+    pub(super) anchor: String,
+    pub(super) header: String,
+    pub(super) rows: Vec<Row>,
+    pub(super) pairs: Vec<(Option<Cell>, Option<Cell>)>,
+}
+
+pub(super) struct FileView {
+    pub(super) anchor: String,
+    pub(super) path: String,
+    pub(super) old_path: Option<String>,
+    pub(super) status: &'static str,
+    pub(super) binary: bool,
+    pub(super) too_large: bool,
+    pub(super) insertions: u64,
+    pub(super) deletions: u64,
+    pub(super) open: bool,
+    pub(super) hunks: Vec<HunkView>,
+    /// `(turn, link to that turn's diff)`.
+    pub(super) turns: Vec<(u32, String)>,
+}
+
+fn number(value: Option<u32>) -> String {
+    value.map(|value| value.to_string()).unwrap_or_default()
+}
+
+fn class_of(tag: char) -> &'static str {
+    match tag {
+        '+' => "add",
+        '-' => "del",
+        _ => "ctx",
+    }
+}
+
+/// Within a change, the n-th removed line faces the n-th added one:
+/// `(removed index, added index)` into the hunk's lines.
+fn facing(lines: &[DiffLine]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    for (index, line) in lines.iter().enumerate() {
+        if line.tag != '+' && !added.is_empty() || line.tag == ' ' {
+            out.extend(removed.drain(..).zip(added.drain(..)));
+            removed.clear();
+            added.clear();
+        }
+        match line.tag {
+            '-' => removed.push(index),
+            '+' => added.push(index),
+            _ => {}
+        }
+    }
+    out.extend(removed.into_iter().zip(added));
+    out
+}
+
+/// Each line of a hunk as HTML: the old side (context and removed lines)
+/// and the new side (context and added lines) each parsed as one run.
+fn hunk_html(
+    hunk: &DiffHunk,
+    syntax: Option<&'static syntect::parsing::SyntaxReference>,
+    budget: &mut Budget,
+) -> Vec<String> {
+    let side = |keep: char| -> (Vec<usize>, Vec<&str>) {
+        hunk.lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| line.tag == ' ' || line.tag == keep)
+            .map(|(index, line)| (index, line.text.as_str()))
+            .unzip()
+    };
+    let mut tokens = vec![None; hunk.lines.len()];
+    for keep in ['-', '+'] {
+        if keep == '-' && !hunk.lines.iter().any(|line| line.tag == '-') {
+            continue;
+        }
+        let (indexes, texts) = side(keep);
+        for (index, line) in indexes.into_iter().zip(highlight::run(syntax, &texts, budget)) {
+            if hunk.lines[index].tag == keep || keep == '+' {
+                tokens[index] = line;
+            }
+        }
+    }
+    let mut changed = vec![Vec::new(); hunk.lines.len()];
+    for (removed, added) in facing(&hunk.lines) {
+        let (old, new) = highlight::changed_words(&hunk.lines[removed].text, &hunk.lines[added].text);
+        changed[removed] = old;
+        changed[added] = new;
+    }
+    hunk.lines
+        .iter()
+        .enumerate()
+        .map(|(index, line)| highlight::render(&line.text, tokens[index].as_ref(), &changed[index]))
+        .collect()
+}
+
+/// Side by side: context on both sides; within a change, the n-th removed
+/// line faces the n-th added one.
+fn pairs(hunk: &DiffHunk, html: &[String], path: &str) -> Vec<(Option<Cell>, Option<Cell>)> {
+    let cell = |index: usize, number: Option<u32>| Cell {
+        number: self::number(number),
+        html: html[index].clone(),
+        class: class_of(hunk.lines[index].tag),
+        comment: None,
+    };
+    let new = |index: usize| Cell {
+        comment: hunk.lines[index].new.map(|line| comment_link(true, path, line)),
+        ..cell(index, hunk.lines[index].new)
+    };
+    let mut out = Vec::new();
+    let (mut removed, mut added) = (Vec::new(), Vec::new());
+    let flush = |removed: &mut Vec<Cell>, added: &mut Vec<Cell>, out: &mut Vec<(Option<Cell>, Option<Cell>)>| {
+        let count = removed.len().max(added.len());
+        let mut removed = removed.drain(..);
+        let mut added = added.drain(..);
+        for _ in 0..count {
+            out.push((removed.next(), added.next()));
+        }
+    };
+    for (index, line) in hunk.lines.iter().enumerate() {
+        match line.tag {
+            '-' => removed.push(cell(index, line.old)),
+            '+' => added.push(new(index)),
+            _ => {
+                flush(&mut removed, &mut added, &mut out);
+                out.push((Some(cell(index, line.old)), Some(new(index))));
+            }
+        }
+    }
+    flush(&mut removed, &mut added, &mut out);
+    out
+}
+
+/// The page's own link (relative: it keeps the page's path) that starts a
+/// comment on `path` at `line`.
+pub(super) fn comment_link(split: bool, path: &str, line: u32) -> String {
+    let view = if split { "view=split&" } else { "" };
+    format!("?{view}path={}&line={line}#review", urls::encode(path))
+}
+
+pub(super) fn file_view(session: &str, index: usize, file: FileDiff, split: bool, budget: &mut Budget) -> FileView {
+    let syntax = highlight::syntax_for(&file.path);
+    let hunks = file
+        .hunks
+        .iter()
+        .enumerate()
+        .map(|(number, hunk)| {
+            let html = hunk_html(hunk, syntax, budget);
+            HunkView {
+                anchor: format!("f{index}-h{}", number + 1),
+                header: format!("@@ -{},{} +{},{} @@", hunk.old_start, hunk.old_lines, hunk.new_start, hunk.new_lines),
+                rows: if split {
+                    Vec::new()
+                } else {
+                    hunk.lines
+                        .iter()
+                        .zip(&html)
+                        .map(|(line, html)| Row {
+                            class: class_of(line.tag),
+                            sign: line.tag,
+                            old: self::number(line.old),
+                            new: self::number(line.new),
+                            html: html.clone(),
+                            comment: line.new.map(|new| comment_link(split, &file.path, new)),
+                        })
+                        .collect()
+                },
+                pairs: if split { pairs(hunk, &html, &file.path) } else { Vec::new() },
+            }
+        })
+        .collect();
+    FileView {
+        anchor: format!("f{index}"),
+        open: !file.binary && !file.too_large && file.insertions + file.deletions <= FOLD_LINES,
+        status: file.status.as_str(),
+        binary: file.binary,
+        too_large: file.too_large,
+        insertions: file.insertions,
+        deletions: file.deletions,
+        turns: file.turns.iter().map(|turn| (*turn, urls::diff(session, Some(*turn)))).collect(),
+        path: file.path,
+        old_path: file.old_path,
+        hunks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(tag: char, text: &str) -> DiffLine {
+        DiffLine { tag, old: None, new: None, text: text.to_string() }
+    }
+
+    #[test]
+    fn the_nth_removed_line_faces_the_nth_added_one() {
+        let lines = [
+            line(' ', "a"),
+            line('-', "b"),
+            line('-', "c"),
+            line('+', "B"),
+            line(' ', "d"),
+            line('-', "e"),
+            line('+', "E"),
+            line('+', "F"),
+        ];
+        assert_eq!(facing(&lines), vec![(1, 3), (5, 6)]);
+    }
+
+    #[test]
+    fn a_replaced_line_marks_the_changed_word_and_keeps_its_tokens() {
+        let hunk = DiffHunk {
+            old_start: 1,
+            old_lines: 1,
+            new_start: 1,
+            new_lines: 1,
+            lines: vec![line('-', "let limit = 10;"), line('+', "let limit = 20;")],
+        };
+        let html = hunk_html(&hunk, highlight::syntax_for("a.rs"), &mut Budget(100));
+        assert!(html[0].contains("<span class=\"n w\">10</span>"), "{}", html[0]);
+        assert!(html[1].contains("<span class=\"n w\">20</span>"), "{}", html[1]);
+        assert!(html[1].starts_with("<span class=\"k\">let</span>"), "{}", html[1]);
+    }
+}

@@ -20,7 +20,7 @@ use super::Web;
 use super::error::{Page, Problem, found, render};
 use super::pages::{Shell, command_id, node_name, shell, workspace_crumbs};
 use super::urls;
-use crate::protocol::{Event, EventKind, SessionState, SessionSummary, TurnSummary};
+use crate::protocol::{Event, EventKind, SessionId, SessionState, SessionSummary, TurnSummary};
 
 /// Output kept inside one command block; the rest is in the store.
 const MAX_BLOCK_OUTPUT: usize = 64 * 1024;
@@ -42,8 +42,28 @@ pub(super) struct Block {
     output: String,
     exit: Option<String>,
     folded: Vec<u64>,
+    /// A command's block: it has an output and an exit place, filled live.
+    command: bool,
     session: String,
     turn: Option<u32>,
+}
+
+/// Said once where a command block's output stops.
+const MORE_OUTPUT: &str = "\n… (more in the session's events)";
+
+/// What a command block shows of `text` after `shown` bytes of its output:
+/// all of it below the cap, the marker once it is reached, then nothing.
+/// The page and the live stream both fold output through here, so a
+/// block streamed live ends as the reloaded page renders it.
+fn shown_output(shown: usize, text: &str) -> String {
+    if shown >= MAX_BLOCK_OUTPUT {
+        return String::new();
+    }
+    let mut out = text.to_string();
+    if shown + text.len() >= MAX_BLOCK_OUTPUT {
+        out.push_str(MORE_OUTPUT);
+    }
+    out
 }
 
 fn cause_link(session: &str, cause: &str) -> (String, String) {
@@ -151,6 +171,7 @@ pub(super) fn block(session: &str, event: &Event) -> Block {
         output: String::new(),
         exit: None,
         folded: Vec::new(),
+        command: matches!(event.kind, EventKind::CommandStarted { .. }),
         session: session.to_string(),
         turn: event.turn,
     }
@@ -171,12 +192,8 @@ pub(super) fn blocks<'a>(session: &str, events: impl IntoIterator<Item = &'a Eve
             }
             EventKind::CommandOutput { command_id, text, .. } if commands.contains_key(command_id) => {
                 let started = &mut blocks[commands[command_id]];
-                if started.output.len() < MAX_BLOCK_OUTPUT {
-                    started.output.push_str(text);
-                    if started.output.len() >= MAX_BLOCK_OUTPUT {
-                        started.output.push_str("\n… (more in the session's events)");
-                    }
-                }
+                let shown = shown_output(started.output.len(), text);
+                started.output.push_str(&shown);
                 started.folded.push(event.seq);
             }
             EventKind::CommandFinished { command_id, exit_code, duration_ms } if commands.contains_key(command_id) => {
@@ -208,6 +225,15 @@ pub(super) struct Controls {
 #[template(path = "controls.html")]
 pub(super) struct ControlsFragment {
     pub(super) controls: Controls,
+}
+
+/// The turns pane, sent with the controls on the live page and swapped out
+/// of band, so the state box and the turns agree.
+#[derive(Template)]
+#[template(path = "turns_oob.html")]
+struct TurnsFragment {
+    session: String,
+    turns: Vec<TurnSummary>,
 }
 
 /// Takes a lifecycle event's state as the session's: the summary Core keeps
@@ -350,12 +376,43 @@ pub(super) async fn get_live(
     let after = last_event_id.max(query.after).unwrap_or(0);
     let session_id = session.id.clone();
     let mut lifecycle: Option<Event> = None;
+    // Commands whose block may be on the page: command id → (its block's
+    // seq, output bytes the block shows).
+    let mut commands: HashMap<String, (u64, usize)> = HashMap::new();
     let live = web.core.follow(session.id.clone(), after).flat_map(move |event| {
         let mut out: Vec<Result<SseEvent, Infallible>> = Vec::new();
         if !matches!(event.kind, EventKind::AssistantDelta { .. }) {
             let item = block(session_id.as_str(), &event);
             let html = BlockFragment { item: &item }.render().unwrap_or_default();
-            out.push(Ok(SseEvent::default().id(event.seq.to_string()).event("block").data(html)));
+            let folded = match &event.kind {
+                EventKind::CommandStarted { command_id, .. } => {
+                    commands.insert(command_id.clone(), (event.seq, 0));
+                    None
+                }
+                EventKind::CommandOutput { command_id, .. } | EventKind::CommandFinished { command_id, .. } => {
+                    let known = match commands.get(command_id) {
+                        Some(known) => Some(*known),
+                        None => command_so_far(&web, &session_id, command_id, after),
+                    };
+                    known.map(|(started, shown)| {
+                        let (append, exit) = match &event.kind {
+                            EventKind::CommandOutput { text, .. } => (shown_output(shown, text), None),
+                            EventKind::CommandFinished { exit_code, duration_ms, .. } => {
+                                (String::new(), Some(exit_text(*exit_code, *duration_ms)))
+                            }
+                            _ => unreachable!("matched above"),
+                        };
+                        commands.insert(command_id.clone(), (started, shown + append.len()));
+                        serde_json::json!({ "command": started, "append": append, "exit": exit, "block": html })
+                    })
+                }
+                _ => None,
+            };
+            out.push(Ok(match folded {
+                // Into the command's block when the page has it; else a block of its own.
+                Some(fold) => SseEvent::default().id(event.seq.to_string()).event("output").data(fold.to_string()),
+                None => SseEvent::default().id(event.seq.to_string()).event("block").data(html),
+            }));
         }
         let may_change_state = matches!(
             event.kind,
@@ -367,16 +424,32 @@ pub(super) async fn get_live(
         if matches!(event.kind, EventKind::Lifecycle { .. }) {
             lifecycle = Some(event.clone());
         }
-        if may_change_state && let Ok(Some((mut session, _))) = web.core.session(session_id.as_str()) {
+        if may_change_state && let Ok(Some((mut session, turns))) = web.core.session(session_id.as_str()) {
             if let Some(lifecycle) = &lifecycle {
                 settle(&mut session, lifecycle);
             }
-            let html = ControlsFragment { controls: controls(&web, &session) }.render().unwrap_or_default();
+            let mut html = ControlsFragment { controls: controls(&web, &session) }.render().unwrap_or_default();
+            let pane = TurnsFragment { session: session.id.to_string(), turns };
+            html.push_str(&pane.render().unwrap_or_default());
             out.push(Ok(SseEvent::default().event("controls").data(html)));
         }
         stream::iter(out)
     });
     Sse::new(live).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// A command started before a live stream's `after`: its block's seq and
+/// the output bytes the page shows of it, folded as the page folds them.
+fn command_so_far(web: &Web, session: &SessionId, command_id: &str, after: u64) -> Option<(u64, usize)> {
+    let started =
+        web.core.events_of_kind(session, "command_started").ok()?.into_iter().find(
+            |event| matches!(&event.kind, EventKind::CommandStarted { command_id: id, .. } if id == command_id),
+        )?;
+    let turn = started.turn?;
+    let events = web.core.turn_events(session, turn, TURN_EVENTS).ok()?;
+    let shown = blocks(session.as_str(), events.iter().filter(|event| event.seq <= after));
+    let block = shown.iter().find(|block| block.seq == started.seq)?;
+    Some((started.seq, block.output.len()))
 }
 
 #[derive(Template, WebTemplate)]

@@ -40,6 +40,19 @@ fn api_seqs(env: &TestEnv, core: &CoreProcess, id: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The session's state as the state box, the breadcrumb and the tree show
+/// it; they must agree.
+fn shown_state(chrome: &Chrome, id: &str) -> String {
+    let code = format!(
+        "return [document.getElementById('state'), document.getElementById('crumb-state'), \
+         document.querySelector(\"[data-state-of='{id}']\")].map(e => e ? e.textContent + ' ' + e.className : 'missing')"
+    );
+    let shown = chrome.script(&code).unwrap();
+    let shown: Vec<&str> = shown.as_array().unwrap().iter().map(|value| value.as_str().unwrap()).collect();
+    assert!(shown.iter().all(|one| *one == shown[0]), "state box, breadcrumb and tree disagree: {shown:?}");
+    shown[0].split(' ').next().unwrap().to_string()
+}
+
 /// Starts a session from the workspace page's form; returns its id.
 fn start_from_workspace_page(chrome: &Chrome, prompt: &str, script: &str) -> String {
     chrome.wait("form#start");
@@ -73,6 +86,7 @@ fn a_session_is_started_watched_approved_interrupted_and_reviewed_in_chromium() 
     chrome.script("window.cortexMarker = 1; return 1").unwrap();
 
     chrome.wait("#approval");
+    assert_eq!(shown_state(&chrome, &id), "awaiting_approval");
     assert!(chrome.text("#approval").contains("May I write notes.txt?"));
     let xss = chrome.text("#timeline .assistant_message");
     assert!(xss.contains("<img src=x onerror=alert(1)> hello"), "{xss}");
@@ -82,8 +96,11 @@ fn a_session_is_started_watched_approved_interrupted_and_reviewed_in_chromium() 
     chrome.click("#approval button[value=approve]");
     chrome.until("the approved write to show", |chrome| chrome.source().contains("wrote notes.txt"));
     chrome.until("the running state", |chrome| chrome.text("#state") == "running");
+    assert_eq!(shown_state(&chrome, &id), "running");
     chrome.click("#controls form[action$='/interrupt'] button");
     chrome.until("the interrupted turn to end", |chrome| chrome.text("#state") == "idle");
+    assert_eq!(shown_state(&chrome, &id), "idle");
+    assert!(chrome.text("#turns").contains("interrupted"), "the turns pane follows: {}", chrome.text("#turns"));
     assert_eq!(chrome.script("return window.cortexMarker").unwrap(), serde_json::json!(1), "the page never reloaded");
     assert!(!chrome.source().contains("never reached"));
     wait_state(&env, &core, &id, "idle");
@@ -94,7 +111,7 @@ fn a_session_is_started_watched_approved_interrupted_and_reviewed_in_chromium() 
     chrome.refresh();
     chrome.wait("#timeline");
     assert_eq!(page_seqs(&chrome), live, "a reload shows the same timeline");
-    assert_eq!(chrome.text("#state"), "idle");
+    assert_eq!(shown_state(&chrome, &id), "idle");
     assert!(chrome.source().contains("approved"), "the approval stays on record");
 
     chrome.click(&format!("a[href='/sessions/{id}/turns/1/diff']"));
@@ -316,4 +333,40 @@ fn the_dashboard_and_the_tree_keep_up_without_a_reload() {
         chrome.text("nav.tree").contains("appears by itself") && chrome.text("#dashboard").contains("appears by itself")
     });
     assert_eq!(chrome.script("return window.cortexMarker").unwrap(), serde_json::json!(1), "the page never reloaded");
+}
+
+#[test]
+fn live_command_output_ends_as_one_block_identical_to_the_reloaded_page() {
+    let Some(chrome) = Chrome::start(true) else { return };
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let workspace = bind(&env, &core);
+    log_in(&chrome, &env, &core, &core.url, &format!("/workspaces/{workspace}"));
+    let script = "[[step]]\nmessage = \"counting\"\n[[step]]\nsleep_ms = 500\n\
+                  [[step]]\ncommand = \"for i in $(seq 1 200); do echo \\\"line $i <b>\\\"; sleep 0.005; done\"\n\
+                  [[step]]\nmessage = \"counted\"\n";
+    let id = start_from_workspace_page(&chrome, "count to 200", script);
+    chrome.script("window.cortexMarker = 1; return 1").unwrap();
+    chrome.until("the command to finish live", |chrome| {
+        chrome.count("#timeline .command_started .exit:not([hidden])") == 1 && chrome.source().contains("counted")
+    });
+    wait_state(&env, &core, &id, "idle");
+    chrome.until("every event on the page", |chrome| page_seqs(chrome) == api_seqs(&env, &core, &id));
+    assert_eq!(chrome.script("return window.cortexMarker").unwrap(), serde_json::json!(1), "it all came live");
+    let block = "return document.querySelector('#timeline .command_started').outerHTML";
+    let live = chrome.script(block).unwrap();
+    let live_blocks = chrome.count("#timeline > article");
+    assert_eq!(chrome.count("#timeline .command_started"), 1);
+    assert_eq!(chrome.count("#timeline .command_output"), 0, "no block per output line");
+    let output = chrome
+        .script("return document.querySelector('#timeline .command_started pre[id^=output-]').textContent")
+        .unwrap();
+    let output = output.as_str().unwrap();
+    assert_eq!(output.lines().count(), 200, "{output}");
+    assert!(output.contains("line 200 <b>"), "{output}");
+
+    chrome.refresh();
+    chrome.wait("#timeline");
+    assert_eq!(chrome.script(block).unwrap(), live, "the same markup after a reload");
+    assert_eq!(chrome.count("#timeline > article"), live_blocks);
 }

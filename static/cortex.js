@@ -83,6 +83,100 @@
   document.addEventListener("htmx:afterSettle", syncState);
   document.addEventListener("DOMContentLoaded", syncState);
 
+  // The title counts the sessions waiting for an approval, as the tree's
+  // last refresh counted them: "(2) Cortex".
+  function syncTitle() {
+    var tree = document.querySelector("nav.tree[data-waiting]");
+    if (!tree) {
+      return;
+    }
+    var waiting = parseInt(tree.getAttribute("data-waiting"), 10) || 0;
+    var bare = document.title.replace(/^\(\d+\) /, "");
+    document.title = waiting > 0 ? "(" + waiting + ") " + bare : bare;
+  }
+  document.addEventListener("htmx:afterSettle", syncTitle);
+
+  // A live swap of the controls (the state changed) removes the button
+  // that had the focus; the focus goes to the next sensible control
+  // instead of falling to the page: the composer, else the first button.
+  var controlsHadFocus = false;
+  document.addEventListener("htmx:sseBeforeMessage", function (event) {
+    var controls = document.getElementById("controls");
+    if (event.detail && event.detail.type === "controls" && controls) {
+      controlsHadFocus = controls.contains(document.activeElement);
+    }
+  });
+  document.addEventListener("htmx:sseMessage", function (event) {
+    if (!event.detail || event.detail.type !== "controls" || !controlsHadFocus) {
+      return;
+    }
+    controlsHadFocus = false;
+    // A removed element can stay the active one until the next frame.
+    var active = document.activeElement;
+    if (active && active !== document.body && active.isConnected) {
+      return;
+    }
+    var next = document.querySelector("#controls textarea") || document.querySelector("#controls button");
+    if (next) {
+      next.focus();
+    }
+  });
+
+  // Keyboard: Ctrl+Enter (or Cmd+Enter) sends the form being typed in;
+  // elsewhere j/k move between timeline events, n/p between a diff's
+  // files, and ? lists the keys.
+  function step(selector, by) {
+    var all = Array.prototype.slice.call(document.querySelectorAll(selector));
+    if (all.length === 0) {
+      return;
+    }
+    var at = all.indexOf(document.activeElement);
+    var next = all[Math.max(0, Math.min(all.length - 1, at < 0 ? (by > 0 ? 0 : all.length - 1) : at + by))];
+    if (!next.hasAttribute("tabindex") && next.tagName !== "DETAILS") {
+      next.setAttribute("tabindex", "-1");
+    }
+    var target = next.tagName === "DETAILS" ? next.querySelector("summary") : next;
+    target.focus();
+    target.scrollIntoView({ block: "nearest" });
+  }
+  document.addEventListener("keydown", function (event) {
+    var typing = event.target.closest && event.target.closest("input, textarea, select, [contenteditable], .terminal");
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && typing) {
+      var form = event.target.form;
+      if (form) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+      return;
+    }
+    if (typing || event.ctrlKey || event.metaKey || event.altKey) {
+      return;
+    }
+    var keys = document.getElementById("keys");
+    if (event.key === "j" || event.key === "k") {
+      step("#timeline > article, .timeline > article", event.key === "j" ? 1 : -1);
+    } else if (event.key === "n" || event.key === "p") {
+      step("details.file", event.key === "n" ? 1 : -1);
+    } else if (event.key === "?" && keys && !keys.open) {
+      keys.showModal();
+    } else {
+      return;
+    }
+    event.preventDefault();
+  });
+
+  // Below 700 px the tree is a drawer, closed until asked for (without
+  // JavaScript it stays open, above the page).
+  var narrow = window.matchMedia("(max-width: 700px)");
+  function drawer() {
+    var tree = document.querySelector("details.drawer");
+    if (tree) {
+      tree.open = !narrow.matches;
+    }
+  }
+  document.addEventListener("DOMContentLoaded", drawer);
+  narrow.addEventListener("change", drawer);
+
   // A page that names the control to start on (a line's "comment" link
   // opens the review form on it) gets it focused, where browsers skip
   // `autofocus` after a fragment navigation (the scroll to the fragment,

@@ -47,6 +47,19 @@
   socket.onclose = function () {
     say("disconnected: reload the page to reattach");
   };
+  // The terminal takes every key, Tab included; Ctrl+] gives the keyboard
+  // back to the page (the focus moves to the link after the terminal).
+  term.attachCustomKeyEventHandler(function (event) {
+    if (event.type === "keydown" && event.ctrlKey && event.key === "]") {
+      term.blur();
+      var after = document.getElementById("after-terminal");
+      if (after) {
+        after.focus();
+      }
+      return false;
+    }
+    return true;
+  });
   term.onData(function (data) {
     send({ type: "input", data: data });
   });

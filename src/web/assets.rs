@@ -50,6 +50,12 @@ const ASSETS: &[Asset] = &[
         immutable: false,
     },
     Asset {
+        name: "favicon.svg",
+        bytes: include_bytes!("../../static/favicon.svg"),
+        content_type: "image/svg+xml",
+        immutable: false,
+    },
+    Asset {
         name: "cortex.js",
         bytes: include_bytes!("../../static/cortex.js"),
         content_type: "text/javascript; charset=utf-8",

@@ -58,6 +58,8 @@ pub(super) struct Shell {
     pub(super) query: String,
     /// The workspace in view, whose sessions a big fleet's tree lists.
     pub(super) focus: String,
+    /// Sessions waiting for an approval, counted in the page title.
+    pub(super) waiting: usize,
 }
 
 /// Sessions shown under each workspace in the tree; the workspace page has
@@ -118,6 +120,7 @@ pub(super) fn shell(web: &Web, crumbs: Vec<(String, String)>) -> Shell {
         query: String::new(),
         state: None,
         focus: focus.unwrap_or_default(),
+        waiting: sessions.iter().filter(|session| session.state == SessionState::AwaitingApproval).count(),
     }
 }
 

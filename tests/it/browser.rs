@@ -11,14 +11,14 @@ use crate::support::cluster::{CoreProcess, free_port, state_of, wait_state};
 use crate::support::{TestEnv, wait_for};
 
 /// Binds the test repository and returns its workspace id.
-fn bind(env: &TestEnv, core: &CoreProcess) -> String {
+pub(crate) fn bind(env: &TestEnv, core: &CoreProcess) -> String {
     let run = env.cortex_at(core, &env.repo, ["workspace", "bind", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     run.json()["id"].as_str().unwrap().to_string()
 }
 
 /// Opens the login link in the browser, going on to `next`.
-fn log_in(chrome: &Chrome, env: &TestEnv, core: &CoreProcess, base: &str, next: &str) {
+pub(crate) fn log_in(chrome: &Chrome, env: &TestEnv, core: &CoreProcess, base: &str, next: &str) {
     let link = core.login_url(env).replace(&core.url, base);
     chrome.goto(&format!("{link}&next={next}"));
 }
@@ -54,7 +54,7 @@ fn shown_state(chrome: &Chrome, id: &str) -> String {
 }
 
 /// Starts a session from the workspace page's form; returns its id.
-fn start_from_workspace_page(chrome: &Chrome, prompt: &str, script: &str) -> String {
+pub(crate) fn start_from_workspace_page(chrome: &Chrome, prompt: &str, script: &str) -> String {
     chrome.wait("form#start");
     chrome.fill("form#start textarea[name=prompt]", prompt);
     chrome.click("form#start details summary");

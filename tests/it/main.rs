@@ -1,6 +1,7 @@
 //! The integration tests: the real `cortex` binary against real git
 //! repositories in temp dirs. One binary, a file per area.
 
+mod accessibility;
 mod acp;
 mod authority;
 mod browser;

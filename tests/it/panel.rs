@@ -207,7 +207,7 @@ fn every_screen_is_reachable_from_the_tree_and_shows_what_agents_wrote_as_text()
     let split = browser.get(&format!("{base}/sessions/{id}/turns/1/diff?view=split"));
     assert_page(&split, "split diff", &["table class=\"code split\"", "second line"]);
     let all = browser.get(&format!("{base}/sessions/{id}/diff"));
-    assert_page(&all, "session diff", &["All changes", "page.html", "changed in turn", "open the file"]);
+    assert_page(&all, "session diff", &["All changes", "page.html", "Changed in turn", "open the file"]);
     let evidence = browser.get(&format!("{base}/sessions/{id}/evidence"));
     assert_page(&evidence, "evidence", &["&#60;b&#62;lint&#60;/b&#62; clean", "id=\"check-", "passed"]);
     let output_seq = command_seq + 1;

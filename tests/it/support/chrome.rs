@@ -23,6 +23,10 @@ fn find(env_var: &str, names: &[&str]) -> Option<PathBuf> {
         .find(|path| path.exists())
 }
 
+pub const TAB: &str = "\u{e004}";
+pub const ENTER: &str = "\u{e007}";
+pub const CONTROL: &str = "\u{e009}";
+
 /// A headless Chromium session; the driver is stopped when it is dropped.
 pub struct Chrome {
     runtime: tokio::runtime::Runtime,
@@ -63,6 +67,7 @@ impl Chrome {
         }
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".into(), "chrome".into());
+        capabilities.insert("goog:loggingPrefs".into(), serde_json::json!({ "browser": "ALL" }));
         capabilities.insert("goog:chromeOptions".into(), options);
         let url = format!("http://127.0.0.1:{port}");
         let client = runtime.block_on(async {
@@ -178,6 +183,73 @@ impl Chrome {
 
     pub fn resize(&self, width: u32, height: u32) {
         self.runtime.block_on(self.client().set_window_size(width, height)).unwrap();
+    }
+
+    /// Types `keys` into whatever has the focus (WebDriver key codes:
+    /// `TAB`, `ENTER`, `CONTROL` below).
+    pub fn keys(&self, keys: &str) {
+        self.runtime.block_on(async {
+            let focused = self.client().active_element().await.expect("something has the focus");
+            focused.send_keys(keys).await.expect("the keys are typed");
+        });
+    }
+
+    /// What has the focus: its tag, id, class and text, for assertions.
+    pub fn focused(&self) -> String {
+        let code = "const e = document.activeElement; return e.tagName.toLowerCase() + '#' + e.id + '.' + e.className + ' ' + (e.value || e.textContent || '').trim().slice(0, 40)";
+        self.script(code).unwrap().as_str().unwrap().to_string()
+    }
+
+    /// The browser console's errors since the last call (CSP refusals,
+    /// script errors, failed loads), as `level: message`.
+    pub fn console_errors(&self) -> Vec<String> {
+        let log = self.runtime.block_on(self.client().issue_cmd(BrowserLog)).expect("chromedriver reads the console");
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .map(|entry| entry["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// axe-core's WCAG 2.1 A and AA violations on the page shown, one line
+    /// each (rule, node count, the first nodes); axe is injected through
+    /// WebDriver, never served by the panel. `None` (the reason printed)
+    /// without axe-core; under `CI=true` that is a failure instead.
+    pub fn axe(&self) -> Option<Vec<String>> {
+        let Some(source) = axe_source() else {
+            super::skip("no axe-core (npm install axe-core@4.11.0 and set CORTEX_AXE_JS; .ci/run does)");
+            return None;
+        };
+        if self.script("return typeof axe").unwrap() != "object" {
+            self.script(&format!("{source}\nreturn 1")).expect("axe-core loads");
+        }
+        let run = "return axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }, \
+                   resultTypes: ['violations'] }).then(result => result.violations.map(rule => rule.id + ' (' + \
+                   rule.nodes.length + '): ' + rule.nodes.slice(0, 3).map(node => node.target.join(' ') + ' ' + \
+                   (node.failureSummary || '').split('\\n').slice(1, 2).join('')).join(' | ')))";
+        let found = self.script(run).expect("axe runs");
+        Some(found.as_array().unwrap().iter().map(|line| line.as_str().unwrap().to_string()).collect())
+    }
+}
+
+fn axe_source() -> Option<String> {
+    let pinned = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/axe/node_modules/axe-core/axe.min.js");
+    let path = std::env::var_os("CORTEX_AXE_JS").map(PathBuf::from).filter(|path| path.exists()).unwrap_or(pinned);
+    std::fs::read_to_string(path).ok()
+}
+
+/// ChromeDriver's console log (`goog:loggingPrefs`), which W3C WebDriver lacks.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_string()))
     }
 }
 

@@ -79,7 +79,7 @@ pub(crate) fn serve(args: &ServeArgs, ctx: &Ctx, with_node: bool) -> anyhow::Res
         let (stop, stopped) = watch::channel(false);
         let node = if with_node { Some(tokio::spawn(run_local_node(state.clone(), server.url.clone(), ctx.data.clone(), stopped))) } else { None };
         println!("Cortex is up at {}/", server.url);
-        println!("Log in to the panel (this link works once): {}", panel.login_url(&server.url));
+        println!("Log in to the panel (this link works once): {}", panel.login_url(&server.url, crate::web::DEFAULT_NAME));
         eprintln!("Admin token: {} (CLIs on this machine find it by themselves). Stop with Ctrl-C.", ctx.data.join("admin.token").display());
         shutdown_signal().await;
         eprintln!("Stopping: running turns are stopped and their stores flushed…");

@@ -8,16 +8,17 @@
 use std::sync::Arc;
 
 use askama::Template;
+use axum::Extension;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::Web;
 use super::error::found;
 use super::pages::{NodesPage, problem};
 use super::urls;
+use super::{Viewer, Web};
 use crate::protocol::{CommandKind, SessionId, WorkspaceId};
 
 #[derive(Deserialize)]
@@ -148,6 +149,7 @@ pub(super) struct ApprovalForm {
 
 pub(super) async fn post_approval(
     State(web): State<Arc<Web>>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Form(form): Form<ApprovalForm>,
@@ -171,7 +173,7 @@ pub(super) async fn post_approval(
         approval_id: form.approval_id.filter(|id| !id.is_empty()),
         approve,
         for_session: approve && form.for_session.is_some(),
-        by: Some("panel".into()),
+        by: Some(viewer.0.clone()),
     };
     let result = run(&web, &form.command_id, None, kind).await;
     session_answer(&web, &headers, session_id.as_str(), result)
@@ -327,6 +329,7 @@ pub(super) struct ReviewForm {
 /// nothing more, approve, or request changes; recorded as the panel's.
 pub(super) async fn post_review(
     State(web): State<Arc<Web>>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     headers: HeaderMap,
     Form(form): Form<ReviewForm>,
@@ -356,7 +359,7 @@ pub(super) async fn post_review(
         session_id: session_id.clone(),
         comments,
         verdict,
-        by: Some("panel".into()),
+        by: Some(viewer.0.clone()),
         auto_approve: false,
         deny_approvals: false,
     };

@@ -2,9 +2,12 @@
 //! `cortex core`, like a notebook server) sets an HttpOnly, SameSite=Strict
 //! session cookie. Every state-changing request must come from the panel's
 //! own origin (CSRF). Every response carries a Content-Security-Policy that
-//! allows only the panel's own scripts and styles.
+//! allows only the panel's own scripts and styles. A login link can carry
+//! a name (`cortex panel login --as NAME`): what that browser does
+//! (comments, approvals, edits) is recorded as that name's, else as
+//! `panel`'s.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,9 +32,10 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 /// they turned into. Only hashes are kept.
 #[derive(Default)]
 pub struct Panel {
-    login_tokens: Mutex<HashSet<String>>,
-    /// Cookie hashes and when they were issued.
-    sessions: Mutex<HashMap<String, Instant>>,
+    /// Token hashes and the name each logs in as.
+    login_tokens: Mutex<HashMap<String, String>>,
+    /// Cookie hashes, when they were issued, and whose they are.
+    sessions: Mutex<HashMap<String, (Instant, String)>>,
     /// Core listens beyond loopback: every page says so.
     pub exposed: bool,
 }
@@ -50,18 +54,39 @@ impl Panel {
         Arc::new(Panel { exposed, ..Panel::default() })
     }
 
-    /// A fresh one-time login URL under `base`.
-    pub fn login_url(&self, base: &str) -> String {
+    /// A fresh one-time login URL under `base`, logging in as `name`
+    /// (checked with [`person_name`]).
+    pub fn login_url(&self, base: &str, name: &str) -> String {
         let token = crate::core::new_secret("clg_");
-        lock(&self.login_tokens).insert(hash(&token));
+        lock(&self.login_tokens).insert(hash(&token), name.to_string());
         format!("{base}/login?token={token}")
     }
 
-    fn is_logged_in(&self, jar: &CookieJar) -> bool {
+    /// Whose browser this is, if it is logged in.
+    fn viewer(&self, jar: &CookieJar) -> Option<Viewer> {
         let mut sessions = lock(&self.sessions);
-        sessions.retain(|_, issued| issued.elapsed() < SESSION_LIFETIME);
-        jar.get(COOKIE).is_some_and(|cookie| sessions.contains_key(&hash(cookie.value())))
+        sessions.retain(|_, (issued, _)| issued.elapsed() < SESSION_LIFETIME);
+        let cookie = jar.get(COOKIE)?;
+        sessions.get(&hash(cookie.value())).map(|(_, name)| Viewer(name.clone()))
     }
+}
+
+/// Who is using the panel, as actions record it (`by`).
+#[derive(Clone, Debug)]
+pub struct Viewer(pub String);
+
+/// The name a panel login records when none is given.
+pub const DEFAULT_NAME: &str = "panel";
+
+/// A name for `--as`: 1 to 64 letters, digits, spaces and `._@+-`, not
+/// starting or ending with a space; it ends up in events and `Reviewed-by`
+/// trailers, so nothing that could forge a line or a trailer.
+pub fn person_name(name: &str) -> Result<&str, String> {
+    let fits = !name.is_empty()
+        && name.len() <= 64
+        && name.trim() == name
+        && name.chars().all(|c| c.is_alphanumeric() || " ._@+-".contains(c));
+    if fits { Ok(name) } else { Err(format!("`{name}` is not a name: use 1 to 64 letters, digits, spaces or ._@+-")) }
 }
 
 #[derive(Deserialize)]
@@ -96,14 +121,14 @@ pub(super) async fn get_login(
 ) -> Response {
     // A pasted login link works as well as its token.
     let token = query.token.as_deref().and_then(|token| token.trim().rsplit("token=").next()?.split('&').next());
-    let valid = token.is_some_and(|token| lock(&panel.login_tokens).remove(&hash(token)));
+    let name = token.and_then(|token| lock(&panel.login_tokens).remove(&hash(token)));
     let next = local_path(query.next.as_deref()).to_string();
-    if !valid {
+    let Some(name) = name else {
         let page = LoginPage { problem: query.token.is_some(), next };
         return (StatusCode::UNAUTHORIZED, page).into_response();
-    }
+    };
     let secret = crate::core::new_secret("cps_");
-    lock(&panel.sessions).insert(hash(&secret), Instant::now());
+    lock(&panel.sessions).insert(hash(&secret), (Instant::now(), name));
     let cookie = Cookie::build((COOKIE, secret))
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -116,28 +141,64 @@ pub(super) async fn get_login(
 /// `POST /panel/login-links` with the admin bearer token: a fresh one-time
 /// login URL (`cortex panel login`), for when the one printed at start is
 /// spent or out of sight.
-pub(super) async fn post_login_link(State(web): State<Arc<super::Web>>, request: Request) -> Response {
-    let presented = crate::core::auth::bearer(request.headers());
+pub(super) async fn post_login_link(
+    State(web): State<Arc<super::Web>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let presented = crate::core::auth::bearer(&headers);
     if !presented.is_some_and(|token| crate::core::auth::tokens_match(token, web.core.admin_token())) {
         return (StatusCode::UNAUTHORIZED, "a login link needs the admin token (Authorization: Bearer …)")
             .into_response();
     }
-    let host = request.headers().get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or("127.0.0.1");
-    let url = web.panel.login_url(&format!("http://{host}"));
+    let asked: LoginLinkRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        LoginLinkRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(asked) => asked,
+            Err(error) => {
+                return (StatusCode::BAD_REQUEST, format!("not a login link request: {error}")).into_response();
+            }
+        }
+    };
+    let name = match person_name(asked.name.as_deref().unwrap_or(DEFAULT_NAME)) {
+        Ok(name) => name.to_string(),
+        Err(message) => return (StatusCode::UNPROCESSABLE_ENTITY, message).into_response(),
+    };
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or("127.0.0.1");
+    let url = web.panel.login_url(&format!("http://{host}"), &name);
     axum::Json(crate::protocol::LoginLink { url }).into_response()
 }
 
+#[derive(Default, Deserialize)]
+struct LoginLinkRequest {
+    /// Who the link logs in as.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /logout`: forgets this browser's login.
+pub(super) async fn post_logout(State(panel): State<Arc<Panel>>, jar: CookieJar) -> Response {
+    if let Some(cookie) = jar.get(COOKIE) {
+        lock(&panel.sessions).remove(&hash(cookie.value()));
+    }
+    let page = LoginPage { problem: false, next: "/".into() };
+    (jar.remove(Cookie::build((COOKIE, "")).path("/").build()), page).into_response()
+}
+
 /// Pages need a session cookie; without one, the login page and no data.
+/// Handlers find who is logged in as the request's [`Viewer`].
 pub(super) async fn require_login(
     State(panel): State<Arc<Panel>>,
     jar: CookieJar,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    if !panel.is_logged_in(&jar) {
+    let Some(viewer) = panel.viewer(&jar) else {
         let next = request.uri().path_and_query().map_or("/", |path| path.as_str()).to_string();
         return (StatusCode::UNAUTHORIZED, LoginPage { problem: false, next }).into_response();
-    }
+    };
+    request.extensions_mut().insert(viewer);
     next.run(request).await
 }
 

@@ -9,18 +9,19 @@ use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Extension;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::Web;
 use super::diff::PAGE_HIGHLIGHT_LINES;
 use super::error::found;
 use super::highlight::{self, Budget};
 use super::pages::{Shell, command_id, shell, workspace_crumbs};
 use super::urls;
+use super::{Viewer, Web};
 use crate::protocol::reply::{Listing, PathMoved};
 use crate::protocol::{CommandKind, DirEntry, FileContent, FileState, SessionId, Workspace};
 
@@ -246,6 +247,7 @@ pub(super) struct SaveForm {
 
 pub(super) async fn post_file(
     State(web): State<Arc<Web>>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     Form(form): Form<SaveForm>,
 ) -> Response {
@@ -259,7 +261,7 @@ pub(super) async fn post_file(
         path: form.path.clone(),
         content: content.clone(),
         expected_hash: (!form.hash.is_empty()).then(|| form.hash.clone()),
-        by: Some("panel".into()),
+        by: Some(viewer.0.clone()),
     };
     match ask::<serde_json::Value>(&web, &form.command_id, kind).await {
         Ok(_) => {
@@ -301,6 +303,7 @@ pub(super) struct MoveForm {
 
 pub(super) async fn post_move(
     State(web): State<Arc<Web>>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     Form(form): Form<MoveForm>,
 ) -> Response {
@@ -311,7 +314,7 @@ pub(super) async fn post_move(
         session_id: session.clone(),
         from: form.from.clone(),
         to: form.to.clone(),
-        by: Some("panel".into()),
+        by: Some(viewer.0.clone()),
     };
     let keep = session_text(&session);
     match ask::<PathMoved>(&web, &form.command_id, kind).await {
@@ -336,6 +339,7 @@ pub(super) struct DeleteForm {
 
 pub(super) async fn post_delete(
     State(web): State<Arc<Web>>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     Form(form): Form<DeleteForm>,
 ) -> Response {
@@ -346,7 +350,7 @@ pub(super) async fn post_delete(
         session_id: session.clone(),
         path: form.path.clone(),
         expected_hash: (!form.hash.is_empty()).then(|| form.hash.clone()),
-        by: Some("panel".into()),
+        by: Some(viewer.0.clone()),
     };
     let keep = session_text(&session);
     let folder = form.path.rsplit_once('/').map(|(folder, _)| folder.to_string()).unwrap_or_default();

@@ -27,7 +27,7 @@ use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
 
-pub use auth::Panel;
+pub use auth::{DEFAULT_NAME, Panel, Viewer, person_name};
 
 use crate::core::CoreState;
 use crate::protocol::{Command, CommandKind, CommandOutcome, PROTOCOL_VERSION};
@@ -124,6 +124,7 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
     let links = Router::new().route("/panel/login-links", post(auth::post_login_link)).with_state(web.clone());
     Router::new()
         .route("/login", get(auth::get_login))
+        .route("/logout", post(auth::post_logout))
         .with_state(panel)
         .merge(links)
         .route("/static/{*name}", get(assets::get_static))

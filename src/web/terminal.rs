@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Extension;
 use axum::Form;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, State};
@@ -13,10 +14,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::Web;
 use super::error::found;
 use super::pages::{Shell, not_found, problem, shell, workspace_crumbs};
 use super::urls;
+use super::{Viewer, Web};
 use crate::core::TerminalSummary;
 use crate::protocol::{CommandKind, SessionId, Workspace};
 
@@ -36,6 +37,7 @@ pub(super) struct OpenForm {
 
 pub(super) async fn post_terminal(
     State(web): State<Arc<Web>>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     Form(form): Form<OpenForm>,
 ) -> Response {
@@ -47,12 +49,13 @@ pub(super) async fn post_terminal(
         .flatten()
         .map(|(session, _)| session.id)
         .filter(|_| !form.session.is_empty());
-    open(&web, &workspace, session_id, None, &form.command_id, "No terminal").await
+    open(&web, &viewer, &workspace, session_id, None, &form.command_id, "No terminal").await
 }
 
 /// Opens a terminal (a shell, or a check's run) and goes to its page.
 async fn open(
     web: &Web,
+    viewer: &Viewer,
     workspace: &Workspace,
     session_id: Option<SessionId>,
     check: Option<String>,
@@ -65,7 +68,7 @@ async fn open(
         terminal_id: None,
         cols: 100,
         rows: 30,
-        by: Some("panel".into()),
+        by: Some(viewer.0.clone()),
         check,
     };
     let back = urls::workspace(&workspace.id);
@@ -89,11 +92,12 @@ pub(super) struct CheckForm {
 /// terminal page, its result and output land in the workspace journal.
 pub(super) async fn post_check(
     State(web): State<Arc<Web>>,
+    Extension(viewer): Extension<Viewer>,
     Path(id): Path<String>,
     Form(form): Form<CheckForm>,
 ) -> Response {
     let workspace = found!(&web, web.find_workspace(&id));
-    open(&web, &workspace, None, Some(form.name), &form.command_id, "Check not run").await
+    open(&web, &viewer, &workspace, None, Some(form.name), &form.command_id, "Check not run").await
 }
 
 #[derive(Template, WebTemplate)]

@@ -283,3 +283,61 @@ fn the_panel_reviews_a_diff_hands_it_back_and_its_approval_signs_the_commit() {
     let trailers = env.git(&env.repo, ["log", "-1", "--format=%(trailers:only)"]);
     assert!(trailers.contains("Reviewed-by: panel"), "{trailers}");
 }
+
+#[test]
+fn a_named_panel_login_signs_its_review_and_the_commit_and_logs_out() {
+    use crate::support::cluster::wait_state;
+    use crate::support::panel::Browser;
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = env.script("s.toml", SCRIPT);
+    let cortex = |args: &[&str]| env.cortex_at(&core, &env.repo, args);
+    let started = cortex(&["session", "start", "write lib", "--script", script.to_str().unwrap(), "--json"]);
+    let id = started.json()["session_id"].as_str().unwrap().to_string();
+    wait_state(&env, &core, &id, "idle");
+
+    // A name that could forge a line or a trailer is refused, by the CLI and by the API.
+    for bad in ["Ada\nReviewed-by: root", "", " Ada", "a:b"] {
+        let refused = cortex(&["panel", "login", "--as", bad]);
+        assert_eq!(refused.code, 2, "{bad:?}: {}", refused.stderr);
+        assert!(refused.stderr.contains("is not a name"), "{}", refused.stderr);
+    }
+    let bearer = format!("Bearer {}", core.token());
+    let api = Browser::new().post_json(
+        &format!("{}/panel/login-links", core.url),
+        &[("Authorization", bearer.as_str())],
+        &serde_json::json!({ "name": "x\ny" }),
+    );
+    assert_eq!(api.status, 422, "{}", api.body);
+
+    let link = cortex(&["panel", "login", "--as", "Ada Lovelace", "--json"]);
+    assert_eq!(link.code, 0, "{}", link.stderr);
+    assert!(link.stderr.contains("as Ada Lovelace"), "{}", link.stderr);
+    let browser = Browser::log_in(link.json()["url"].as_str().unwrap());
+    let base = core.url.clone();
+    let review = [
+        ("command_id", "web_named_1"),
+        ("path", "src/lib.rs"),
+        ("line", "1"),
+        ("text", "fine"),
+        ("verdict", "approve"),
+    ];
+    assert_eq!(browser.post(&format!("{base}/sessions/{id}/review"), &review, Some(&base)).status, 303);
+    let log = cortex(&["session", "log", &id, "--json"]).json();
+    let by: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"] == "review_comment" || event["kind"] == "review_verdict")
+        .map(|event| event["by"].as_str().unwrap())
+        .collect();
+    assert_eq!(by, ["Ada Lovelace", "Ada Lovelace"]);
+    let committed =
+        browser.post(&format!("{base}/sessions/{id}/commit"), &[("command_id", "web_named_commit")], Some(&base));
+    assert_eq!(committed.status, 303, "{}", committed.body);
+    let trailers = env.git(&env.repo, ["log", "-1", "--format=%(trailers:only)"]);
+    assert!(trailers.contains("Reviewed-by: Ada Lovelace"), "{trailers}");
+
+    assert_eq!(browser.post(&format!("{base}/logout"), &[], Some(&base)).status, 200);
+    assert_eq!(browser.get(&format!("{base}/")).status, 401, "logged out");
+}

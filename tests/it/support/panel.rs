@@ -53,6 +53,20 @@ impl Browser {
         })
     }
 
+    /// POSTs `body` as JSON with `headers` (an API client, not a form).
+    pub fn post_json(&self, url: &str, headers: &[(&str, &str)], body: &serde_json::Value) -> Page {
+        self.runtime.block_on(async {
+            let mut request = self.client.post(url).json(body);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.unwrap_or_else(|error| panic!("{url}: {error:?}"));
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            Page { status, headers, body: response.text().await.unwrap() }
+        })
+    }
+
     pub fn get(&self, url: &str) -> Page {
         self.request(reqwest::Method::GET, url, &[])
     }

@@ -3,6 +3,7 @@
 
 mod codex;
 mod core;
+mod diff_page;
 mod direct;
 mod panel;
 mod providers;

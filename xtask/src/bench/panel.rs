@@ -37,7 +37,7 @@ pub fn panel() -> anyhow::Result<()> {
         let (nodes, big) = seed(&http, &core).await?;
         let mut rows = Vec::new();
 
-        let (p50, p99, bytes) = render_times(&http, &core, &cookie, "/").await?;
+        let (p50, p99, bytes) = render_times(&http, &core.url, &cookie, "/").await?;
         rows.push(row(
             &format!(
                 "dashboard, {NODES} nodes / {} sessions, p50 ({} KiB page)",
@@ -47,7 +47,7 @@ pub fn panel() -> anyhow::Result<()> {
             ms(p50),
         ));
         rows.push(row("same, p99", ms(p99)));
-        let (p50, p99, bytes) = render_times(&http, &core, &cookie, &format!("/sessions/{big}")).await?;
+        let (p50, p99, bytes) = render_times(&http, &core.url, &cookie, &format!("/sessions/{big}")).await?;
         rows.push(row(
             &format!("session page, {BIG_SESSION_EVENTS}-event session, p50 ({} KiB page)", bytes / 1024),
             ms(p50),
@@ -67,13 +67,20 @@ pub fn panel() -> anyhow::Result<()> {
         rows.push(row("same, p99", ms(fanout.p99)));
         anyhow::Ok(rows)
     })?;
+    let mut rows = rows;
+    rows.extend(runtime.block_on(super::diff_page::rows(&cortex))?);
     super::publish("panel", &rows)
 }
 
 /// A panel session cookie, from a one-time login link minted with the admin token.
 async fn log_in(http: &reqwest::Client, core: &CoreChild) -> anyhow::Result<String> {
+    panel_cookie(http, &core.url, &core.token).await
+}
+
+/// A panel cookie for the Core at `base`, from a login link minted with its admin token.
+pub(super) async fn panel_cookie(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<String> {
     let link: serde_json::Value =
-        http.post(format!("{}/panel/login-links", core.url)).bearer_auth(&core.token).send().await?.json().await?;
+        http.post(format!("{base}/panel/login-links")).bearer_auth(token).send().await?.json().await?;
     let url = link["url"].as_str().context("no login link")?;
     let response = http.get(url).send().await?;
     let cookie = response.headers().get("set-cookie").context("no panel cookie")?.to_str()?;
@@ -157,9 +164,9 @@ async fn seed(http: &reqwest::Client, core: &CoreChild) -> anyhow::Result<(Vec<L
 }
 
 /// p50 and p99 of full GETs of `path` (body read), and the page size.
-async fn render_times(
+pub(super) async fn render_times(
     http: &reqwest::Client,
-    core: &CoreChild,
+    base: &str,
     cookie: &str,
     path: &str,
 ) -> anyhow::Result<(Duration, Duration, usize)> {
@@ -167,7 +174,7 @@ async fn render_times(
     let mut bytes = 0;
     for _ in 0..RENDERS {
         let started = Instant::now();
-        let response = http.get(format!("{}{path}", core.url)).header("Cookie", cookie).send().await?;
+        let response = http.get(format!("{base}{path}")).header("Cookie", cookie).send().await?;
         if !response.status().is_success() {
             bail!("{path} answered {}", response.status());
         }

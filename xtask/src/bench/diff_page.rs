@@ -56,7 +56,7 @@ pub(super) async fn rows(cortex: &Path) -> anyhow::Result<Vec<String>> {
     let page = http.get(format!("{base}{diff}")).header("Cookie", &cookie).send().await?.text().await?;
     let first = first.elapsed();
     let highlighted = page.matches("<span class=\"").count();
-    anyhow::ensure!(page.contains("step_4999") && highlighted > LINES, "the diff page is not highlighted");
+    anyhow::ensure!(page.contains(&format!("step_{}", LINES / 5 - 1)) && highlighted > LINES, "the diff page is not highlighted");
     let (p50, p99, bytes) = render_times(&http, &base, &cookie, &diff).await?;
     let mut rows = vec![
         row(

@@ -19,6 +19,7 @@ mod pages;
 mod review;
 mod session;
 mod terminal;
+mod timeline;
 pub(crate) mod urls;
 
 use std::sync::Arc;

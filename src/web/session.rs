@@ -3,6 +3,7 @@
 //! with what caused it and what it caused.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -19,193 +20,9 @@ use serde::Deserialize;
 use super::Web;
 use super::error::{Page, Problem, found, render};
 use super::pages::{Shell, command_id, node_name, shell, workspace_crumbs};
+use super::timeline::{Block, TurnHead, block, blocks, exit_text, grouped, shown_output};
 use super::urls;
 use crate::protocol::{Event, EventKind, SessionId, SessionState, SessionSummary, TurnSummary};
-
-/// Output kept inside one command block; the rest is in the store.
-const MAX_BLOCK_OUTPUT: usize = 64 * 1024;
-
-/// One block of a session's timeline.
-pub(super) struct Block {
-    seq: u64,
-    kind: &'static str,
-    time: String,
-    title: String,
-    body: String,
-    /// Shown folded (reasoning, command output).
-    collapsed: bool,
-    /// What this event answers: `(label, href)`.
-    cause: Option<(String, String)>,
-    /// Where to look next: the diff of its turn, its evidence.
-    links: Vec<(String, String)>,
-    /// A command's output and end, folded into the block that started it.
-    output: String,
-    exit: Option<String>,
-    folded: Vec<u64>,
-    /// A command's block: it has an output and an exit place, filled live.
-    command: bool,
-    session: String,
-    turn: Option<u32>,
-}
-
-/// Said once where a command block's output stops.
-const MORE_OUTPUT: &str = "\n… (more in the session's events)";
-
-/// What a command block shows of `text` after `shown` bytes of its output:
-/// all of it below the cap, the marker once it is reached, then nothing.
-/// The page and the live stream both fold output through here, so a
-/// block streamed live ends as the reloaded page renders it.
-fn shown_output(shown: usize, text: &str) -> String {
-    if shown >= MAX_BLOCK_OUTPUT {
-        return String::new();
-    }
-    let mut out = text.to_string();
-    if shown + text.len() >= MAX_BLOCK_OUTPUT {
-        out.push_str(MORE_OUTPUT);
-    }
-    out
-}
-
-fn cause_link(session: &str, cause: &str) -> (String, String) {
-    match cause.strip_prefix("seq:").and_then(|seq| seq.parse::<u64>().ok()) {
-        Some(seq) => (format!("answers #{seq}"), format!("{}#event-{seq}", urls::session(session))),
-        None => (format!("caused by command {cause}"), urls::command(cause)),
-    }
-}
-
-fn exit_text(exit_code: Option<i32>, duration_ms: u64) -> String {
-    let exit = exit_code.map_or("killed".to_string(), |code| format!("exit {code}"));
-    format!("{exit} in {duration_ms} ms")
-}
-
-pub(super) fn block(session: &str, event: &Event) -> Block {
-    let mut links = Vec::new();
-    let turn_diff = |turn: Option<u32>| turn.map(|turn| urls::diff(session, Some(turn)));
-    let mut collapsed = false;
-    let (title, body) = match &event.kind {
-        EventKind::UserMessage { text } => ("you".to_string(), text.clone()),
-        EventKind::AssistantMessage { text } => ("agent".to_string(), text.clone()),
-        EventKind::Reasoning { text } => {
-            collapsed = true;
-            ("reasoning".to_string(), text.clone())
-        }
-        EventKind::CommandStarted { command, .. } => ("command".to_string(), command.clone()),
-        EventKind::CommandOutput { text, stream, .. } => {
-            collapsed = true;
-            (format!("output ({})", format!("{stream:?}").to_lowercase()), text.clone())
-        }
-        EventKind::CommandFinished { exit_code, duration_ms, .. } => {
-            ("command finished".to_string(), exit_text(*exit_code, *duration_ms))
-        }
-        EventKind::FileChanged { path, change } => {
-            if let Some(href) = turn_diff(event.turn) {
-                links.push(("see the diff".to_string(), href));
-            }
-            (format!("file {}", format!("{change:?}").to_lowercase()), path.clone())
-        }
-        EventKind::ApprovalRequested { prompt, .. } => ("approval requested".to_string(), prompt.clone()),
-        EventKind::ApprovalResolved { decision, by, .. } => {
-            (format!("{decision:?}").to_lowercase(), format!("answered by {by}"))
-        }
-        EventKind::Lifecycle { from, to, reason } => {
-            let from = from.map(|from| format!("{from} → ")).unwrap_or_default();
-            let reason = reason.as_ref().map(|reason| format!(" ({reason})")).unwrap_or_default();
-            ("state".to_string(), format!("{from}{to}{reason}"))
-        }
-        EventKind::Warning { message } => ("warning".to_string(), message.clone()),
-        EventKind::Error { message } => ("error".to_string(), message.clone()),
-        EventKind::TurnFinished { outcome } => {
-            if let Some(turn) = event.turn {
-                links.push((format!("turn {turn}"), urls::turn(session, turn)));
-            }
-            ("turn finished".to_string(), outcome.as_str().to_string())
-        }
-        EventKind::DiffCaptured { files, insertions, deletions } => {
-            if let Some(href) = turn_diff(event.turn) {
-                links.push(("see the diff".to_string(), href));
-            }
-            ("changes".to_string(), format!("{files} file(s), +{insertions} -{deletions}"))
-        }
-        EventKind::CheckResult { name, passed, exit_code, duration_ms, .. } => {
-            links.push(("output".to_string(), format!("{}#check-{}", urls::evidence(session), event.seq)));
-            let verdict = if *passed { "passed" } else { "failed" };
-            ("check".to_string(), format!("{name} {verdict}: {}", exit_text(*exit_code, *duration_ms)))
-        }
-        EventKind::CommitCreated { commit, message } => ("commit".to_string(), format!("{commit} {message}")),
-        EventKind::Intervention { by, action, path, detail } => {
-            let what = [path.as_deref(), detail.as_deref()].into_iter().flatten().collect::<Vec<_>>().join("\n");
-            (format!("{by}: {action}"), what)
-        }
-        EventKind::ReviewComment { by, path, line, text, quote } => {
-            let place = line.map_or(path.clone(), |line| format!("{path}:{line}"));
-            let quote = quote.as_ref().map(|quote| format!("> {quote}\n")).unwrap_or_default();
-            (format!("{by} on {place}"), format!("{quote}{text}"))
-        }
-        EventKind::ReviewVerdict { by, verdict, reviewed_turn: turn, comments } => {
-            let what = match verdict {
-                crate::protocol::Verdict::Approve => format!("approved the changes as of turn {turn}"),
-                crate::protocol::Verdict::RequestChanges => {
-                    format!("requested changes as of turn {turn}; {comments} comments handed back to the agent")
-                }
-            };
-            (format!("review by {by}"), what)
-        }
-        EventKind::AssistantDelta { text, .. } => ("agent (streaming)".to_string(), text.clone()),
-        EventKind::TokenUsage { usage } => {
-            ("tokens".to_string(), format!("{} in, {} out", usage.input_tokens, usage.output_tokens))
-        }
-    };
-    let kind = match &event.kind {
-        EventKind::CheckResult { passed: false, .. } => "check_failed",
-        kind => kind.name(),
-    };
-    Block {
-        seq: event.seq,
-        kind,
-        time: event.at.strftime("%H:%M:%S").to_string(),
-        title,
-        body,
-        collapsed,
-        cause: event.cause.as_deref().map(|cause| cause_link(session, cause)),
-        links,
-        output: String::new(),
-        exit: None,
-        folded: Vec::new(),
-        command: matches!(event.kind, EventKind::CommandStarted { .. }),
-        session: session.to_string(),
-        turn: event.turn,
-    }
-}
-
-/// The blocks of a page: each event once (streamed deltas are left out:
-/// the complete message follows), a command's output and end folded into
-/// the block that started it.
-pub(super) fn blocks<'a>(session: &str, events: impl IntoIterator<Item = &'a Event>) -> Vec<Block> {
-    let mut blocks: Vec<Block> = Vec::new();
-    let mut commands: HashMap<String, usize> = HashMap::new();
-    for event in events {
-        match &event.kind {
-            EventKind::AssistantDelta { .. } => {}
-            EventKind::CommandStarted { command_id, .. } => {
-                commands.insert(command_id.clone(), blocks.len());
-                blocks.push(block(session, event));
-            }
-            EventKind::CommandOutput { command_id, text, .. } if commands.contains_key(command_id) => {
-                let started = &mut blocks[commands[command_id]];
-                let shown = shown_output(started.output.len(), text);
-                started.output.push_str(&shown);
-                started.folded.push(event.seq);
-            }
-            EventKind::CommandFinished { command_id, exit_code, duration_ms } if commands.contains_key(command_id) => {
-                let started = &mut blocks[commands[command_id]];
-                started.exit = Some(exit_text(*exit_code, *duration_ms));
-                started.folded.push(event.seq);
-            }
-            _ => blocks.push(block(session, event)),
-        }
-    }
-    blocks
-}
 
 /// The session's state, what may be done now, and the composer.
 pub(super) struct Controls {
@@ -339,7 +156,7 @@ fn session_page(web: &Web, id: &str, query: SessionQuery) -> Page {
     Ok(SessionPage {
         shell,
         node_name: node_name(&nodes, &session.node),
-        blocks: blocks(session.id.as_str(), &events),
+        blocks: grouped(session.id.as_str(), &events),
         earlier,
         controls: controls(web, &session),
         last_seq,
@@ -379,11 +196,30 @@ pub(super) async fn get_live(
     // Commands whose block may be on the page: command id → (its block's
     // seq, output bytes the block shows).
     let mut commands: HashMap<String, (u64, usize)> = HashMap::new();
+    // Each turn's header as the page has it.
+    let mut heads: HashMap<u32, TurnHead> = HashMap::new();
     let live = web.core.follow(session.id.clone(), after).flat_map(move |event| {
         let mut out: Vec<Result<SseEvent, Infallible>> = Vec::new();
         if !matches!(event.kind, EventKind::AssistantDelta { .. }) {
             let item = block(session_id.as_str(), &event);
-            let html = BlockFragment { item: &item }.render().unwrap_or_default();
+            let mut html = BlockFragment { item: &item }.render().unwrap_or_default();
+            if let Some(turn) = event.turn {
+                let (head, new) = match heads.entry(turn) {
+                    Entry::Occupied(known) => (known.into_mut(), false),
+                    Entry::Vacant(place) => {
+                        let (head, on_page) = head_so_far(&web, &session_id, turn, after);
+                        (place.insert(head), !on_page)
+                    }
+                };
+                let changed = head.take(&event);
+                if new {
+                    // A new turn: its header goes before its first event.
+                    html.insert_str(0, &HeadFragment { head }.render().unwrap_or_default());
+                } else if changed {
+                    let replace = TurnHead { oob: true, ..head.clone() };
+                    html.push_str(&HeadFragment { head: &replace }.render().unwrap_or_default());
+                }
+            }
             let folded = match &event.kind {
                 EventKind::CommandStarted { command_id, .. } => {
                     commands.insert(command_id.clone(), (event.seq, 0));
@@ -436,6 +272,25 @@ pub(super) async fn get_live(
         stream::iter(out)
     });
     Sse::new(live).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// The header of turn `turn` as a page rendered up to `after` shows it,
+/// and whether the page has it at all.
+fn head_so_far(web: &Web, session: &SessionId, turn: u32, after: u64) -> (TurnHead, bool) {
+    let mut head = TurnHead::new(session.as_str(), turn);
+    let events = web.core.turn_events(session, turn, TURN_EVENTS).unwrap_or_default();
+    let mut on_page = false;
+    for event in events.iter().filter(|event| event.seq <= after) {
+        on_page = true;
+        head.take(event);
+    }
+    (head, on_page)
+}
+
+#[derive(Template)]
+#[template(path = "turn_head.html")]
+struct HeadFragment<'a> {
+    head: &'a TurnHead,
 }
 
 /// A command started before a live stream's `after`: its block's seq and

@@ -365,8 +365,13 @@ fn live_command_output_ends_as_one_block_identical_to_the_reloaded_page() {
     assert_eq!(output.lines().count(), 200, "{output}");
     assert!(output.contains("line 200 <b>"), "{output}");
 
+    chrome.until("the turn's header to say how it ended", |chrome| chrome.text("#turn-head-1").contains("completed"));
+    let head = chrome.text("#turn-head-1");
+    assert!(head.contains("Turn 1") && head.contains("count to 200"), "{head}");
+    assert_eq!(chrome.count("#timeline > header.turn-head"), 1, "one header for the one turn");
     chrome.refresh();
     chrome.wait("#timeline");
     assert_eq!(chrome.script(block).unwrap(), live, "the same markup after a reload");
+    assert_eq!(chrome.text("#turn-head-1"), head, "the header kept live reads as after a reload");
     assert_eq!(chrome.count("#timeline > article"), live_blocks);
 }

@@ -3,7 +3,8 @@
 //! (5,000 added lines, highlighted on the server) is fetched through HTTP
 //! with a panel cookie: the first render (the node reads the diff, every
 //! line is highlighted), then p50/p99 of later ones (highlighting cached by
-//! content), and the page's size; the same for the session's page.
+//! content), and the page's size; then the session's page once it has
+//! 20 turns, each under its header.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -15,6 +16,8 @@ use super::panel::{panel_cookie, render_times};
 use super::{ms, row};
 
 const LINES: usize = 5_000;
+/// Turns of the session whose page is measured (its first writes the file).
+const TURNS: usize = 20;
 
 /// Rust that exercises the grammar: items, strings, numbers, comments.
 fn source() -> String {
@@ -56,7 +59,10 @@ pub(super) async fn rows(cortex: &Path) -> anyhow::Result<Vec<String>> {
     let page = http.get(format!("{base}{diff}")).header("Cookie", &cookie).send().await?.text().await?;
     let first = first.elapsed();
     let highlighted = page.matches("<span class=\"").count();
-    anyhow::ensure!(page.contains(&format!("step_{}", LINES / 5 - 1)) && highlighted > LINES, "the diff page is not highlighted");
+    anyhow::ensure!(
+        page.contains(&format!("step_{}", LINES / 5 - 1)) && highlighted > LINES,
+        "the diff page is not highlighted"
+    );
     let (p50, p99, bytes) = render_times(&http, &base, &cookie, &diff).await?;
     let mut rows = vec![
         row(
@@ -69,8 +75,11 @@ pub(super) async fn rows(cortex: &Path) -> anyhow::Result<Vec<String>> {
         row("same, later renders, p50", ms(p50)),
         row("same, p99", ms(p99)),
     ];
+    for turn in 2..=TURNS {
+        super::cortex_json(cortex, &repo, &data, &["session", "send", &id, &format!("check step {turn}"), "--json"])?;
+    }
     let (p50, p99, bytes) = render_times(&http, &base, &cookie, &format!("/sessions/{id}")).await?;
-    rows.push(row(&format!("its session page, p50 ({} KiB page)", bytes / 1024), ms(p50)));
+    rows.push(row(&format!("its session page, {TURNS} turns grouped, p50 ({} KiB page)", bytes / 1024), ms(p50)));
     rows.push(row("same, p99", ms(p99)));
     Ok(rows)
 }

@@ -15,6 +15,7 @@ mod diff;
 mod error;
 mod highlight;
 mod inspector;
+mod markdown;
 mod pages;
 mod review;
 mod session;

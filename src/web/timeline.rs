@@ -33,6 +33,8 @@ pub(super) struct Block {
     pub(super) command: bool,
     pub(super) session: String,
     pub(super) turn: Option<u32>,
+    /// An agent's message rendered from Markdown (sanitized); shown instead of `body`.
+    pub(super) html: Option<String>,
     /// Set on the header that opens a turn's events, instead of an event.
     pub(super) head: Option<TurnHead>,
 }
@@ -145,6 +147,7 @@ pub(super) fn exit_text(exit_code: Option<i32>, duration_ms: u64) -> String {
     format!("{exit} in {duration_ms} ms")
 }
 
+// Long: one arm per event kind, each saying how that kind reads.
 pub(super) fn block(session: &str, event: &Event) -> Block {
     let mut links = Vec::new();
     let turn_diff = |turn: Option<u32>| turn.map(|turn| urls::diff(session, Some(turn)));
@@ -222,6 +225,10 @@ pub(super) fn block(session: &str, event: &Event) -> Block {
             ("tokens".to_string(), format!("{} in, {} out", usage.input_tokens, usage.output_tokens))
         }
     };
+    let message = match &event.kind {
+        EventKind::AssistantMessage { text } => Some(text.as_str()),
+        _ => None,
+    };
     let kind = match &event.kind {
         EventKind::CheckResult { passed: false, .. } => "check_failed",
         kind => kind.name(),
@@ -241,6 +248,7 @@ pub(super) fn block(session: &str, event: &Event) -> Block {
         command: matches!(event.kind, EventKind::CommandStarted { .. }),
         session: session.to_string(),
         turn: event.turn,
+        html: message.and_then(super::markdown::render),
         head: None,
     }
 }
@@ -262,6 +270,7 @@ pub(super) fn head_block(session: &str, head: TurnHead) -> Block {
         command: false,
         session: session.to_string(),
         turn: Some(head.turn),
+        html: None,
         head: Some(head),
     }
 }

@@ -130,6 +130,11 @@ impl CoreState {
         Ok(lock(&self.index).sessions(None)?)
     }
 
+    /// Sessions where a check is failing (its latest run failed), with their names.
+    pub fn failed_checks(&self) -> Result<std::collections::HashMap<crate::protocol::SessionId, Vec<String>>> {
+        Ok(lock(&self.index).failed_checks()?)
+    }
+
     pub fn workspaces(&self) -> Result<Vec<Workspace>> {
         Ok(lock(&self.index).workspaces()?)
     }

@@ -409,6 +409,31 @@ impl Index {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err(&self.path, "cannot list sessions"))
     }
 
+    /// Sessions where a check is failing (its latest run failed), with the
+    /// names of those checks.
+    pub fn failed_checks(&self) -> Result<HashMap<SessionId, Vec<String>>> {
+        let mut statement = self
+            .conn
+            .prepare(
+                "SELECT e.session_id, json_extract(e.body, '$.name') FROM events e \
+                 WHERE e.kind = 'check_result' AND json_extract(e.body, '$.passed') = 0 \
+                 AND NOT EXISTS (SELECT 1 FROM events f WHERE f.kind = 'check_result' AND f.session_id = e.session_id \
+                 AND f.seq > e.seq AND json_extract(f.body, '$.name') = json_extract(e.body, '$.name')) \
+                 ORDER BY e.session_id, e.seq",
+            )
+            .map_err(sql_err(&self.path, "cannot find failed checks"))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?)))
+            .map_err(sql_err(&self.path, "cannot find failed checks"))?;
+        let mut failed: HashMap<SessionId, Vec<String>> = HashMap::new();
+        for row in rows {
+            let (session, name) = row.map_err(sql_err(&self.path, "cannot find failed checks"))?;
+            let Ok(session) = session.parse::<SessionId>() else { continue };
+            failed.entry(session).or_default().push(name.unwrap_or_default());
+        }
+        Ok(failed)
+    }
+
     /// The session whose id is `prefix` or starts with it (`ses_` optional).
     pub fn resolve_session(&self, prefix: &str) -> Result<SessionSummary> {
         let prefix = prefix.trim().to_lowercase();

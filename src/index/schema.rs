@@ -59,4 +59,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE sessions ADD COLUMN provider_version TEXT;
     ",
+    "
+    CREATE INDEX events_by_kind ON events (kind, session_id, turn);
+    ",
 ];

@@ -19,6 +19,7 @@ mod markdown;
 mod pages;
 mod review;
 mod session;
+mod sessions;
 mod terminal;
 mod timeline;
 pub(crate) mod urls;
@@ -104,6 +105,7 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
         .route("/workspaces/{id}/file", get(inspector::get_file).post(inspector::post_file))
         .route("/workspaces/{id}/move", post(inspector::post_move))
         .route("/workspaces/{id}/delete", post(inspector::post_delete))
+        .route("/sessions", get(sessions::get_sessions))
         .route("/sessions/{id}", get(session::get_session))
         .route("/sessions/{id}/live", get(session::get_live))
         .route("/sessions/{id}/turns", post(actions::post_send))

@@ -216,6 +216,7 @@ pub(super) struct DashboardPage {
 pub(super) async fn get_dashboard(State(web): State<Arc<Web>>) -> Response {
     let nodes = found!(&web, web.core.node_summaries());
     let sessions = found!(&web, web.core.sessions());
+    let failed = web.core.failed_checks().unwrap_or_default();
     let offline: Vec<&str> =
         nodes.iter().filter(|node| node.status != NodeStatus::Online).map(|node| node.id.as_str()).collect();
     let attention = sessions
@@ -228,6 +229,9 @@ pub(super) async fn get_dashboard(State(web): State<Arc<Web>>) -> Response {
                 }
                 _ if !session.state.is_final() && offline.contains(&session.node.as_str()) => {
                     format!("its node `{}` is not online", node_name(&nodes, &session.node))
+                }
+                _ if failed.contains_key(&session.id) => {
+                    format!("check failed: {}", failed[&session.id].join(", "))
                 }
                 _ => return None,
             };

@@ -65,6 +65,7 @@ fn every_screen_passes_axe_at_both_widths_with_a_quiet_console() {
         ("file", format!("/workspaces/{workspace}/file?path=src/lib.rs")),
         ("file editor", format!("/workspaces/{workspace}/file?path=src/lib.rs&edit=1")),
         ("search", "/search?q=library".into()),
+        ("sessions", "/sessions?sort=title".into()),
         ("not found", "/sessions/ses_none".into()),
     ] {
         screens.push((name.into(), path));

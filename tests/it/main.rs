@@ -15,6 +15,7 @@ mod index;
 mod inspector;
 mod lifecycle;
 mod limits;
+mod lists;
 mod panel;
 mod provenance;
 mod refs;

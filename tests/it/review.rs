@@ -226,17 +226,28 @@ fn a_file_holding_a_secret_commits_as_it_is_and_its_redacted_snapshot_is_never_c
     assert!(env.git(&env.repo, ["log", "--format=%s"]).lines().all(|subject| subject != "configure"));
 }
 
+/// A `cortex up` with one idle session that wrote `src/lib.rs`, and its id.
+fn idle_session(env: &TestEnv) -> (crate::support::cluster::CoreProcess, String) {
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = env.script("s.toml", SCRIPT);
+    let started = env.cortex_at(
+        &core,
+        &env.repo,
+        ["session", "start", "write lib", "--script", script.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let id = started.json()["session_id"].as_str().unwrap().to_string();
+    crate::support::cluster::wait_state(env, &core, &id, "idle");
+    (core, id)
+}
+
 #[test]
 fn the_panel_reviews_a_diff_hands_it_back_and_its_approval_signs_the_commit() {
     use crate::support::cluster::wait_state;
     use crate::support::panel::{Browser, logged_in};
     let env = TestEnv::new();
-    let core = env.start_core("up", &env.cortex_home, free_port());
-    let script = env.script("s.toml", SCRIPT);
+    let (core, id) = idle_session(&env);
     let cortex = |args: &[&str]| env.cortex_at(&core, &env.repo, args);
-    let started = cortex(&["session", "start", "write lib", "--script", script.to_str().unwrap(), "--json"]);
-    let id = started.json()["session_id"].as_str().unwrap().to_string();
-    wait_state(&env, &core, &id, "idle");
     let browser = logged_in(&env, &core);
     let base = core.url.clone();
     let diff = browser.get(&format!("{base}/sessions/{id}/diff"));
@@ -276,6 +287,18 @@ fn the_panel_reviews_a_diff_hands_it_back_and_its_approval_signs_the_commit() {
     let prompt = prompt["text"].as_str().unwrap();
     assert!(prompt.contains("src/lib.rs:2") && prompt.contains("make it two"), "{prompt}");
 
+    // A comment goes back to the diff it was made on, never elsewhere.
+    let diff_page = format!("/sessions/{id}/diff");
+    for (back, to) in [
+        (diff_page.as_str(), format!("{diff_page}#review")),
+        ("https://evil.example/sessions/x/diff", format!("/sessions/{id}")),
+        ("//evil.example/diff", format!("/sessions/{id}")),
+    ] {
+        let command = format!("web_back_{}", back.len());
+        let note = [("command_id", command.as_str()), ("path", "src/lib.rs"), ("text", "noted"), ("back", back)];
+        let noted = browser.post(&url, &note, Some(&base));
+        assert_eq!((noted.status, noted.location()), (303, to.as_str()), "{back}");
+    }
     let approve = [("command_id", "web_review_2"), ("verdict", "approve")];
     assert_eq!(browser.post(&url, &approve, Some(&base)).status, 303);
     let committed = cortex(&["session", "commit", &id]);
@@ -286,15 +309,10 @@ fn the_panel_reviews_a_diff_hands_it_back_and_its_approval_signs_the_commit() {
 
 #[test]
 fn a_named_panel_login_signs_its_review_and_the_commit_and_logs_out() {
-    use crate::support::cluster::wait_state;
     use crate::support::panel::Browser;
     let env = TestEnv::new();
-    let core = env.start_core("up", &env.cortex_home, free_port());
-    let script = env.script("s.toml", SCRIPT);
+    let (core, id) = idle_session(&env);
     let cortex = |args: &[&str]| env.cortex_at(&core, &env.repo, args);
-    let started = cortex(&["session", "start", "write lib", "--script", script.to_str().unwrap(), "--json"]);
-    let id = started.json()["session_id"].as_str().unwrap().to_string();
-    wait_state(&env, &core, &id, "idle");
 
     // A name that could forge a line or a trailer is refused, by the CLI and by the API.
     for bad in ["Ada\nReviewed-by: root", "", " Ada", "a:b"] {

@@ -38,14 +38,18 @@ impl Browser {
     }
 
     pub fn request(&self, method: reqwest::Method, url: &str, headers: &[(&str, &str)]) -> Page {
+        self.send(self.client.request(method, url), url, headers)
+    }
+
+    /// Sends `request` with this browser's cookie and `headers`.
+    fn send(&self, mut request: reqwest::RequestBuilder, url: &str, headers: &[(&str, &str)]) -> Page {
+        if let Some(cookie) = &self.cookie {
+            request = request.header("Cookie", cookie);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         self.runtime.block_on(async {
-            let mut request = self.client.request(method, url);
-            if let Some(cookie) = &self.cookie {
-                request = request.header("Cookie", cookie);
-            }
-            for (name, value) in headers {
-                request = request.header(*name, *value);
-            }
             let response = request.send().await.unwrap_or_else(|error| panic!("{url}: {error:?}"));
             let status = response.status().as_u16();
             let headers = response.headers().clone();
@@ -55,16 +59,7 @@ impl Browser {
 
     /// POSTs `body` as JSON with `headers` (an API client, not a form).
     pub fn post_json(&self, url: &str, headers: &[(&str, &str)], body: &serde_json::Value) -> Page {
-        self.runtime.block_on(async {
-            let mut request = self.client.post(url).json(body);
-            for (name, value) in headers {
-                request = request.header(*name, *value);
-            }
-            let response = request.send().await.unwrap_or_else(|error| panic!("{url}: {error:?}"));
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            Page { status, headers, body: response.text().await.unwrap() }
-        })
+        self.send(self.client.post(url).json(body), url, headers)
     }
 
     pub fn get(&self, url: &str) -> Page {

@@ -410,8 +410,43 @@ pub(super) struct SearchQuery {
 pub(super) struct SearchPage {
     shell: Shell,
     query: String,
-    hits: Vec<(SearchHit, String)>,
+    /// Hits grouped by session, sessions in the order of their best hit.
+    groups: Vec<HitGroup>,
     problem: Option<String>,
+}
+
+pub(super) struct HitGroup {
+    session: String,
+    title: String,
+    hits: Vec<(SearchHit, Vec<(String, bool)>)>,
+}
+
+/// `snippet` cut where it matches a word of `query` (any case): `(text,
+/// matched)` pieces the page marks with `<mark>`, escaping each.
+fn marked(snippet: &str, query: &str) -> Vec<(String, bool)> {
+    let words: Vec<String> = query
+        .split_whitespace()
+        .map(|word| word.trim_matches('"'))
+        .filter(|word| !word.is_empty())
+        .map(regex::escape)
+        .collect();
+    let pattern = (!words.is_empty()).then(|| regex::Regex::new(&format!("(?i){}", words.join("|"))));
+    let Some(Ok(pattern)) = pattern else {
+        return vec![(snippet.to_string(), false)];
+    };
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for found in pattern.find_iter(snippet) {
+        if found.start() > at {
+            pieces.push((snippet[at..found.start()].to_string(), false));
+        }
+        pieces.push((found.as_str().to_string(), true));
+        at = found.end();
+    }
+    if at < snippet.len() {
+        pieces.push((snippet[at..].to_string(), false));
+    }
+    pieces
 }
 
 pub(super) async fn get_search(State(web): State<Arc<Web>>, Query(query): Query<SearchQuery>) -> SearchPage {
@@ -429,19 +464,25 @@ pub(super) async fn get_search(State(web): State<Arc<Web>>, Query(query): Query<
                     .into_iter()
                     .map(|session| (session.id.to_string(), session.title))
                     .collect();
-                let hits = hits
-                    .into_iter()
-                    .map(|hit| {
-                        let title = titles.get(hit.session_id.as_str()).cloned().unwrap_or_default();
-                        (hit, title)
-                    })
-                    .collect();
-                (hits, None)
+                let mut groups: Vec<HitGroup> = Vec::new();
+                for hit in hits {
+                    let session = hit.session_id.to_string();
+                    let pieces = marked(&hit.snippet, &query.q);
+                    match groups.iter_mut().find(|group| group.session == session) {
+                        Some(group) => group.hits.push((hit, pieces)),
+                        None => groups.push(HitGroup {
+                            title: titles.get(&session).cloned().unwrap_or_default(),
+                            session,
+                            hits: vec![(hit, pieces)],
+                        }),
+                    }
+                }
+                (groups, None)
             }
             Err(error) => (Vec::new(), Some(error.to_string())),
         }
     };
-    SearchPage { shell, query: query.q, hits, problem }
+    SearchPage { shell, query: query.q, groups: hits, problem }
 }
 
 #[derive(Template, WebTemplate)]

@@ -226,7 +226,9 @@ fn every_screen_is_reachable_from_the_tree_and_shows_what_agents_wrote_as_text()
     let event = browser.get(&format!("{base}/sessions/{id}/events/{command_seq}"));
     assert_page(&event, "event", &["Event #", "What it caused", &format!("/sessions/{id}/events/{output_seq}")]);
     let search = browser.get(&format!("{base}/search?q=greetings"));
-    assert_page(&search, "search", &[&format!("/sessions/{id}/events/")]);
+    assert_page(&search, "search", &[&format!("/sessions/{id}/events/"), "<mark>greetings</mark>", "match(es)"]);
+    let shouting = browser.get(&format!("{base}/search?q=GREETINGS"));
+    assert!(shouting.body.contains("<mark>greetings</mark>"), "any case is marked: {}", shouting.body);
     assert_page(&browser.get(&format!("{base}/search?q=")), "empty search", &["Search"]);
 
     let tree = browser.get(&format!("{base}/panel/tree"));

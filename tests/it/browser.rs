@@ -132,6 +132,17 @@ fn a_session_is_started_watched_approved_interrupted_and_reviewed_in_chromium() 
     let overflow = chrome.script("return document.documentElement.scrollWidth > window.innerWidth").unwrap();
     assert_eq!(overflow, serde_json::json!(false), "the session page fits 375 px");
     chrome.screenshot("session-375px");
+    chrome.goto(&format!("{}/sessions/{id}/turns/1/diff?view=split", core.url));
+    chrome.wait("table.code.split");
+    let one_column =
+        "return [...document.querySelectorAll('table.code.split td.none')].map(td => getComputedStyle(td).display)";
+    let shown = chrome.script(one_column).unwrap();
+    assert!(
+        !shown.as_array().unwrap().is_empty() && shown.as_array().unwrap().iter().all(|display| display == "none"),
+        "side by side is one column on a phone: {shown}"
+    );
+    assert!(chrome.text("table.code.split").contains("approved"));
+    chrome.screenshot("diff-split-375px");
 }
 
 #[test]

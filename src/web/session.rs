@@ -193,9 +193,10 @@ pub(super) async fn get_live(
     let after = last_event_id.max(query.after).unwrap_or(0);
     let session_id = session.id.clone();
     let mut lifecycle: Option<Event> = None;
-    // Commands whose block may be on the page: command id → (its block's
-    // seq, output bytes the block shows).
-    let mut commands: HashMap<String, (u64, usize)> = HashMap::new();
+    // Commands seen: command id → (its block's seq, output bytes the block
+    // shows), or `None` for one with no block to fold into (looked up once,
+    // not again for each of its output lines).
+    let mut commands: HashMap<String, Option<(u64, usize)>> = HashMap::new();
     // Each turn's header as the page has it.
     let mut heads: HashMap<u32, TurnHead> = HashMap::new();
     let live = web.core.follow(session.id.clone(), after).flat_map(move |event| {
@@ -222,14 +223,13 @@ pub(super) async fn get_live(
             }
             let folded = match &event.kind {
                 EventKind::CommandStarted { command_id, .. } => {
-                    commands.insert(command_id.clone(), (event.seq, 0));
+                    commands.insert(command_id.clone(), Some((event.seq, 0)));
                     None
                 }
                 EventKind::CommandOutput { command_id, .. } | EventKind::CommandFinished { command_id, .. } => {
-                    let known = match commands.get(command_id) {
-                        Some(known) => Some(*known),
-                        None => command_so_far(&web, &session_id, command_id, after),
-                    };
+                    let known = *commands
+                        .entry(command_id.clone())
+                        .or_insert_with(|| command_so_far(&web, &session_id, command_id, after));
                     known.map(|(started, shown)| {
                         let (append, exit) = match &event.kind {
                             EventKind::CommandOutput { text, .. } => (shown_output(shown, text), None),
@@ -238,7 +238,7 @@ pub(super) async fn get_live(
                             }
                             _ => unreachable!("matched above"),
                         };
-                        commands.insert(command_id.clone(), (started, shown + append.len()));
+                        commands.insert(command_id.clone(), Some((started, shown + append.len())));
                         serde_json::json!({ "command": started, "append": append, "exit": exit, "block": html })
                     })
                 }

@@ -101,9 +101,13 @@ fn describe_raw(event: &Event) -> String {
             let what = [path.as_deref(), detail.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
             format!("{by} ({action}) {what}")
         }
-        EventKind::ReviewComment { by, path, line, text, .. } => {
-            let place = line.map_or(path.clone(), |line| format!("{path}:{line}"));
+        EventKind::ReviewComment { by, path, line, end_line, text, .. } => {
+            let place = crate::protocol::comment_place(path, *line, *end_line);
             format!("{by} commented on {place}: {}", text.lines().next().unwrap_or_default())
+        }
+        EventKind::ReviewViewed { by, path, viewed, reviewed_turn } => {
+            let what = if *viewed { "marked" } else { "unmarked" };
+            format!("{by} {what} {path} as viewed (turn {reviewed_turn})")
         }
         EventKind::ReviewVerdict { by, verdict, reviewed_turn: turn, comments } => match verdict {
             crate::protocol::Verdict::Approve => format!("{by} approved the changes as of turn {turn}"),

@@ -249,7 +249,7 @@ pub(super) async fn get_session_diff(
         v: PROTOCOL_VERSION,
         id: format!("diff_{}", ulid::Ulid::new().to_string().to_lowercase()),
         target: None,
-        kind: CommandKind::ReadDiff { session_id: session.id, turn: query.turn, files: false },
+        kind: CommandKind::ReadDiff { session_id: session.id, turn: query.turn, files: false, context: None },
     };
     match state.execute(command).await {
         Ok(outcome @ CommandOutcome::Ok { .. }) => match outcome.into_reply::<crate::protocol::reply::DiffRead>() {

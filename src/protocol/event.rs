@@ -115,9 +115,21 @@ pub enum EventKind {
         path: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         line: Option<u32>,
+        /// The last line of a comment on several (a hunk), inclusive.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end_line: Option<u32>,
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         quote: Option<String>,
+    },
+    /// A reviewer marked a file of the session's changes as viewed (or
+    /// took the mark back) as of turn `reviewed_turn`: a later turn that
+    /// changes the file undoes the mark.
+    ReviewViewed {
+        by: String,
+        path: String,
+        viewed: bool,
+        reviewed_turn: u32,
     },
     /// A reviewer's verdict on the session as of turn `reviewed_turn`;
     /// `comments` is how many open comments it hands back (for
@@ -213,14 +225,6 @@ impl Verdict {
     }
 }
 
-/// The review comments since the last verdict, in order: what a request
-/// for changes hands back. `events` are a session's, in seq order.
-pub fn open_review_comments(events: &[Event]) -> impl Iterator<Item = &Event> {
-    let since = events.iter().rposition(|event| matches!(event.kind, EventKind::ReviewVerdict { .. }));
-    let after = since.map_or(0, |at| at + 1);
-    events[after..].iter().filter(|event| matches!(event.kind, EventKind::ReviewComment { .. }))
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TurnOutcome {
@@ -263,6 +267,7 @@ impl EventKind {
             Self::TokenUsage { .. } => "token_usage",
             Self::Intervention { .. } => "intervention",
             Self::ReviewComment { .. } => "review_comment",
+            Self::ReviewViewed { .. } => "review_viewed",
             Self::ReviewVerdict { .. } => "review_verdict",
         }
     }

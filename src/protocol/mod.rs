@@ -10,6 +10,7 @@ mod event;
 mod id;
 mod lifecycle;
 pub mod reply;
+mod review;
 mod wire;
 
 pub use api::{
@@ -17,17 +18,18 @@ pub use api::{
     FileStatus, Health, IndexReset, JournalEntry, LoginLink, NodeDetail, NodeEvent, NodeStatus, NodeSummary, SearchHit,
     SessionDetail, SessionSummary, TerminalClientMessage, TerminalServerMessage, TurnSummary, Workspace,
 };
-pub use event::{
-    ApprovalDecision, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome, Verdict,
-    open_review_comments,
-};
+pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome, Verdict};
 pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
 pub use reply::{CommandError, ErrorCode, Reply};
+pub use review::{comment_place, open_review_comments, parse_lines, viewed_files};
 pub use wire::{
     Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, NodeFrame, ProviderInfo,
     ProviderKind, Refusal, Resources, ReviewNote, SessionTip, check_command_id, check_name,
 };
+
+/// Lines of context around each change of a diff, unless asked for more.
+pub const DIFF_CONTEXT: u32 = 3;
 
 /// Version of the normalized event schema and of the envelopes built on it.
 /// Bumped on any change a reader of an older version would misread.

@@ -380,6 +380,9 @@ pub enum CommandKind {
         /// Answer with the changed files and their hunks instead of a patch.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         files: bool,
+        /// Lines of context around each change in `files` (3 by default).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<u32>,
     },
     /// Reads a file the session keeps under `turns/` (check output, say).
     ReadSessionFile {
@@ -466,6 +469,9 @@ pub enum CommandKind {
         session_id: SessionId,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         comments: Vec<ReviewNote>,
+        /// Files to mark viewed (`true`) or take the mark off (`false`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        viewed: Vec<(String, bool)>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         verdict: Option<Verdict>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -519,12 +525,15 @@ impl CommandKind {
 }
 
 /// One review comment as a reviewer writes it: a file in the session's
-/// changes, a line of it (1-based; none for the whole file), the text.
+/// changes, a line of it (1-based; none for the whole file) or a range of
+/// lines (a hunk: `line` to `end_line`), the text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewNote {
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_line: Option<u32>,
     pub text: String,
 }
 
@@ -617,6 +626,7 @@ mod tests {
                         session_id: "ses_01m86a629myn3cjx91da8nn0vx".parse().unwrap(),
                         turn: None,
                         files: false,
+                        context: None,
                     },
                 },
             },

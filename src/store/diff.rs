@@ -12,8 +12,6 @@ use crate::protocol::{DiffHunk, DiffLine, FileDiff, FileStatus, SessionId};
 
 /// Larger blobs are named, not shown line by line.
 const MAX_BLOB: usize = 1024 * 1024;
-/// Lines of context around each change.
-const CONTEXT: usize = 3;
 /// A whole-session diff says which turns touched each file, up to this many.
 const MAX_TRACED_TURNS: u32 = 200;
 
@@ -30,8 +28,9 @@ struct RawEntry {
 
 impl Store {
     /// The files changed by turn `turn`, or by the whole session (from the
-    /// base of turn 1 to the working tree after the last turn).
-    pub fn session_file_diffs(&self, id: &SessionId, turn: Option<u32>) -> Result<Vec<FileDiff>> {
+    /// base of turn 1 to the working tree after the last turn), with
+    /// `context` lines around each change.
+    pub fn session_file_diffs(&self, id: &SessionId, turn: Option<u32>, context: u32) -> Result<Vec<FileDiff>> {
         let view = self.read_session(id)?;
         let turns = view.meta.turns;
         let (from, to) = match turn {
@@ -46,7 +45,7 @@ impl Store {
         };
         let mut files = Vec::new();
         for entry in self.raw_diff(from, to, true)? {
-            files.push(self.file_diff(entry)?);
+            files.push(self.file_diff(entry, context as usize)?);
         }
         if turn.is_none() && turns > 1 {
             for turn in 1..=turns.min(MAX_TRACED_TURNS) {
@@ -76,7 +75,7 @@ impl Store {
         parse_raw(&out)
     }
 
-    fn file_diff(&self, entry: RawEntry) -> Result<FileDiff> {
+    fn file_diff(&self, entry: RawEntry, context: usize) -> Result<FileDiff> {
         let status = match entry.status {
             b'A' => FileStatus::Added,
             b'D' => FileStatus::Deleted,
@@ -103,7 +102,7 @@ impl Store {
         let old = redact::redact_str(&String::from_utf8_lossy(&old)).into_owned();
         let new = redact::redact_str(&String::from_utf8_lossy(&new)).into_owned();
         let diff = TextDiff::configure().timeout(Duration::from_secs(2)).diff_lines(&old, &new);
-        for group in diff.grouped_ops(CONTEXT) {
+        for group in diff.grouped_ops(context) {
             let (Some(first), Some(last)) = (group.first(), group.last()) else { continue };
             // As in `diff -u`: an empty side starts at the line before.
             let range = |start: usize, end: usize| {

@@ -319,14 +319,24 @@ pub(super) struct ReviewForm {
     text: String,
     #[serde(default)]
     verdict: String,
+    /// A file's "Viewed" button: the file, and "1" to mark it, "" to take
+    /// the mark off.
+    #[serde(default)]
+    viewed: String,
+    #[serde(default)]
+    mark: String,
     /// The diff page the form is on: a comment or an approval goes back
     /// there; a request for changes goes to the session, where the turn runs.
     #[serde(default)]
     back: String,
+    /// Where on that page to go back to (`f3`, a file).
+    #[serde(default)]
+    anchor: String,
 }
 
 /// The diff page's review form: a comment (when a file is chosen), then
-/// nothing more, approve, or request changes; recorded as the panel's.
+/// nothing more, approve, or request changes; or a file's Viewed button.
+/// Recorded as the signed-in person's.
 pub(super) async fn post_review(
     State(web): State<Arc<Web>>,
     Extension(viewer): Extension<Viewer>,
@@ -344,30 +354,41 @@ pub(super) async fn post_review(
         "request_changes" => Some(crate::protocol::Verdict::RequestChanges),
         other => return invalid(format!("`{other}` is not a verdict: approve or request_changes")),
     };
-    let line = match form.line.trim() {
-        "" => None,
-        text => match text.parse::<u32>() {
-            Ok(line) => Some(line),
-            Err(_) => return invalid(format!("`{text}` is not a line number")),
+    let (line, end_line) = match form.line.trim() {
+        "" => (None, None),
+        text => match crate::protocol::parse_lines(text) {
+            Ok((line, end)) => (Some(line), end),
+            Err(why) => return invalid(why),
         },
     };
     let mut comments = Vec::new();
     if !form.path.is_empty() || !form.text.trim().is_empty() {
-        comments.push(crate::protocol::ReviewNote { path: form.path, line, text: form.text });
+        comments.push(crate::protocol::ReviewNote { path: form.path, line, end_line, text: form.text });
     }
+    let viewed: Vec<(String, bool)> =
+        if form.viewed.is_empty() { Vec::new() } else { vec![(form.viewed, !form.mark.is_empty())] };
+    let marked = !viewed.is_empty();
     let kind = CommandKind::ReviewSession {
         session_id: session_id.clone(),
         comments,
+        viewed,
         verdict,
         by: Some(viewer.0.clone()),
         auto_approve: false,
         deny_approvals: false,
     };
     let result = run(&web, &form.command_id, None, kind).await;
-    let diff_page = form.back.starts_with(&format!("{}/", urls::session(&session_id)))
-        && form.back.ends_with("/diff")
-        && form.back.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"/_-".contains(&byte));
+    // Back only to this session's own diff pages, keeping their view choices.
+    let (back_path, back_query) = form.back.split_once('?').unwrap_or((&form.back, ""));
+    let diff_page = back_path.starts_with(&format!("{}/", urls::session(&session_id)))
+        && back_path.ends_with("/diff")
+        && back_path.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"/_-".contains(&byte))
+        && back_query.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"=&".contains(&byte));
+    let anchor = form.anchor.strip_prefix('f').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     match (&result, verdict) {
+        (Ok(_), None) if marked && anchor && diff_page && !is_htmx(&headers) => {
+            Redirect::to(&format!("{}#{}", form.back, form.anchor)).into_response()
+        }
         (Ok(_), None) if diff_page && !is_htmx(&headers) => {
             Redirect::to(&format!("{}#review", form.back)).into_response()
         }

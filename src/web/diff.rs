@@ -33,6 +33,8 @@ pub(super) struct Row {
 pub(super) struct HunkView {
     pub(super) anchor: String,
     pub(super) header: String,
+    /// Starts a review comment on the hunk's lines of the new side.
+    pub(super) comment: String,
     pub(super) rows: Vec<Row>,
     pub(super) pairs: Vec<(Option<Cell>, Option<Cell>)>,
 }
@@ -47,6 +49,8 @@ pub(super) struct FileView {
     pub(super) insertions: u64,
     pub(super) deletions: u64,
     pub(super) open: bool,
+    /// Marked viewed by this page's reader, and not changed since.
+    pub(super) viewed: bool,
     pub(super) hunks: Vec<HunkView>,
     /// `(turn, link to that turn's diff)`.
     pub(super) turns: Vec<(u32, String)>,
@@ -127,7 +131,7 @@ fn hunk_html(
 
 /// Side by side: context on both sides; within a change, the n-th removed
 /// line faces the n-th added one.
-fn pairs(hunk: &DiffHunk, html: &[String], path: &str) -> Vec<(Option<Cell>, Option<Cell>)> {
+fn pairs(hunk: &DiffHunk, html: &[String], path: &str, keep: &str) -> Vec<(Option<Cell>, Option<Cell>)> {
     let cell = |index: usize, number: Option<u32>| Cell {
         number: self::number(number),
         html: html[index].clone(),
@@ -135,7 +139,7 @@ fn pairs(hunk: &DiffHunk, html: &[String], path: &str) -> Vec<(Option<Cell>, Opt
         comment: None,
     };
     let new = |index: usize| Cell {
-        comment: hunk.lines[index].new.map(|line| comment_link(true, path, line)),
+        comment: hunk.lines[index].new.map(|line| comment_link(keep, path, &line.to_string())),
         ..cell(index, hunk.lines[index].new)
     };
     let mut out = Vec::new();
@@ -162,14 +166,38 @@ fn pairs(hunk: &DiffHunk, html: &[String], path: &str) -> Vec<(Option<Cell>, Opt
     out
 }
 
-/// The page's own link (relative: it keeps the page's path) that starts a
-/// comment on `path` at `line`.
-pub(super) fn comment_link(split: bool, path: &str, line: u32) -> String {
-    let view = if split { "view=split&" } else { "" };
-    format!("?{view}path={}&line={line}#review", urls::encode(path))
+/// The page's own link (relative: it keeps the page's path and, in `keep`,
+/// its view choices as `name=value&…`) that starts a comment on `path` at
+/// `lines` (`42` or `40-52`).
+pub(super) fn comment_link(keep: &str, path: &str, lines: &str) -> String {
+    format!("?{keep}path={}&line={lines}#review", urls::encode(path))
 }
 
-pub(super) fn file_view(session: &str, index: usize, file: FileDiff, split: bool, budget: &mut Budget) -> FileView {
+/// The lines a comment on a whole hunk covers: its new side, or the line
+/// before a pure removal.
+fn hunk_lines(hunk: &DiffHunk) -> String {
+    match hunk.new_lines {
+        0 | 1 => hunk.new_start.max(1).to_string(),
+        lines => format!("{}-{}", hunk.new_start, hunk.new_start + lines - 1),
+    }
+}
+
+/// How a diff page is viewed: side by side or not, the view choices its
+/// own links keep, and what the reader has marked viewed (`path` → turn).
+pub(super) struct Viewing<'a> {
+    pub(super) split: bool,
+    pub(super) keep: &'a str,
+    pub(super) viewed: &'a std::collections::HashMap<String, u32>,
+}
+
+pub(super) fn file_view(
+    session: &str,
+    index: usize,
+    file: FileDiff,
+    viewing: &Viewing,
+    budget: &mut Budget,
+) -> FileView {
+    let (split, keep) = (viewing.split, viewing.keep);
     let syntax = highlight::syntax_for(&file.path);
     let hunks = file
         .hunks
@@ -180,6 +208,7 @@ pub(super) fn file_view(session: &str, index: usize, file: FileDiff, split: bool
             HunkView {
                 anchor: format!("f{index}-h{}", number + 1),
                 header: format!("@@ -{},{} +{},{} @@", hunk.old_start, hunk.old_lines, hunk.new_start, hunk.new_lines),
+                comment: comment_link(keep, &file.path, &hunk_lines(hunk)),
                 rows: if split {
                     Vec::new()
                 } else {
@@ -192,17 +221,21 @@ pub(super) fn file_view(session: &str, index: usize, file: FileDiff, split: bool
                             old: self::number(line.old),
                             new: self::number(line.new),
                             html: html.clone(),
-                            comment: line.new.map(|new| comment_link(split, &file.path, new)),
+                            comment: line.new.map(|new| comment_link(keep, &file.path, &new.to_string())),
                         })
                         .collect()
                 },
-                pairs: if split { pairs(hunk, &html, &file.path) } else { Vec::new() },
+                pairs: if split { pairs(hunk, &html, &file.path, keep) } else { Vec::new() },
             }
         })
         .collect();
+    // A mark counts until a later turn changes the file again.
+    let last_change = file.turns.iter().max().copied().unwrap_or(0);
+    let viewed = viewing.viewed.get(&file.path).is_some_and(|turn| *turn >= last_change);
     FileView {
         anchor: format!("f{index}"),
-        open: !file.binary && !file.too_large && file.insertions + file.deletions <= FOLD_LINES,
+        open: !viewed && !file.binary && !file.too_large && file.insertions + file.deletions <= FOLD_LINES,
+        viewed,
         status: file.status.as_str(),
         binary: file.binary,
         too_large: file.too_large,
@@ -213,6 +246,25 @@ pub(super) fn file_view(session: &str, index: usize, file: FileDiff, split: bool
         old_path: file.old_path,
         hunks,
     }
+}
+
+/// A folder of the file tree beside the diff, with its changed files.
+pub(super) struct TreeDir {
+    /// `""` for the repository's top.
+    pub(super) dir: String,
+    /// `(anchor, file name, file)`.
+    pub(super) files: Vec<(String, String, usize)>,
+}
+
+/// The changed files grouped by folder, folders in path order: the tree
+/// beside the diff. Each entry points into `files` by index.
+pub(super) fn tree(files: &[FileView]) -> Vec<TreeDir> {
+    let mut by_dir: std::collections::BTreeMap<&str, Vec<(String, String, usize)>> = Default::default();
+    for (index, file) in files.iter().enumerate() {
+        let (dir, name) = file.path.rsplit_once('/').unwrap_or(("", &file.path));
+        by_dir.entry(dir).or_default().push((file.anchor.clone(), name.to_string(), index));
+    }
+    by_dir.into_iter().map(|(dir, files)| TreeDir { dir: dir.to_string(), files }).collect()
 }
 
 #[cfg(test)]
@@ -236,6 +288,14 @@ mod tests {
             line('+', "F"),
         ];
         assert_eq!(facing(&lines), vec![(1, 3), (5, 6)]);
+    }
+
+    #[test]
+    fn a_hunk_comment_covers_its_new_lines_or_the_line_before_a_removal() {
+        let hunk = |new_start, new_lines| DiffHunk { old_start: 1, old_lines: 2, new_start, new_lines, lines: vec![] };
+        assert_eq!(hunk_lines(&hunk(10, 5)), "10-14");
+        assert_eq!(hunk_lines(&hunk(10, 1)), "10");
+        assert_eq!(hunk_lines(&hunk(0, 0)), "1");
     }
 
     #[test]

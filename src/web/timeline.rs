@@ -206,10 +206,15 @@ pub(super) fn block(session: &str, event: &Event) -> Block {
             let what = [path.as_deref(), detail.as_deref()].into_iter().flatten().collect::<Vec<_>>().join("\n");
             (format!("{by}: {action}"), what)
         }
-        EventKind::ReviewComment { by, path, line, text, quote } => {
-            let place = line.map_or(path.clone(), |line| format!("{path}:{line}"));
-            let quote = quote.as_ref().map(|quote| format!("> {quote}\n")).unwrap_or_default();
+        EventKind::ReviewComment { by, path, line, end_line, text, quote } => {
+            let place = crate::protocol::comment_place(path, *line, *end_line);
+            let quote: String =
+                quote.iter().flat_map(|quote| quote.lines()).map(|line| format!("> {line}\n")).collect();
             (format!("{by} on {place}"), format!("{quote}{text}"))
+        }
+        EventKind::ReviewViewed { by, path, viewed, reviewed_turn } => {
+            let what = if *viewed { "viewed" } else { "unmarked as viewed" };
+            (format!("{by}: {what}"), format!("{path} (as of turn {reviewed_turn})"))
         }
         EventKind::ReviewVerdict { by, verdict, reviewed_turn: turn, comments } => {
             let what = match verdict {

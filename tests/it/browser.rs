@@ -115,8 +115,8 @@ fn a_session_is_started_watched_approved_interrupted_and_reviewed_in_chromium() 
     assert!(chrome.source().contains("approved"), "the approval stays on record");
 
     chrome.click(&format!("a[href='/sessions/{id}/turns/1/diff']"));
-    chrome.wait("table.files");
-    assert!(chrome.text("table.files").contains("notes.txt"));
+    chrome.wait("nav.filetree");
+    assert!(chrome.text("nav.filetree").contains("notes.txt"));
     assert!(chrome.text("details.file").contains("approved"));
     chrome.screenshot("diff-unified");
     chrome.click("nav.views a[href$='view=split']");
@@ -205,7 +205,7 @@ fn without_javascript_plain_forms_start_send_stop_and_show_the_diff() {
     chrome.refresh();
     assert_eq!(chrome.text("#state"), "stopped");
     chrome.click(&format!("a[href='/sessions/{id}/diff']"));
-    let files = chrome.text("table.files");
+    let files = chrome.text("nav.filetree");
     assert!(files.contains("one.txt") && files.contains("two.txt"), "{files}");
     chrome.screenshot("diff-without-javascript");
 }

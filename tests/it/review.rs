@@ -35,6 +35,8 @@ fn review_loop(env: &TestEnv, cortex: &dyn Fn(&[&str]) -> Run) -> (Vec<Value>, V
         (vec!["--comment", "../outside.txt:1", "x"], "not a file of the session"),
         (vec!["--comment", "/etc/passwd:1", "x"], "not a file of the session"),
         (vec!["--comment", "src/lib.rs:0", "x"], "counted from 1"),
+        (vec!["--comment", "src/lib.rs:3-1", "x"], "ends before it starts"),
+        (vec!["--viewed", "../outside.txt"], "not a file of the session"),
         (vec!["--comment", "src/lib.rs:1", "  "], "empty"),
         (vec![], "nothing to record"),
     ] {
@@ -117,7 +119,8 @@ fn review_events_survive_an_index_rebuild_and_travel_with_the_ref() {
     env.git(&env.repo, ["push", "-q", "origin", "main"]);
     let script = env.script("s.toml", SCRIPT);
     let id = env.start("write lib", &script);
-    env.cortex_ok(["session", "review", &id, "--comment", "src/lib.rs:1", "name it better", "--approve"]);
+    env.cortex_ok(["session", "review", &id, "--comment", "src/lib.rs:1-2", "name it better", "--approve"]);
+    env.cortex_ok(["session", "review", &id, "--viewed", "src/lib.rs"]);
     let reviewed = |run: Run| -> Vec<String> {
         run.json()
             .as_array()
@@ -125,15 +128,13 @@ fn review_events_survive_an_index_rebuild_and_travel_with_the_ref() {
             .iter()
             .filter(|event| event["kind"].as_str().is_some_and(|kind| kind.starts_with("review")))
             .map(|event| {
-                format!(
-                    "{} {}",
-                    event["kind"],
-                    event["text"].as_str().unwrap_or(event["verdict"].as_str().unwrap_or(""))
-                )
+                let what =
+                    [&event["text"], &event["verdict"], &event["path"]].into_iter().find_map(|what| what.as_str());
+                format!("{} {}", event["kind"], what.unwrap_or(""))
             })
             .collect()
     };
-    let expected = ["\"review_comment\" name it better", "\"review_verdict\" approve"];
+    let expected = ["\"review_comment\" name it better", "\"review_verdict\" approve", "\"review_viewed\" src/lib.rs"];
     assert_eq!(reviewed(env.cortex_ok(["session", "log", &id, "--json"])), expected);
     env.cortex_ok(["index", "rebuild"]);
     assert_eq!(reviewed(env.cortex_ok(["session", "log", &id, "--json"])), expected, "after index rebuild");

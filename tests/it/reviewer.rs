@@ -96,3 +96,95 @@ fn a_reviewer_comments_on_two_lines_hands_them_back_approves_and_commits_what_wa
     assert_eq!(env.git(&env.repo, ["show", "HEAD:src/lib.rs"]), LIB, "the commit holds what was reviewed");
     assert_eq!(std::fs::read_to_string(&lib).unwrap(), "pub fn one() -> u32 {\n    2\n}\n", "the later edit stays");
 }
+
+/// Rows of each file on the diff page: `(path, open, viewed)`.
+fn files_shown(chrome: &Chrome) -> Vec<(String, bool, bool)> {
+    let found = chrome
+        .script(
+            "return [...document.querySelectorAll('details.file')].map(d => \
+             [d.querySelector('summary strong').textContent, d.open, d.classList.contains('viewed')])",
+        )
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+#[test]
+fn a_reviewer_reads_more_context_comments_on_a_hunk_and_viewed_files_fold_until_they_change() {
+    let Some(chrome) = Chrome::start(true) else { return };
+    let env = TestEnv::new();
+    let long: String = (1..=30).map(|n| format!("fn f{n}() {{}}\n")).collect();
+    std::fs::create_dir_all(env.repo.join("src")).unwrap();
+    std::fs::write(env.repo.join("src/long.rs"), &long).unwrap();
+    env.git(&env.repo, ["add", "src/long.rs"]);
+    env.git(&env.repo, ["commit", "-q", "-m", "long"]);
+    let changed = long.replace("fn f15() {}", "fn f15() { todo!() }").replace('\n', "\\n");
+    let script = format!(
+        "[[turn]]\n[[turn.step]]\nwrite_file = {{ path = \"src/long.rs\", content = \"{changed}\" }}\n\
+         [[turn.step]]\nwrite_file = {{ path = \"README.md\", content = \"one\\n\" }}\n\
+         [[turn]]\n[[turn.step]]\nwrite_file = {{ path = \"README.md\", content = \"two\\n\" }}\n"
+    );
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let cortex = |args: &[&str]| env.cortex_at(&core, &env.repo, args);
+    let script = env.script("s.toml", &script);
+    let started = cortex(&["session", "start", "edit", "--script", script.to_str().unwrap(), "--json"]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let id = started.json()["session_id"].as_str().unwrap().to_string();
+    wait_state(&env, &core, &id, "idle");
+    let diff = format!("/sessions/{id}/diff");
+    chrome.goto(&format!("{}&next={diff}", core.login_url(&env)));
+    chrome.wait("nav.filetree");
+
+    // The file tree names each file under its folder.
+    let tree = chrome.text("nav.filetree");
+    assert!(tree.contains("src/") && tree.contains("long.rs") && tree.contains("README.md"), "{tree}");
+    let rows = |chrome: &Chrome| chrome.count("details.file:has(strong) table.code tr:has(pre)");
+    let shown = chrome.script("return [...document.querySelectorAll('table.code tr')].map(r => r.textContent)");
+    assert_eq!(
+        rows(&chrome),
+        2 + 3 + 2 + 3,
+        "README's replaced line, then 3 lines of context around the change: {shown:?}"
+    );
+    chrome.click("nav.views a[href$='context=100000']");
+    chrome.until("the whole file", |chrome| rows(chrome) == 2 + 30 + 1);
+    assert!(chrome.text("#f2 table.code").contains("fn f1() {}"));
+    chrome.click("nav.views a[href='?']");
+    chrome.until("three lines again", |chrome| rows(chrome) == 10);
+
+    // Viewed: the file folds, the tree counts it, a reload keeps it.
+    chrome.click("details.file:has(strong) form.viewed button[value='1']");
+    chrome.until("README folded", |chrome| files_shown(chrome).contains(&("README.md".into(), false, true)));
+    assert!(chrome.url().ends_with("#f1"), "{}", chrome.url());
+    assert!(chrome.text("nav.filetree").contains("1 viewed"));
+    chrome.refresh();
+    assert_eq!(
+        files_shown(&chrome),
+        [("README.md".into(), false, true), ("src/long.rs".into(), true, false)],
+        "a reload keeps the mark"
+    );
+
+    // A comment on the whole hunk, handed back: the prompt quotes its lines.
+    chrome.click("#f2 .hunk-head a[href$='path=src/long.rs&line=12-18#review']");
+    chrome.until("the form on the hunk", |chrome| chrome.url().contains("line=12-18"));
+    let line = chrome.script("return document.getElementById('review-line').value").unwrap();
+    assert_eq!(line, "12-18");
+    chrome.fill("#review-text", "no todo!() here");
+    chrome.click("section.review button[value='request_changes']");
+    chrome.wait("#timeline");
+    let prompt = crate::support::wait_for(|| {
+        let log = cortex(&["session", "log", &id, "--json"]).json();
+        let events = log.as_array().unwrap().clone();
+        events.into_iter().find(|event| event["kind"] == "user_message" && event["turn"] == 2)
+    })
+    .expect("request changes starts turn 2");
+    let prompt = prompt["text"].as_str().unwrap();
+    for part in ["src/long.rs:12-18", "> fn f12() {}", "> fn f15() { todo!() }", "> fn f18() {}", "no todo!() here"] {
+        assert!(prompt.contains(part), "{part:?} missing from the prompt:\n{prompt}");
+    }
+    wait_state(&env, &core, &id, "idle");
+
+    // Turn 2 changed README again: it is no longer viewed.
+    chrome.goto(&format!("{}{diff}", core.url));
+    chrome.wait("nav.filetree");
+    assert_eq!(files_shown(&chrome), [("README.md".into(), true, false), ("src/long.rs".into(), true, false)]);
+    assert!(!chrome.text("nav.filetree").contains("viewed"));
+}

@@ -12,28 +12,37 @@ use crate::cli::Exit;
 use crate::cli::backend::{Backend, Ctx};
 use crate::cli::output::{Transcript, print_json};
 use crate::protocol::reply::Reviewed;
-use crate::protocol::{CommandKind, ReviewNote, TurnOutcome, Verdict};
+use crate::protocol::{CommandKind, ReviewNote, TurnOutcome, Verdict, parse_lines};
 
-/// Review a session's changes: comment on lines of its files, then approve
-/// the changes or request changes.
+/// Review a session's changes: comment on lines of its files, mark files
+/// viewed, then approve the changes or request changes.
 ///
-/// Comments and the verdict are recorded in the session (its timeline and
-/// its ref, so they travel with `cortex refs push`). `--request-changes`
+/// Comments, viewed marks and the verdict are recorded in the session (its
+/// timeline and its ref, so they travel with `cortex refs push`). A file
+/// marked viewed shows folded in the panel until a later turn changes it. `--request-changes`
 /// hands every open comment (those since the last verdict), with its file,
 /// line and the quoted code, to the agent as the next turn, and waits for
 /// that turn like `session send`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cortex session review 01m9 --comment src/lib.rs:42 \"this unwrap panics on empty input\"
+  cortex session review 01m9 --comment src/lib.rs:40-52 \"split this function\" --viewed src/main.rs
   cortex session review 01m9 --comment README.md \"say how to install\" --request-changes
   cortex session review 01m9 --approve --json")]
 pub(crate) struct ReviewArgs {
     /// The session id, or a unique prefix of it.
     id: String,
-    /// A comment on FILE (a path in the repository) or on a line of it
-    /// (FILE:LINE); repeat for more.
-    #[arg(long, num_args = 2, value_names = ["FILE[:LINE]", "TEXT"])]
+    /// A comment on FILE (a path in the repository), on a line of it
+    /// (FILE:LINE) or on a range of lines (FILE:FIRST-LAST, a hunk);
+    /// repeat for more.
+    #[arg(long, num_args = 2, value_names = ["FILE[:LINE[-LAST]]", "TEXT"])]
     comment: Vec<String>,
+    /// Mark FILE viewed as of the last turn; repeat for more.
+    #[arg(long, value_name = "FILE")]
+    viewed: Vec<String>,
+    /// Take the viewed mark off FILE; repeat for more.
+    #[arg(long, value_name = "FILE")]
+    unviewed: Vec<String>,
     /// Approve the session's changes as of its last turn.
     #[arg(long, conflicts_with = "request_changes")]
     approve: bool,
@@ -66,14 +75,18 @@ pub(crate) fn run(args: ReviewArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         (_, true) => Some(Verdict::RequestChanges),
         _ => None,
     };
-    if comments.is_empty() && verdict.is_none() {
-        bail!("nothing to record: give --comment FILE[:LINE] TEXT, --approve or --request-changes");
+    let viewed: Vec<(String, bool)> = (args.viewed.iter().map(|path| (path.clone(), true)))
+        .chain(args.unviewed.iter().map(|path| (path.clone(), false)))
+        .collect();
+    if comments.is_empty() && viewed.is_empty() && verdict.is_none() {
+        bail!("nothing to record: give --comment FILE[:LINE] TEXT, --viewed FILE, --approve or --request-changes");
     }
     let mut backend = Backend::open(ctx)?;
     let (session, _) = backend.session(&args.id)?;
     let kind = CommandKind::ReviewSession {
         session_id: session.id.clone(),
         comments,
+        viewed,
         verdict,
         by: None,
         auto_approve: args.yes,
@@ -111,25 +124,29 @@ pub(crate) fn run(args: ReviewArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
             None => "commented".to_string(),
         };
         println!("{}", reviewed.session_id);
-        eprintln!("Recorded {} comment(s); {recorded}.", reviewed.comments);
+        let marks = args.viewed.len() + args.unviewed.len();
+        let marks = if marks > 0 { format!(", {marks} viewed mark(s)") } else { String::new() };
+        eprintln!("Recorded {} comment(s){marks}; {recorded}.", reviewed.comments);
     }
     Ok(exit)
 }
 
-/// `--comment FILE[:LINE] TEXT` pairs as review notes.
+/// `--comment FILE[:LINE[-LAST]] TEXT` pairs as review notes.
 fn notes(values: &[String]) -> anyhow::Result<Vec<ReviewNote>> {
     values
         .chunks(2)
         .map(|pair| {
             let [place, text] = pair else { bail!("--comment takes FILE[:LINE] and TEXT") };
-            let (path, line) = match place.rsplit_once(':') {
-                Some((path, line)) if !line.is_empty() && line.bytes().all(|byte| byte.is_ascii_digit()) => {
-                    let line: u32 = line.parse().with_context(|| format!("`{line}` is not a line number"))?;
-                    (path.to_string(), Some(line))
+            let (path, line, end_line) = match place.rsplit_once(':') {
+                Some((path, lines))
+                    if !lines.is_empty() && lines.bytes().all(|byte| byte.is_ascii_digit() || byte == b'-') =>
+                {
+                    let (line, end) = parse_lines(lines).map_err(|why| anyhow::anyhow!("--comment {place}: {why}"))?;
+                    (path.to_string(), Some(line), end)
                 }
-                _ => (place.clone(), None),
+                _ => (place.clone(), None, None),
             };
-            Ok(ReviewNote { path, line, text: text.clone() })
+            Ok(ReviewNote { path, line, end_line, text: text.clone() })
         })
         .collect()
 }

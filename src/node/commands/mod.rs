@@ -96,7 +96,7 @@ pub fn handle(host: &dyn Host, kind: CommandKind) -> Answer {
         K::CommitSession { session_id, message, as_reviewed } => {
             session::commit(host, session_id, message, as_reviewed)
         }
-        K::ReadDiff { session_id, turn, files } => session::read_diff(host, &session_id, turn, files),
+        K::ReadDiff { session_id, turn, files, context } => session::read_diff(host, &session_id, turn, files, context),
         K::ReadSessionFile { session_id, path } => session::read_file(host, &session_id, path),
         K::BindWorkspace { path, name: _ } => workspace::bind(host, &path),
         K::UnbindWorkspace { workspace_id } => workspace::unbind(host, &workspace_id),
@@ -113,8 +113,9 @@ pub fn handle(host: &dyn Host, kind: CommandKind) -> Answer {
         K::DeletePath { workspace_id, session_id, path, expected_hash, by } => {
             files::delete(host, &workspace_id, session_id, &path, expected_hash, by)
         }
-        K::ReviewSession { session_id, comments, verdict, by, auto_approve, deny_approvals } => {
-            review::review(host, session_id, review::Review { comments, verdict, by }, (auto_approve, deny_approvals))
+        K::ReviewSession { session_id, comments, viewed, verdict, by, auto_approve, deny_approvals } => {
+            let review = review::Review { comments, viewed, verdict, by };
+            review::review(host, session_id, review, (auto_approve, deny_approvals))
         }
         kind @ (K::OpenTerminal { .. } | K::CloseTerminal { .. }) => host.terminal(kind),
     }

@@ -116,8 +116,15 @@ impl Chrome {
         self.runtime.block_on(self.client().find_all(Locator::Css(css))).map_or(0, |found| found.len())
     }
 
+    /// Clicks the first element matching `css`, scrolled to the middle of
+    /// the window first (as a person would: not under a sticky header).
     pub fn click(&self, css: &str) {
         let element = self.wait(css);
+        let center = self.client().execute(
+            "arguments[0].scrollIntoView({block: 'center', inline: 'nearest'})",
+            vec![serde_json::to_value(&element).expect("an element as JSON")],
+        );
+        let _ = self.runtime.block_on(center);
         self.runtime.block_on(element.click()).unwrap_or_else(|error| panic!("click {css}: {error}"));
     }
 

@@ -37,6 +37,7 @@
       var exit = document.getElementById("exit-" + data.command);
       exit.textContent = data.exit;
       exit.removeAttribute("hidden");
+      tick();
     }
     var marker = document.createElement("span");
     marker.id = "event-" + seq;
@@ -61,6 +62,83 @@
       fold(seq, JSON.parse(message.data));
     }
   });
+
+  // Follow the tail: with the box ticked, each new event scrolls into
+  // view. Scrolling up (wheel, keys) unticks it; the choice is kept.
+  function follow() {
+    var box = document.getElementById("follow");
+    return box && box.checked;
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    var box = document.getElementById("follow");
+    if (!box) {
+      return;
+    }
+    box.checked = window.localStorage.getItem("cortex.follow") !== "off";
+    box.closest(".follow").removeAttribute("hidden");
+    box.addEventListener("change", function () {
+      window.localStorage.setItem("cortex.follow", box.checked ? "on" : "off");
+      if (box.checked) {
+        toTail();
+      }
+    });
+    var stop = function () {
+      if (box.checked) {
+        box.checked = false;
+        window.localStorage.setItem("cortex.follow", "off");
+      }
+    };
+    window.addEventListener("wheel", function (event) {
+      if (event.deltaY < 0) {
+        stop();
+      }
+    }, { passive: true });
+    document.addEventListener("keydown", function (event) {
+      if (["PageUp", "ArrowUp", "Home", "k"].indexOf(event.key) >= 0 && !event.target.closest("input, textarea, select, .terminal")) {
+        stop();
+      }
+    });
+  });
+  function toTail() {
+    var timeline = document.getElementById("timeline");
+    var last = timeline && timeline.lastElementChild;
+    if (last) {
+      last.scrollIntoView({ block: "end" });
+    }
+  }
+  document.addEventListener("htmx:sseMessage", function (event) {
+    if (event.detail && (event.detail.type === "block" || event.detail.type === "output") && follow()) {
+      toTail();
+    }
+  });
+
+  // The running step's clock: a command without an exit yet, in a session
+  // that is busy, shows how long it has run. Once it ends (or the session
+  // does), the clock is cleared, as a reload renders it.
+  var BUSY = ["starting", "running", "awaiting_approval"];
+  function tick() {
+    var state = document.getElementById("state");
+    var busy = state && BUSY.indexOf(state.textContent) >= 0;
+    document.querySelectorAll("#timeline article[data-at]").forEach(function (block) {
+      var seq = block.getAttribute("data-seq");
+      var clock = document.getElementById("clock-" + seq);
+      var exit = document.getElementById("exit-" + seq);
+      if (!clock || !exit) {
+        return;
+      }
+      if (busy && exit.hidden) {
+        var seconds = Math.max(0, Math.floor((Date.now() - Date.parse(block.getAttribute("data-at"))) / 1000));
+        var minutes = Math.floor(seconds / 60);
+        clock.textContent = "running " + (minutes > 0 ? minutes + " min " : "") + (seconds % 60) + " s";
+        clock.hidden = false;
+      } else if (!clock.hidden || clock.textContent) {
+        clock.textContent = "";
+        clock.hidden = true;
+      }
+    });
+  }
+  window.setInterval(tick, 1000);
+  document.addEventListener("htmx:afterSettle", tick);
 
   // One state on the page: the breadcrumb's badge and the session's entry
   // in the tree follow the state box the live stream keeps, also after the

@@ -618,7 +618,10 @@ impl Index {
     }
 }
 
-const SESSION_SELECT: &str = "SELECT s.id, s.title, s.state, s.state_reason, s.provider, s.node, s.workspace_id,
+/// A session's node is its workspace's (a node id); the name its ref
+/// recorded stands in for a workspace the index does not know.
+const SESSION_SELECT: &str =
+    "SELECT s.id, s.title, s.state, s.state_reason, s.provider, COALESCE(w.node, s.node), s.workspace_id,
     COALESCE(w.path, ''), s.base_commit, s.turns, s.last_seq, s.created_at, s.updated_at, s.provider_version
     FROM sessions s LEFT JOIN workspaces w ON w.id = s.workspace_id";
 

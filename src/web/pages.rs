@@ -283,7 +283,7 @@ pub(super) struct NodePage {
     memory: String,
     resources: Vec<(String, String)>,
     workspaces: Vec<Workspace>,
-    sessions: Vec<SessionSummary>,
+    scoped: super::sessions::Scoped,
     events: Vec<(String, String, String)>,
     command_id: String,
 }
@@ -310,13 +310,14 @@ pub(super) async fn get_node(State(web): State<Arc<Web>>, Path(id): Path<String>
     let workspaces: Vec<Workspace> =
         found!(&web, web.core.workspaces()).into_iter().filter(|workspace| workspace.node == node.id).collect();
     let sessions = found!(&web, web.core.sessions()).into_iter().filter(|session| session.node == node.id).collect();
+    let scoped = super::sessions::scoped(&web, sessions, &format!("node={}", node.id));
     let page = NodePage {
         shell: shell(&web, vec![(node.name.clone(), urls::node(&node.id))]),
         heartbeat: node.last_heartbeat.map(ago).unwrap_or_else(|| "never".into()),
         memory: node.capabilities.as_ref().map(|caps| bytes(caps.memory_bytes)).unwrap_or_default(),
         resources,
         workspaces,
-        sessions,
+        scoped,
         events: found!(&web, web.core.node_events(node.id.as_str(), 20)),
         command_id: command_id(),
         node,
@@ -332,7 +333,7 @@ pub(super) struct WorkspacePage {
     node_name: String,
     node_online: bool,
     providers: Vec<String>,
-    sessions: Vec<SessionSummary>,
+    scoped: super::sessions::Scoped,
     terminals: Vec<crate::core::TerminalSummary>,
     /// What people did here outside sessions, newest first.
     journal: Vec<crate::protocol::JournalEntry>,
@@ -361,12 +362,13 @@ pub(super) async fn get_workspace(State(web): State<Arc<Web>>, Path(id): Path<St
         .into_iter()
         .filter(|session| session.workspace_id == workspace.id)
         .collect();
+    let scoped = super::sessions::scoped(&web, sessions, &format!("workspace={}", workspace.id));
     WorkspacePage {
         shell: shell(&web, workspace_crumbs(&web, &id)),
         node_name: node_name(&nodes, &workspace.node),
         node_online: node.is_some_and(|node| node.status == NodeStatus::Online),
         providers,
-        sessions,
+        scoped,
         terminals: web.core.terminals_of(&workspace.id),
         journal: journal(&web, &workspace).await,
         checks: checks(&web, &workspace).await,

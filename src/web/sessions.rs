@@ -1,6 +1,8 @@
 //! `/sessions`: every session, filtered and sorted by what the URL says
 //! (state, workspace, node, provider, a failed check, age), so a filtered
 //! list can be shared as a link; a plain GET form sets it, no JavaScript.
+//! A workspace's and a node's pages show their newest sessions with links
+//! into this page, filtered to them ([`scoped`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +20,8 @@ use crate::protocol::{SessionId, SessionState, SessionSummary};
 
 /// Rows a page shows; the filters narrow the rest.
 const PAGE_ROWS: usize = 200;
+/// Rows a workspace's or a node's page shows.
+const SCOPED_ROWS: usize = 20;
 
 #[derive(Default, Deserialize)]
 pub(super) struct SessionFilter {
@@ -41,11 +45,63 @@ pub(super) struct SessionFilter {
 }
 
 pub(super) struct Row {
+    pub(super) session: SessionSummary,
+    pub(super) node: String,
+    pub(super) updated: String,
+    pub(super) updated_at: String,
+    pub(super) failed: Option<String>,
+}
+
+/// A workspace's or a node's sessions: the newest rows, and links to
+/// `/sessions` filtered to the scope by state and by a failing check.
+pub(super) struct Scoped {
+    pub(super) rows: Vec<Row>,
+    pub(super) total: usize,
+    /// `(label, count, link)`, for the states that have sessions.
+    pub(super) filters: Vec<(String, usize, String)>,
+    /// `/sessions` filtered to the scope.
+    pub(super) all: String,
+}
+
+/// `sessions` (already the scope's) as a [`Scoped`] list; `scope` is the
+/// filter naming it (`workspace=ID`, `node=ID`).
+pub(super) fn scoped(web: &Web, mut sessions: Vec<SessionSummary>, scope: &str) -> Scoped {
+    let nodes = web.core.node_summaries().unwrap_or_default();
+    let failed = web.core.failed_checks().unwrap_or_default();
+    sessions.sort_by_key(|session| std::cmp::Reverse(session.updated_at));
+    let all = format!("/sessions?{scope}");
+    let mut filters: Vec<(String, usize, String)> = SessionState::ALL
+        .iter()
+        .map(|state| {
+            let count = sessions.iter().filter(|session| session.state == *state).count();
+            (state.as_str().to_string(), count, format!("{all}&state={}", state.as_str()))
+        })
+        .filter(|(_, count, _)| *count > 0)
+        .collect();
+    let failing = sessions.iter().filter(|session| failed.contains_key(&session.id)).count();
+    if failing > 0 {
+        filters.push(("a check failed".into(), failing, format!("{all}&failed=1")));
+    }
+    Scoped {
+        total: sessions.len(),
+        rows: sessions.into_iter().take(SCOPED_ROWS).map(|session| row(session, &nodes, &failed)).collect(),
+        filters,
+        all,
+    }
+}
+
+fn row(
     session: SessionSummary,
-    node: String,
-    updated: String,
-    updated_at: String,
-    failed: Option<String>,
+    nodes: &[crate::protocol::NodeSummary],
+    failed: &HashMap<SessionId, Vec<String>>,
+) -> Row {
+    Row {
+        node: node_name(nodes, &session.node),
+        updated: ago(session.updated_at),
+        updated_at: session.updated_at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        failed: failed.get(&session.id).map(|names| names.join(", ")),
+        session,
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -109,17 +165,7 @@ pub(super) async fn get_sessions(State(web): State<Arc<Web>>, Query(filter): Que
     providers.dedup();
     let kept = filtered(sessions, &filter, &failed);
     let matched = kept.len();
-    let rows = kept
-        .into_iter()
-        .take(PAGE_ROWS)
-        .map(|session| Row {
-            node: node_name(&nodes, &session.node),
-            updated: ago(session.updated_at),
-            updated_at: session.updated_at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
-            failed: failed.get(&session.id).map(|names| names.join(", ")),
-            session,
-        })
-        .collect();
+    let rows = kept.into_iter().take(PAGE_ROWS).map(|session| row(session, &nodes, &failed)).collect();
     SessionsPage {
         shell: shell(&web, vec![("sessions".into(), "/sessions".into())]),
         filter,

@@ -17,6 +17,8 @@ pub(super) struct Block {
     pub(super) seq: u64,
     pub(super) kind: &'static str,
     pub(super) time: String,
+    /// When it happened (RFC 3339): a running command's clock counts from it.
+    pub(super) at: String,
     pub(super) title: String,
     pub(super) body: String,
     /// Shown folded (reasoning, command output).
@@ -242,6 +244,7 @@ pub(super) fn block(session: &str, event: &Event) -> Block {
         seq: event.seq,
         kind,
         time: event.at.strftime("%H:%M:%S").to_string(),
+        at: event.at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
         title,
         body,
         collapsed,
@@ -264,6 +267,7 @@ pub(super) fn head_block(session: &str, head: TurnHead) -> Block {
         seq: 0,
         kind: "turn_head",
         time: String::new(),
+        at: String::new(),
         title: String::new(),
         body: String::new(),
         collapsed: false,

@@ -386,3 +386,53 @@ fn live_command_output_ends_as_one_block_identical_to_the_reloaded_page() {
     assert_eq!(chrome.text("#turn-head-1"), head, "the header kept live reads as after a reload");
     assert_eq!(chrome.count("#timeline > article"), live_blocks);
 }
+
+/// Whether the timeline's last block is on screen.
+fn tail_in_view(chrome: &Chrome) -> bool {
+    let code = "var r = document.getElementById('timeline').lastElementChild.getBoundingClientRect(); \
+                return r.top < window.innerHeight && r.bottom > 0";
+    chrome.script(code).unwrap() == serde_json::json!(true)
+}
+
+#[test]
+fn a_running_command_shows_its_clock_and_the_page_follows_the_tail_until_scrolled_up() {
+    let Some(chrome) = Chrome::start(true) else { return };
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let workspace = bind(&env, &core);
+    chrome.resize(1000, 600);
+    log_in(&chrome, &env, &core, &core.url, &format!("/workspaces/{workspace}"));
+    let lines = (1..=40).map(|n| format!("[[turn.step]]\nmessage = \"step {n}\"\n")).collect::<String>();
+    let script = format!(
+        "[[turn]]\n{lines}[[turn.step]]\ncommand = \"sleep 3; echo slept\"\n\
+         [[turn]]\n{lines}"
+    );
+    let id = start_from_workspace_page(&chrome, "a long turn", &script);
+    assert_eq!(chrome.script("return document.getElementById('follow').checked").unwrap(), serde_json::json!(true));
+    chrome.until("the clock of the running command", |chrome| {
+        chrome.count("#timeline .command_started .clock:not([hidden])") == 1
+            && chrome.text("#timeline .command_started .clock").starts_with("running")
+    });
+    assert!(tail_in_view(&chrome), "following, the newest event is on screen");
+    chrome.until("the command's end", |chrome| chrome.count("#timeline .command_started .exit:not([hidden])") == 1);
+    assert_eq!(chrome.count("#timeline .command_started .clock:not([hidden])"), 0, "no clock once it ended");
+    assert_eq!(chrome.text("#timeline .command_started .clock"), "");
+    wait_state(&env, &core, &id, "idle");
+
+    // Scrolling up stops following: the next turn's events do not pull the page down.
+    chrome.script("document.activeElement.blur(); return 1").unwrap();
+    chrome.keys(crate::support::chrome::HOME);
+    assert_eq!(chrome.script("return document.getElementById('follow').checked").unwrap(), serde_json::json!(false));
+    let sent = env.cortex_at(&core, &env.repo, ["session", "send", &id, "again", "--json"]);
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    chrome
+        .until("turn 2 on the page", |chrome| chrome.count("#turn-head-2") == 1 && chrome.source().contains("step 40"));
+    assert!(!tail_in_view(&chrome), "not following, the page stays where the reader is");
+    chrome.refresh();
+    chrome.wait("#timeline");
+    assert_eq!(
+        chrome.script("return document.getElementById('follow').checked").unwrap(),
+        serde_json::json!(false),
+        "the choice is kept"
+    );
+}

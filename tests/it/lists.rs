@@ -56,6 +56,25 @@ fn sessions_filter_and_sort_by_the_url_and_a_failed_check_needs_attention() {
     assert!(attention.contains("alpha work") && attention.contains("check failed: lint"), "{attention}");
     assert!(!attention.contains("beta work"), "a passing check needs nothing: {attention}");
 
+    // A workspace's and a node's pages list their sessions with links into
+    // `/sessions` filtered to them.
+    let session = cortex(&["session", "show", &ids[0], "--json"]).json();
+    let session = &session["session"];
+    let (workspace, node) = (session["workspace_id"].as_str().unwrap(), session["node"].as_str().unwrap());
+    for (page, scope) in [
+        (format!("/workspaces/{workspace}"), format!("workspace={workspace}")),
+        (format!("/nodes/{node}"), format!("node={node}")),
+    ] {
+        let body = browser.get(&format!("{base}{page}")).body;
+        assert_eq!(titles(&body), ["alpha work", "beta work"], "{page}");
+        assert!(body.contains("2 session(s)"), "{page}: {body}");
+        let failing = format!("href=\"/sessions?{scope}&#38;failed=1\">a check failed: 1</a>");
+        assert!(body.contains(&failing), "{page} links to its failing sessions: {body}");
+        assert!(body.contains(&format!("href=\"/sessions?{scope}&#38;state=idle\">idle: 2</a>")), "{body}");
+        let linked = browser.get(&format!("{base}/sessions?{scope}&failed=1"));
+        assert_eq!(titles(&linked.body), ["alpha work"], "{scope}");
+    }
+
     // Fixed and checked again: the check's latest run passes, nothing waits.
     std::fs::remove_file(env.repo.join("broken")).unwrap();
     assert_eq!(cortex(&["session", "check", &ids[1]]).code, 0);

@@ -26,6 +26,7 @@ fn find(env_var: &str, names: &[&str]) -> Option<PathBuf> {
 pub const TAB: &str = "\u{e004}";
 pub const ENTER: &str = "\u{e007}";
 pub const CONTROL: &str = "\u{e009}";
+pub const HOME: &str = "\u{e011}";
 
 /// A headless Chromium session; the driver is stopped when it is dropped.
 pub struct Chrome {

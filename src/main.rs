@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     let cli = cortex::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CORTEX_LOG")
+            tracing_subscriber::EnvFilter::try_new(cli.log_filter())
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)

@@ -40,7 +40,7 @@ pub(crate) fn run(args: GcArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         writeln!(out, "removed {} of {}{note}", item.path, item.session)?;
     }
     if collected.is_empty() {
-        eprintln!("Nothing to collect.");
+        crate::cli::output::note!("Nothing to collect.");
     }
     Ok(Exit::Ok)
 }

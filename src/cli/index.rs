@@ -29,7 +29,7 @@ pub(crate) fn run(command: IndexCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
 fn rebuild(ctx: &Ctx) -> anyhow::Result<Exit> {
     if let Target::Remote(client) = Target::find_or_local(&ctx.data, ctx.core.as_deref()) {
         let answer: crate::protocol::IndexReset = client.post("/api/v1/index/rebuild", &serde_json::json!({}))?;
-        eprintln!(
+        crate::cli::output::note!(
             "Core's index was reset; {} connected node(s) are sending their sessions again.",
             answer.nodes_resending
         );
@@ -47,7 +47,7 @@ fn rebuild(ctx: &Ctx) -> anyhow::Result<Exit> {
             .expect("holds because the template is fixed")
             .progress_chars("=> "),
     );
-    if !std::io::stderr().is_terminal() {
+    if !std::io::stderr().is_terminal() || crate::cli::output::quiet() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     let (_, stats) = Core::rebuild(&ctx.data, &workspaces, &mut |done, total| {
@@ -55,7 +55,7 @@ fn rebuild(ctx: &Ctx) -> anyhow::Result<Exit> {
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
-    eprintln!(
+    crate::cli::output::note!(
         "Rebuilt the index: {} session(s), {} event(s) from {} workspace(s).",
         stats.sessions,
         stats.events,

@@ -44,9 +44,10 @@ impl Local {
         let node = Node::open(data).context("cannot open this machine's node")?;
         for recovered in node.recover().context("cannot recover crashed sessions")? {
             let what = if recovered.interrupted { ", marked interrupted" } else { "" };
-            eprintln!(
+            crate::cli::output::note!(
                 "cortex: recovered {} spooled event(s) of session {}{what}",
-                recovered.replayed, recovered.session
+                recovered.replayed,
+                recovered.session
             );
         }
         let mut core = Core::open(data).context("cannot open the index")?;

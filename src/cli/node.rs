@@ -148,7 +148,7 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
             let client = Target::require(&ctx.data, ctx.core.as_deref(), "node revoke")?;
             let node: NodeSummary =
                 client.post(&format!("/api/v1/nodes/{}/revoke", checked(&id)?), &serde_json::json!({}))?;
-            eprintln!("Node {} ({}) is revoked and disconnected.", node.name, node.id);
+            crate::cli::output::note!("Node {} ({}) is revoked and disconnected.", node.name, node.id);
             Ok(Exit::Ok)
         }
     }
@@ -184,7 +184,10 @@ fn run_daemon(args: RunArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     runtime.block_on(async {
         let (stop, stopped) = watch::channel(false);
         let daemon = tokio::spawn(daemon::run(config, stopped));
-        eprintln!("Node daemon for {core_url} running; data in {}. Stop with Ctrl-C.", ctx.data.display());
+        crate::cli::output::note!(
+            "Node daemon for {core_url} running; data in {}. Stop with Ctrl-C.",
+            ctx.data.display()
+        );
         tokio::select! {
             result = daemon => {
                 result.context("the node daemon failed")??;

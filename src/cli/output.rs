@@ -16,10 +16,49 @@ pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether stdout gets ANSI colours: only a terminal, and never with NO_COLOR.
-pub(crate) fn colour_stdout() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+/// `--color`: when stdout gets ANSI colours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Colour {
+    Auto,
+    Always,
+    Never,
 }
+
+static STYLE: std::sync::OnceLock<(Colour, bool)> = std::sync::OnceLock::new();
+
+/// Sets `--color` and `-q` for the whole run.
+pub(crate) fn set_style(colour: Colour, quiet: bool) {
+    let _ = STYLE.set((colour, quiet));
+}
+
+/// Whether stdout gets ANSI colours: `--color always|never`; with `auto`,
+/// never with NO_COLOR, always with CLICOLOR_FORCE (not `0`), else only a
+/// terminal.
+pub(crate) fn colour_stdout() -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|value| !value.is_empty());
+    match STYLE.get().map_or(Colour::Auto, |style| style.0) {
+        Colour::Always => true,
+        Colour::Never => false,
+        Colour::Auto if set("NO_COLOR") => false,
+        Colour::Auto if set("CLICOLOR_FORCE") && std::env::var_os("CLICOLOR_FORCE").is_some_and(|v| v != "0") => true,
+        Colour::Auto => std::io::stdout().is_terminal(),
+    }
+}
+
+/// `-q`: only errors go to stderr.
+pub(crate) fn quiet() -> bool {
+    STYLE.get().is_some_and(|style| style.1)
+}
+
+/// A note on stderr (what happened, what to do next), left out with `-q`.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        if !$crate::cli::output::quiet() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+pub(crate) use note;
 
 /// `text` safe for a terminal: escape sequences and other control
 /// characters from an agent or a command (a clipboard write, a title, a
@@ -148,7 +187,7 @@ impl Transcript {
         }
         // Redacted like the store: a CI log is as public as a pushed ref.
         if !self.quiet {
-            eprintln!("{}", crate::store::redact::redact_str(&describe(event)));
+            crate::cli::output::note!("{}", crate::store::redact::redact_str(&describe(event)));
         }
     }
 }

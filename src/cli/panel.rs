@@ -38,7 +38,7 @@ pub(crate) fn run(command: PanelCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
                 println!("{}", link.url);
             }
             let who = name.as_deref().unwrap_or(crate::web::DEFAULT_NAME);
-            eprintln!("The link works once; it logs a browser in to the panel as {who}.");
+            crate::cli::output::note!("The link works once; it logs a browser in to the panel as {who}.");
             Ok(Exit::Ok)
         }
     }

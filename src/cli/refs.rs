@@ -31,11 +31,11 @@ pub(crate) fn run(command: RefsCommand, data: &Path) -> anyhow::Result<Exit> {
     match command {
         RefsCommand::Push { remote } => {
             let pushed = store::push(&store, &remote)?;
-            eprintln!("Pushed {pushed} session ref(s) to {remote}.");
+            crate::cli::output::note!("Pushed {pushed} session ref(s) to {remote}.");
         }
         RefsCommand::Fetch { remote } => {
             let summary = store::fetch(&store, &remote)?;
-            eprintln!(
+            crate::cli::output::note!(
                 "Fetched from {remote}: {} new, {} updated, {} unchanged session(s).",
                 summary.created.len(),
                 summary.fast_forwarded.len(),

@@ -80,9 +80,9 @@ pub(crate) fn serve(args: &ServeArgs, ctx: &Ctx, with_node: bool) -> anyhow::Res
         let node = if with_node { Some(tokio::spawn(run_local_node(state.clone(), server.url.clone(), ctx.data.clone(), stopped))) } else { None };
         println!("Cortex is up at {}/", server.url);
         println!("Log in to the panel (this link works once): {}", panel.login_url(&server.url, crate::web::DEFAULT_NAME));
-        eprintln!("Admin token: {} (CLIs on this machine find it by themselves). Stop with Ctrl-C.", ctx.data.join("admin.token").display());
+        crate::cli::output::note!("Admin token: {} (CLIs on this machine find it by themselves). Stop with Ctrl-C.", ctx.data.join("admin.token").display());
         shutdown_signal().await;
-        eprintln!("Stopping: running turns are stopped and their stores flushed…");
+        crate::cli::output::note!("Stopping: running turns are stopped and their stores flushed…");
         let _ = stop.send(true);
         if let Some(node) = node {
             match node.await {
@@ -94,7 +94,7 @@ pub(crate) fn serve(args: &ServeArgs, ctx: &Ctx, with_node: bool) -> anyhow::Res
         let url_file = state.url_file();
         server.stop().await;
         let _ = fs_err::remove_file(url_file);
-        eprintln!("Stopped.");
+        crate::cli::output::note!("Stopped.");
         Ok(Exit::Ok)
     })
 }

@@ -55,7 +55,7 @@ pub(crate) fn run(command: WorkspaceCommand, ctx: &Ctx) -> anyhow::Result<Exit> 
                 print_json(&workspace)?;
             } else {
                 println!("{}", workspace.id);
-                eprintln!("Bound {} on node {}.", workspace.path, workspace.node);
+                crate::cli::output::note!("Bound {} on node {}.", workspace.path, workspace.node);
             }
         }
         WorkspaceCommand::List { json } => {
@@ -80,7 +80,7 @@ pub(crate) fn run(command: WorkspaceCommand, ctx: &Ctx) -> anyhow::Result<Exit> 
                 anyhow::bail!("no workspace `{id}` (`cortex workspace list` shows them)");
             };
             client.command(CommandKind::UnbindWorkspace { workspace_id }, Some(node))?;
-            eprintln!("Unbound {id}; its files and session refs are untouched.");
+            crate::cli::output::note!("Unbound {id}; its files and session refs are untouched.");
         }
     }
     Ok(Exit::Ok)

@@ -24,6 +24,7 @@ mod reviewer;
 mod seam;
 mod secrets;
 mod session;
+mod shell;
 mod soak;
 mod store;
 mod support;

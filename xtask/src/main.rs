@@ -3,6 +3,8 @@
 //! - `ci`: fmt check, clippy (warnings denied), tests (tidy among them);
 //! - `tidy`: the repository's own rules (tests/it/tidy.rs);
 //! - `bench store|core|codex|panel|providers`: benchmarks, recorded in docs/benchmarks.md;
+//! - `dist [--check]`: the release tarball (binary, man pages, completions),
+//!   and with `--check` a try of it from a scratch prefix;
 //! - `conformance`: the agent × scenario matrix on the real agent CLIs,
 //!   recorded in docs/providers.md.
 
@@ -11,6 +13,7 @@
 #[allow(dead_code)]
 mod anthropic;
 mod bench;
+mod dist;
 #[allow(dead_code)]
 mod gemini;
 mod model;
@@ -29,6 +32,8 @@ fn main() -> anyhow::Result<()> {
         ["fuzz"] => fuzz("20000"),
         ["fuzz", cases] => fuzz(cases),
         ["conformance"] => conformance(),
+        ["dist"] => dist::dist(false),
+        ["dist", "--check"] => dist::dist(true),
         ["bench", "store"] => bench::store(),
         ["bench", "core"] => bench::core(),
         ["bench", "codex"] => bench::codex(),
@@ -37,7 +42,7 @@ fn main() -> anyhow::Result<()> {
         ["bench", ..] => bail!("unknown benchmark; available: store, core, codex, panel, providers"),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | tidy | conformance | fuzz [CASES] | soak [--turns N] [--seed S] | bench store | bench core | bench codex | bench panel | bench providers>"
+                "usage: cargo xtask <ci | tidy | dist [--check] | conformance | fuzz [CASES] | soak [--turns N] [--seed S] | bench store | bench core | bench codex | bench panel | bench providers>"
             );
             std::process::exit(2);
         }

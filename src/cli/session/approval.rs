@@ -42,6 +42,6 @@ fn resolve(ctx: &Ctx, id: &str, approve: bool, for_session: bool) -> anyhow::Res
     client.command(kind, None)?;
     let verb = if approve { "Approved" } else { "Denied" };
     let scope = if for_session { " (and every later request of the session)" } else { "" };
-    eprintln!("{verb} the pending request of {}{scope}.", session.id);
+    crate::cli::output::note!("{verb} the pending request of {}{scope}.", session.id);
     Ok(Exit::Ok)
 }

@@ -43,7 +43,9 @@ pub(crate) fn run(args: AttachArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
 type Waiting = Mutex<Option<(String, String)>>;
 
 pub(crate) fn attach(client: &Client, session: &SessionId, after: u64, yes: bool) -> anyhow::Result<Exit> {
-    eprintln!("Attached to {session}. Type a line to send it as a turn; Ctrl-C detaches (the session goes on).");
+    crate::cli::output::note!(
+        "Attached to {session}. Type a line to send it as a turn; Ctrl-C detaches (the session goes on)."
+    );
     let waiting: Waiting = Mutex::new(None);
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -72,7 +74,7 @@ pub(crate) fn attach(client: &Client, session: &SessionId, after: u64, yes: bool
             }
             ControlFlow::Continue(())
         });
-        eprintln!("Detached from {session}; it goes on.");
+        crate::cli::output::note!("Detached from {session}; it goes on.");
         // The stdin reader may still be blocked reading: leave without it.
         std::process::exit(if followed.is_ok() { 0 } else { 2 });
     })

@@ -48,7 +48,7 @@ pub(crate) fn run(args: CommitArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         print_json(&committed)?;
     } else {
         println!("{}", committed.commit);
-        eprintln!("Committed the changes of {} in {}.", session.id, session.workspace_path);
+        crate::cli::output::note!("Committed the changes of {} in {}.", session.id, session.workspace_path);
     }
     Ok(Exit::Ok)
 }

@@ -24,7 +24,7 @@ pub(crate) struct ForCommitArgs {
 pub(crate) fn run(args: ForCommitArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let store = Store::discover(&std::env::current_dir().context("cannot read the current directory")?)?;
     let Some(id) = store.session_of_commit(&args.rev)? else {
-        eprintln!("Commit {} has no Cortex-Session trailer.", args.rev);
+        crate::cli::output::note!("Commit {} has no Cortex-Session trailer.", args.rev);
         return Ok(Exit::No);
     };
     let backend = Backend::open(ctx)?;

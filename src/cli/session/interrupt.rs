@@ -19,6 +19,6 @@ pub(crate) fn run(args: InterruptArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let client = Target::require(&ctx.data, ctx.core.as_deref(), "interrupt")?;
     let (session, _) = client.session(&args.id)?;
     client.command(CommandKind::InterruptSession { session_id: session.id.clone() }, None)?;
-    eprintln!("Interrupting {}; it stops at the agent's next step.", session.id);
+    crate::cli::output::note!("Interrupting {}; it stops at the agent's next step.", session.id);
     Ok(Exit::Ok)
 }

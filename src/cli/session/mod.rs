@@ -248,7 +248,9 @@ fn follow_turn(
     let settled = settled.or(gave_up.as_ref().map(|(state, _)| *state));
     let (Some(outcome), Some(state)) = (outcome, settled) else {
         if !quiet {
-            eprintln!("Detached; the session goes on. Follow it again with: cortex session attach {session}");
+            crate::cli::output::note!(
+                "Detached; the session goes on. Follow it again with: cortex session attach {session}"
+            );
         }
         return Ok(None);
     };

@@ -126,7 +126,7 @@ pub(crate) fn run(args: ReviewArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         println!("{}", reviewed.session_id);
         let marks = args.viewed.len() + args.unviewed.len();
         let marks = if marks > 0 { format!(", {marks} viewed mark(s)") } else { String::new() };
-        eprintln!("Recorded {} comment(s){marks}; {recorded}.", reviewed.comments);
+        crate::cli::output::note!("Recorded {} comment(s){marks}; {recorded}.", reviewed.comments);
     }
     Ok(exit)
 }

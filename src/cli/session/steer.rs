@@ -21,6 +21,6 @@ pub(crate) fn run(args: SteerArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let client = Target::require(&ctx.data, ctx.core.as_deref(), "steer")?;
     let (session, _) = client.session(&args.id)?;
     client.command(CommandKind::SteerSession { session_id: session.id.clone(), text: args.text }, None)?;
-    eprintln!("Added to the running turn of {}.", session.id);
+    crate::cli::output::note!("Added to the running turn of {}.", session.id);
     Ok(Exit::Ok)
 }

@@ -20,11 +20,11 @@ pub(crate) fn run(args: StopArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let (session, _) = backend.session(&args.id)?;
     // Stopping a stopped session is done already: say so, succeed.
     if session.state == crate::protocol::SessionState::Stopped {
-        eprintln!("Session {} was already stopped.", session.id);
+        crate::cli::output::note!("Session {} was already stopped.", session.id);
         return Ok(Exit::Ok);
     }
     let kind = CommandKind::StopSession { session_id: session.id.clone() };
     let state = backend.command_as::<SessionMoved>(kind)?.state;
-    eprintln!("Session {} is {state}.", session.id);
+    crate::cli::output::note!("Session {} is {state}.", session.id);
     Ok(Exit::Ok)
 }

@@ -20,13 +20,20 @@ pub struct Terminal {
 impl TestEnv {
     /// `cortex ARGS` in `dir` on a terminal, with `data` as its data dir.
     pub fn cortex_on_terminal(&self, dir: &Path, data: &Path, args: &[&str]) -> Terminal {
+        self.on_terminal(env!("CARGO_BIN_EXE_cortex"), dir, data, args)
+    }
+
+    /// `PROGRAM ARGS` in `dir` on a terminal, with `data` as Cortex's data
+    /// dir and the tested `cortex` first on the PATH.
+    pub fn on_terminal(&self, program: &str, dir: &Path, data: &Path, args: &[&str]) -> Terminal {
         let pair = native_pty_system()
             .openpty(PtySize { rows: 40, cols: 200, pixel_width: 0, pixel_height: 0 })
             .expect("a pseudo-terminal");
-        let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_cortex"));
+        let mut command = CommandBuilder::new(program);
         command.env_clear();
+        let bin = Path::new(env!("CARGO_BIN_EXE_cortex")).parent().unwrap().display().to_string();
         for (key, value) in [
-            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("PATH", format!("{bin}:{}", std::env::var("PATH").unwrap_or_default())),
             ("HOME", self.home.display().to_string()),
             ("CORTEX_HOME", data.display().to_string()),
             ("USER", "tester".into()),
@@ -42,7 +49,7 @@ impl TestEnv {
         }
         command.cwd(dir);
         command.args(args);
-        let child = pair.slave.spawn_command(command).expect("cortex starts on the terminal");
+        let child = pair.slave.spawn_command(command).unwrap_or_else(|error| panic!("{program} starts: {error}"));
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().unwrap();
         let writer = pair.master.take_writer().unwrap();
@@ -80,6 +87,12 @@ impl Terminal {
 
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
+    }
+
+    /// Types `keys` as they are (a Tab, say), no Enter.
+    pub fn type_keys(&mut self, keys: &str) {
+        self.writer.write_all(keys.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
     }
 
     /// Types `line` and Enter.

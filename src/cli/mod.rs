@@ -6,6 +6,7 @@ mod client;
 mod core;
 mod gc;
 mod index;
+mod init;
 mod local;
 mod node;
 mod output;
@@ -95,6 +96,10 @@ enum Command {
     Up(up::UpArgs),
     /// Run Core alone: the control plane nodes connect to.
     Core(core::CoreArgs),
+    /// Write a commented .cortex/config.toml for this repository.
+    Init(init::InitArgs),
+    /// Show the settings in effect and where each comes from.
+    Config(init::ConfigArgs),
     /// Start, continue, follow and inspect agent sessions.
     #[command(subcommand)]
     Session(session::SessionCommand),
@@ -141,10 +146,13 @@ impl From<Exit> for ExitCode {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     output::set_style(cli.color, cli.quiet);
+    let data_flag = cli.data.is_some();
     let ctx = backend::Ctx { data: local::data_dir(cli.data)?, core: cli.core };
     let exit = match cli.command {
         Command::Up(args) => up::run(args, &ctx)?,
         Command::Core(args) => core::run(args, &ctx)?,
+        Command::Init(args) => init::init(args)?,
+        Command::Config(args) => init::config(args, &ctx, data_flag)?,
         Command::Session(command) => session::run(command, &ctx)?,
         Command::Node(command) => node::run(command, &ctx)?,
         Command::Workspace(command) => workspace::run(command, &ctx)?,

@@ -7,7 +7,7 @@
 
 mod checks;
 pub mod commands;
-mod config;
+pub mod config;
 pub mod daemon;
 pub mod files;
 mod gc;

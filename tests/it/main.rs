@@ -7,6 +7,7 @@ mod authority;
 mod browser;
 mod checks;
 mod claude;
+mod cli;
 mod cluster;
 mod codex;
 mod conformance;

@@ -285,8 +285,14 @@ pub(crate) fn config(args: ConfigArgs, ctx: &Ctx, data_flag: bool) -> anyhow::Re
     }
     if args.json {
         print_json(&effective)?;
-        return Ok(Exit::Ok);
+    } else {
+        show(&effective);
     }
+    Ok(Exit::Ok)
+}
+
+/// `cortex config` as text: one setting a line, where it comes from after.
+fn show(effective: &Effective) {
     let line = |key: &str, setting: &Setting| println!("{key:<16}{}  ({})", setting.value, setting.from);
     line("data dir", &effective.data_dir);
     line("core", &effective.core);
@@ -318,5 +324,4 @@ pub(crate) fn config(args: ConfigArgs, ctx: &Ctx, data_flag: bool) -> anyhow::Re
             println!("{:<16}{agents}", "agents set");
         }
     }
-    Ok(Exit::Ok)
 }

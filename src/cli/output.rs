@@ -164,14 +164,61 @@ fn describe_raw(event: &Event) -> String {
 
 /// Prints each event as it happens, to stderr, so stdout stays for results,
 /// and keeps the approvals and check results a `--json` report lists.
+/// With `--json` (`quiet`) the events are not printed one by one: a
+/// progress line every few seconds counts them by kind, so a long run in CI
+/// is never silent (`-q` turns that off too).
 pub(crate) struct Transcript {
     pub quiet: bool,
     pub evidence: Vec<Event>,
+    progress: Option<Progress>,
+}
+
+/// The progress lines of a `--json` run: events counted by kind since the
+/// last line, printed by a timer thread that ends with the transcript.
+struct Progress {
+    counts: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>>>,
+    stop: std::sync::mpsc::Sender<()>,
+}
+
+/// Seconds between progress lines: `CORTEX_PROGRESS_SECS`, else 5.
+fn progress_interval() -> std::time::Duration {
+    let secs = std::env::var("CORTEX_PROGRESS_SECS").ok().and_then(|secs| secs.parse::<f64>().ok()).unwrap_or(5.0);
+    std::time::Duration::from_secs_f64(secs.clamp(0.1, 3600.0))
+}
+
+impl Progress {
+    fn start() -> Progress {
+        let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let shared = counts.clone();
+        let interval = progress_interval();
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                let counts = std::mem::take(&mut *shared.lock().expect("progress lock"));
+                let what = match counts.is_empty() {
+                    true => "no new events".to_string(),
+                    false => {
+                        counts.iter().map(|(kind, count)| format!("{count} {kind}")).collect::<Vec<_>>().join(", ")
+                    }
+                };
+                eprintln!("cortex: progress after {} s: {what}", started.elapsed().as_secs());
+            }
+        });
+        Progress { counts, stop }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+    }
 }
 
 impl Transcript {
     pub(crate) fn new(quiet: bool) -> Transcript {
-        Transcript { quiet, evidence: Vec::new() }
+        let progress = (quiet && !self::quiet()).then(Progress::start);
+        Transcript { quiet, evidence: Vec::new(), progress }
     }
 
     pub(crate) fn show(&mut self, event: &Event) {
@@ -184,6 +231,9 @@ impl Transcript {
         // Deltas are for live views; the complete message follows.
         if matches!(event.kind, EventKind::AssistantDelta { .. }) {
             return;
+        }
+        if let Some(progress) = &self.progress {
+            *progress.counts.lock().expect("progress lock").entry(event.kind.name()).or_default() += 1;
         }
         // Redacted like the store: a CI log is as public as a pushed ref.
         if !self.quiet {

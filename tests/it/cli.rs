@@ -4,6 +4,9 @@
 
 use crate::support::TestEnv;
 
+/// What `npm init` writes as the test script: not a test suite.
+const NPM_PLACEHOLDER: &str = r#"{"scripts":{"test":"echo \"Error: no test specified\" && exit 1"}}"#;
+
 /// A fresh repository holding `files`, with `cortex init` run in it.
 fn init_in(env: &TestEnv, name: &str, files: &[(&str, &str)]) -> (std::path::PathBuf, crate::support::Run) {
     let repo = env.path(name);
@@ -43,13 +46,13 @@ fn init_writes_the_check_each_kind_of_repository_points_to_and_never_overwrites(
         assert!(again.stderr.contains("already exists"), "{}", again.stderr);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
     }
+}
 
+#[test]
+fn init_without_a_test_suite_says_so_and_outside_a_repository_says_what_to_do() {
+    let env = TestEnv::new();
     // npm's placeholder test script is not a test suite; nothing found is said.
-    let (repo, run) = init_in(
-        &env,
-        "empty",
-        &[("package.json", r#"{"scripts":{"test":"echo \"Error: no test specified\" && exit 1"}}"#)],
-    );
+    let (repo, run) = init_in(&env, "empty", &[("package.json", NPM_PLACEHOLDER)]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json()["checks"], serde_json::json!([]));
     let text = std::fs::read_to_string(repo.join(".cortex/config.toml")).unwrap();
@@ -127,4 +130,140 @@ fn quiet_keeps_stderr_for_errors_and_color_always_colours_a_pipe() {
     assert!(String::from_utf8_lossy(&forced_env.stdout).contains('\u{1b}'));
     assert!(!String::from_utf8_lossy(&never.stdout).contains('\u{1b}'));
     assert!(!String::from_utf8_lossy(&no_color.stdout).contains('\u{1b}'), "NO_COLOR wins over CLICOLOR_FORCE");
+}
+
+#[test]
+fn wait_exits_by_how_the_turn_ended_and_fail_on_checks_counts_a_failed_check() {
+    use crate::support::cluster::free_port;
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(
+        env.repo.join(".cortex/config.toml"),
+        "[[checks]]\nname = \"lint\"\ncommand = \"test ! -e broken\"\n",
+    )
+    .unwrap();
+    // In-process: a failed check fails the command only when asked.
+    std::fs::write(env.repo.join("broken"), "").unwrap();
+    let plain = env.cortex(["session", "start", "one", "--json"]);
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    assert_eq!(plain.json()["checks"][0]["passed"], false);
+    let strict = env.cortex(["session", "start", "two", "--json", "--fail-on-checks"]);
+    assert_eq!(strict.code, 1, "{}", strict.stderr);
+    let id = strict.json()["session_id"].as_str().unwrap().to_string();
+    std::fs::remove_file(env.repo.join("broken")).unwrap();
+    assert_eq!(env.cortex(["session", "send", &id, "again", "--fail-on-checks"]).code, 0);
+
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let cortex = |args: &[&str]| env.cortex_at(&core, &env.repo, args);
+    let slow = env.script("slow.toml", "[[step]]\nsleep_ms = 1500\n[[step]]\nmessage = \"done\"\n");
+    let detached = |title: &str| {
+        let run = cortex(&["session", "start", title, "--script", slow.to_str().unwrap(), "--detach"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout.trim().to_string()
+    };
+    let passing = detached("passing");
+    let waited = cortex(&["session", "wait", &passing, "--fail-on-checks", "--json"]);
+    assert_eq!(waited.code, 0, "{}", waited.stderr);
+    let waited = waited.json();
+    assert_eq!((waited["state"].as_str(), waited["outcome"].as_str()), (Some("idle"), Some("completed")), "{waited}");
+    assert_eq!(waited["checks"][0]["name"], "lint");
+
+    std::fs::write(env.repo.join("broken"), "").unwrap();
+    let failing = detached("failing");
+    let strict = cortex(&["session", "wait", &failing, "--fail-on-checks", "--json"]);
+    assert_eq!(strict.code, 1, "{}", strict.stderr);
+    assert_eq!(strict.json()["failed_checks"], serde_json::json!(["lint"]));
+    let lenient = cortex(&["session", "wait", &failing]);
+    assert_eq!(lenient.code, 0, "without the flag a failed check is reported, not an exit: {}", lenient.stderr);
+    assert!(lenient.stdout.contains("1 of 1 check(s) failed: lint"), "{}", lenient.stdout);
+
+    let endless = env.script("endless.toml", "[[step]]\nsleep_ms = 60000\n");
+    let run = cortex(&["session", "start", "endless", "--script", endless.to_str().unwrap(), "--detach"]);
+    let endless_id = run.stdout.trim().to_string();
+    let timed = cortex(&["session", "wait", &endless_id, "--timeout", "1s", "--json"]);
+    assert_eq!(timed.code, 1, "{}", timed.stderr);
+    assert_eq!(timed.json()["timed_out"], true);
+    assert_eq!(timed.json()["state"], "running", "the session goes on");
+    assert_eq!(cortex(&["session", "wait", &endless_id, "--timeout", "soon"]).code, 2);
+    cortex(&["session", "stop", &endless_id]);
+}
+
+#[test]
+fn a_long_json_run_writes_progress_to_stderr_and_one_document_to_stdout() {
+    let env = TestEnv::new();
+    let script = env.script(
+        "s.toml",
+        "[[step]]\ncommand = \"echo warming up\"\n[[step]]\nsleep_ms = 2500\n[[step]]\nmessage = \"done\"\n",
+    );
+    let run = |extra: &[&str]| {
+        let mut command = env.cortex_command(&env.repo);
+        command.args(["session", "start", "slow", "--script", script.to_str().unwrap(), "--json"]).args(extra);
+        crate::support::Run::from(command.env("CORTEX_PROGRESS_SECS", "0.5").output().unwrap())
+    };
+    let out = run(&[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let document: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(document["outcome"], "completed");
+    let progress: Vec<&str> = out.stderr.lines().filter(|line| line.starts_with("cortex: progress after")).collect();
+    assert!(progress.len() >= 2, "a 2.5 s turn with a 0.5 s interval: {}", out.stderr);
+    assert!(out.stderr.contains("command_started"), "counted by kind: {}", out.stderr);
+    let quiet = run(&["-q"]);
+    assert_eq!(quiet.code, 0);
+    assert!(!quiet.stderr.contains("progress"), "-q: {}", quiet.stderr);
+}
+
+/// Every command's usage line and summary, as `--help` gives them, walking
+/// the `Commands:` lists down from `cortex --help`.
+fn command_table(env: &TestEnv, path: &mut Vec<String>, rows: &mut Vec<String>) {
+    let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+    args.push("--help");
+    let help = env.cortex_ok(args).stdout;
+    // The first paragraph (wrapped by clap), up to its first sentence's end.
+    let paragraph = help.split("\n\n").next().unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ");
+    let about = paragraph.split(". ").next().unwrap_or_default().trim_end_matches('.').to_string();
+    let usage = help.lines().find_map(|line| line.strip_prefix("Usage: ")).unwrap_or_default();
+    if !path.is_empty() {
+        rows.push(format!("| `{}` | {about} |", usage.replace('|', "\\|")));
+    }
+    let Some(commands) = help.split("Commands:\n").nth(1) else { return };
+    let names: Vec<String> = commands
+        .split("\n\n")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
+        .filter(|name| name != "help")
+        .collect();
+    for name in names {
+        path.push(name);
+        command_table(env, path, rows);
+        path.pop();
+    }
+}
+
+#[test]
+fn docs_cli_md_lists_every_command_as_its_help_does() {
+    let env = TestEnv::new();
+    let mut rows = Vec::new();
+    command_table(&env, &mut Vec::new(), &mut rows);
+    assert!(rows.len() > 40, "{rows:?}");
+    let generated = format!(
+        "<!-- commands: generated from --help; CORTEX_UPDATE_DOCS=1 cargo test --test it cli::docs rewrites it -->\n| usage | what |\n| --- | --- |\n{}\n<!-- /commands -->",
+        rows.join("\n")
+    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cli.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let start = doc.find("<!-- commands").expect("docs/cli.md has a <!-- commands --> block");
+    let end = doc.find("<!-- /commands -->").expect("and its end") + "<!-- /commands -->".len();
+    if doc[start..end] == generated {
+        return;
+    }
+    if std::env::var("CORTEX_UPDATE_DOCS").as_deref() == Ok("1") {
+        std::fs::write(&path, format!("{}{generated}{}", &doc[..start], &doc[end..])).unwrap();
+        return;
+    }
+    panic!(
+        "docs/cli.md's command list drifted from --help; rewrite it with CORTEX_UPDATE_DOCS=1 cargo test --test it cli::docs\nexpected:\n{generated}"
+    );
 }

@@ -16,6 +16,7 @@ mod show;
 mod start;
 mod steer;
 mod stop;
+mod wait;
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -44,6 +45,7 @@ pub(crate) enum SessionCommand {
     Review(review::ReviewArgs),
     ForCommit(for_commit::ForCommitArgs),
     Stop(stop::StopArgs),
+    Wait(wait::WaitArgs),
     List(list::ListArgs),
     Show(show::ShowArgs),
     Log(log::LogArgs),
@@ -65,6 +67,7 @@ pub(crate) fn run(command: SessionCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
         SessionCommand::Review(args) => review::run(args, ctx),
         SessionCommand::ForCommit(args) => for_commit::run(args, ctx),
         SessionCommand::Stop(args) => stop::run(args, ctx),
+        SessionCommand::Wait(args) => wait::run(args, ctx),
         SessionCommand::List(args) => list::run(args, ctx),
         SessionCommand::Show(args) => show::run(args, ctx),
         SessionCommand::Log(args) => log::run(args, ctx),
@@ -146,15 +149,33 @@ fn turn_evidence(events: &[Event], turn: u32) -> (Vec<ApprovalReport>, Vec<Check
     (approvals, checks)
 }
 
-fn report_turn(result: TurnResult, workspace_path: &Path, json: bool, seen: &[Event]) -> anyhow::Result<Exit> {
-    let exit = if result.outcome == TurnOutcome::Completed { Exit::Ok } else { Exit::No };
-    if json {
-        super::output::print_json(&turn_report(result, workspace_path, seen))?;
+/// How a finished turn is reported: `--json`, and whether a failed check
+/// makes the exit 1 (`--fail-on-checks`).
+#[derive(Clone, Copy)]
+pub(super) struct Reporting {
+    pub json: bool,
+    pub fail_on_checks: bool,
+}
+
+fn report_turn(result: TurnResult, workspace_path: &Path, how: Reporting, seen: &[Event]) -> anyhow::Result<Exit> {
+    let mut exit = if result.outcome == TurnOutcome::Completed { Exit::Ok } else { Exit::No };
+    let error = result.error.clone();
+    let report = turn_report(result, workspace_path, seen);
+    let failed: Vec<&str> =
+        report.checks.iter().filter(|check| !check.passed).map(|check| check.name.as_str()).collect();
+    if how.fail_on_checks && !failed.is_empty() {
+        exit = Exit::No;
+    }
+    if how.json {
+        super::output::print_json(&report)?;
     } else {
-        if let Some(error) = &result.error {
-            eprintln!("cortex: turn {} of {} failed: {error}", result.turn, result.session);
+        if let Some(error) = &error {
+            eprintln!("cortex: turn {} of {} failed: {error}", report.turn, report.session_id);
         }
-        println!("{}", result.session);
+        if !failed.is_empty() {
+            eprintln!("cortex: check(s) failed after turn {}: {}", report.turn, failed.join(", "));
+        }
+        println!("{}", report.session_id);
     }
     Ok(exit)
 }

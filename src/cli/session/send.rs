@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Args;
 
-use super::{follow_turn, report_turn};
+use super::{Reporting, follow_turn, report_turn};
 use crate::cli::Exit;
 use crate::cli::backend::Backend;
 use crate::cli::backend::Ctx;
@@ -36,6 +36,10 @@ pub(crate) struct SendArgs {
     /// Print one JSON object (docs/json.md) instead of text.
     #[arg(long)]
     json: bool,
+    /// Exit 1 when a check run after the turn fails (the turn itself may
+    /// have completed).
+    #[arg(long)]
+    fail_on_checks: bool,
 }
 
 pub(crate) fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
@@ -59,15 +63,23 @@ pub(crate) fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         Backend::Local(local) => {
             let (accepted, ran): (TurnAccepted, _) = local.run(kind, args.json)?;
             let result = ran.turn.with_context(|| format!("session {} ran no turn", accepted.session_id))?;
-            report_turn(result, Path::new(&session.workspace_path), args.json, &ran.evidence)
+            report_turn(
+                result,
+                Path::new(&session.workspace_path),
+                Reporting { json: args.json, fail_on_checks: args.fail_on_checks },
+                &ran.evidence,
+            )
         }
         Backend::Remote(client) => {
             let accepted: TurnAccepted = client.command_as(kind, None)?;
             let mut transcript = Transcript::new(args.json);
             match follow_turn(client, &session.id, accepted.turn, session.last_seq, &mut transcript)? {
-                Some(result) => {
-                    report_turn(result, Path::new(&session.workspace_path), args.json, &transcript.evidence)
-                }
+                Some(result) => report_turn(
+                    result,
+                    Path::new(&session.workspace_path),
+                    Reporting { json: args.json, fail_on_checks: args.fail_on_checks },
+                    &transcript.evidence,
+                ),
                 None => Ok(Exit::Ok),
             }
         }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 
-use super::{follow_turn, report_turn};
+use super::{Reporting, follow_turn, report_turn};
 use crate::cli::Exit;
 use crate::cli::backend::Ctx;
 use crate::cli::client::{Client, Target};
@@ -60,6 +60,10 @@ pub(crate) struct StartArgs {
     /// Print one JSON object (docs/json.md) instead of text; the transcript is not shown.
     #[arg(long)]
     json: bool,
+    /// Exit 1 when a check run after the turn fails (the turn itself may
+    /// have completed).
+    #[arg(long)]
+    fail_on_checks: bool,
     /// Print the session id and return at once; the session runs on its node (needs Core).
     #[arg(long)]
     detach: bool,
@@ -107,7 +111,12 @@ fn run_local(args: StartArgs, ctx: &Ctx, provider: ProviderSpec, prompt: String)
     let (accepted, ran): (TurnAccepted, _) =
         local.run(start_command(&args, &workspace, provider, prompt), args.json)?;
     let result = ran.turn.with_context(|| format!("session {} ran no turn", accepted.session_id))?;
-    report_turn(result, store.workdir(), args.json, &ran.evidence)
+    report_turn(
+        result,
+        store.workdir(),
+        Reporting { json: args.json, fail_on_checks: args.fail_on_checks },
+        &ran.evidence,
+    )
 }
 
 /// The `start_session` command for these arguments, alike in-process and
@@ -150,7 +159,12 @@ fn run_remote(args: StartArgs, client: &Client, provider: ProviderSpec, prompt: 
     }
     let mut transcript = Transcript::new(args.json);
     match follow_turn(client, &session, 1, 0, &mut transcript)? {
-        Some(result) => report_turn(result, Path::new(&workspace.path), args.json, &transcript.evidence),
+        Some(result) => report_turn(
+            result,
+            Path::new(&workspace.path),
+            Reporting { json: args.json, fail_on_checks: args.fail_on_checks },
+            &transcript.evidence,
+        ),
         None => Ok(Exit::Ok),
     }
 }

@@ -48,6 +48,26 @@ impl Backend {
         }
     }
 
+    /// Every node's `(id, name)`, as Core knows them (in-process: this
+    /// machine's node).
+    pub(crate) fn node_names(&self) -> anyhow::Result<Vec<(String, String)>> {
+        match self {
+            Backend::Remote(client) => {
+                let nodes: Vec<crate::protocol::NodeSummary> = client.get("/api/v1/nodes", &[])?;
+                Ok(nodes.into_iter().map(|node| (node.id.to_string(), node.name)).collect())
+            }
+            Backend::Local(local) => Ok(vec![(local.node.id().to_string(), local.node.name().to_string())]),
+        }
+    }
+
+    /// Every bound workspace.
+    pub(crate) fn workspaces(&self) -> anyhow::Result<Vec<crate::protocol::Workspace>> {
+        match self {
+            Backend::Remote(client) => client.get("/api/v1/workspaces", &[]),
+            Backend::Local(local) => Ok(local.node.workspaces()?),
+        }
+    }
+
     /// The session `id` names (a unique prefix is enough) and its turns.
     pub(crate) fn session(&self, id: &str) -> anyhow::Result<(SessionSummary, Vec<TurnSummary>)> {
         match self {

@@ -45,6 +45,46 @@ pub(crate) fn colour_stdout() -> bool {
     }
 }
 
+/// A duration as people write it: `90`, `90s`, `5m`, `2h`, `7d`.
+pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration: write 90, 90s, 5m, 2h or 7d"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        "d" => number * 86_400,
+        _ => return Err(format!("`{unit}` is not a unit: s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+/// How long ago `at` was, as a person says it: `42 s ago`, `5 min ago`,
+/// `3 h ago`, `2 days ago`.
+pub(crate) fn ago(at: jiff::Timestamp) -> String {
+    let seconds = (jiff::Timestamp::now() - at).get_seconds().max(0);
+    match seconds {
+        0..60 => format!("{seconds} s ago"),
+        60..3_600 => format!("{} min ago", seconds / 60),
+        3_600..86_400 => format!("{} h ago", seconds / 3_600),
+        _ => format!("{} days ago", seconds / 86_400),
+    }
+}
+
+/// `text` in the ANSI colour that state has, when `colour` is set.
+pub(crate) fn paint_state(state: crate::protocol::SessionState, text: &str, colour: bool) -> String {
+    use crate::protocol::SessionState::*;
+    let code = match state {
+        Starting | Running => "33",
+        AwaitingApproval => "1;35",
+        Idle => "32",
+        Failed => "31",
+        Interrupted | Stopped | Expired => "2",
+    };
+    if colour { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+}
+
 /// `-q`: only errors go to stderr.
 pub(crate) fn quiet() -> bool {
     STYLE.get().is_some_and(|style| style.1)
@@ -346,5 +386,16 @@ mod tests {
         ] {
             assert_eq!(printable(input), expect, "{input:?}");
         }
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("90"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(std::time::Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(std::time::Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Ok(std::time::Duration::from_secs(7 * 86_400)));
+        assert!(parse_duration("5y").unwrap_err().contains("unit"));
+        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
     }
 }

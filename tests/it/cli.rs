@@ -267,3 +267,58 @@ fn docs_cli_md_lists_every_command_as_its_help_does() {
         "docs/cli.md's command list drifted from --help; rewrite it with CORTEX_UPDATE_DOCS=1 cargo test --test it cli::docs\nexpected:\n{generated}"
     );
 }
+
+#[test]
+fn session_list_shows_this_repository_by_default_with_a_header_and_filters() {
+    let env = TestEnv::new();
+    let other = env.path("other");
+    std::fs::create_dir_all(&other).unwrap();
+    env.git(&other, ["init", "-q"]);
+    env.git(&other, ["commit", "-q", "--allow-empty", "-m", "start"]);
+    env.cortex_ok(["session", "start", "here one"]);
+    env.cortex_ok(["session", "start", "here two"]);
+    let elsewhere = env.cortex_in(&other, ["session", "start", "over there"]);
+    assert_eq!(elsewhere.code, 0, "{}", elsewhere.stderr);
+
+    let titles = |run: crate::support::Run| -> Vec<String> {
+        run.json().as_array().unwrap().iter().map(|session| session["title"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(
+        titles(env.cortex_ok(["session", "list", "--json"])),
+        ["here two", "here one"],
+        "this repository's, newest first"
+    );
+    assert_eq!(titles(env.cortex_ok(["session", "list", "--json", "--all"])).len(), 3);
+    assert_eq!(
+        titles(env.cortex_ok(["session", "list", "--json", "--workspace", "other"])),
+        ["over there"],
+        "a workspace by name"
+    );
+    assert_eq!(titles(env.cortex_ok(["session", "list", "--json", "--limit", "1"])), ["here two"]);
+    assert_eq!(
+        titles(env.cortex_ok(["session", "list", "--json", "--all", "--node", "vm"])).len(),
+        3,
+        "a node by name"
+    );
+    assert!(titles(env.cortex_ok(["session", "list", "--json", "--all", "--node", "elsewhere"])).is_empty());
+    assert!(titles(env.cortex_ok(["session", "list", "--json", "--all", "--provider", "codex"])).is_empty());
+    assert_eq!(titles(env.cortex_ok(["session", "list", "--json", "--since", "1h"])).len(), 2);
+    let unknown = env.cortex(["session", "list", "--workspace", "nowhere"]);
+    assert_eq!(unknown.code, 2);
+    assert!(unknown.stderr.contains("cortex workspace list"), "{}", unknown.stderr);
+
+    let table = env.cortex_ok(["session", "list"]).stdout;
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("ID") && header.contains("STATE") && header.contains("UPDATED"), "{table}");
+    assert!(lines.next().unwrap().contains("s ago"), "relative ages: {table}");
+    assert!(!table.contains('\u{1b}'), "no colour into a pipe");
+    let coloured = env.cortex_ok(["session", "list", "--color", "always"]).stdout;
+    assert!(coloured.contains("\u{1b}[32midle"), "idle in green: {coloured:?}");
+
+    let fresh = env.path("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    env.git(&fresh, ["init", "-q"]);
+    let empty = env.cortex_in(&fresh, ["session", "list"]);
+    assert!(empty.stdout.contains("cortex refs fetch") && empty.stdout.contains("--all"), "{}", empty.stdout);
+}

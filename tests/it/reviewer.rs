@@ -51,6 +51,9 @@ fn a_reviewer_comments_on_two_lines_hands_them_back_approves_and_commits_what_wa
     comment_on(&chrome, 1, "say what it returns", "");
     chrome.until("back on the diff with the comment open", |chrome| chrome.count("#open-comments li") == 1);
     assert!(chrome.url().contains(&diff), "{}", chrome.url());
+    chrome.goto(&format!("{}{diff}", core.url));
+    chrome.wait("nav.filetree");
+    chrome.document("panel-diff");
     comment_on(&chrome, 2, "make it two", "request_changes");
     chrome.wait("#timeline");
     let turn_two = crate::support::wait_for(|| {

@@ -31,25 +31,11 @@ pub(crate) struct WaitArgs {
     #[arg(long)]
     fail_on_checks: bool,
     /// Give up after this long: 90, 90s, 5m, 2h (the session goes on).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::output::parse_duration)]
     timeout: Option<Duration>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-}
-
-/// `90`, `90s`, `5m`, `2h`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a duration: write 90, 90s, 5m or 2h"))?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "m" => number * 60,
-        "h" => number * 3600,
-        _ => return Err(format!("`{unit}` is not a unit: s, m or h")),
-    };
-    Ok(Duration::from_secs(seconds))
 }
 
 /// What `session wait --json` prints.
@@ -153,19 +139,4 @@ pub(crate) fn run(args: WaitArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         println!("{} {}: {outcome}{checks}", waited.session_id, waited.state);
     }
     Ok(if ok { Exit::Ok } else { Exit::No })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_as_people_write_them() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert!(parse_duration("5d").unwrap_err().contains("unit"));
-        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
-    }
 }

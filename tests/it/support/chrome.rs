@@ -189,6 +189,19 @@ impl Chrome {
         std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// A screenshot for the documentation (`docs/images/NAME.png`), taken
+    /// only with `CORTEX_UPDATE_DOCS=1`, so an ordinary run changes no
+    /// tracked file.
+    pub fn document(&self, name: &str) {
+        if std::env::var("CORTEX_UPDATE_DOCS").as_deref() != Ok("1") {
+            return;
+        }
+        let png = self.runtime.block_on(self.client().screenshot()).unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/images");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
     pub fn resize(&self, width: u32, height: u32) {
         self.runtime.block_on(self.client().set_window_size(width, height)).unwrap();
     }

@@ -371,7 +371,7 @@ pub(crate) fn write_diff(out: &mut impl Write, patch: &str, colour: bool) -> std
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{parse_duration, printable};
 
     #[test]
     fn escape_sequences_are_shown_not_obeyed() {

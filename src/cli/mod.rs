@@ -10,6 +10,7 @@ mod init;
 mod local;
 mod node;
 mod output;
+mod pager;
 mod panel;
 mod refs;
 mod session;

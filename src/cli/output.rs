@@ -345,7 +345,7 @@ impl Approver for TerminalApprover {
 }
 
 /// A unified diff, coloured like git's when `colour` is set.
-pub(crate) fn write_diff(out: &mut impl Write, patch: &str, colour: bool) -> std::io::Result<()> {
+pub(crate) fn write_diff(out: &mut (impl Write + ?Sized), patch: &str, colour: bool) -> std::io::Result<()> {
     for line in patch.lines() {
         let line = printable(line);
         let paint = if !colour {

@@ -322,3 +322,44 @@ fn session_list_shows_this_repository_by_default_with_a_header_and_filters() {
     let empty = env.cortex_in(&fresh, ["session", "list"]);
     assert!(empty.stdout.contains("cortex refs fetch") && empty.stdout.contains("--all"), "{}", empty.stdout);
 }
+
+#[test]
+fn log_and_diff_page_on_a_terminal_and_diff_summarises_with_stat_and_name_only() {
+    let env = TestEnv::new();
+    let script = env.script(
+        "s.toml",
+        "[[step]]\nwrite_file = { path = \"src/a.txt\", content = \"one\\ntwo\\n\" }\n[[step]]\nmessage = \"wrote it\"\n",
+    );
+    let id = env.cortex_ok(["session", "start", "write", "--script", script.to_str().unwrap(), "--json"]).json()
+        ["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let names = env.cortex_ok(["session", "diff", &id, "--name-only"]).stdout;
+    assert_eq!(names.lines().collect::<Vec<_>>(), ["src/a.txt"]);
+    let stat = env.cortex_ok(["session", "diff", &id, "--stat"]).stdout;
+    assert!(stat.contains("src/a.txt |     2 ++"), "{stat}");
+    assert!(stat.contains("1 file(s) changed, 2 insertion(s)(+), 0 deletion(s)(-)"), "{stat}");
+
+    // Piped: no pager, whatever CORTEX_PAGER says.
+    let piped = env
+        .cortex_command(&env.repo)
+        .args(["session", "log", &id])
+        .env("CORTEX_PAGER", "sed s/^/PAGED:/")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&piped.stdout).contains("PAGED:"));
+
+    // On a terminal: through the pager, unless --no-pager.
+    for (command, paged) in [
+        (format!("CORTEX_PAGER='sed s/^/PAGED:/' cortex session log {id}; echo END"), true),
+        (format!("CORTEX_PAGER='sed s/^/PAGED:/' cortex session diff {id}; echo END"), true),
+        (format!("CORTEX_PAGER='sed s/^/PAGED:/' cortex session log {id} --no-pager; echo END"), false),
+    ] {
+        let terminal = env.on_terminal("sh", &env.repo, &env.cortex_home, &["-c", &command]);
+        terminal.expect("END");
+        let output = terminal.output();
+        assert_eq!(output.contains("PAGED:"), paged, "{command}: {output}");
+        assert!(output.contains("wrote it") || output.contains("+one"), "{command}: {output}");
+    }
+}

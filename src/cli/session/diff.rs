@@ -75,13 +75,8 @@ fn write_stat(out: &mut dyn Write, files: &[FileStat]) -> std::io::Result<()> {
             Some((plus, minus)) => {
                 added += plus;
                 removed += minus;
-                writeln!(
-                    out,
-                    " {:<width$} | {:>5} {}",
-                    file.path,
-                    plus + minus,
-                    format!("{}{}", "+".repeat(plus.min(40) as usize), "-".repeat(minus.min(40) as usize))
-                )?;
+                let bar = "+".repeat(plus.min(40) as usize) + &"-".repeat(minus.min(40) as usize);
+                writeln!(out, " {:<width$} | {:>5} {bar}", file.path, plus + minus)?;
             }
             None => writeln!(out, " {:<width$} | Bin", file.path)?,
         }

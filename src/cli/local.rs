@@ -103,10 +103,13 @@ impl Host for LocalHost<'_> {
     fn run_turn(&self, prepared: PreparedTurn, _workspace: Workspace, (auto_approve, deny_approvals): Approvals) {
         let mut approver = TerminalApprover { yes: auto_approve, always: false };
         let mut observer = Shared(&self.transcript);
+        let cancel = Cancel::default();
+        // Ctrl-C interrupts this turn; a second one forces.
+        let _keys = super::ctrl_c::TurnKeys::watch(cancel.clone());
         let result = if deny_approvals && !auto_approve {
-            prepared.run(&mut NobodyAsks, &mut observer, &Cancel::default())
+            prepared.run(&mut NobodyAsks, &mut observer, &cancel)
         } else {
-            prepared.run(&mut approver, &mut observer, &Cancel::default())
+            prepared.run(&mut approver, &mut observer, &cancel)
         };
         *lock(&self.turn) = Some(result);
     }

@@ -4,6 +4,7 @@
 mod backend;
 mod client;
 mod core;
+mod ctrl_c;
 mod gc;
 mod index;
 mod init;

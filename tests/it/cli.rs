@@ -363,3 +363,50 @@ fn log_and_diff_page_on_a_terminal_and_diff_summarises_with_stat_and_name_only()
         assert!(output.contains("wrote it") || output.contains("+one"), "{command}: {output}");
     }
 }
+
+#[test]
+fn ctrl_c_interrupts_an_in_process_turn_cleanly_and_a_second_one_forces() {
+    let env = TestEnv::new();
+    let script = env.script(
+        "s.toml",
+        "[[turn]]\n[[turn.step]]\nmessage = \"started\"\n[[turn.step]]\nsleep_ms = 30000\n[[turn.step]]\nmessage = \"never reached\"\n\
+         [[turn]]\n[[turn.step]]\nmessage = \"second turn\"\n",
+    );
+    let mut terminal = env.cortex_on_terminal(
+        &env.repo,
+        &env.cortex_home,
+        &["session", "start", "long", "--script", script.to_str().unwrap()],
+    );
+    terminal.expect("started");
+    terminal.type_keys("\u{3}");
+    terminal.expect("interrupting the turn");
+    assert_eq!(terminal.wait_exit(), 1, "an interrupted turn is not a completed one:\n{}", terminal.output());
+    let id = env.cortex_ok(["session", "list", "--json"]).json()[0]["id"].as_str().unwrap().to_string();
+    let shown = env.cortex_ok(["session", "show", &id, "--json"]).json();
+    assert_eq!(shown["turns"][0]["outcome"], "interrupted", "{shown}");
+    assert_eq!(shown["session"]["state"], "idle", "{shown}");
+    let log = env.cortex_ok(["session", "log", &id, "--json"]).json();
+    let events = log.as_array().unwrap();
+    assert!(events.iter().any(|event| event["kind"] == "lifecycle" && event["to"] == "interrupted"), "{log}");
+    assert!(!log.to_string().contains("never reached"), "{log}");
+    let next = env.cortex(["session", "send", &id, "go on", "--json"]);
+    assert_eq!(next.code, 0, "send continues it: {}", next.stderr);
+    assert_eq!(next.json()["outcome"], "completed");
+
+    // A second Ctrl-C forces: exit 130, and the session is still there to continue.
+    let hung = env.script("h.toml", "[[step]]\nmessage = \"started\"\n[[step]]\napproval = \"may I?\"\n");
+    let mut terminal = env.cortex_on_terminal(
+        &env.repo,
+        &env.cortex_home,
+        &["session", "start", "ask", "--script", hung.to_str().unwrap()],
+    );
+    terminal.expect("may I?");
+    terminal.type_keys("\u{3}");
+    terminal.expect("interrupting the turn");
+    terminal.type_keys("\u{3}");
+    terminal.expect("forced");
+    assert_eq!(terminal.wait_exit(), 130, "{}", terminal.output());
+    let forced = env.cortex_ok(["session", "list", "--json"]).json()[0]["id"].as_str().unwrap().to_string();
+    let again = env.cortex(["session", "send", &forced, "go on", "--json"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+}

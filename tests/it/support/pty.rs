@@ -89,6 +89,18 @@ impl Terminal {
         self.output.lock().unwrap().clone()
     }
 
+    /// Waits (up to 60 s) for the program to end; its exit code.
+    pub fn wait_exit(&mut self) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.exit_code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the program did not end:\n{}", self.output());
+    }
+
     /// Types `keys` as they are (a Tab, say), no Enter.
     pub fn type_keys(&mut self, keys: &str) {
         self.writer.write_all(keys.as_bytes()).unwrap();

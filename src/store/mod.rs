@@ -16,6 +16,7 @@ pub mod redact;
 mod remote;
 mod session;
 mod spool;
+mod subject;
 mod worktree;
 
 use std::path::{Path, PathBuf};

@@ -78,6 +78,9 @@ pub struct SessionWriter {
     pending_tree: Option<(ObjectId, Meta)>,
     /// The one redaction point for this session's events.
     redactor: redact::EventRedactor,
+    /// What earlier commits sealed of the current turn (prompt, diff,
+    /// checks): the subject of the commit that ends the turn says them.
+    turn_notes: Vec<crate::protocol::Event>,
 }
 
 impl SessionWriter {
@@ -105,6 +108,7 @@ impl SessionWriter {
             current_turn: None,
             pending_tree: None,
             redactor: redact::EventRedactor::new(),
+            turn_notes: Vec::new(),
         };
         writer.flush(FlushReason::Created)?;
         Ok(writer)
@@ -139,6 +143,7 @@ impl SessionWriter {
             current_turn: None,
             pending_tree: None,
             redactor: redact::EventRedactor::new(),
+            turn_notes: Vec::new(),
         };
         for record in writer.spool.read()? {
             match record {
@@ -345,8 +350,8 @@ impl SessionWriter {
             None => format!("{0}-{0}", last_seq),
         };
         let mut message = format!(
-            "cortex: {} seq {} ({})\n\nCortex-Session: {}\nCortex-Seq: {}\n",
-            self.id,
+            "{}\n\nSeq {} ({}).\n\nCortex-Session: {}\nCortex-Seq: {}\n",
+            super::subject::subject(&self.lines, &self.meta.title, reason.as_str(), &self.turn_notes),
             seq_range.replace('-', ".."),
             reason.as_str(),
             self.id,
@@ -355,6 +360,7 @@ impl SessionWriter {
         if let Some(turn) = self.current_turn {
             message.push_str(&format!("Cortex-Turn: {turn}\n"));
         }
+        super::subject::remember(&mut self.turn_notes, &self.lines);
         let parents = if self.tip.is_null() { Vec::new() } else { vec![self.tip] };
         let commit = gix::objs::Commit {
             tree,

@@ -16,8 +16,9 @@ use crate::protocol::{SessionState, SessionSummary};
 
 /// List sessions, newest update first.
 ///
-/// Inside a git repository, only that repository's sessions (`--all` for
-/// every one); elsewhere, every session Core (or this machine) knows.
+/// Inside a git repository, only that repository's sessions: those whose
+/// refs it holds, fetched ones included (`--all` for every one); elsewhere,
+/// every session Core (or this machine) knows.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cortex session list                          this repository's sessions
@@ -51,11 +52,13 @@ pub(crate) struct ListArgs {
     json: bool,
 }
 
-/// The repository the command runs in, as sessions record their workspace.
-fn current_repository() -> Option<PathBuf> {
+/// The repository the command runs in, and the sessions whose refs it
+/// holds (its own, and those fetched into it).
+fn current_repository() -> Option<(PathBuf, Vec<crate::protocol::SessionId>)> {
     let cwd = std::env::current_dir().ok()?;
     let store = crate::store::Store::discover(&cwd).ok()?;
-    Some(store.workdir().canonicalize().unwrap_or_else(|_| store.workdir().to_path_buf()))
+    let ids = store.session_tips().map(|tips| tips.into_iter().map(|(id, _)| id).collect()).unwrap_or_default();
+    Some((store.workdir().canonicalize().unwrap_or_else(|_| store.workdir().to_path_buf()), ids))
 }
 
 fn same_path(recorded: &str, path: &Path) -> bool {
@@ -82,9 +85,9 @@ pub(crate) fn run(args: ListArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         }
         sessions.retain(|session| found.iter().any(|workspace| workspace.id == session.workspace_id));
     } else if !args.all
-        && let Some(repo) = current_repository()
+        && let Some((repo, here)) = current_repository()
     {
-        sessions.retain(|session| same_path(&session.workspace_path, &repo));
+        sessions.retain(|session| here.contains(&session.id) || same_path(&session.workspace_path, &repo));
         scope = Some(repo);
     }
     if let Some(wanted) = &args.node {

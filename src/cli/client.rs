@@ -127,7 +127,9 @@ impl Client {
     /// The session `id` names (a unique prefix is enough) and its turns.
     pub(crate) fn session(&self, id: &str) -> anyhow::Result<(SessionSummary, Vec<crate::protocol::TurnSummary>)> {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            anyhow::bail!("no session matches `{id}` (`cortex session list` shows the ids)");
+            anyhow::bail!(
+                "no session matches `{id}` (`cortex session list --all` shows the ids; in a fresh clone, `cortex refs fetch` brings the sessions)"
+            );
         }
         let detail: crate::protocol::SessionDetail = self.get(&format!("/api/v1/sessions/{id}"), &[])?;
         Ok((detail.session, detail.turns))
@@ -274,12 +276,28 @@ impl Client {
     }
 }
 
+/// Why Core could not be reached, in a person's words: what the network
+/// said at the bottom of the chain, not each layer's wrapping of it.
 fn error_text(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
+    let mut innermost: &dyn std::error::Error = error;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
+    }
+    if let Some(io) = innermost.downcast_ref::<std::io::Error>() {
+        match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => return "nothing listens there (connection refused)".into(),
+            std::io::ErrorKind::TimedOut => return "it did not answer in time".into(),
+            std::io::ErrorKind::ConnectionReset => return "the connection was cut".into(),
+            _ => {}
+        }
+    }
+    if error.is_timeout() {
+        return "it did not answer in time".into();
+    }
+    let text = innermost.to_string();
+    // A name that does not resolve says so at the bottom of the chain.
+    if text.contains("failed to lookup address") || text.contains("Name or service not known") {
+        return "its host name does not resolve".into();
     }
     text
 }

@@ -17,18 +17,28 @@ pub(crate) enum IndexCommand {
     /// nothing: the refs are the source of truth. With Core running, its
     /// nodes send every session again; otherwise the refs of every bound
     /// workspace (and of the repository you are in) are read here.
-    Rebuild,
+    #[command(after_help = "Examples:
+  cortex index rebuild
+  cortex index rebuild --json   # {\"sessions\": N, \"events\": N, \"workspaces\": N}")]
+    Rebuild {
+        /// Print what was rebuilt as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) fn run(command: IndexCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
     match command {
-        IndexCommand::Rebuild => rebuild(ctx),
+        IndexCommand::Rebuild { json } => rebuild(ctx, json),
     }
 }
 
-fn rebuild(ctx: &Ctx) -> anyhow::Result<Exit> {
+fn rebuild(ctx: &Ctx, json: bool) -> anyhow::Result<Exit> {
     if let Target::Remote(client) = Target::find_or_local(&ctx.data, ctx.core.as_deref()) {
         let answer: crate::protocol::IndexReset = client.post("/api/v1/index/rebuild", &serde_json::json!({}))?;
+        if json {
+            crate::cli::output::print_json(&answer)?;
+        }
         crate::cli::output::note!(
             "Core's index was reset; {} connected node(s) are sending their sessions again.",
             answer.nodes_resending
@@ -55,6 +65,13 @@ fn rebuild(ctx: &Ctx) -> anyhow::Result<Exit> {
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
+    if json {
+        crate::cli::output::print_json(&serde_json::json!({
+            "sessions": stats.sessions,
+            "events": stats.events,
+            "workspaces": workspaces.len(),
+        }))?;
+    }
     crate::cli::output::note!(
         "Rebuilt the index: {} session(s), {} event(s) from {} workspace(s).",
         stats.sessions,

@@ -42,9 +42,15 @@ pub(crate) enum NodeCommand {
         json: bool,
     },
     /// Revoke a node: it is disconnected and cannot connect again.
+    #[command(after_help = "Examples:
+  cortex node revoke build-box
+  cortex node revoke nod_01m9… --json")]
     Revoke {
         /// The node's id or name.
         id: String,
+        /// Print the revoked node as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -144,10 +150,13 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
             }
             Ok(Exit::Ok)
         }
-        NodeCommand::Revoke { id } => {
+        NodeCommand::Revoke { id, json } => {
             let client = Target::require(&ctx.data, ctx.core.as_deref(), "node revoke")?;
             let node: NodeSummary =
                 client.post(&format!("/api/v1/nodes/{}/revoke", checked(&id)?), &serde_json::json!({}))?;
+            if json {
+                print_json(&node)?;
+            }
             crate::cli::output::note!("Node {} ({}) is revoked and disconnected.", node.name, node.id);
             Ok(Exit::Ok)
         }

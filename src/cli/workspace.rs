@@ -32,9 +32,15 @@ pub(crate) enum WorkspaceCommand {
         json: bool,
     },
     /// Forget a workspace in Core (its files and session refs stay on the node).
+    #[command(after_help = "Examples:
+  cortex workspace unbind repo1            # by name, when one workspace has it
+  cortex workspace unbind wsp_01m9… --json")]
     Unbind {
-        /// The workspace id.
+        /// The workspace: its id, its name, or its path.
         id: String,
+        /// Print the unbound workspace as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -69,19 +75,48 @@ pub(crate) fn run(command: WorkspaceCommand, ctx: &Ctx) -> anyhow::Result<Exit> 
                 writeln!(out, "{}  {:<30} {}", workspace.id, workspace.node, workspace.path)?;
             }
         }
-        WorkspaceCommand::Unbind { id } => {
-            let workspace_id = id.parse().map_err(|error: String| anyhow::anyhow!(error))?;
+        WorkspaceCommand::Unbind { id, json } => {
             let workspaces: Vec<Workspace> = client.get("/api/v1/workspaces", &[])?;
-            let node = workspaces
-                .iter()
-                .find(|workspace| workspace.id == workspace_id)
-                .map(|workspace| workspace.node.clone());
-            let Some(node) = node else {
-                anyhow::bail!("no workspace `{id}` (`cortex workspace list` shows them)");
-            };
-            client.command(CommandKind::UnbindWorkspace { workspace_id }, Some(node))?;
-            crate::cli::output::note!("Unbound {id}; its files and session refs are untouched.");
+            let workspace = named_workspace(&workspaces, &id)?.clone();
+            client.command(
+                CommandKind::UnbindWorkspace { workspace_id: workspace.id.clone() },
+                Some(workspace.node.clone()),
+            )?;
+            if json {
+                print_json(&workspace)?;
+            }
+            crate::cli::output::note!(
+                "Unbound {} ({}); its files and session refs are untouched.",
+                workspace.name,
+                workspace.id
+            );
         }
     }
     Ok(Exit::Ok)
+}
+
+/// The one workspace `wanted` names: its id, else its name or its path
+/// when exactly one workspace has it.
+fn named_workspace<'a>(workspaces: &'a [Workspace], wanted: &str) -> anyhow::Result<&'a Workspace> {
+    if let Some(exact) = workspaces.iter().find(|workspace| workspace.id.as_str() == wanted) {
+        return Ok(exact);
+    }
+    let named: Vec<&Workspace> = workspaces
+        .iter()
+        .filter(|workspace| {
+            let canonical = std::fs::canonicalize(wanted).ok();
+            workspace.name == wanted
+                || workspace.path == wanted.trim_end_matches('/')
+                || canonical.is_some_and(|path| std::path::Path::new(&workspace.path) == path)
+        })
+        .collect();
+    match named.as_slice() {
+        [one] => Ok(one),
+        [] => anyhow::bail!("no workspace `{wanted}` (`cortex workspace list` shows their ids, names and paths)"),
+        many => anyhow::bail!(
+            "{} workspaces are called `{wanted}`: name one by its id ({})",
+            many.len(),
+            many.iter().map(|workspace| workspace.id.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
 }

@@ -136,7 +136,18 @@ impl Server {
 pub async fn serve(state: Arc<CoreState>, extra: Router) -> Result<Server> {
     let listener = tokio::net::TcpListener::bind(state.config.bind)
         .await
-        .map_err(|source| Error::Io { context: format!("cannot listen on {}", state.config.bind), source })?;
+        .map_err(|source| {
+            let bind = state.config.bind;
+            let context = match source.kind() {
+                std::io::ErrorKind::AddrInUse => format!(
+                    "cannot listen on {bind}: another program (another `cortex up`?) has it; pick another address with --bind {}:{}",
+                    bind.ip(),
+                    bind.port().wrapping_add(1).max(1024)
+                ),
+                _ => format!("cannot listen on {bind}"),
+            };
+            Error::Io { context, source }
+        })?;
     let address = listener
         .local_addr()
         .map_err(|source| Error::Io { context: "cannot read the bound address".into(), source })?;

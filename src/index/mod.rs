@@ -29,7 +29,9 @@ pub enum Error {
     },
     #[error(transparent)]
     Store(#[from] store::Error),
-    #[error("no session matches `{0}` (`cortex session list` shows the ids)")]
+    #[error(
+        "no session matches `{0}` (`cortex session list --all` shows the ids; in a fresh clone, `cortex refs fetch` brings the sessions)"
+    )]
     UnknownSession(String),
     #[error("`{prefix}` matches {count} sessions ({examples}…): type more of the id")]
     AmbiguousSession { prefix: String, count: usize, examples: String },

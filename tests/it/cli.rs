@@ -410,3 +410,76 @@ fn ctrl_c_interrupts_an_in_process_turn_cleanly_and_a_second_one_forces() {
     let again = env.cortex(["session", "send", &forced, "go on", "--json"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
 }
+
+#[test]
+fn git_log_of_a_session_ref_reads_as_what_happened() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(env.repo.join(".cortex/config.toml"), "[[checks]]\nname = \"ok\"\ncommand = \"true\"\n").unwrap();
+    let script = env.script(
+        "s.toml",
+        "[[step]]\nwrite_file = { path = \"a.txt\", content = \"a\\n\" }\n[[step]]\nwrite_file = { path = \"b.txt\", content = \"b\\n\" }\n",
+    );
+    let run = env.cortex_ok(["session", "start", "fix the flaky test", "--script", script.to_str().unwrap(), "--json"]);
+    let id = run.json()["session_id"].as_str().unwrap().to_string();
+    let subjects = env.git(&env.repo, ["log", "--format=%s", &format!("refs/cortex/sessions/{id}")]);
+    assert!(subjects.lines().any(|line| line == "turn 1: fix the flaky test (2 files, checks passed)"), "{subjects}");
+    assert!(subjects.lines().any(|line| line.starts_with("session created: fix the flaky test")), "{subjects}");
+    assert!(subjects.lines().all(|line| !line.contains("seq")), "subjects say what happened, not seqs: {subjects}");
+    let body = env.git(&env.repo, ["log", "-1", "--format=%b", &format!("refs/cortex/sessions/{id}")]);
+    assert!(body.contains(&format!("Cortex-Session: {id}")), "the trailers stay: {body}");
+}
+
+#[test]
+fn changing_commands_answer_json_take_names_and_errors_say_what_to_do() {
+    use crate::support::cluster::{free_port, wait_state};
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let cortex = |args: &[&str]| env.cortex_at(&core, &env.repo, args);
+    let started = cortex(&["session", "start", "hello", "--json"]);
+    let id = started.json()["session_id"].as_str().unwrap().to_string();
+    wait_state(&env, &core, &id, "idle");
+    let stopped = cortex(&["session", "stop", &id, "--json"]);
+    assert_eq!((stopped.code, stopped.json()["state"].as_str()), (0, Some("stopped")), "{}", stopped.stderr);
+    let again = cortex(&["session", "stop", &id, "--json"]);
+    assert_eq!(again.json()["state"], "stopped", "stopping a stopped session answers the same");
+
+    // A workspace by its name.
+    let name = env.repo.file_name().unwrap().to_str().unwrap().to_string();
+    let unbound = cortex(&["workspace", "unbind", &name, "--json"]);
+    assert_eq!(unbound.code, 0, "{}", unbound.stderr);
+    assert_eq!(unbound.json()["name"], name.as_str());
+    let gone = cortex(&["workspace", "unbind", &name]);
+    assert_eq!(gone.code, 2);
+    assert!(gone.stderr.contains("cortex workspace list"), "{}", gone.stderr);
+    let rebuilt = cortex(&["index", "rebuild", "--json"]);
+    assert_eq!(rebuilt.code, 0, "{}", rebuilt.stderr);
+    assert!(rebuilt.json().is_object());
+
+    // Core not answering: one line, in words, no transport layers.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let unreachable = env.cortex(["session", "approve", "x", "--core", &dead]);
+    assert_eq!(unreachable.code, 3);
+    assert_eq!(unreachable.stderr.trim().lines().count(), 1, "{}", unreachable.stderr);
+    assert!(unreachable.stderr.contains("nothing listens there"), "{}", unreachable.stderr);
+    assert!(!unreachable.stderr.contains("error sending request"), "{}", unreachable.stderr);
+
+    // An address in use names --bind.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = held.local_addr().unwrap().to_string();
+    let other_home = env.path("other-home");
+    let clash = env
+        .cortex_command(&env.repo)
+        .env("CORTEX_HOME", &other_home)
+        .args(["up", "--bind", &address])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&clash.stderr);
+    assert_eq!(clash.status.code(), Some(2), "{said}");
+    assert!(said.contains("--bind 127.0.0.1:"), "{said}");
+
+    // A session id this repository does not know points at `refs fetch`.
+    let unknown = env.cortex(["session", "show", "ses_01m9zzzzzzzzzzzzzzzzzzzzzz"]);
+    assert_eq!(unknown.code, 2);
+    assert!(unknown.stderr.contains("cortex refs fetch"), "{}", unknown.stderr);
+}

@@ -6,21 +6,32 @@ use crate::cli::Exit;
 use crate::cli::backend::Ctx;
 use crate::cli::client::Target;
 use crate::protocol::CommandKind;
+use crate::protocol::reply::Steered;
 
 /// Add input to a session's running turn, without waiting for it to end
 /// (codex sessions; other providers take it as the next turn instead).
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cortex session steer 01m9 \"also update the changelog\"
+  cortex session steer 01m9 \"stop after the tests pass\" --json")]
 pub(crate) struct SteerArgs {
     /// The session id, or a unique prefix of it.
     id: String,
     /// What to add.
     text: String,
+    /// Print the answer as one JSON object (docs/json.md).
+    #[arg(long)]
+    json: bool,
 }
 
 pub(crate) fn run(args: SteerArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let client = Target::require(&ctx.data, ctx.core.as_deref(), "steer")?;
     let (session, _) = client.session(&args.id)?;
-    client.command(CommandKind::SteerSession { session_id: session.id.clone(), text: args.text }, None)?;
+    let steered: Steered =
+        client.command_as(CommandKind::SteerSession { session_id: session.id.clone(), text: args.text }, None)?;
+    if args.json {
+        crate::cli::output::print_json(&steered)?;
+    }
     crate::cli::output::note!("Added to the running turn of {}.", session.id);
     Ok(Exit::Ok)
 }

@@ -150,7 +150,10 @@ fn exit_codes_tell_success_failure_and_bad_input_apart() {
 
     let unknown = env.cortex(["session", "show", "ses_zzzz"]);
     assert_eq!(unknown.code, 2);
-    assert_eq!(unknown.stderr.trim(), "error: no session matches `ses_zzzz` (`cortex session list` shows the ids)");
+    assert_eq!(
+        unknown.stderr.trim(),
+        "error: no session matches `ses_zzzz` (`cortex session list --all` shows the ids; in a fresh clone, `cortex refs fetch` brings the sessions)"
+    );
 }
 
 #[test]

@@ -8,8 +8,11 @@ use crate::cli::client::Target;
 use crate::protocol::CommandKind;
 use crate::protocol::reply::Steered;
 
-/// Add input to a session's running turn, without waiting for it to end
-/// (codex sessions; other providers take it as the next turn instead).
+/// Add input to a session's running turn, without waiting for it to end.
+///
+/// Only agents that take input during a turn accept it (codex; see the
+/// conformance matrix in docs/providers.md); the others refuse it, exit 2,
+/// and the text can be sent as the next turn with `session send`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cortex session steer 01m9 \"also update the changelog\"

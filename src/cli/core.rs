@@ -11,6 +11,9 @@ use super::up::{ServeArgs, serve};
 /// Enroll a node with `cortex node enroll`, then run `cortex node run --core
 /// URL --token TOKEN` on its machine.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cortex core --bind 0.0.0.0:7777
+  cortex node enroll --name build-box   # then, on that machine: cortex node run --core URL --token TOKEN")]
 pub(crate) struct CoreArgs {
     #[command(flatten)]
     serve: ServeArgs,

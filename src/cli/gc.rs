@@ -17,6 +17,9 @@ use crate::node::Node;
 /// turn; changes made since are saved in the session ref (`gc/worktree`) and
 /// reported, so nothing is lost silently. Branches `cortex/<id>` stay.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cortex gc
+  cortex gc --older-than 3600 --json")]
 pub(crate) struct GcArgs {
     /// Retention: only sessions settled at least this many seconds ago.
     #[arg(long, default_value_t = 7 * 24 * 60 * 60, value_name = "SECS")]

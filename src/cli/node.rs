@@ -19,6 +19,9 @@ pub(crate) enum NodeCommand {
     /// Run this machine's node daemon: it connects to Core and runs sessions.
     Run(RunArgs),
     /// Make a one-time token (valid one hour) for a new node to enroll with.
+    #[command(after_help = "Examples:
+  cortex node enroll --name build-box
+  cortex node enroll --json")]
     Enroll {
         /// The name the new node will have (default: its host name).
         #[arg(long)]
@@ -28,12 +31,18 @@ pub(crate) enum NodeCommand {
         json: bool,
     },
     /// List nodes with their status.
+    #[command(after_help = "Examples:
+  cortex node list
+  cortex node list --json")]
     List {
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
     },
     /// Show a node: capabilities, resources, workspaces, status history.
+    #[command(after_help = "Examples:
+  cortex node show build-box
+  cortex node show nod_01m9… --json")]
     Show {
         /// The node's id or name.
         id: String,
@@ -60,6 +69,9 @@ pub(crate) enum NodeCommand {
 /// credential is then kept (mode 0600) in its data dir, and later runs need
 /// no token. It reconnects by itself when Core goes away.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cortex node run --core http://core.example:7777 --token TOKEN   # the first run enrolls
+  cortex node run --core http://core.example:7777 --allow-root /srv/repos")]
 pub(crate) struct RunArgs {
     /// A one-time enrollment token (only for the first run).
     #[arg(long, env = "CORTEX_ENROLL_TOKEN")]

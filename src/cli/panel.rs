@@ -13,6 +13,9 @@ pub(crate) enum PanelCommand {
     /// What the browser that opens it does (review comments, approvals,
     /// edits, terminals) is recorded as NAME's: `--as alice` makes her
     /// approval a `Reviewed-by: alice` trailer. Without `--as`, as `panel`.
+    #[command(after_help = "Examples:
+  cortex panel login
+  cortex panel login --as alice --json")]
     Login {
         /// Who the link logs in as: 1 to 64 letters, digits, spaces or ._@+-.
         #[arg(long = "as", value_name = "NAME")]

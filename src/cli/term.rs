@@ -18,6 +18,10 @@ use crate::protocol::{CommandKind, Workspace};
 const DETACH: u8 = 0x1d;
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cortex term                      # a shell in the repository you are in, on its node
+  cortex term repo1 --session 01m9  # in that session's worktree, recorded in the session
+  cortex term --attach trm_01m9…    # back to a terminal that goes on")]
 pub(crate) struct TermArgs {
     /// The workspace: its id, its name, or a path inside it (default: the
     /// repository you are in).

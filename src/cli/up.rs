@@ -20,6 +20,10 @@ use crate::node::identity::Identity;
 /// Data lives in --data / CORTEX_HOME (or the platform data dir). Other
 /// `cortex` commands on this machine find this Core by itself.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cortex up
+  cortex up --bind 127.0.0.1:8080
+  cortex up --bind 0.0.0.0:7777   # reachable from other machines: anyone with the token drives agents")]
 pub(crate) struct UpArgs {
     #[command(flatten)]
     serve: ServeArgs,

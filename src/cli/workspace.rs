@@ -15,6 +15,9 @@ use crate::protocol::{CommandKind, Workspace};
 #[derive(Debug, Subcommand)]
 pub(crate) enum WorkspaceCommand {
     /// Bind a git repository as a workspace on a node (the node checks it).
+    #[command(after_help = "Examples:
+  cortex workspace bind                   # the repository you are in
+  cortex workspace bind /srv/repos/app --node build-box --json")]
     Bind {
         /// The repository (default: the current directory). A path on the node's machine.
         path: Option<PathBuf>,
@@ -26,6 +29,9 @@ pub(crate) enum WorkspaceCommand {
         json: bool,
     },
     /// List workspaces and the nodes they are on.
+    #[command(after_help = "Examples:
+  cortex workspace list
+  cortex workspace list --json")]
     List {
         /// Print a JSON array.
         #[arg(long)]

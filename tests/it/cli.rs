@@ -224,6 +224,12 @@ fn command_table(env: &TestEnv, path: &mut Vec<String>, rows: &mut Vec<String>) 
     let usage = help.lines().find_map(|line| line.strip_prefix("Usage: ")).unwrap_or_default();
     if !path.is_empty() {
         rows.push(format!("| `{}` | {about} |", usage.replace('|', "\\|")));
+        // Every command teaches by example (a group lists its commands instead).
+        assert!(
+            help.contains("Example") || help.contains("Commands:"),
+            "`cortex {} --help` has no example",
+            path.join(" ")
+        );
     }
     let Some(commands) = help.split("Commands:\n").nth(1) else { return };
     let names: Vec<String> = commands

@@ -21,6 +21,8 @@ use crate::protocol::{CommandKind, EventKind, SessionId};
 /// Core; nothing you type then becomes a turn. Ctrl-C detaches; the session
 /// goes on. Needs a running Core.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cortex session attach 01m9")]
 pub(crate) struct AttachArgs {
     /// The session id, or a unique prefix of it.
     id: String,

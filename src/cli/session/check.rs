@@ -13,6 +13,9 @@ use crate::protocol::reply::ChecksRun;
 /// Run the checks of `.cortex/config.toml` now, as evidence of the session's
 /// last turn (all of them, or the one named). Exit 1 when one fails.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cortex session check 01m9
+  cortex session check 01m9 --name lint --json")]
 pub(crate) struct CheckArgs {
     /// The session id, or a unique prefix of it.
     id: String,

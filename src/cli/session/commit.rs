@@ -20,6 +20,9 @@ use crate::protocol::reply::Committed;
 /// git identity, and your hooks (not with --as-reviewed, which builds the
 /// commit without touching the working tree).
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cortex session commit 01m9
+  cortex session commit 01m9 -m \"fix the flaky test\" --as-reviewed")]
 pub(crate) struct CommitArgs {
     /// The session id, or a unique prefix of it.
     id: String,

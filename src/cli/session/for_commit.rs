@@ -13,6 +13,9 @@ use crate::store::Store;
 /// Find the session behind a commit of the repository you are in, by its
 /// `Cortex-Session` trailer. Exit 1 when the commit names no session.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cortex session for-commit HEAD
+  cortex session for-commit HEAD~2 --json")]
 pub(crate) struct ForCommitArgs {
     /// A commit: a hash, a branch, HEAD~2, …
     rev: String,

@@ -12,6 +12,9 @@ use crate::cli::output::print_json;
 ///
 /// Every word must appear; words are matched literally. Exit 1 when nothing matches.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cortex session search \"flaky test\"
+  cortex session search timeout --limit 5 --json")]
 pub(crate) struct SearchArgs {
     /// Words to look for.
     query: String,

@@ -20,6 +20,9 @@ use crate::protocol::reply::TurnAccepted;
 /// Works on idle, interrupted, stopped and expired sessions. Exit codes as
 /// for `session start`.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cortex session send 01m9 \"now add a test for it\"
+  cortex session send 01m9 \"fix the lint\" --json --fail-on-checks")]
 pub(crate) struct SendArgs {
     /// The session id, or a unique prefix of it.
     id: String,

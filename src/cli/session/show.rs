@@ -12,6 +12,9 @@ use crate::protocol::{CheckSummary, SessionSummary, TurnSummary};
 
 /// Show a session: its state, workspace and turns.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  cortex session show 01m9
+  cortex session show 01m9 --json | jq '.turns[-1].checks'")]
 pub(crate) struct ShowArgs {
     /// The session id, or a unique prefix of it.
     id: String,

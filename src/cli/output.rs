@@ -60,18 +60,6 @@ pub(crate) fn parse_duration(text: &str) -> Result<std::time::Duration, String> 
     Ok(std::time::Duration::from_secs(seconds))
 }
 
-/// How long ago `at` was, as a person says it: `42 s ago`, `5 min ago`,
-/// `3 h ago`, `2 days ago`.
-pub(crate) fn ago(at: jiff::Timestamp) -> String {
-    let seconds = (jiff::Timestamp::now() - at).get_seconds().max(0);
-    match seconds {
-        0..60 => format!("{seconds} s ago"),
-        60..3_600 => format!("{} min ago", seconds / 60),
-        3_600..86_400 => format!("{} h ago", seconds / 3_600),
-        _ => format!("{} days ago", seconds / 86_400),
-    }
-}
-
 /// `text` in the ANSI colour that state has, when `colour` is set.
 pub(crate) fn paint_state(state: crate::protocol::SessionState, text: &str, colour: bool) -> String {
     use crate::protocol::SessionState::*;

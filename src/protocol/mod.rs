@@ -30,6 +30,9 @@ pub use wire::{
 
 /// Lines of context around each change of a diff, unless asked for more.
 pub const DIFF_CONTEXT: u32 = 3;
+/// The most context a diff gives: the whole file (blobs over 1 MiB are not
+/// shown line by line anyway).
+pub const DIFF_CONTEXT_MAX: u32 = 100_000;
 
 /// Version of the normalized event schema and of the envelopes built on it.
 /// Bumped on any change a reader of an older version would misread.

@@ -31,6 +31,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 
 pub use auth::{DEFAULT_NAME, Panel, Viewer, person_name};
+pub use pages::ago;
 
 use crate::core::CoreState;
 use crate::protocol::{Command, CommandKind, CommandOutcome, PROTOCOL_VERSION};

@@ -142,8 +142,9 @@ pub(super) async fn get_tree(State(web): State<Arc<Web>>, Query(query): Query<Tr
     TreeFragment { shell: shell(&web, crumbs) }
 }
 
-/// How long ago, roughly: "4 s ago", "3 min ago", "2 h ago", "5 d ago".
-pub(super) fn ago(at: jiff::Timestamp) -> String {
+/// How long ago, roughly: "4 s ago", "3 min ago", "2 h ago", "5 d ago";
+/// the panel's lists and `cortex session list` alike.
+pub fn ago(at: jiff::Timestamp) -> String {
     let seconds = (jiff::Timestamp::now() - at).get_seconds().max(0);
     match seconds {
         0..60 => format!("{seconds} s ago"),

@@ -79,7 +79,8 @@ pub(super) struct DiffQuery {
 }
 
 /// The context a page may ask for: a few lines, a screenful, the file.
-const CONTEXTS: [(&str, u32); 4] = [("3 lines", 3), ("10", 10), ("25", 25), ("whole file", 100_000)];
+const CONTEXTS: [(&str, u32); 4] =
+    [("3 lines", 3), ("10", 10), ("25", 25), ("whole file", crate::protocol::DIFF_CONTEXT_MAX)];
 
 pub(super) async fn get_session_diff(
     State(web): State<Arc<Web>>,

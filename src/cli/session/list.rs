@@ -11,8 +11,9 @@ use clap::Args;
 
 use crate::cli::Exit;
 use crate::cli::backend::{Backend, Ctx};
-use crate::cli::output::{ago, colour_stdout, paint_state, parse_duration, print_json};
+use crate::cli::output::{colour_stdout, paint_state, parse_duration, print_json};
 use crate::protocol::{SessionState, SessionSummary};
+use crate::web::ago;
 
 /// List sessions, newest update first.
 ///

@@ -153,17 +153,13 @@ pub(super) fn read_diff(
 ) -> Answer {
     let (store, _) = session_place(host, session_id)?;
     if files {
-        let context = context.unwrap_or(crate::protocol::DIFF_CONTEXT).min(MAX_CONTEXT);
+        let context = context.unwrap_or(crate::protocol::DIFF_CONTEXT).min(crate::protocol::DIFF_CONTEXT_MAX);
         let files = store.session_file_diffs(session_id, turn, context).map_err(store_failed)?;
         return Ok(DiffRead { files: Some(files), patch: None }.into());
     }
     let patch = store.session_diff(session_id, turn).map_err(store_failed)?;
     Ok(DiffRead { files: None, patch: Some(patch) }.into())
 }
-
-/// More context than this is the whole file (blobs over 1 MiB are not
-/// shown line by line anyway).
-const MAX_CONTEXT: u32 = 100_000;
 
 /// A file the session keeps under `turns/`, as redacted text.
 pub(super) fn read_file(host: &dyn Host, session_id: &SessionId, path: String) -> Answer {

@@ -14,6 +14,8 @@ const EVENTS_PAGE: usize = 2000;
 pub(crate) struct Ctx {
     pub data: PathBuf,
     pub core: Option<String>,
+    /// `--no-core`: work in-process even when a Core is running.
+    pub no_core: bool,
 }
 
 pub(crate) enum Backend {
@@ -23,7 +25,7 @@ pub(crate) enum Backend {
 
 impl Backend {
     pub(crate) fn open(ctx: &Ctx) -> anyhow::Result<Backend> {
-        Ok(match Target::find_or_local(&ctx.data, ctx.core.as_deref()) {
+        Ok(match Target::find_or_local(ctx) {
             Target::Remote(client) => Backend::Remote(client),
             Target::Local => Backend::Local(Box::new(Local::open(&ctx.data)?)),
         })

@@ -4,7 +4,6 @@
 //! SSE event streams that resume from the last seq after a dropped link.
 
 use std::ops::ControlFlow;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
@@ -13,6 +12,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::backend::Ctx;
 use crate::protocol::{
     ApiError, Command, CommandKind, CommandOutcome, Event, PROTOCOL_VERSION, SessionSummary, TerminalClientMessage,
     TerminalServerMessage,
@@ -44,8 +44,13 @@ pub(crate) enum Target {
 
 impl Target {
     /// The configured Core if it answers; in-process when none is
-    /// configured. A configured Core that does not answer is an error.
-    pub(crate) fn find(data: &Path, core: Option<&str>) -> Result<Target, Unreachable> {
+    /// configured, or when `--no-core` says so. A configured Core that does
+    /// not answer is an error.
+    pub(crate) fn find(ctx: &Ctx) -> Result<Target, Unreachable> {
+        if ctx.no_core {
+            return Ok(Target::Local);
+        }
+        let (data, core) = (ctx.data.as_path(), ctx.core.as_deref());
         let recorded = fs_err::read_to_string(data.join("core.url")).ok().map(|url| url.trim().to_string());
         let (url, explicit) = match (core, recorded) {
             (Some(url), _) => (url.trim_end_matches('/').to_string(), true),
@@ -67,8 +72,8 @@ impl Target {
 
     /// Like [`Target::find`], but an unreachable Core falls back to
     /// in-process work with a warning, for commands that can finish alone.
-    pub(crate) fn find_or_local(data: &Path, core: Option<&str>) -> Target {
-        match Target::find(data, core) {
+    pub(crate) fn find_or_local(ctx: &Ctx) -> Target {
+        match Target::find(ctx) {
             Ok(target) => target,
             Err(unreachable) => {
                 eprintln!("warning: {unreachable}; running in-process instead");
@@ -78,9 +83,10 @@ impl Target {
     }
 
     /// The Core client, for commands that cannot run without one.
-    pub(crate) fn require(data: &Path, core: Option<&str>, what: &str) -> anyhow::Result<Client> {
-        match Target::find(data, core)? {
+    pub(crate) fn require(ctx: &Ctx, what: &str) -> anyhow::Result<Client> {
+        match Target::find(ctx)? {
             Target::Remote(client) => Ok(client),
+            Target::Local if ctx.no_core => Err(anyhow!("{what} needs a running Core, and --no-core was given")),
             Target::Local => Err(anyhow!(
                 "{what} needs a running Core: start one with `cortex up` (or pass --core URL / set CORTEX_CORE)"
             )),

@@ -34,7 +34,7 @@ pub(crate) fn run(command: IndexCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
 }
 
 fn rebuild(ctx: &Ctx, json: bool) -> anyhow::Result<Exit> {
-    if let Target::Remote(client) = Target::find_or_local(&ctx.data, ctx.core.as_deref()) {
+    if let Target::Remote(client) = Target::find_or_local(ctx) {
         let answer: crate::protocol::IndexReset = client.post("/api/v1/index/rebuild", &serde_json::json!({}))?;
         if json {
             crate::cli::output::print_json(&answer)?;

@@ -64,6 +64,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "CORTEX_CORE", value_name = "URL", help_heading = GLOBAL)]
     core: Option<String>,
 
+    /// Work in-process on this machine even when a Core is running or
+    /// CORTEX_CORE is set (commands that need Core then say so).
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    no_core: bool,
+
     /// When to colour the output: auto (on a terminal, unless NO_COLOR is
     /// set; CLICOLOR_FORCE forces it), always, never.
     #[arg(long, global = true, value_enum, default_value_t = output::Colour::Auto, value_name = "WHEN", help_heading = GLOBAL)]
@@ -149,7 +154,7 @@ impl From<Exit> for ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     output::set_style(cli.color, cli.quiet);
     let data_flag = cli.data.is_some();
-    let ctx = backend::Ctx { data: local::data_dir(cli.data)?, core: cli.core };
+    let ctx = backend::Ctx { data: local::data_dir(cli.data)?, core: cli.core, no_core: cli.no_core };
     let exit = match cli.command {
         Command::Up(args) => up::run(args, &ctx)?,
         Command::Core(args) => core::run(args, &ctx)?,

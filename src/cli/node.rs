@@ -88,7 +88,7 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
     match command {
         NodeCommand::Run(args) => run_daemon(args, ctx),
         NodeCommand::Enroll { name, json } => {
-            let client = Target::require(&ctx.data, ctx.core.as_deref(), "node enroll")?;
+            let client = Target::require(ctx, "node enroll")?;
             let enrollment: Enrollment = client.post("/api/v1/nodes/enroll", &serde_json::json!({ "name": name }))?;
             if json {
                 print_json(&enrollment)?;
@@ -104,7 +104,7 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         NodeCommand::List { json } => {
-            let client = Target::require(&ctx.data, ctx.core.as_deref(), "node list")?;
+            let client = Target::require(ctx, "node list")?;
             let nodes: Vec<NodeSummary> = client.get("/api/v1/nodes", &[])?;
             if json {
                 print_json(&nodes)?;
@@ -124,7 +124,7 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         NodeCommand::Show { id, json } => {
-            let client = Target::require(&ctx.data, ctx.core.as_deref(), "node show")?;
+            let client = Target::require(ctx, "node show")?;
             let detail: NodeDetail = client.get(&format!("/api/v1/nodes/{}", checked(&id)?), &[])?;
             if json {
                 print_json(&detail)?;
@@ -163,7 +163,7 @@ pub(crate) fn run(command: NodeCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         NodeCommand::Revoke { id, json } => {
-            let client = Target::require(&ctx.data, ctx.core.as_deref(), "node revoke")?;
+            let client = Target::require(ctx, "node revoke")?;
             let node: NodeSummary =
                 client.post(&format!("/api/v1/nodes/{}/revoke", checked(&id)?), &serde_json::json!({}))?;
             if json {

@@ -32,7 +32,7 @@ pub(crate) fn run(command: PanelCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
             if let Some(name) = &name {
                 crate::web::person_name(name).map_err(anyhow::Error::msg)?;
             }
-            let client = Target::require(&ctx.data, ctx.core.as_deref(), "a panel login link")?;
+            let client = Target::require(ctx, "a panel login link")?;
             let link: crate::protocol::LoginLink =
                 client.post("/panel/login-links", &serde_json::json!({ "name": name }))?;
             if json {

@@ -81,7 +81,7 @@ fn pick_workspace(workspaces: Vec<Workspace>, given: Option<&str>) -> anyhow::Re
 }
 
 pub(crate) fn run(args: TermArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
-    let client = Target::require(&ctx.data, ctx.core.as_deref(), "a terminal")?;
+    let client = Target::require(ctx, "a terminal")?;
     let interactive = std::io::stdin().is_terminal();
     let size = crossterm::terminal::size().ok().filter(|_| interactive);
     let terminal = match args.attach {

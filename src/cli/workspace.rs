@@ -51,7 +51,7 @@ pub(crate) enum WorkspaceCommand {
 }
 
 pub(crate) fn run(command: WorkspaceCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
-    let client = Target::require(&ctx.data, ctx.core.as_deref(), "workspace commands")?;
+    let client = Target::require(ctx, "workspace commands")?;
     match command {
         WorkspaceCommand::Bind { path, node, json } => {
             let path = match path {

@@ -4,21 +4,11 @@
 //! Skipped with a printed reason when claude is not installed, except with
 //! `CI=true`, where that fails.
 
-use std::path::PathBuf;
-
 use crate::support::agents::{self, log, resume_ref, send, send_later};
 use crate::support::anthropic::{Anthropic, user_texts};
 use crate::support::cluster::{CoreProcess, free_port, wait_state};
 use crate::support::panel::Browser;
-use crate::support::{TestEnv, skip, wait_for};
-
-fn claude_binary() -> Option<PathBuf> {
-    let found = std::env::var_os("CORTEX_CLAUDE_BIN").map(PathBuf::from).filter(|path| path.exists());
-    if found.is_none() {
-        skip("no claude binary (install @anthropic-ai/claude-code@2.1.328 and set CORTEX_CLAUDE_BIN; .ci/run does)");
-    }
-    found
-}
+use crate::support::{TestEnv, claude_binary, wait_for};
 
 /// A Core with a local node, and a repository whose claude talks to the model.
 fn setup(env: &TestEnv) -> Option<(Anthropic, CoreProcess)> {

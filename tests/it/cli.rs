@@ -2,7 +2,7 @@
 //! Go repositories (and never over an existing file), `cortex config`
 //! naming where each setting comes from, `-q`, and `--color`.
 
-use crate::support::TestEnv;
+use crate::support::{TestEnv, wait_for};
 
 /// What `npm init` writes as the test script: not a test suite.
 const NPM_PLACEHOLDER: &str = r#"{"scripts":{"test":"echo \"Error: no test specified\" && exit 1"}}"#;
@@ -368,6 +368,24 @@ fn log_and_diff_page_on_a_terminal_and_diff_summarises_with_stat_and_name_only()
         assert_eq!(output.contains("PAGED:"), paged, "{command}: {output}");
         assert!(output.contains("wrote it") || output.contains("+one"), "{command}: {output}");
     }
+
+    // With neither CORTEX_PAGER nor PAGER set, a log longer than the screen
+    // is held by `less -FRX`: it waits for keys, and `q` ends it.
+    let steps: String = (1..=80).map(|n| format!("[[step]]\nmessage = \"line {n} of the long log\"\n")).collect();
+    let long = env.script("long.toml", &steps);
+    let id =
+        env.cortex_ok(["session", "start", "long", "--script", long.to_str().unwrap(), "--json"]).json()["session_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let command = format!("TERM=xterm cortex session log {id}; echo DONE");
+    let mut terminal = env.on_terminal("sh", &env.repo, &env.cortex_home, &["-c", &command]);
+    terminal.expect("line 1 of the long log");
+    terminal.type_keys("G");
+    terminal.expect("(END)");
+    terminal.type_keys("q");
+    terminal.expect("DONE");
+    assert!(terminal.output().contains("line 80 of the long log"), "{}", terminal.output());
 }
 
 #[test]
@@ -488,4 +506,81 @@ fn changing_commands_answer_json_take_names_and_errors_say_what_to_do() {
     let unknown = env.cortex(["session", "show", "ses_01m9zzzzzzzzzzzzzzzzzzzzzz"]);
     assert_eq!(unknown.code, 2);
     assert!(unknown.stderr.contains("cortex refs fetch"), "{}", unknown.stderr);
+}
+
+/// Ctrl-C during an in-process turn of a real agent on its scripted model:
+/// the turn ends interrupted, no process of the agent is left, and `send`
+/// continues the session on a fresh one.
+#[test]
+fn ctrl_c_during_a_real_agents_in_process_turn_leaves_no_agent_process() {
+    use crate::support::agents::processes;
+    let env = TestEnv::new();
+    let (key, value) = ("CORTEX_CTRL_C_TEST", std::process::id().to_string());
+    let marker = format!("{key}={value}");
+    let mut agents: Vec<(&str, String, Box<dyn std::any::Any>)> = Vec::new();
+    if let Some(codex) = crate::support::codex_binary() {
+        let model = crate::support::model::Model::start();
+        agents.push(("codex", model.config(&codex, &env.path("codex-home"), "never"), Box::new(model)));
+    }
+    if let Some(claude) = crate::support::claude_binary() {
+        let model = crate::support::anthropic::Anthropic::start();
+        agents.push(("claude", model.config(&claude), Box::new(model)));
+    }
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(env.repo.join(".gitignore"), "target/\n.cortex/\n").unwrap();
+    for (provider, config, _model) in agents {
+        let config = config.replace("env = { ", &format!("env = {{ {key} = \"{value}\", "));
+        std::fs::write(env.repo.join(".cortex/config.toml"), config).unwrap();
+        let args = ["session", "start", "slowstream", "--provider", provider, "--no-core"];
+        let mut terminal = env.cortex_on_terminal(&env.repo, &env.cortex_home, &args);
+        // The stream's deltas reach the ref while the turn runs (a terminal
+        // shows whole messages only).
+        let streaming = wait_for(|| {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            let listed = env.cortex(["session", "list", "--json", "--provider", provider]).json();
+            let id = listed[0]["id"].as_str()?.to_string();
+            env.cortex(["session", "log", &id, "--json"]).stdout.contains("tick1 ").then_some(())
+        });
+        assert!(streaming.is_some(), "{provider}: the slow stream never arrived:\n{}", terminal.output());
+        assert!(!processes(&marker, None).is_empty(), "{provider}: the agent runs during the turn");
+        terminal.type_keys("\u{3}");
+        terminal.expect("interrupting the turn");
+        assert_eq!(terminal.wait_exit(), 1, "{provider}:\n{}", terminal.output());
+        let left = wait_for(|| processes(&marker, None).is_empty().then_some(()));
+        assert!(left.is_some(), "{provider}: agent processes left: {:?}", processes(&marker, None));
+        let listed = env.cortex_ok(["session", "list", "--json", "--provider", provider]).json();
+        let id = listed[0]["id"].as_str().unwrap().to_string();
+        let shown = env.cortex_ok(["session", "show", &id, "--json"]).json();
+        assert_eq!(shown["turns"][0]["outcome"], "interrupted", "{provider}: {shown}");
+        let next = env.cortex(["session", "send", &id, "say after the interrupt", "--json", "--no-core"]);
+        assert_eq!(next.code, 0, "{provider}: send continues it: {}", next.stderr);
+        assert_eq!(next.json()["outcome"], "completed", "{provider}");
+        let left = wait_for(|| processes(&marker, None).is_empty().then_some(()));
+        assert!(left.is_some(), "{provider}: the next turn's agent is stopped with it");
+    }
+}
+
+/// `--no-core` works in-process even when CORTEX_CORE names a Core (here one
+/// that does not answer: a warning, or exit 3 for a command that needs it),
+/// and a command that needs Core says so.
+#[test]
+fn no_core_works_in_process_whatever_cortex_core_says() {
+    let env = TestEnv::new();
+    let run = |args: &[&str]| {
+        crate::support::Run::from(
+            env.cortex_command(&env.repo).env("CORTEX_CORE", "http://127.0.0.1:9").args(args).output().unwrap(),
+        )
+    };
+    let fallback = run(&["session", "start", "hello", "--json"]);
+    assert!(fallback.stderr.contains("running in-process instead"), "{}", fallback.stderr);
+    let local = run(&["session", "start", "hello", "--json", "--no-core"]);
+    assert_eq!(local.code, 0, "{}", local.stderr);
+    assert!(!local.stderr.contains("warning"), "{}", local.stderr);
+    assert_eq!(local.json()["outcome"], "completed");
+    let listed = run(&["session", "list", "--no-core", "--json"]);
+    assert_eq!(listed.json()[0]["id"], local.json()["session_id"]);
+    assert_eq!(run(&["session", "steer", "x", "more"]).code, 3, "the named Core does not answer");
+    let steer = run(&["session", "steer", "x", "more", "--no-core"]);
+    assert_eq!(steer.code, 2, "{}", steer.stderr);
+    assert!(steer.stderr.contains("needs a running Core, and --no-core was given"), "{}", steer.stderr);
 }

@@ -77,7 +77,7 @@ impl World<'_> {
 
     fn start(&self, prompt: &str) -> Result<String, String> {
         let run = self.cortex(&["session", "start", prompt, "--provider", self.agent.provider, "--json", "--yes"]);
-        check(run.code == 0, format!("start: {}", run.stderr.trim()))?;
+        check(run.code == 0, format!("start: exit {}: {} {}", run.code, run.stderr.trim(), run.stdout.trim()))?;
         Ok(run.json()["session_id"].as_str().unwrap_or_default().to_string())
     }
 
@@ -85,7 +85,7 @@ impl World<'_> {
         let mut args = vec!["session", "send", id, prompt, "--json"];
         args.extend(extra);
         let run = self.cortex(&args);
-        check(run.code == 0, format!("send: {}", run.stderr.trim()))?;
+        check(run.code == 0, format!("send: exit {}: {} {}", run.code, run.stderr.trim(), run.stdout.trim()))?;
         Ok(run.json())
     }
 
@@ -387,7 +387,13 @@ fn conformance_matrix_every_agent_every_scenario() {
     let env = TestEnv::new();
     let mut rows = Vec::new();
     let mut failures = Vec::new();
+    // `CORTEX_CONFORMANCE_ONLY=codex,claude` narrows the matrix while working
+    // on one agent; CI runs every agent.
+    let only = std::env::var("CORTEX_CONFORMANCE_ONLY").ok();
     for agent in AGENTS {
+        if only.as_deref().is_some_and(|only| !only.split(',').any(|name| name == agent.provider)) {
+            continue;
+        }
         let Some(binary) = std::env::var_os(agent.binary).map(PathBuf::from).filter(|path| path.exists()) else {
             skip(&format!("no {} binary ({} unset; .ci/run installs it)", agent.provider, agent.binary));
             continue;

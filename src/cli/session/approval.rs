@@ -47,7 +47,7 @@ pub(crate) fn deny(args: DenyArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
 }
 
 fn resolve(ctx: &Ctx, id: &str, (approve, for_session): (bool, bool), json: bool) -> anyhow::Result<Exit> {
-    let client = Target::require(&ctx.data, ctx.core.as_deref(), "approving or denying")?;
+    let client = Target::require(ctx, "approving or denying")?;
     let (session, _) = client.session(id)?;
     let by = std::env::var("USER").ok().map(|user| format!("{user} (cli)"));
     let kind =

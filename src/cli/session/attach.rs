@@ -35,7 +35,7 @@ pub(crate) struct AttachArgs {
 }
 
 pub(crate) fn run(args: AttachArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
-    let client = Target::require(&ctx.data, ctx.core.as_deref(), "attach")?;
+    let client = Target::require(ctx, "attach")?;
     let (session, _) = client.session(&args.id)?;
     attach(&client, &session.id, args.after, args.yes)
 }

@@ -23,7 +23,7 @@ pub(crate) struct InterruptArgs {
 }
 
 pub(crate) fn run(args: InterruptArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
-    let client = Target::require(&ctx.data, ctx.core.as_deref(), "interrupt")?;
+    let client = Target::require(ctx, "interrupt")?;
     let (session, _) = client.session(&args.id)?;
     let moved: SessionMoved =
         client.command_as(CommandKind::InterruptSession { session_id: session.id.clone() }, None)?;

@@ -49,7 +49,7 @@ pub(crate) fn run(args: SendArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     if args.prompt.trim().is_empty() {
         anyhow::bail!("the prompt is empty: say what the agent should do next (nothing was sent)");
     }
-    let target = Target::find_or_local(&ctx.data, ctx.core.as_deref());
+    let target = Target::find_or_local(ctx);
     let mut backend = match target {
         Target::Remote(client) => Backend::Remote(client),
         Target::Local => Backend::Local(Box::new(Local::open(&ctx.data)?)),

@@ -89,9 +89,9 @@ pub(crate) fn run(args: StartArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
     let provider = provider_spec(&args.provider, args.script.as_deref())?;
     provider.check(&std::env::current_dir().context("cannot read the current directory")?)?;
     let target = if args.detach {
-        Target::require(&ctx.data, ctx.core.as_deref(), "--detach")?
+        Target::require(ctx, "--detach")?
     } else {
-        match Target::find_or_local(&ctx.data, ctx.core.as_deref()) {
+        match Target::find_or_local(ctx) {
             Target::Remote(client) => client,
             Target::Local => return run_local(args, ctx, provider, prompt),
         }

@@ -28,7 +28,7 @@ pub(crate) struct SteerArgs {
 }
 
 pub(crate) fn run(args: SteerArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
-    let client = Target::require(&ctx.data, ctx.core.as_deref(), "steer")?;
+    let client = Target::require(ctx, "steer")?;
     let (session, _) = client.session(&args.id)?;
     let steered: Steered =
         client.command_as(CommandKind::SteerSession { session_id: session.id.clone(), text: args.text }, None)?;

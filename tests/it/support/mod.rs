@@ -291,6 +291,14 @@ pub fn codex_binary() -> Option<PathBuf> {
     found
 }
 
+pub fn claude_binary() -> Option<PathBuf> {
+    let found = std::env::var_os("CORTEX_CLAUDE_BIN").map(PathBuf::from).filter(|path| path.exists());
+    if found.is_none() {
+        skip("no claude binary (install @anthropic-ai/claude-code@2.1.328 and set CORTEX_CLAUDE_BIN; .ci/run does)");
+    }
+    found
+}
+
 /// Says that the running test is skipped and why, where a person sees it:
 /// straight to the process's stderr, past the harness's capture (which
 /// swallows `eprintln!`). Under `CI=true` a skip is a failure.

@@ -104,6 +104,30 @@ impl Backend {
         }
     }
 
+    /// Token use and cost summed by `by` since `since` (RFC 3339).
+    pub(crate) fn usage(
+        &self,
+        by: crate::protocol::UsageBy,
+        since: Option<&str>,
+    ) -> anyhow::Result<crate::protocol::UsageReport> {
+        match self {
+            Backend::Remote(client) => {
+                let mut query = vec![("by", by.as_str().to_string())];
+                query.extend(since.map(|since| ("since", since.to_string())));
+                client.get("/api/v1/usage", &query)
+            }
+            Backend::Local(local) => {
+                let mut report = local.core.usage(by, since)?;
+                for row in &mut report.rows {
+                    if by == crate::protocol::UsageBy::Node && row.key == local.node.id().as_str() {
+                        row.label = local.node.name().to_string();
+                    }
+                }
+                Ok(report)
+            }
+        }
+    }
+
     pub(crate) fn search(&self, query: &str, limit: usize) -> anyhow::Result<Vec<SearchHit>> {
         match self {
             Backend::Remote(client) => {

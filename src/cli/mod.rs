@@ -18,6 +18,7 @@ mod session;
 mod shell;
 mod term;
 mod up;
+mod usage;
 mod workspace;
 
 use std::path::PathBuf;
@@ -129,6 +130,8 @@ enum Command {
     Panel(panel::PanelCommand),
     /// A shell in a workspace on its node, through Core (Ctrl-] detaches).
     Term(term::TermArgs),
+    /// Tokens and cost summed by session, workspace, node or day.
+    Usage(usage::UsageArgs),
     /// Print a completion script for your shell.
     Completions(shell::CompletionsArgs),
     /// Write the man pages into a folder.
@@ -168,6 +171,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc(args) => gc::run(args, &ctx)?,
         Command::Panel(command) => panel::run(command, &ctx)?,
         Command::Term(args) => term::run(args, &ctx)?,
+        Command::Usage(args) => usage::run(args, &ctx)?,
         Command::Completions(args) => shell::completions(args)?,
         Command::ManPages(args) => shell::man_pages(args)?,
     };

@@ -157,10 +157,10 @@ fn describe_raw(event: &Event) -> String {
             format!("diff: {files} file(s) changed, +{insertions} -{deletions}")
         }
         EventKind::AssistantDelta { text, .. } => format!("agent…: {text}"),
-        EventKind::TokenUsage { usage } => format!(
-            "tokens: {} in ({} cached), {} out ({} reasoning)",
-            usage.input_tokens, usage.cached_input_tokens, usage.output_tokens, usage.reasoning_output_tokens
-        ),
+        EventKind::TokenUsage { usage, model, cost_usd, cost_source } => {
+            crate::protocol::usage_text(usage, model.as_deref(), *cost_usd, *cost_source)
+        }
+        EventKind::BudgetExceeded { budget, limit, used } => crate::protocol::budget_text(budget, *limit, *used),
         EventKind::CommitCreated { commit, message } => {
             format!("committed {} {}", &commit[..commit.len().min(12)], message.lines().next().unwrap_or_default())
         }

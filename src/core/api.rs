@@ -38,6 +38,7 @@ pub fn api_router(state: Arc<CoreState>) -> Router {
         .route("/api/v1/sessions/{id}/events", get(get_session_events))
         .route("/api/v1/sessions/{id}/diff", get(get_session_diff))
         .route("/api/v1/search", get(get_search))
+        .route("/api/v1/usage", get(get_usage))
         .route("/api/v1/nodes", get(get_nodes))
         .route("/api/v1/nodes/enroll", post(post_enroll))
         .route("/api/v1/nodes/{id}", get(get_node))
@@ -284,6 +285,28 @@ pub(super) struct SearchQuery {
 pub(super) async fn get_search(State(state): State<Arc<CoreState>>, Query(query): Query<SearchQuery>) -> Response {
     match state.search(&query.q, query.limit.unwrap_or(50)) {
         Ok(hits) => Json(hits).into_response(),
+        Err(error) => ApiFailure::internal(error).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct UsageQuery {
+    by: Option<String>,
+    since: Option<String>,
+}
+
+/// `GET /api/v1/usage?by=session|workspace|node|day&since=RFC3339`.
+pub(super) async fn get_usage(State(state): State<Arc<CoreState>>, Query(query): Query<UsageQuery>) -> Response {
+    let by = match query.by.as_deref().map(crate::protocol::UsageBy::parse) {
+        None => crate::protocol::UsageBy::default(),
+        Some(Some(by)) => by,
+        Some(None) => {
+            let message = "`by` is one of session, workspace, node, day";
+            return ApiFailure::new(crate::protocol::ErrorCode::BadInput, message).into_response();
+        }
+    };
+    match state.usage(by, query.since.as_deref()) {
+        Ok(report) => Json(report).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),
     }
 }

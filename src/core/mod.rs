@@ -121,6 +121,12 @@ impl Core {
         Ok(self.index.search(query, limit)?)
     }
 
+    /// Token use and cost summed by `by` since `since` (RFC 3339).
+    pub fn usage(&self, by: crate::protocol::UsageBy, since: Option<&str>) -> Result<crate::protocol::UsageReport> {
+        let rows = self.index.usage(by, since)?;
+        Ok(crate::protocol::UsageReport::new(by, since.map(str::to_string), rows))
+    }
+
     /// The unified diff of one turn, or of the whole session.
     pub fn diff(&self, session: &SessionSummary, turn: Option<u32>) -> Result<String> {
         let store = Store::discover(Path::new(&session.workspace_path))?;

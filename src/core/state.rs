@@ -245,6 +245,20 @@ impl CoreState {
         lock(&self.registry).node_events(node_id, limit)
     }
 
+    /// Token use and cost summed by `by` since `since`, nodes by name.
+    pub fn usage(&self, by: crate::protocol::UsageBy, since: Option<&str>) -> Result<crate::protocol::UsageReport> {
+        let mut rows = lock(&self.index).usage(by, since)?;
+        if by == crate::protocol::UsageBy::Node {
+            let nodes = lock(&self.registry).nodes()?;
+            for row in &mut rows {
+                if let Some(node) = nodes.iter().find(|node| node.id.as_str() == row.key) {
+                    row.label = node.name.clone();
+                }
+            }
+        }
+        Ok(crate::protocol::UsageReport::new(by, since.map(str::to_string), rows))
+    }
+
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<crate::protocol::SearchHit>> {
         Ok(lock(&self.index).search(query, limit)?)
     }

@@ -5,6 +5,7 @@
 //! Imports `store` to read refs and `protocol` for the shapes it answers with.
 
 mod schema;
+mod usage;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -27,6 +27,47 @@ pub struct RepoConfig {
     /// ACP agents by name (`[agents.codex-acp]`): their command and environment.
     #[serde(default)]
     pub agents: std::collections::BTreeMap<String, crate::provider::acp::AgentConfig>,
+    /// Limits on a turn's and a session's use; crossing one interrupts the turn.
+    #[serde(default)]
+    pub budget: Budget,
+    /// US dollars per million tokens by model (`[pricing."gpt-5.5"]`), for
+    /// agents that report tokens but no cost.
+    #[serde(default)]
+    pub pricing: std::collections::BTreeMap<String, Price>,
+}
+
+/// `[budget]`: each limit is off unless set.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    pub turn_tokens: Option<u64>,
+    pub session_tokens: Option<u64>,
+    pub turn_usd: Option<f64>,
+    pub session_usd: Option<f64>,
+}
+
+/// `[pricing.MODEL]`: US dollars per million tokens.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    /// Input tokens read from the provider's cache; priced as `input` when unset.
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+    pub output: f64,
+}
+
+impl Price {
+    /// What `tokens` cost at these prices (cached input at its own price;
+    /// reasoning is part of the output).
+    pub fn of(&self, tokens: &crate::protocol::TokenUsage) -> f64 {
+        let cached = tokens.cached_input_tokens.min(tokens.input_tokens);
+        let fresh = tokens.input_tokens - cached;
+        (fresh as f64 * self.input
+            + cached as f64 * self.cached_input.unwrap_or(self.input)
+            + tokens.output_tokens as f64 * self.output)
+            / 1_000_000.0
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

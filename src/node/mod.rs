@@ -14,6 +14,7 @@ mod gc;
 mod git;
 pub mod identity;
 mod ledger;
+mod meter;
 mod outbox;
 mod provenance;
 mod runner;
@@ -62,6 +63,9 @@ pub enum Error {
         "`{path}` changed since the review and held a secret Cortex redacted in the snapshot: the reviewed content is not kept, so commit it yourself"
     )]
     RedactedInSnapshot { path: String },
+    /// The session's budget is used up: no new turn until it is raised.
+    #[error("{0}; raise it to continue the session")]
+    BudgetSpent(String),
     #[error("`git {args}` failed: {stderr}")]
     Git { args: String, stderr: String },
     #[error("Core refused this node ({reason:?}): {message}")]
@@ -98,6 +102,7 @@ impl Error {
             | Error::UnknownAgent { .. } => ErrorCode::BadInput,
             Error::Store(store::Error::SessionBusy(_)) => ErrorCode::Busy,
             Error::ChangedSinceReview { .. } => ErrorCode::Conflict,
+            Error::BudgetSpent(_) => ErrorCode::Forbidden,
             Error::Store(
                 store::Error::SessionNotFound(_)
                 | store::Error::NoSuchTurn { .. }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::config::{Check, RepoConfig, When};
+use super::meter::Meter;
 pub use super::spec::ProviderSpec;
 use super::spec::{build_provider, script_path};
 use super::{Error, Node, Result};
@@ -170,6 +171,7 @@ impl Node {
             state_reason: None,
             resume_ref: None,
             usage_total: None,
+            cost_usd_total: None,
             worktree,
             branch,
             last_seq: 0,
@@ -212,8 +214,12 @@ impl Node {
             drop(writer);
             return self.prepare_send(&store.for_session(session)?, session, prompt);
         }
-        // A config typo is refused before the turn writes anything.
+        // A config typo is refused before the turn writes anything, and so
+        // is a turn of a session whose budget is spent.
         RepoConfig::load(store.workdir())?;
+        if let Some(spent) = Meter::for_session(store.workdir(), writer.meta()).spent() {
+            return Err(Error::BudgetSpent(spent.reason()));
+        }
         // Holding the lock, a session that looks mid-turn has a dead writer.
         writer.recover_in_place()?;
         let state = writer.meta().state;
@@ -410,6 +416,11 @@ struct Runner<'a> {
     timer: FlushTimer,
     /// The seq of each command's start, the cause of its output and end.
     started: std::collections::HashMap<String, u64>,
+    /// The running turn's use, held to the budget; and how to stop the
+    /// turn when a reading crosses it, with the reason.
+    meter: Option<Meter>,
+    cancel: Option<Cancel>,
+    over_budget: Option<String>,
 }
 
 impl<'a> Runner<'a> {
@@ -417,7 +428,18 @@ impl<'a> Runner<'a> {
         let session = writer.id().clone();
         let writer = Arc::new(Mutex::new(writer));
         let timer = FlushTimer::start(&writer);
-        Runner { writer, session, turn: None, approver, observer, timer, started: Default::default() }
+        Runner {
+            writer,
+            session,
+            turn: None,
+            approver,
+            observer,
+            timer,
+            started: Default::default(),
+            meter: None,
+            cancel: None,
+            over_budget: None,
+        }
     }
 
     fn writer(&self) -> MutexGuard<'_, SessionWriter> {
@@ -511,6 +533,9 @@ impl<'a> Runner<'a> {
         self.transition(SessionState::Running, None)?;
         let prompt_seq = self.record(EventKind::UserMessage { text: prompt.to_string() })?;
 
+        let meter = Meter::for_session(store.workdir(), self.writer().meta());
+        self.meter = Some(meter);
+        self.cancel = Some(cancel.clone());
         let request =
             TurnRequest { workspace: store.workdir(), turn, prompt, cancel: cancel.flag(), steer: &cancel.0.steer };
         let ended = provider.run_turn(request, &mut self);
@@ -537,13 +562,7 @@ impl<'a> Runner<'a> {
         {
             self.writer().update_meta(|meta| meta.provider_version = Some(version));
         }
-        let before = self.writer().meta().usage_total.unwrap_or_default();
-        if let Some(total) = provider.usage_total()
-            && total != before
-        {
-            self.record(EventKind::TokenUsage { usage: total.since(before) })?;
-            self.writer().update_meta(|meta| meta.usage_total = Some(total));
-        }
+        self.record_usage()?;
 
         match store.snapshot_worktree(base.tree) {
             Ok(after) => {
@@ -581,8 +600,10 @@ impl<'a> Runner<'a> {
             // The agent died: the session says why and waits for a person.
             TurnOutcome::Interrupted if crashed => self.transition(SessionState::Interrupted, error.clone())?,
             TurnOutcome::Interrupted => {
-                self.transition(SessionState::Interrupted, Some("interrupted by request".into()))?;
-                self.transition(SessionState::Idle, None)?;
+                let budget = self.over_budget.clone();
+                let reason = budget.clone().unwrap_or_else(|| "interrupted by request".into());
+                self.transition(SessionState::Interrupted, Some(reason))?;
+                self.transition(SessionState::Idle, budget)?;
             }
         }
         self.finish(turn, outcome, error)
@@ -733,9 +754,33 @@ impl TurnSink for Runner<'_> {
     fn raw(&mut self, line: &str) -> Result<(), provider::Error> {
         self.writer().append_raw(line).map_err(|error| provider::Error::Sink(Box::new(Error::from(error))))
     }
+
+    fn usage(&mut self, usage: provider::Usage) -> Result<(), provider::Error> {
+        let Some(crossed) = self.meter.as_mut().and_then(|meter| meter.reading(usage)) else { return Ok(()) };
+        // Stopped at the provider's next step; the reason outlives the turn.
+        self.over_budget = Some(crossed.reason());
+        if let Some(cancel) = &self.cancel {
+            cancel.interrupt();
+        }
+        self.record(crossed.event()).map(|_| ()).map_err(|error| provider::Error::Sink(Box::new(error)))
+    }
 }
 
 impl Runner<'_> {
+    /// The turn's `token_usage` event and the session's new totals, when
+    /// the agent reported any use.
+    fn record_usage(&mut self) -> Result<()> {
+        let Some(meter) = self.meter.take() else { return Ok(()) };
+        if let (Some(event), Some((tokens, cost))) = (meter.event(), meter.totals()) {
+            self.record(event)?;
+            self.writer().update_meta(|meta| {
+                meta.usage_total = Some(tokens);
+                meta.cost_usd_total = cost;
+            });
+        }
+        Ok(())
+    }
+
     /// Records the request, waits in `awaiting_approval` for the approver,
     /// records the answer, and goes back to `running`.
     fn ask(&mut self, prompt: &str) -> Result<ApprovalDecision> {

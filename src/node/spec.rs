@@ -204,7 +204,8 @@ pub(super) fn build_provider(store: &Store, meta: &Meta) -> Result<Box<dyn Provi
         ProviderKind::CodexExec => {
             let config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();
             let log = store.private_dir().join("codex").join(format!("{}.log", meta.id));
-            Ok(Box::new(CodexExecProvider::new(config, meta.resume_ref.clone(), log)))
+            let before = meta.usage_total.unwrap_or_default();
+            Ok(Box::new(CodexExecProvider::new(config, meta.resume_ref.clone(), before, log)))
         }
         ProviderKind::Claude => {
             let config = RepoConfig::load(store.workdir())?.claude.unwrap_or_default();

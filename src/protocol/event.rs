@@ -88,9 +88,25 @@ pub enum EventKind {
         item_id: String,
         text: String,
     },
-    /// Tokens the model used during the turn.
+    /// Tokens the model used during the turn, as the agent reported them,
+    /// with the model and the turn's cost where known.
     TokenUsage {
         usage: TokenUsage,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        /// US dollars.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+        /// Whether the agent reported the cost or Cortex priced it from `[pricing]`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_source: Option<CostSource>,
+    },
+    /// A reading crossed a limit of `[budget]`: the turn was interrupted.
+    BudgetExceeded {
+        /// Its key: `turn_tokens`, `session_tokens`, `turn_usd`, `session_usd`.
+        budget: String,
+        limit: f64,
+        used: f64,
     },
     /// A person committed the session's changes to their branch.
     CommitCreated {
@@ -150,6 +166,16 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         evidence: Option<String>,
     },
+}
+
+/// Where a turn's cost came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostSource {
+    /// The agent reported it.
+    Provider,
+    /// Cortex priced the tokens from `[pricing.MODEL]`.
+    Computed,
 }
 
 /// Token counts, per turn in events, cumulative per thread in `meta.toml`.
@@ -265,6 +291,7 @@ impl EventKind {
             Self::CommitCreated { .. } => "commit_created",
             Self::AssistantDelta { .. } => "assistant_delta",
             Self::TokenUsage { .. } => "token_usage",
+            Self::BudgetExceeded { .. } => "budget_exceeded",
             Self::Intervention { .. } => "intervention",
             Self::ReviewComment { .. } => "review_comment",
             Self::ReviewViewed { .. } => "review_viewed",

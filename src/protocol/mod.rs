@@ -11,6 +11,7 @@ mod id;
 mod lifecycle;
 pub mod reply;
 mod review;
+mod usage;
 mod wire;
 
 pub use api::{
@@ -18,11 +19,14 @@ pub use api::{
     FileStatus, Health, IndexReset, JournalEntry, LoginLink, NodeDetail, NodeEvent, NodeStatus, NodeSummary, SearchHit,
     SessionDetail, SessionSummary, TerminalClientMessage, TerminalServerMessage, TurnSummary, Workspace,
 };
-pub use event::{ApprovalDecision, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome, Verdict};
+pub use event::{
+    ApprovalDecision, CostSource, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome, Verdict,
+};
 pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
 pub use reply::{CommandError, ErrorCode, Reply};
 pub use review::{comment_place, open_review_comments, parse_lines, viewed_files};
+pub use usage::{UsageBy, UsageReport, UsageRow, budget_text, dollars, usage_text};
 pub use wire::{
     Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, NodeFrame, ProviderInfo,
     ProviderKind, Refusal, Resources, ReviewNote, SessionTip, check_command_id, check_name,

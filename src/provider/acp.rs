@@ -103,15 +103,12 @@ pub struct AcpProvider {
     log: PathBuf,
     /// What the agent said it is (`agentInfo.version`).
     version: Option<String>,
-    /// Tokens used so far, for agents that say (Gemini CLI, in the prompt
-    /// answer's `_meta.quota`).
-    usage_total: Option<TokenUsage>,
 }
 
 impl AcpProvider {
     /// A provider for a session; `session` is the agent's id to load.
     pub fn new(name: String, config: AgentConfig, session: Option<String>, log: PathBuf) -> AcpProvider {
-        AcpProvider { name, config, session, process: None, log, version: None, usage_total: None }
+        AcpProvider { name, config, session, process: None, log, version: None }
     }
 
     /// The live agent with the session open.
@@ -187,10 +184,6 @@ impl Provider for AcpProvider {
         self.process.is_some()
     }
 
-    fn usage_total(&self) -> Option<TokenUsage> {
-        self.usage_total
-    }
-
     fn agent_version(&self) -> Option<String> {
         self.version.clone()
     }
@@ -257,7 +250,7 @@ impl AcpProvider {
                 }
                 (None, Some(answered)) if *answered == json!(id) => {
                     if let Some(usage) = quota_usage(&message["result"]) {
-                        self.usage_total = Some(self.usage_total.unwrap_or_default().plus(usage));
+                        sink.usage(usage)?;
                     }
                     if let Some(error) = message.get("error") {
                         break TurnEnd::Failed(
@@ -282,17 +275,20 @@ impl AcpProvider {
 }
 
 /// A turn's tokens where the agent puts them in its prompt answer
-/// (`_meta.quota.token_count`, Gemini CLI's extension).
-fn quota_usage(result: &Value) -> Option<TokenUsage> {
-    let count = result.get("_meta")?.get("quota")?.get("token_count")?;
+/// (`_meta.quota.token_count`, Gemini CLI's extension), with its model.
+fn quota_usage(result: &Value) -> Option<crate::provider::Usage> {
+    let quota = result.get("_meta")?.get("quota")?;
+    let count = quota.get("token_count")?;
     let number = |key: &str| count[key].as_u64().unwrap_or(0);
     let (input, output) = (number("input_tokens"), number("output_tokens"));
-    (input + output > 0).then_some(TokenUsage {
+    let tokens = TokenUsage {
         input_tokens: input,
         output_tokens: output,
         total_tokens: input + output,
         ..TokenUsage::default()
-    })
+    };
+    let model = quota["model_usage"][0]["model"].as_str().map(str::to_string);
+    (input + output > 0).then_some(crate::provider::Usage { tokens, model, cost_usd: None })
 }
 
 /// The answer to the agent's request: a permission asked through Cortex,
@@ -589,6 +585,9 @@ mod tests {
             Ok(self.answer)
         }
         fn raw(&mut self, _line: &str) -> Result<(), Error> {
+            Ok(())
+        }
+        fn usage(&mut self, _usage: crate::provider::Usage) -> Result<(), Error> {
             Ok(())
         }
     }

@@ -58,7 +58,9 @@ pub struct ClaudeProvider {
     config: ClaudeConfig,
     /// Claude Code's session id, once it has one.
     session: Option<String>,
-    usage_total: Option<TokenUsage>,
+    /// The live process's cost so far (`total_cost_usd` counts from its
+    /// start): a turn's cost is the difference.
+    process_cost: f64,
     process: Option<AgentProcess>,
     /// `CLAUDE_CONFIG_DIR`: where Claude Code keeps the session's
     /// transcript (kept, so `--resume` finds it), settings and caches.
@@ -92,12 +94,13 @@ impl ClaudeProvider {
 
     /// A provider for a session; `session` resumes an existing Claude session.
     pub fn new(config: ClaudeConfig, session: Option<String>, home: PathBuf, log: PathBuf) -> ClaudeProvider {
-        ClaudeProvider { config, session, usage_total: None, process: None, home, log }
+        ClaudeProvider { config, session, process_cost: 0.0, process: None, home, log }
     }
 
     fn process(&mut self, workspace: &Path) -> Result<&mut AgentProcess, Error> {
         if !self.process.as_mut().is_some_and(AgentProcess::is_alive) {
             self.process = Some(spawn(&self.config, workspace, self.session.as_deref(), &self.home, &self.log)?);
+            self.process_cost = 0.0;
         }
         Ok(self.process.as_mut().expect("holds because it was just spawned"))
     }
@@ -114,10 +117,6 @@ impl Provider for ClaudeProvider {
 
     fn is_live(&self) -> bool {
         self.process.is_some()
-    }
-
-    fn usage_total(&self) -> Option<TokenUsage> {
-        self.usage_total
     }
 
     fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
@@ -227,8 +226,14 @@ impl ClaudeProvider {
                 "user" => turn.tool_results(&message, sink)?,
                 "result" => {
                     turn.close_commands(sink)?;
-                    let usage = turn_usage(&message["usage"]);
-                    self.usage_total = Some(self.usage_total.unwrap_or_default().plus(usage));
+                    let tokens = turn_usage(&message["usage"]);
+                    let cost = message["total_cost_usd"].as_f64().map(|total| {
+                        let turn = (total - self.process_cost).max(0.0);
+                        self.process_cost = total;
+                        turn
+                    });
+                    let model = message["modelUsage"].as_object().and_then(|models| models.keys().next().cloned());
+                    sink.usage(super::Usage { tokens, model, cost_usd: cost })?;
                     return Ok(Driven { end: turn_end(&message, interrupt_sent.is_some()), alive: true, heard });
                 }
                 _ => {}

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Error, Provider, TurnEnd, TurnRequest, TurnSink};
+use super::{Error, Provider, TurnEnd, TurnRequest, TurnSink, Usage};
 use crate::protocol::{ApprovalDecision, EventKind, FileChange, OutputStream, TokenUsage};
 
 pub use crate::protocol::CODEX_VERSION as SUPPORTED_VERSION;
@@ -68,8 +68,8 @@ impl CodexConfig {
 pub struct CodexProvider {
     config: CodexConfig,
     thread: Option<String>,
-    /// The thread's cumulative token use, as codex last reported it.
-    usage_total: Option<TokenUsage>,
+    /// The model the thread runs on, as codex answered (else as configured).
+    model: Option<String>,
     server: Option<AppServer>,
     /// Where the child's stderr goes.
     log: PathBuf,
@@ -78,7 +78,7 @@ pub struct CodexProvider {
 impl CodexProvider {
     /// A provider for a session; `thread` continues an existing thread.
     pub fn new(config: CodexConfig, thread: Option<String>, log: PathBuf) -> CodexProvider {
-        CodexProvider { config, thread, usage_total: None, server: None, log }
+        CodexProvider { config, thread, model: None, server: None, log }
     }
 
     /// The live child, spawned and on the session's thread.
@@ -121,6 +121,7 @@ impl CodexProvider {
             )));
         }
         self.thread = Some(thread.to_string());
+        self.model = result["model"].as_str().map(str::to_string).or_else(|| self.config.model.clone());
         Ok(self.server.insert(server))
     }
 }
@@ -138,10 +139,6 @@ impl Provider for CodexProvider {
         self.server.is_some()
     }
 
-    fn usage_total(&self) -> Option<TokenUsage> {
-        self.usage_total
-    }
-
     fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
         let workspace = request.workspace.to_path_buf();
         self.server(&workspace)?;
@@ -155,6 +152,7 @@ impl Provider for CodexProvider {
         let turn = result["turn"]["id"].as_str().unwrap_or_default().to_string();
         let mut turn_state = TurnState { workspace, ..TurnState::default() };
         let mut interrupt_sent: Option<Instant> = None;
+        let mut turn_usage = TokenUsage::default();
         loop {
             let steered: Vec<String> =
                 std::mem::take(&mut *request.steer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
@@ -203,15 +201,19 @@ impl Provider for CodexProvider {
                 server.send(&reply)?;
                 continue;
             }
-            if method == "thread/tokenUsage/updated" {
-                let total = &message["params"]["tokenUsage"]["total"];
-                self.usage_total = Some(TokenUsage {
-                    input_tokens: total["inputTokens"].as_u64().unwrap_or(0),
-                    cached_input_tokens: total["cachedInputTokens"].as_u64().unwrap_or(0),
-                    output_tokens: total["outputTokens"].as_u64().unwrap_or(0),
-                    reasoning_output_tokens: total["reasoningOutputTokens"].as_u64().unwrap_or(0),
-                    total_tokens: total["totalTokens"].as_u64().unwrap_or(0),
+            // One per model request: the turn's use is the sum of `last` over
+            // its requests (`total` also counts earlier processes).
+            if method == "thread/tokenUsage/updated" && message["params"]["turnId"] == turn.as_str() {
+                let last = &message["params"]["tokenUsage"]["last"];
+                let number = |key: &str| last[key].as_u64().unwrap_or(0);
+                turn_usage = turn_usage.plus(TokenUsage {
+                    input_tokens: number("inputTokens"),
+                    cached_input_tokens: number("cachedInputTokens"),
+                    output_tokens: number("outputTokens"),
+                    reasoning_output_tokens: number("reasoningOutputTokens"),
+                    total_tokens: number("totalTokens"),
                 });
+                sink.usage(Usage { tokens: turn_usage, model: self.model.clone(), cost_usd: None })?;
             }
             if let Some(end) = turn_state.notification(&method, &message["params"], sink)? {
                 turn_state.close_open_items(sink)?;

@@ -19,13 +19,15 @@ use crate::protocol::{EventKind, FileChange, OutputStream, TokenUsage};
 pub struct CodexExecProvider {
     config: CodexConfig,
     thread: Option<String>,
-    usage_total: Option<TokenUsage>,
+    /// The thread's use before this turn (`codex exec` reports a running
+    /// total over the thread).
+    before: TokenUsage,
     log: PathBuf,
 }
 
 impl CodexExecProvider {
-    pub fn new(config: CodexConfig, thread: Option<String>, log: PathBuf) -> CodexExecProvider {
-        CodexExecProvider { config, thread, usage_total: None, log }
+    pub fn new(config: CodexConfig, thread: Option<String>, before: TokenUsage, log: PathBuf) -> CodexExecProvider {
+        CodexExecProvider { config, thread, before, log }
     }
 
     fn command(&self, workspace: &Path, prompt: &str) -> Result<Command, Error> {
@@ -72,10 +74,6 @@ impl Provider for CodexExecProvider {
 
     fn resume_ref(&self) -> Option<String> {
         self.thread.clone()
-    }
-
-    fn usage_total(&self) -> Option<TokenUsage> {
-        self.usage_total
     }
 
     // Long: one arm per `codex exec --json` item kind, a table, inside the read loop.
@@ -171,13 +169,15 @@ impl Provider for CodexExecProvider {
                     let usage = &event["usage"];
                     let input = usage["input_tokens"].as_u64().unwrap_or(0);
                     let output = usage["output_tokens"].as_u64().unwrap_or(0);
-                    self.usage_total = Some(TokenUsage {
+                    let total = TokenUsage {
                         input_tokens: input,
                         cached_input_tokens: usage["cached_input_tokens"].as_u64().unwrap_or(0),
                         output_tokens: output,
                         reasoning_output_tokens: usage["reasoning_output_tokens"].as_u64().unwrap_or(0),
                         total_tokens: usage["total_tokens"].as_u64().unwrap_or(input + output),
-                    });
+                    };
+                    let tokens = total.since(self.before);
+                    sink.usage(super::Usage { tokens, model: self.config.model.clone(), cost_usd: None })?;
                     end = Some(TurnEnd::Completed);
                 }
                 ("turn.failed", _) => {

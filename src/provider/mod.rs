@@ -60,6 +60,21 @@ pub trait TurnSink {
     /// Keeps one of the provider's own output lines, so its events can be
     /// re-normalised later.
     fn raw(&mut self, line: &str) -> Result<(), Error>;
+    /// The running turn's use so far, each time the agent reports it: the
+    /// node records the last reading as the turn's usage and holds it to the
+    /// repository's budget (a crossing interrupts the turn).
+    fn usage(&mut self, usage: Usage) -> Result<(), Error>;
+}
+
+/// What the agent reported of the running turn's use so far: its own
+/// figures, never estimated.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Usage {
+    pub tokens: crate::protocol::TokenUsage,
+    /// The model that used them, when the agent names it.
+    pub model: Option<String>,
+    /// US dollars, when the agent reports a cost.
+    pub cost_usd: Option<f64>,
 }
 
 /// One turn to run.
@@ -93,11 +108,6 @@ pub trait Provider: Send {
     /// The provider's handle to continue the conversation later (a Codex
     /// thread id), once it has one.
     fn resume_ref(&self) -> Option<String> {
-        None
-    }
-    /// The cumulative token use of the conversation as last reported (the
-    /// node turns it into per-turn usage).
-    fn usage_total(&self) -> Option<crate::protocol::TokenUsage> {
         None
     }
     /// The agent's version as the agent itself reported it (an ACP agent's

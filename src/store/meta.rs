@@ -33,6 +33,9 @@ pub struct Meta {
     /// The provider's cumulative token use for the session's thread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage_total: Option<crate::protocol::TokenUsage>,
+    /// The session's cost so far in US dollars, over the turns with a known one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd_total: Option<f64>,
     /// That worktree's branch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,

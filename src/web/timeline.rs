@@ -109,7 +109,7 @@ impl TurnHead {
                 self.checks.push((name.clone(), *passed, event.seq));
                 true
             }
-            EventKind::TokenUsage { usage } => {
+            EventKind::TokenUsage { usage, .. } => {
                 let (input, output) = self.tokens.unwrap_or_default();
                 self.tokens = Some((input + usage.input_tokens, output + usage.output_tokens));
                 true
@@ -228,8 +228,11 @@ pub(super) fn block(session: &str, event: &Event) -> Block {
             (format!("review by {by}"), what)
         }
         EventKind::AssistantDelta { text, .. } => ("agent (streaming)".to_string(), text.clone()),
-        EventKind::TokenUsage { usage } => {
-            ("tokens".to_string(), format!("{} in, {} out", usage.input_tokens, usage.output_tokens))
+        EventKind::TokenUsage { usage, model, cost_usd, cost_source } => {
+            ("usage".to_string(), crate::protocol::usage_text(usage, model.as_deref(), *cost_usd, *cost_source))
+        }
+        EventKind::BudgetExceeded { budget, limit, used } => {
+            ("budget".to_string(), crate::protocol::budget_text(budget, *limit, *used))
         }
     };
     let message = match &event.kind {

@@ -31,4 +31,5 @@ mod store;
 mod support;
 mod terminal;
 mod tidy;
+mod usage;
 mod worktree;

@@ -43,6 +43,7 @@ impl Provider for FakeProvider {
             return Ok(TurnEnd::Completed);
         };
         let mut skip_next = false;
+        let mut used = super::Usage::default();
         for (step_idx, step) in steps.iter().enumerate() {
             if request.cancel.load(Ordering::SeqCst) {
                 return Ok(TurnEnd::Completed);
@@ -96,6 +97,16 @@ impl Provider for FakeProvider {
                     }
                 }
                 Step::Fail(message) => return Ok(TurnEnd::Failed(message.clone())),
+                Step::Usage(reported) => {
+                    // The turn's running figures, as a model reports each request.
+                    used.tokens = used.tokens.plus(reported.tokens);
+                    used.model = reported.model.clone().or(used.model);
+                    used.cost_usd = match (used.cost_usd, reported.cost_usd) {
+                        (None, None) => None,
+                        (so_far, more) => Some(so_far.unwrap_or(0.0) + more.unwrap_or(0.0)),
+                    };
+                    sink.usage(used.clone())?;
+                }
             }
         }
         Ok(TurnEnd::Completed)

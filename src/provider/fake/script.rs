@@ -6,22 +6,27 @@
 
 use std::path::{Component, Path};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Step {
     Message(String),
     Reasoning(String),
     Command(String),
-    WriteFile { path: String, content: String },
+    WriteFile {
+        path: String,
+        content: String,
+    },
     DeleteFile(String),
     Approval(String),
     SleepMs(u64),
     Fail(String),
+    /// A model request's use, as a real agent reports it: added to the turn's.
+    Usage(crate::provider::Usage),
 }
 
 pub const STEP_KINDS: &[&str] =
-    &["message", "reasoning", "command", "write_file", "delete_file", "approval", "sleep_ms", "fail"];
+    &["message", "reasoning", "command", "write_file", "delete_file", "approval", "sleep_ms", "fail", "usage"];
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Script {
     pub turns: Vec<Vec<Step>>,
 }
@@ -90,6 +95,48 @@ impl Script {
     }
 }
 
+/// `usage = { input = 100, output = 20, cached = 0, reasoning = 0, model = "m", cost_usd = 0.01 }`.
+fn parse_usage(value: &toml::Value, place: &str) -> Result<crate::provider::Usage, String> {
+    const KEYS: &[&str] = &["input", "output", "cached", "reasoning", "model", "cost_usd"];
+    let spec = value.as_table().ok_or_else(|| format!("{place}: `usage` takes `{{ input = N, output = N, … }}`"))?;
+    if let Some(other) = spec.keys().find(|key| !KEYS.contains(&key.as_str())) {
+        return Err(format!("{place}: `usage` has an unknown key `{other}` (expected {})", KEYS.join(", ")));
+    }
+    let count = |name: &str| match spec.get(name) {
+        None => Ok(0),
+        Some(value) => value
+            .as_integer()
+            .filter(|count| *count >= 0)
+            .map(|count| count as u64)
+            .ok_or_else(|| format!("{place}: `usage.{name}` takes a whole number of tokens")),
+    };
+    let (input, output) = (count("input")?, count("output")?);
+    let tokens = crate::protocol::TokenUsage {
+        input_tokens: input,
+        cached_input_tokens: count("cached")?,
+        output_tokens: output,
+        reasoning_output_tokens: count("reasoning")?,
+        total_tokens: input + output,
+    };
+    let model = match spec.get("model") {
+        None => None,
+        Some(value) => {
+            Some(value.as_str().ok_or_else(|| format!("{place}: `usage.model` takes a string"))?.to_string())
+        }
+    };
+    let cost_usd = match spec.get("cost_usd") {
+        None => None,
+        Some(value) => Some(
+            value
+                .as_float()
+                .or_else(|| value.as_integer().map(|whole| whole as f64))
+                .filter(|cost| *cost >= 0.0)
+                .ok_or_else(|| format!("{place}: `usage.cost_usd` takes a number of US dollars"))?,
+        ),
+    };
+    Ok(crate::provider::Usage { tokens, model, cost_usd })
+}
+
 fn parse_steps(value: &toml::Value, place: &str) -> Result<Vec<Step>, String> {
     let list = value.as_array().ok_or_else(|| format!("{place}: `step` must be an array of tables"))?;
     list.iter().enumerate().map(|(idx, step)| parse_step(step, &format!("{place}, step {}", idx + 1))).collect()
@@ -121,6 +168,7 @@ fn parse_step(value: &toml::Value, place: &str) -> Result<Step, String> {
             let ms = value.as_integer().filter(|ms| *ms >= 0);
             Step::SleepMs(ms.ok_or_else(|| format!("{place}: `sleep_ms` takes a whole number of milliseconds"))? as u64)
         }
+        "usage" => Step::Usage(parse_usage(value, place)?),
         "write_file" => {
             let spec = value
                 .as_table()
@@ -190,7 +238,7 @@ mod tests {
     fn mistakes_are_named_by_turn_and_step() {
         check(
             "[[step]]\nmesage = \"hi\"\n",
-            "script `s.toml`: turn 1, step 1: unknown step `mesage` (expected one of message, reasoning, command, write_file, delete_file, approval, sleep_ms, fail)",
+            "script `s.toml`: turn 1, step 1: unknown step `mesage` (expected one of message, reasoning, command, write_file, delete_file, approval, sleep_ms, fail, usage)",
         );
         check(
             "[[step]]\nmessage = \"a\"\nreasoning = \"b\"\n",

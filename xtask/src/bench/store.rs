@@ -87,6 +87,7 @@ fn meta(id: &SessionId) -> Meta {
         state_reason: None,
         resume_ref: None,
         usage_total: None,
+        cost_usd_total: None,
         worktree: None,
         branch: None,
         last_seq: 0,

@@ -305,6 +305,12 @@ pub(super) async fn get_usage(State(state): State<Arc<CoreState>>, Query(query):
             return ApiFailure::new(crate::protocol::ErrorCode::BadInput, message).into_response();
         }
     };
+    if let Some(since) = &query.since
+        && since.parse::<jiff::Timestamp>().is_err()
+    {
+        let message = format!("`since` is an RFC 3339 time (2026-12-01T00:00:00Z), not `{since}`");
+        return ApiFailure::new(crate::protocol::ErrorCode::BadInput, message).into_response();
+    }
     match state.usage(by, query.since.as_deref()) {
         Ok(report) => Json(report).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),

@@ -38,19 +38,24 @@ pub(crate) struct Meter {
     before: TokenUsage,
     before_cost: f64,
     latest: Option<Usage>,
-    crossed: Option<Crossing>,
+    /// A limit was crossed this turn (it is named once).
+    crossed: bool,
 }
 
 impl Meter {
     pub fn new(budget: Budget, pricing: BTreeMap<String, Price>, before: TokenUsage, before_cost: f64) -> Meter {
-        Meter { budget, pricing, before, before_cost, latest: None, crossed: None }
+        Meter { budget, pricing, before, before_cost, latest: None, crossed: false }
     }
 
     /// The meter for a turn of the session starting now: the repository's
     /// budget and prices (none when its config cannot be read), the
     /// session's use so far.
     pub fn for_session(workdir: &std::path::Path, meta: &crate::store::Meta) -> Meter {
-        let config = super::config::RepoConfig::load(workdir).unwrap_or_default();
+        Meter::with_config(super::config::RepoConfig::load(workdir).unwrap_or_default(), meta)
+    }
+
+    /// Like [`Meter::for_session`], with the config already read.
+    pub fn with_config(config: super::config::RepoConfig, meta: &crate::store::Meta) -> Meter {
         let (used, cost) = (meta.usage_total.unwrap_or_default(), meta.cost_usd_total.unwrap_or(0.0));
         Meter::new(config.budget, config.pricing, used, cost)
     }
@@ -59,11 +64,11 @@ impl Meter {
     /// crosses, once (later readings cross nothing new: the turn is ending).
     pub fn reading(&mut self, usage: Usage) -> Option<Crossing> {
         self.latest = Some(usage);
-        if self.crossed.is_some() {
+        if self.crossed {
             return None;
         }
         let crossed = self.first_crossing();
-        self.crossed.clone_from(&crossed);
+        self.crossed = crossed.is_some();
         crossed
     }
 
@@ -81,7 +86,7 @@ impl Meter {
         let turn_cost = self.cost(usage).map_or(0.0, |(cost, _)| cost);
         over("turn_tokens", self.budget.turn_tokens.map(|limit| limit as f64), turn_tokens)
             .or_else(|| {
-                let session = (self.before.total_tokens + usage.tokens.total_tokens) as f64;
+                let session = self.before.total_tokens.saturating_add(usage.tokens.total_tokens) as f64;
                 over("session_tokens", self.budget.session_tokens.map(|limit| limit as f64), session)
             })
             .or_else(|| over("turn_usd", self.budget.turn_usd, turn_cost))

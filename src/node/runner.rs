@@ -216,8 +216,8 @@ impl Node {
         }
         // A config typo is refused before the turn writes anything, and so
         // is a turn of a session whose budget is spent.
-        RepoConfig::load(store.workdir())?;
-        if let Some(spent) = Meter::for_session(store.workdir(), writer.meta()).spent() {
+        let config = RepoConfig::load(store.workdir())?;
+        if let Some(spent) = Meter::with_config(config, writer.meta()).spent() {
             return Err(Error::BudgetSpent(spent.reason()));
         }
         // Holding the lock, a session that looks mid-turn has a dead writer.

@@ -191,12 +191,13 @@ pub struct TokenUsage {
 impl TokenUsage {
     /// This reading and `more` together (a running total).
     pub fn plus(self, more: TokenUsage) -> TokenUsage {
+        // Saturating: the figures come from agents, which may report anything.
         TokenUsage {
-            input_tokens: self.input_tokens + more.input_tokens,
-            cached_input_tokens: self.cached_input_tokens + more.cached_input_tokens,
-            output_tokens: self.output_tokens + more.output_tokens,
-            reasoning_output_tokens: self.reasoning_output_tokens + more.reasoning_output_tokens,
-            total_tokens: self.total_tokens + more.total_tokens,
+            input_tokens: self.input_tokens.saturating_add(more.input_tokens),
+            cached_input_tokens: self.cached_input_tokens.saturating_add(more.cached_input_tokens),
+            output_tokens: self.output_tokens.saturating_add(more.output_tokens),
+            reasoning_output_tokens: self.reasoning_output_tokens.saturating_add(more.reasoning_output_tokens),
+            total_tokens: self.total_tokens.saturating_add(more.total_tokens),
         }
     }
 

@@ -68,6 +68,14 @@ fn per_turn_usage_is_the_agents_own_and_sums_alike_everywhere() {
         assert_eq!(remote["rows"][0]["key"], local["rows"][0]["key"], "by {by}");
         assert_eq!(remote["rows"][0]["label"], local["rows"][0]["label"], "by {by}");
     }
+    let http = crate::support::cluster::Http::new(&core);
+    let token = core.token();
+    let (status, answer) = http.get("/api/v1/usage?by=day", Some(&token));
+    assert_eq!((status, &answer["total"]), (200, &in_process[3]["total"]), "the API answers as the CLI does");
+    let (status, refused) = http.get("/api/v1/usage?since=yesterday", Some(&token));
+    assert_eq!(status, 422, "bad input: {refused}");
+    assert!(refused.to_string().contains("RFC 3339"), "{refused}");
+    assert_eq!(http.get("/api/v1/usage?by=planet", Some(&token)).0, 422);
 }
 
 #[test]
@@ -106,6 +114,17 @@ fn a_budget_crossed_mid_turn_interrupts_it_and_a_spent_session_takes_no_turn() {
     assert!(refused.stderr.contains("session_tokens") && refused.stderr.contains("raise it"), "{}", refused.stderr);
     let plain = env.cortex_ok(["session", "log", &id]).stdout;
     assert!(plain.contains("budget: the session used 1200 tokens"), "{plain}");
+
+    // An agent reporting absurd figures: the sums saturate, nothing panics.
+    let huge = env.script(
+        "h.toml",
+        "[[step]]\nusage = { input = 9223372036854775807, output = 9223372036854775807 }\n\
+         [[step]]\nusage = { input = 9223372036854775807 }\n",
+    );
+    std::fs::remove_file(env.repo.join(".cortex/config.toml")).unwrap();
+    let run = env.cortex_ok(["session", "start", "big", "--script", huge.to_str().unwrap(), "--json"]).json();
+    let id = run["session_id"].as_str().unwrap().to_string();
+    assert_eq!(usage_events(&env, &id)[0]["usage"]["total_tokens"], u64::MAX);
 }
 
 #[test]

@@ -15,6 +15,7 @@
 
 pub mod cli;
 pub mod core;
+pub mod evidence;
 #[cfg(test)]
 mod fuzz;
 pub mod index;

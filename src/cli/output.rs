@@ -7,7 +7,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use serde::Serialize;
 
 use crate::node::{Approver, Observer};
-use crate::protocol::{ApprovalDecision, Event, EventKind, FileChange, SessionId};
+use crate::protocol::{ApprovalDecision, ArtifactSummary, Event, EventKind, FileChange, SessionId};
 
 pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -132,6 +132,11 @@ fn describe_raw(event: &Event) -> String {
         EventKind::AssistantMessage { text } => format!("agent: {text}"),
         EventKind::Reasoning { text } => format!("thinking: {text}"),
         EventKind::CommandStarted { command, .. } => format!("$ {command}"),
+        EventKind::ArtifactStored { path, bytes, media_type, check, .. } => {
+            format!("artifact {}", ArtifactSummary::text(path, *bytes, media_type, check.as_deref()))
+        }
+        EventKind::TestReport { report } => format!("tests {}", report.summary()),
+        EventKind::CoverageReport { report } => format!("coverage {}", report.summary()),
         EventKind::CommandOutput { text, .. } => format!("  {}", text.trim_end_matches('\n')),
         EventKind::CommandFinished { exit_code, duration_ms, .. } => match exit_code {
             Some(code) => format!("  exit {code} in {duration_ms} ms"),

@@ -4,6 +4,7 @@
 //!
 //! Imports `store` to read refs and `protocol` for the shapes it answers with.
 
+mod evidence;
 mod schema;
 mod usage;
 
@@ -13,8 +14,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::protocol::{
-    CheckSummary, Event, EventKind, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace,
-    WorkspaceId,
+    Event, EventKind, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace, WorkspaceId,
 };
 use crate::store::{self, SessionView, Store};
 use std::collections::BTreeMap;
@@ -568,20 +568,14 @@ impl Index {
                     insertions: row.get(4)?,
                     deletions: row.get(5)?,
                     checks: Vec::new(),
+                    artifacts: Vec::new(),
+                    tests: Vec::new(),
+                    coverage: Vec::new(),
                 })
             })
             .map_err(sql_err(&self.path, "cannot read turns"))?;
         let mut turns = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql_err(&self.path, "cannot read turns"))?;
-        for event in self.events_of_kind(session, "check_result")? {
-            let (Some(turn), EventKind::CheckResult { name, passed, exit_code, duration_ms, evidence }) =
-                (event.turn, event.kind)
-            else {
-                continue;
-            };
-            if let Some(summary) = turns.iter_mut().find(|summary| summary.turn == turn) {
-                summary.checks.push(CheckSummary { seq: event.seq, name, passed, exit_code, duration_ms, evidence });
-            }
-        }
+        self.attach_evidence(session, &mut turns)?;
         Ok(turns)
     }
 

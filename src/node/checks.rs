@@ -96,7 +96,7 @@ mod tests {
     use crate::node::config::{RepoConfig, When};
 
     fn check(command: &str, timeout_secs: u64) -> Check {
-        Check { name: "c".into(), command: command.into(), when: When::Turn, timeout_secs }
+        Check { name: "c".into(), command: command.into(), when: When::Turn, timeout_secs, artifacts: Vec::new() }
     }
 
     #[test]

@@ -34,6 +34,32 @@ pub struct RepoConfig {
     /// agents that report tokens but no cost.
     #[serde(default)]
     pub pricing: std::collections::BTreeMap<String, Price>,
+    /// Files kept as evidence of a turn besides the checks' own.
+    #[serde(default)]
+    pub artifacts: Artifacts,
+}
+
+/// `[artifacts]`: the folder the agent's own evidence goes in, and caps.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifacts {
+    /// Files the agent writes under this folder (relative to the workspace)
+    /// during a turn are kept as the turn's artifacts. Off when unset.
+    pub folder: Option<String>,
+    /// A bigger file is named in a warning, not stored. Default 10 MiB.
+    pub max_file_bytes: Option<u64>,
+    /// What one turn (or one `session check`) stores at most. Default 50 MiB.
+    pub max_turn_bytes: Option<u64>,
+}
+
+impl Artifacts {
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_file_bytes.unwrap_or(10 * 1024 * 1024)
+    }
+
+    pub fn max_turn_bytes(&self) -> u64 {
+        self.max_turn_bytes.unwrap_or(50 * 1024 * 1024)
+    }
 }
 
 /// `[budget]`: each limit is off unless set.
@@ -79,6 +105,10 @@ pub struct Check {
     pub when: When,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Files it writes that are kept as evidence: paths or globs relative
+    /// to the workspace (`target/junit.xml`, `shots/*.png`, `**/*.tap`).
+    #[serde(default)]
+    pub artifacts: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -124,6 +154,16 @@ impl RepoConfig {
                     detail: format!("check name `{}` must be letters, digits, `-`, `_` or `.`", check.name),
                 });
             }
+        }
+        for pattern in config.checks.iter().flat_map(|check| &check.artifacts) {
+            super::artifacts::check_pattern(pattern)
+                .map_err(|detail| Error::Config { path: path.clone(), detail: format!("artifacts: {detail}") })?;
+        }
+        if let Some(folder) = &config.artifacts.folder {
+            super::artifacts::check_pattern(folder).map_err(|detail| Error::Config {
+                path: path.clone(),
+                detail: format!("[artifacts] folder: {detail}"),
+            })?;
         }
         Ok(config)
     }

@@ -5,6 +5,7 @@
 //! Only `node` and `provider` spawn processes (the store's git plumbing
 //! aside).
 
+mod artifacts;
 mod checks;
 pub mod commands;
 pub mod config;

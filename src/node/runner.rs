@@ -6,13 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::config::{Check, RepoConfig, When};
+use super::config::{RepoConfig, When};
 use super::meter::Meter;
 pub use super::spec::ProviderSpec;
 use super::spec::{build_provider, script_path};
 use super::{Error, Node, Result};
+
+mod evidence;
 use crate::protocol::{
-    ApprovalDecision, CheckSummary, Event, EventKind, OutputStream, SessionId, SessionState, TurnOutcome, Workspace,
+    ApprovalDecision, CheckSummary, Event, EventKind, SessionId, SessionState, TurnOutcome, Workspace,
 };
 use crate::provider::{self, Provider, TurnEnd, TurnRequest, TurnSink};
 use crate::store::{FlushReason, META_SCHEMA, Meta, SessionWriter, Store};
@@ -421,6 +423,8 @@ struct Runner<'a> {
     meter: Option<Meter>,
     cancel: Option<Cancel>,
     over_budget: Option<String>,
+    /// Bytes of artifacts this run may still store (`[artifacts] max_turn_bytes`).
+    artifact_room: Option<u64>,
 }
 
 impl<'a> Runner<'a> {
@@ -439,6 +443,7 @@ impl<'a> Runner<'a> {
             meter: None,
             cancel: None,
             over_budget: None,
+            artifact_room: None,
         }
     }
 
@@ -536,6 +541,7 @@ impl<'a> Runner<'a> {
         let meter = Meter::for_session(store.workdir(), self.writer().meta());
         self.meter = Some(meter);
         self.cancel = Some(cancel.clone());
+        let began = std::time::SystemTime::now();
         let request =
             TurnRequest { workspace: store.workdir(), turn, prompt, cancel: cancel.flag(), steer: &cancel.0.steer };
         let ended = provider.run_turn(request, &mut self);
@@ -586,6 +592,7 @@ impl<'a> Runner<'a> {
                 error = Some(reason);
             }
         }
+        self.keep_agent_artifacts(store, turn, began)?;
         if outcome != TurnOutcome::Interrupted {
             self.run_checks(store, turn, |check| check.when == When::Turn)?;
         }
@@ -607,65 +614,6 @@ impl<'a> Runner<'a> {
             }
         }
         self.finish(turn, outcome, error)
-    }
-
-    /// Runs the workspace's checks that `select` picks, each recorded as a
-    /// `check_result` event with its output as evidence of `turn`. Returns
-    /// how many ran. A config that cannot be read is a warning, not a failure
-    /// of the turn.
-    fn run_checks(&mut self, store: &Store, turn: u32, select: impl Fn(&Check) -> bool) -> Result<Vec<CheckSummary>> {
-        let config = match RepoConfig::load(store.workdir()) {
-            Ok(config) => config,
-            Err(error) => {
-                self.record(EventKind::Warning { message: format!("checks not run: {error}") })?;
-                return Ok(Vec::new());
-            }
-        };
-        let mut ran = Vec::new();
-        for check in config.checks.iter().filter(|check| select(check)) {
-            // The output streams as a command's, so it shows live.
-            let command_id = format!("check:{}:{}", check.name, self.writer().last_seq() + 1);
-            self.record(EventKind::CommandStarted {
-                command_id: command_id.clone(),
-                command: format!("check {}: {}", check.name, check.command),
-            })?;
-            let mut streamed: Result<()> = Ok(());
-            let run = super::checks::run(check, store.workdir(), &mut |chunk| {
-                if streamed.is_ok() {
-                    let text = String::from_utf8_lossy(chunk).into_owned();
-                    let kind =
-                        EventKind::CommandOutput { command_id: command_id.clone(), stream: OutputStream::Stdout, text };
-                    streamed = self.record(kind).map(|_| ());
-                }
-            })?;
-            streamed?;
-            self.record(EventKind::CommandFinished {
-                command_id,
-                exit_code: run.exit_code,
-                duration_ms: run.duration.as_millis() as u64,
-            })?;
-            let seq = self.writer().last_seq() + 1;
-            let evidence = format!("turns/{turn}/evidence/{seq}-{}.log", check.name);
-            self.writer().put_file(evidence.clone(), run.output);
-            let summary = CheckSummary {
-                seq,
-                name: check.name.clone(),
-                passed: run.passed,
-                exit_code: run.exit_code,
-                duration_ms: run.duration.as_millis() as u64,
-                evidence: Some(evidence),
-            };
-            self.record(EventKind::CheckResult {
-                name: summary.name.clone(),
-                passed: summary.passed,
-                exit_code: summary.exit_code,
-                duration_ms: summary.duration_ms,
-                evidence: summary.evidence.clone(),
-            })?;
-            self.writer().flush(FlushReason::ToolResult)?;
-            ran.push(summary);
-        }
-        Ok(ran)
     }
 
     /// Stops the flush timer and hands back the writer.

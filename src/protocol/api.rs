@@ -4,7 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Capabilities, Resources, SessionId, SessionState, TurnOutcome, WorkspaceId};
+use super::{
+    ArtifactSummary, Capabilities, CoverageReport, Resources, SessionId, SessionState, TestReport, TurnOutcome,
+    WorkspaceId,
+};
 
 /// A git repository on a node that sessions run in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +56,14 @@ pub struct TurnSummary {
     /// Checks run as evidence of this turn, in order.
     #[serde(default)]
     pub checks: Vec<CheckSummary>,
+    /// Files kept as its evidence (`turns/<n>/artifacts/`).
+    #[serde(default)]
+    pub artifacts: Vec<ArtifactSummary>,
+    /// Test reports read from its artifacts.
+    #[serde(default)]
+    pub tests: Vec<TestReport>,
+    #[serde(default)]
+    pub coverage: Vec<CoverageReport>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -166,6 +166,24 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         evidence: Option<String>,
     },
+    /// A file a check declared or the agent wrote under the artifacts
+    /// folder, kept at `stored` in the session tree.
+    ArtifactStored {
+        path: String,
+        stored: String,
+        bytes: u64,
+        media_type: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        check: Option<String>,
+    },
+    /// The tests of a JUnit or TAP artifact.
+    TestReport {
+        report: super::TestReport,
+    },
+    /// The line coverage of an lcov artifact.
+    CoverageReport {
+        report: super::CoverageReport,
+    },
 }
 
 /// Where a turn's cost came from.
@@ -289,6 +307,9 @@ impl EventKind {
             Self::TurnFinished { .. } => "turn_finished",
             Self::DiffCaptured { .. } => "diff_captured",
             Self::CheckResult { .. } => "check_result",
+            Self::ArtifactStored { .. } => "artifact_stored",
+            Self::TestReport { .. } => "test_report",
+            Self::CoverageReport { .. } => "coverage_report",
             Self::CommitCreated { .. } => "commit_created",
             Self::AssistantDelta { .. } => "assistant_delta",
             Self::TokenUsage { .. } => "token_usage",

@@ -7,6 +7,7 @@
 
 mod api;
 mod event;
+mod evidence;
 mod id;
 mod lifecycle;
 pub mod reply;
@@ -22,6 +23,7 @@ pub use api::{
 pub use event::{
     ApprovalDecision, CostSource, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome, Verdict,
 };
+pub use evidence::{ArtifactSummary, CoverageReport, FileCoverage, TestCase, TestChanges, TestOutcome, TestReport};
 pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
 pub use reply::{CommandError, ErrorCode, Reply};

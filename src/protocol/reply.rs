@@ -170,6 +170,9 @@ pub struct SessionFileRead {
     pub path: String,
     pub bytes: usize,
     pub text: String,
+    /// The stored bytes in standard base64, when asked for `raw`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
 }
 
 /// `list_files`.

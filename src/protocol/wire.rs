@@ -388,6 +388,10 @@ pub enum CommandKind {
     ReadSessionFile {
         session_id: SessionId,
         path: String,
+        /// Answer with the stored bytes (base64) instead of text: an image,
+        /// an artifact to download.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        raw: bool,
     },
     /// Lists a directory of a workspace (of the session's worktree when a
     /// session is named). Paths are relative to the workspace root.

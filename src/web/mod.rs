@@ -13,6 +13,7 @@ mod assets;
 mod auth;
 mod diff;
 mod error;
+mod evidence;
 mod highlight;
 mod inspector;
 mod markdown;
@@ -119,7 +120,8 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
         .route("/sessions/{id}/turns/{turn}", get(session::get_turn))
         .route("/sessions/{id}/turns/{turn}/diff", get(review::get_turn_diff))
         .route("/sessions/{id}/diff", get(review::get_session_diff))
-        .route("/sessions/{id}/evidence", get(review::get_evidence))
+        .route("/sessions/{id}/evidence", get(evidence::get_evidence))
+        .route("/sessions/{id}/artifacts/{turn}/{*path}", get(evidence::get_artifact))
         .route("/sessions/{id}/events/{seq}", get(session::get_event))
         .route("/commands/{id}", get(pages::get_command))
         .route("/search", get(pages::get_search))

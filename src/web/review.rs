@@ -22,14 +22,14 @@ use super::highlight::Budget;
 use super::pages::{Shell, not_found, shell};
 use super::session::session_crumbs;
 use super::urls;
-use crate::protocol::reply::{DiffRead, SessionFileRead};
+use crate::protocol::reply::DiffRead;
 use crate::protocol::{
-    CheckSummary, CommandKind, EventKind, FileDiff, SessionId, SessionSummary, TurnSummary, comment_place,
-    open_review_comments, viewed_files,
+    CommandKind, EventKind, FileDiff, SessionId, SessionSummary, TurnSummary, comment_place, open_review_comments,
+    viewed_files,
 };
 
 /// Asks the session's node; `Err` says why it could not answer.
-async fn ask<T: serde::de::DeserializeOwned>(web: &Web, kind: CommandKind) -> Result<T, String> {
+pub(super) async fn ask<T: serde::de::DeserializeOwned>(web: &Web, kind: CommandKind) -> Result<T, String> {
     web.command_as("", None, kind).await.map_err(|refused| refused.message)
 }
 
@@ -202,58 +202,4 @@ fn open_comments(web: &Web, session: &SessionId) -> Vec<(String, String)> {
             _ => None,
         })
         .collect()
-}
-
-pub(super) struct CheckView {
-    check: CheckSummary,
-    output: Result<String, String>,
-}
-
-pub(super) struct TurnEvidence {
-    turn: TurnSummary,
-    checks: Vec<CheckView>,
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "evidence.html")]
-pub(super) struct EvidencePage {
-    shell: Shell,
-    session: SessionSummary,
-    turns: Vec<TurnEvidence>,
-}
-
-/// Outputs fetched for one page; older ones are a link away.
-const MAX_OUTPUTS: usize = 100;
-
-pub(super) async fn get_evidence(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
-    let (session, turns) = found!(&web, web.find_session(&id));
-    let mut fetched = 0;
-    let mut outputs: HashMap<u64, Result<String, String>> = HashMap::new();
-    for check in turns.iter().rev().flat_map(|turn| turn.checks.iter().rev()) {
-        let Some(path) = &check.evidence else { continue };
-        if fetched == MAX_OUTPUTS {
-            break;
-        }
-        fetched += 1;
-        let kind = CommandKind::ReadSessionFile { session_id: session.id.clone(), path: path.clone() };
-        let output = ask::<SessionFileRead>(&web, kind).await.map(|file| file.text);
-        outputs.insert(check.seq, output);
-    }
-    let mut crumbs = session_crumbs(&web, &session);
-    crumbs.push(("evidence".into(), urls::evidence(&session.id)));
-    let turns = turns
-        .into_iter()
-        .map(|turn| TurnEvidence {
-            checks: turn
-                .checks
-                .iter()
-                .map(|check| CheckView {
-                    output: outputs.remove(&check.seq).unwrap_or_else(|| Err("no output recorded".into())),
-                    check: check.clone(),
-                })
-                .collect(),
-            turn,
-        })
-        .collect();
-    EvidencePage { shell: shell(&web, crumbs), session, turns }.into_response()
 }

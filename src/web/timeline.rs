@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::urls;
-use crate::protocol::{Event, EventKind};
+use crate::protocol::{ArtifactSummary, Event, EventKind};
 
 /// Output kept inside one command block; the rest is in the store.
 const MAX_BLOCK_OUTPUT: usize = 64 * 1024;
@@ -203,6 +203,15 @@ pub(super) fn block(session: &str, event: &Event) -> Block {
             let verdict = if *passed { "passed" } else { "failed" };
             ("check".to_string(), format!("{name} {verdict}: {}", exit_text(*exit_code, *duration_ms)))
         }
+        EventKind::ArtifactStored { path, bytes, media_type, check, .. } => {
+            links.push(("evidence".to_string(), format!("{}#artifact-{}", urls::evidence(session), event.seq)));
+            ("artifact".to_string(), ArtifactSummary::text(path, *bytes, media_type, check.as_deref()))
+        }
+        EventKind::TestReport { report } => {
+            links.push(("tests".to_string(), format!("{}#tests-{}", urls::evidence(session), event.seq)));
+            ("tests".to_string(), report.summary())
+        }
+        EventKind::CoverageReport { report } => ("coverage".to_string(), report.summary()),
         EventKind::CommitCreated { commit, message } => ("commit".to_string(), format!("{commit} {message}")),
         EventKind::Intervention { by, action, path, detail } => {
             let what = [path.as_deref(), detail.as_deref()].into_iter().flatten().collect::<Vec<_>>().join("\n");

@@ -43,6 +43,17 @@ pub(crate) fn evidence(session: impl Display) -> String {
     format!("/sessions/{session}/evidence")
 }
 
+/// An artifact as the panel serves it: each part of its path encoded.
+pub(crate) fn artifact(session: impl Display, turn: u32, path: &str) -> String {
+    let parts: Vec<String> = path.split('/').map(encode).collect();
+    format!("/sessions/{session}/artifacts/{turn}/{}", parts.join("/"))
+}
+
+/// The session's report as a download.
+pub(crate) fn report(session: impl Display, format: &str) -> String {
+    format!("/sessions/{session}/report?format={format}")
+}
+
 pub(crate) fn workspace(id: impl Display) -> String {
     format!("/workspaces/{id}")
 }

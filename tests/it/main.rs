@@ -12,6 +12,7 @@ mod cluster;
 mod codex;
 mod conformance;
 mod crash;
+mod evidence;
 mod index;
 mod inspector;
 mod lifecycle;

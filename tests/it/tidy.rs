@@ -25,14 +25,15 @@ fn root() -> PathBuf {
 /// Which modules each module may import from the crate.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("protocol", &[]),
+    ("evidence", &["protocol"]),
     ("sandbox", &[]),
     ("store", &["protocol"]),
     ("index", &["store", "protocol"]),
     ("provider", &["sandbox", "protocol"]),
-    ("node", &["provider", "store", "sandbox", "protocol"]),
+    ("node", &["provider", "store", "sandbox", "evidence", "protocol"]),
     ("core", &["index", "store", "protocol"]),
-    ("web", &["core", "protocol"]),
-    ("cli", &["core", "web", "node", "store", "protocol"]),
+    ("web", &["core", "evidence", "protocol"]),
+    ("cli", &["core", "web", "node", "store", "evidence", "protocol"]),
 ];
 
 #[test]
@@ -105,7 +106,8 @@ fn tidy_templates_write_raw_html_only_from_the_highlighter() {
         for (at, _) in text.match_indices("|safe") {
             let before = &text[..at];
             let field = before.rsplit(['{', ' ', '(']).next().unwrap_or_default();
-            if !field.ends_with(".html") && field != "html" {
+            // SVG comes only from `evidence::chart`, which escapes every text.
+            if !field.ends_with(".html") && field != "html" && !field.ends_with("svg") {
                 offences.push(format!("{}: `{field}|safe`", entry.path().display()));
             }
         }
@@ -115,6 +117,10 @@ fn tidy_templates_write_raw_html_only_from_the_highlighter() {
         let text = std::fs::read_to_string(&file).unwrap();
         if text.lines().any(|line| {
             let line = line.trim();
+            let svg = line.split(':').next().is_some_and(|name| name.ends_with("svg") && !name.contains(' '));
+            if svg && line.contains(':') && !line.ends_with("String,") && !line.ends_with("Option<String>,") {
+                return !line.contains("chart::") && !line.contains("tokens_chart(");
+            }
             line.starts_with("html:")
                 && !line.ends_with("String,")
                 && !line.ends_with("None,")

@@ -97,7 +97,7 @@ pub fn handle(host: &dyn Host, kind: CommandKind) -> Answer {
             session::commit(host, session_id, message, as_reviewed)
         }
         K::ReadDiff { session_id, turn, files, context } => session::read_diff(host, &session_id, turn, files, context),
-        K::ReadSessionFile { session_id, path } => session::read_file(host, &session_id, path),
+        K::ReadSessionFile { session_id, path, raw } => session::read_file(host, &session_id, path, raw),
         K::BindWorkspace { path, name: _ } => workspace::bind(host, &path),
         K::UnbindWorkspace { workspace_id } => workspace::unbind(host, &workspace_id),
         K::ListChecks { workspace_id } => workspace::list_checks(host, &workspace_id),

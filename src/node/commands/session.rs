@@ -161,10 +161,16 @@ pub(super) fn read_diff(
     Ok(DiffRead { files: None, patch: Some(patch) }.into())
 }
 
-/// A file the session keeps under `turns/`, as redacted text.
-pub(super) fn read_file(host: &dyn Host, session_id: &SessionId, path: String) -> Answer {
+/// A file the session keeps under `turns/`, as redacted text, or as the
+/// bytes stored (redacted when they were written) for `raw`.
+pub(super) fn read_file(host: &dyn Host, session_id: &SessionId, path: String, raw: bool) -> Answer {
+    use base64::Engine;
     let (store, _) = session_place(host, session_id)?;
     let bytes = store.session_file(session_id, &path).map_err(store_failed)?;
+    if raw {
+        let base64 = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
+        return Ok(SessionFileRead { path, bytes: bytes.len(), text: String::new(), base64 }.into());
+    }
     let text = store::redact::redact_str(&String::from_utf8_lossy(&bytes)).into_owned();
-    Ok(SessionFileRead { path, bytes: bytes.len(), text }.into())
+    Ok(SessionFileRead { path, bytes: bytes.len(), text, base64: None }.into())
 }

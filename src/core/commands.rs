@@ -203,6 +203,7 @@ impl CoreState {
             | CommandKind::CommitSession { session_id, .. }
             | CommandKind::ReadDiff { session_id, .. }
             | CommandKind::ReadSessionFile { session_id, .. }
+            | CommandKind::RenderReport { session_id, .. }
             | CommandKind::ReviewSession { session_id, .. } => {
                 let session = index
                     .resolve_session(session_id.as_str())
@@ -288,6 +289,7 @@ pub(super) fn is_read(kind: &CommandKind) -> bool {
             | CommandKind::ListFiles { .. }
             | CommandKind::ReadDiff { .. }
             | CommandKind::ReadSessionFile { .. }
+            | CommandKind::RenderReport { .. }
     )
 }
 

@@ -75,20 +75,24 @@ pub fn gantt_bars(events: &[Event]) -> Vec<Bar> {
         let (key, start) = match &event.kind {
             EventKind::UserMessage { text } => match event.turn {
                 Some(turn) if !open.contains_key(&format!("turn:{turn}")) => {
-                    let label = format!("Turn {turn}: {}", one_line(text, 60));
+                    let label = format!("Turn {turn}: {}", one_line(text, 32));
                     (format!("turn:{turn}"), Some((BarKind::Turn, label)))
                 }
                 _ => continue,
             },
             EventKind::TurnFinished { .. } => (format!("turn:{}", event.turn.unwrap_or_default()), None),
             EventKind::CommandStarted { command_id, command } => {
-                let kind = if command_id.starts_with("check:") { BarKind::Check } else { BarKind::Command };
-                (format!("command:{command_id}"), Some((kind, one_line(command, 60))))
+                let (kind, label) = match command_id.starts_with("check:") {
+                    // `check NAME: COMMAND` reads as its name.
+                    true => (BarKind::Check, command.split(": ").next().unwrap_or(command)),
+                    false => (BarKind::Command, command.as_str()),
+                };
+                (format!("command:{command_id}"), Some((kind, one_line(label, 40))))
             }
             EventKind::CommandFinished { command_id, .. } => (format!("command:{command_id}"), None),
             EventKind::ApprovalRequested { approval_id, prompt } => (
                 format!("approval:{approval_id}"),
-                Some((BarKind::Approval, format!("Approval: {}", one_line(prompt, 50)))),
+                Some((BarKind::Approval, format!("Approval: {}", one_line(prompt, 30)))),
             ),
             EventKind::ApprovalResolved { approval_id, .. } => (format!("approval:{approval_id}"), None),
             _ => continue,
@@ -257,7 +261,7 @@ mod tests {
                 EventKind::CommandFinished { command_id: "c1".into(), exit_code: Some(0), duration_ms: 1000 },
             ),
             event(4, 2000, 1, EventKind::TurnFinished { outcome: TurnOutcome::Completed }),
-            event(5, 2100, 1, EventKind::CommandStarted { command_id: "check:t:5".into(), command: "check t".into() }),
+            event(5, 2100, 1, EventKind::CommandStarted { command_id: "check:t:5".into(), command: "check t: ./run-it".into() }),
             event(
                 6,
                 2600,
@@ -268,6 +272,7 @@ mod tests {
         let bars = gantt_bars(&events);
         let shape: Vec<_> = bars.iter().map(|bar| (bar.kind, bar.start_ms, bar.duration_ms)).collect();
         assert_eq!(shape, [(BarKind::Turn, 0, 2000), (BarKind::Command, 100, 1000), (BarKind::Check, 2100, 500)]);
+        assert_eq!(bars[2].label, "check t");
         let svg = gantt_svg("Where the time went", &bars);
         assert!(svg.contains("Turn 1: fix &lt;the&gt; bug"), "{svg}");
         assert!(svg.contains("<desc") && svg.contains(r#"role="img""#));

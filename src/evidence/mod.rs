@@ -8,6 +8,7 @@
 pub mod chart;
 pub mod lcov;
 pub mod media;
+pub mod report;
 pub mod results;
 
 /// What an artifact holds, as far as Cortex reads it.

@@ -28,6 +28,7 @@ pub(crate) fn is_kept(kind: &CommandKind) -> bool {
             | CommandKind::ListFiles { .. }
             | CommandKind::ReadDiff { .. }
             | CommandKind::ReadSessionFile { .. }
+            | CommandKind::RenderReport { .. }
     )
 }
 

@@ -31,7 +31,7 @@ pub use review::{comment_place, open_review_comments, parse_lines, viewed_files}
 pub use usage::{UsageBy, UsageReport, UsageRow, budget_text, dollars, usage_text};
 pub use wire::{
     Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, NodeFrame, ProviderInfo,
-    ProviderKind, Refusal, Resources, ReviewNote, SessionTip, check_command_id, check_name,
+    ProviderKind, Refusal, ReportFormat, Resources, ReviewNote, SessionTip, check_command_id, check_name,
 };
 
 /// Lines of context around each change of a diff, unless asked for more.

@@ -175,6 +175,16 @@ pub struct SessionFileRead {
     pub base64: Option<String>,
 }
 
+/// `render_report`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRendered {
+    pub session_id: crate::protocol::SessionId,
+    pub format: crate::protocol::ReportFormat,
+    /// A file name to save it under: `cortex-<session>.html`.
+    pub file_name: String,
+    pub content: String,
+}
+
 /// `list_files`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listing {
@@ -271,6 +281,7 @@ pub enum Reply {
     Unbound(Unbound),
     DiffRead(DiffRead),
     SessionFileRead(SessionFileRead),
+    ReportRendered(ReportRendered),
     Listing(Listing),
     FileContent(FileContent),
     FileWritten(FileWritten),
@@ -304,6 +315,7 @@ reply_from!(
     Unbound,
     DiffRead,
     SessionFileRead,
+    ReportRendered,
     Listing,
     FileContent,
     FileWritten,

@@ -393,6 +393,12 @@ pub enum CommandKind {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         raw: bool,
     },
+    /// Writes the session's report (prompts, answers, diffs, checks, test
+    /// tables, images, cost, timeline) as one self-contained file.
+    RenderReport {
+        session_id: SessionId,
+        format: ReportFormat,
+    },
     /// Lists a directory of a workspace (of the session's worktree when a
     /// session is named). Paths are relative to the workspace root.
     ListFiles {
@@ -514,6 +520,7 @@ impl CommandKind {
             Self::UnbindWorkspace { .. } => "unbind_workspace",
             Self::ReadDiff { .. } => "read_diff",
             Self::ReadSessionFile { .. } => "read_session_file",
+            Self::RenderReport { .. } => "render_report",
             Self::ListFiles { .. } => "list_files",
             Self::ReadFile { .. } => "read_file",
             Self::WriteFile { .. } => "write_file",
@@ -649,5 +656,32 @@ mod tests {
             r#"{"type":"command_result","v":1,"id":"c","outcome":{"status":"error","code":"busy","message":"later"}}"#,
         );
         assert!(serde_json::from_str::<NodeFrame>(r#"{"type":"telepathy","v":1}"#).is_err());
+    }
+}
+
+/// A session report's format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportFormat {
+    /// One HTML file with everything inline, fetching nothing.
+    #[default]
+    Html,
+    /// Markdown, for a pull request's description.
+    Md,
+}
+
+impl ReportFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Html => "html",
+            Self::Md => "md",
+        }
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Self::Html => "text/html; charset=utf-8",
+            Self::Md => "text/markdown; charset=utf-8",
+        }
     }
 }

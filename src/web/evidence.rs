@@ -23,10 +23,10 @@ use super::session::session_crumbs;
 use super::urls;
 use crate::evidence::chart::{self, Bar};
 use crate::evidence::media;
-use crate::protocol::reply::SessionFileRead;
+use crate::protocol::reply::{ReportRendered, SessionFileRead};
 use crate::protocol::{
-    ArtifactSummary, CheckSummary, CommandKind, CoverageReport, Event, EventKind, SessionId, SessionSummary, TestCase,
-    TestChanges, TestReport, TurnSummary, dollars,
+    ArtifactSummary, CheckSummary, CommandKind, CoverageReport, Event, EventKind, ReportFormat, SessionId,
+    SessionSummary, TestCase, TestChanges, TestReport, TurnSummary, dollars,
 };
 
 pub(super) struct CheckView {
@@ -250,5 +250,36 @@ pub(super) async fn get_artifact(
     }
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    response
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct ReportQuery {
+    #[serde(default)]
+    format: ReportFormat,
+}
+
+/// The session's report as a download, the same file `cortex session report` writes.
+pub(super) async fn get_report(
+    State(web): State<Arc<Web>>,
+    Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<ReportQuery>,
+) -> Response {
+    let (session, _) = found!(&web, web.find_session(&id));
+    let kind = CommandKind::RenderReport { session_id: session.id.clone(), format: query.format };
+    let report = match ask::<ReportRendered>(&web, kind).await {
+        Ok(report) => report,
+        Err(message) => return not_found(&web, message),
+    };
+    let mut response = report.content.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(report.format.media_type()));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", report.file_name)) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox"),
+    );
     response
 }

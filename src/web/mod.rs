@@ -122,6 +122,7 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
         .route("/sessions/{id}/diff", get(review::get_session_diff))
         .route("/sessions/{id}/evidence", get(evidence::get_evidence))
         .route("/sessions/{id}/artifacts/{turn}/{*path}", get(evidence::get_artifact))
+        .route("/sessions/{id}/report", get(evidence::get_report))
         .route("/sessions/{id}/events/{seq}", get(session::get_event))
         .route("/commands/{id}", get(pages::get_command))
         .route("/search", get(pages::get_search))

@@ -207,3 +207,62 @@ fn the_gantt_of_three_turns_has_a_bar_per_turn_and_command_sized_by_its_time() {
     assert!(svg.contains("<desc") && svg.contains("Turn 2: two"), "a text alternative names each bar");
     assert!(page.body.contains("<th scope=\"col\">Took</th>"), "and a table says the same");
 }
+
+#[test]
+fn a_session_report_is_one_file_that_fetches_nothing_and_shows_the_diff_tests_and_cost() {
+    let Some(chrome) = Chrome::start(true) else { return };
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    let config = format!("{JUNIT_CHECK}\n[artifacts]\nfolder = \"out\"\n");
+    std::fs::write(env.repo.join(".cortex/config.toml"), config).unwrap();
+    // Anything the report tried to fetch would knock here.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let bait = format!("http://127.0.0.1:{}/leak", trap.local_addr().unwrap().port());
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let script = format!(
+        "[[step]]\nmessage = \"Done: <img src='{bait}'> <link rel=stylesheet href='{bait}'>\"\n\
+         [[step]]\nwrite_file = {{ path = \"src/lib.rs\", content = \"pub fn answer() -> u32 {{ 42 }}\\n\" }}\n\
+         [[step]]\ncommand = \"mkdir -p out && echo {PNG} | base64 -d > out/shot.png\"\n\
+         [[step]]\nusage = {{ input = 1200, output = 300, model = \"m1\", cost_usd = 0.25 }}\n"
+    );
+    let id = start(&env, &core, &format!("write <script src='{bait}'></script> lib"), &script);
+
+    let file = env.path("report.html");
+    let written = env.cortex_at(&core, &env.repo, ["session", "report", &id, "-o", file.to_str().unwrap()]);
+    assert_eq!(written.code, 0, "{}", written.stderr);
+    assert!(written.stderr.contains("Wrote the report of"), "{}", written.stderr);
+    let html = std::fs::read_to_string(&file).unwrap();
+    // The same file from the panel, and in-process with Core stopped.
+    let browser = logged_in(&env, &core);
+    let download = browser.get(&format!("{}/sessions/{id}/report?format=html", core.url));
+    assert!(download.headers["content-disposition"].to_str().unwrap().contains(&format!("cortex-{id}.html")));
+    let stamp =
+        |text: &str| text.lines().filter(|line| !line.contains("report written")).collect::<Vec<_>>().join("\n");
+    assert_eq!(stamp(&download.body), stamp(&html));
+    drop(core);
+    let local = env.cortex_ok(["session", "report", &id, "--no-core"]);
+    assert_eq!(stamp(&local.stdout), stamp(&html));
+    let markdown = env.cortex_ok(["session", "report", &id, "--format", "md"]).stdout;
+    assert!(markdown.contains("fixed: 0") && markdown.contains("+pub fn answer() -> u32 { 42 }"), "{markdown}");
+    assert!(markdown.contains("| m::divides | Failed | expected 4, got 5 |"), "{markdown}");
+
+    chrome.goto(&format!("file://{}", file.display()));
+    chrome.wait("#turn-1");
+    assert!(chrome.text("#cost").contains("1500 tokens, $0.2500"), "{}", chrome.text("#cost"));
+    assert!(chrome.text("pre.diff .add").contains("+pub fn answer() -> u32 { 42 }"));
+    assert!(chrome.text("table.tests tr.failed").contains("m::divides"));
+    assert!(chrome.text("table.tests tr.failed").contains("expected 4, got 5"));
+    assert!(chrome.text(".answer").contains(&format!("<img src='{bait}'>")), "the agent's HTML is text");
+    let loaded = chrome
+        .script("const img = document.querySelector(\"img[alt='out/shot.png']\"); return img.naturalWidth")
+        .unwrap();
+    assert_eq!(loaded, 1, "the image is inside the file");
+    let fetched = chrome.script("return performance.getEntriesByType('resource').map(e => e.name)").unwrap();
+    assert_eq!(fetched, serde_json::json!([]), "the report fetched something");
+    let kinds = chrome.attrs("svg[role=img] rect.bar", "data-kind");
+    assert_eq!(kinds, ["turn", "command", "check"], "the timeline: the turn, its command and its check");
+    chrome.screenshot("session-report");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(trap.accept().is_err(), "the report reached out to {bait}");
+}

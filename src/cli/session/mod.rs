@@ -9,6 +9,7 @@ mod for_commit;
 mod interrupt;
 mod list;
 mod log;
+mod report;
 mod review;
 mod search;
 mod send;
@@ -50,6 +51,7 @@ pub(crate) enum SessionCommand {
     Show(show::ShowArgs),
     Log(log::LogArgs),
     Diff(diff::DiffArgs),
+    Report(report::ReportArgs),
     Search(search::SearchArgs),
 }
 
@@ -72,6 +74,7 @@ pub(crate) fn run(command: SessionCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
         SessionCommand::Show(args) => show::run(args, ctx),
         SessionCommand::Log(args) => log::run(args, ctx),
         SessionCommand::Diff(args) => diff::run(args, ctx),
+        SessionCommand::Report(args) => report::run(args, ctx),
         SessionCommand::Search(args) => search::run(args, ctx),
     }
 }

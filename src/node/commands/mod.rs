@@ -6,6 +6,7 @@
 //! approvals.
 
 mod files;
+mod report;
 mod review;
 mod session;
 mod workspace;
@@ -98,6 +99,7 @@ pub fn handle(host: &dyn Host, kind: CommandKind) -> Answer {
         }
         K::ReadDiff { session_id, turn, files, context } => session::read_diff(host, &session_id, turn, files, context),
         K::ReadSessionFile { session_id, path, raw } => session::read_file(host, &session_id, path, raw),
+        K::RenderReport { session_id, format } => report::render(host, &session_id, format),
         K::BindWorkspace { path, name: _ } => workspace::bind(host, &path),
         K::UnbindWorkspace { workspace_id } => workspace::unbind(host, &workspace_id),
         K::ListChecks { workspace_id } => workspace::list_checks(host, &workspace_id),

@@ -261,7 +261,12 @@ mod tests {
                 EventKind::CommandFinished { command_id: "c1".into(), exit_code: Some(0), duration_ms: 1000 },
             ),
             event(4, 2000, 1, EventKind::TurnFinished { outcome: TurnOutcome::Completed }),
-            event(5, 2100, 1, EventKind::CommandStarted { command_id: "check:t:5".into(), command: "check t: ./run-it".into() }),
+            event(
+                5,
+                2100,
+                1,
+                EventKind::CommandStarted { command_id: "check:t:5".into(), command: "check t: ./run-it".into() },
+            ),
             event(
                 6,
                 2600,

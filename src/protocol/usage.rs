@@ -85,6 +85,16 @@ pub struct UsageReport {
     pub total: UsageRow,
 }
 
+impl UsageRow {
+    /// `$0.2500`, with `*` when part of it was computed; `–` when unknown.
+    pub fn cost_text(&self) -> String {
+        match self.cost_usd {
+            Some(cost) => format!("{}{}", dollars(cost), if self.cost_computed { "*" } else { "" }),
+            None => "–".into(),
+        }
+    }
+}
+
 impl UsageReport {
     pub fn new(by: UsageBy, since: Option<String>, rows: Vec<UsageRow>) -> UsageReport {
         let mut total = UsageRow { key: "total".into(), label: "total".into(), ..UsageRow::default() };

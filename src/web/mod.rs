@@ -24,6 +24,7 @@ mod sessions;
 mod terminal;
 mod timeline;
 pub(crate) mod urls;
+mod usage;
 
 use std::sync::Arc;
 
@@ -126,6 +127,7 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
         .route("/sessions/{id}/events/{seq}", get(session::get_event))
         .route("/commands/{id}", get(pages::get_command))
         .route("/search", get(pages::get_search))
+        .route("/usage", get(usage::get_usage))
         .route("/panel/tree", get(pages::get_tree))
         .with_state(web.clone())
         .route_layer(middleware::from_fn_with_state(panel.clone(), auth::require_login));

@@ -212,6 +212,8 @@ pub(super) struct DashboardPage {
     running: usize,
     attention: Vec<(SessionSummary, String)>,
     recent: Vec<SessionSummary>,
+    states_svg: Option<String>,
+    spend_svg: Option<String>,
 }
 
 pub(super) async fn get_dashboard(State(web): State<Arc<Web>>) -> Response {
@@ -247,6 +249,8 @@ pub(super) async fn get_dashboard(State(web): State<Arc<Web>>) -> Response {
         sessions_total: sessions.len(),
         running: sessions.iter().filter(|session| session.state.is_busy()).count(),
         attention,
+        states_svg: super::usage::states_chart(&sessions),
+        spend_svg: super::usage::spend_chart(&web),
         recent: sessions.into_iter().take(20).collect(),
     }
     .into_response()

@@ -18,7 +18,7 @@ fn every_screen_passes_axe_at_both_widths_with_a_quiet_console() {
     std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
     std::fs::write(
         env.repo.join(".cortex/config.toml"),
-        "[[checks]]\nname = \"lint\"\ncommand = \"echo lint clean\"\n",
+        "[[checks]]\nname = \"lint\"\ncommand = \"echo lint clean; printf '<testsuite name=s><testcase name=a/><testcase name=b><failure message=no/></testcase></testsuite>' > junit.xml\"\nartifacts = [\"junit.xml\"]\n",
     )
     .unwrap();
     let core = env.start_core("up", &env.cortex_home, free_port());
@@ -28,7 +28,7 @@ fn every_screen_passes_axe_at_both_widths_with_a_quiet_console() {
         "work.toml",
         "[[step]]\nmessage = \"I will write the library.\"\n\
          [[step]]\nwrite_file = { path = \"src/lib.rs\", content = \"pub fn one() -> u32 {\\n    1\\n}\\n\" }\n\
-         [[step]]\ncommand = \"echo built\"\n[[step]]\nmessage = \"done\"\n",
+         [[step]]\ncommand = \"echo built\"\n[[step]]\nusage = { input = 10, output = 5, cost_usd = 0.01 }\n[[step]]\nmessage = \"done\"\n",
     );
     let done = cortex(&["session", "start", "write lib", "--script", script.to_str().unwrap(), "--json"]);
     assert_eq!(done.code, 0, "{}", done.stderr);
@@ -66,6 +66,7 @@ fn every_screen_passes_axe_at_both_widths_with_a_quiet_console() {
         ("file editor", format!("/workspaces/{workspace}/file?path=src/lib.rs&edit=1")),
         ("search", "/search?q=library".into()),
         ("sessions", "/sessions?sort=title".into()),
+        ("usage", "/usage?by=session".into()),
         ("not found", "/sessions/ses_none".into()),
     ] {
         screens.push((name.into(), path));

@@ -76,6 +76,32 @@ fn per_turn_usage_is_the_agents_own_and_sums_alike_everywhere() {
     assert_eq!(status, 422, "bad input: {refused}");
     assert!(refused.to_string().contains("RFC 3339"), "{refused}");
     assert_eq!(http.get("/api/v1/usage?by=planet", Some(&token)).0, 422);
+
+    // The panel: the same sums, and the dashboard's spend per day.
+    let browser = crate::support::panel::logged_in(&env, &core);
+    let page = browser.get(&format!("{}/usage?by=session", core.url));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let cost = in_process[0]["total"]["cost_usd"].as_f64().unwrap();
+    let row = format!(
+        "<td>2</td><td>157</td><td>40</td><td>33</td><td>0</td><td>190</td><td>{}*</td>",
+        cortex::protocol::dollars(cost)
+    );
+    assert!(page.body.contains(&row), "{row} in {}", page.body);
+    assert!(page.body.contains(&format!("href=\"/sessions/{id}\">go</a>")), "{}", page.body);
+    let bad = browser.get(&format!("{}/usage?since=yesterday", core.url));
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("is not a date"), "{}", bad.body);
+    let dashboard = browser.get(&format!("{}/", core.url)).body;
+    assert!(dashboard.contains("Sessions by state") && dashboard.contains("1 session(s)"), "{dashboard}");
+    let spend = &dashboard[dashboard.find("id=\"spend\"").unwrap()..];
+    let values: Vec<f64> = spend
+        .split("data-value=\"")
+        .skip(1)
+        .take(30)
+        .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(values.len(), 30, "a bar per day");
+    assert!((values[29] - cost).abs() < 1e-9 && values[..29].iter().all(|value| *value == 0.0), "{values:?}");
 }
 
 #[test]

@@ -119,7 +119,7 @@ fn tidy_templates_write_raw_html_only_from_the_highlighter() {
             let line = line.trim();
             let svg = line.split(':').next().is_some_and(|name| name.ends_with("svg") && !name.contains(' '));
             if svg && line.contains(':') && !line.ends_with("String,") && !line.ends_with("Option<String>,") {
-                return !line.contains("chart::") && !line.contains("tokens_chart(");
+                return !line.contains("chart::") && !line.contains("_chart(") && !line.ends_with("None,");
             }
             line.starts_with("html:")
                 && !line.ends_with("String,")

@@ -155,6 +155,9 @@ pub async fn serve(state: Arc<CoreState>, extra: Router) -> Result<Server> {
     let url = format!("http://{address}");
     let _ = state.bound.set(address);
     let _ = state.ingest.set(super::ingest::start(&state));
+    if let Some(telemetry) = super::telemetry::TelemetryConfig::load(&state.config.data_dir)? {
+        super::telemetry::start(&state, telemetry)?;
+    }
     write_private(&state.config.data_dir.join("core.url"), &format!("{url}\n"))?;
     tokio::spawn(state.clone().monitor());
     let app = api_router(state.clone()).merge(extra);

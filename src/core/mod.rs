@@ -18,6 +18,7 @@ mod listen;
 mod monitor;
 mod registry;
 mod state;
+pub mod telemetry;
 mod terminals;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +52,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{}`: {detail}", path.display())]
+    Config { path: PathBuf, detail: String },
     #[error("session `{session}` has no turn {turn} (it has {turns})")]
     NoSuchTurn { session: SessionId, turn: u32, turns: u32 },
 }

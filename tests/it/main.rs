@@ -30,6 +30,7 @@ mod shell;
 mod soak;
 mod store;
 mod support;
+mod telemetry;
 mod terminal;
 mod tidy;
 mod usage;

@@ -135,10 +135,15 @@ pub struct CoverageReport {
 }
 
 impl CoverageReport {
-    /// `coverage/lcov.info: 72.5% of 400 lines in 12 files`.
+    /// `coverage/lcov.info: 72.5% of 400 lines in 12 file(s)`.
     pub fn summary(&self) -> String {
+        format!("{}: {}", self.path, self.figures())
+    }
+
+    /// `72.5% of 400 lines in 12 file(s)`.
+    pub fn figures(&self) -> String {
         let percent = self.percent().map_or("no".to_string(), |percent| format!("{percent}%"));
-        format!("{}: {percent} of {} lines in {} files", self.path, self.lines_found, self.files.len())
+        format!("{percent} of {} lines in {} file(s)", self.lines_found, self.files.len())
     }
 
     /// Lines hit in percent, one decimal; none for a report with no lines.

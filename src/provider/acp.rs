@@ -61,7 +61,7 @@ impl AgentConfig {
             "codex-acp" => Some(AgentConfig {
                 command: vec![program("CORTEX_CODEX_ACP_BIN", "codex-acp")],
                 env: BTreeMap::new(),
-                features: features(&["resume", "output"]),
+                features: features(&["resume", "output", "usage"]),
             }),
             // Gemini CLI 0.61.0 advertises loadSession, but its
             // session/load rewrites the chat record before reading it and
@@ -331,6 +331,8 @@ struct Turn {
     /// The ids of tool calls already ended (a late update opens nothing).
     closed: Vec<String>,
     warned: Vec<String>,
+    /// Total tokens of the turn's model requests so far (`usage_update`).
+    used: u64,
 }
 
 /// The shell command a tool call runs: `rawInput.command` (a word list,
@@ -388,9 +390,15 @@ impl Turn {
                     .collect();
                 sink.emit(EventKind::Reasoning { text: format!("Plan:\n{}", entries.join("\n")) })?;
             }
+            // The last model request's total tokens (codex-acp sends no
+            // split and no cost): the turn's use is their sum.
+            "usage_update" => {
+                self.used = self.used.saturating_add(update["used"].as_u64().unwrap_or(0));
+                let tokens = crate::protocol::TokenUsage { total_tokens: self.used, ..Default::default() };
+                sink.usage(crate::provider::Usage { tokens, model: None, cost_usd: None })?;
+            }
             // Session bookkeeping with nothing to record.
-            "usage_update"
-            | "available_commands_update"
+            "available_commands_update"
             | "config_option_update"
             | "current_mode_update"
             | "user_message_chunk"

@@ -18,9 +18,11 @@ command = """
 mkdir -p target
 if [ -f fixed.txt ]; then f=''; else f='<failure message="expected 4, got 5">at divides.rs:3</failure>'; fi
 printf '<?xml version="1.0"?><testsuite name="m"><testcase classname="m" name="adds" time="0.01"/><testcase classname="m" name="divides">%s</testcase></testsuite>' "$f" > target/junit.xml
+printf 'SF:src/lib.rs\nDA:1,1\nDA:2,0\nend_of_record\n' > target/lcov.info
+echo "token ghp_CorpusGithubToken0123456789abcdefgh" > target/notes.txt
 test -f fixed.txt
 """
-artifacts = ["target/junit.xml"]
+artifacts = ["target/junit.xml", "target/lcov.info", "target/notes.txt", "target/*.png"]
 "#;
 
 fn start(env: &TestEnv, core: &CoreProcess, prompt: &str, script: &str) -> String {
@@ -56,6 +58,17 @@ fn a_junit_artifact_becomes_a_test_table_that_says_what_was_fixed_and_travels_wi
     assert_eq!(artifact["stored"], "turns/1/artifacts/target/junit.xml");
     assert_eq!(artifact["check"], "tests");
     assert_eq!(artifact["media_type"], "application/xml");
+    let stored: Vec<&str> =
+        turns[0]["artifacts"].as_array().unwrap().iter().map(|a| a["path"].as_str().unwrap()).collect();
+    assert_eq!(stored, ["target/junit.xml", "target/lcov.info", "target/notes.txt"]);
+    assert_eq!(turns[0]["coverage"][0]["lines_found"], 2);
+    assert_eq!(turns[0]["coverage"][0]["lines_hit"], 1);
+    let notes = env.git(&env.repo, ["show", &format!("refs/cortex/sessions/{id}:turns/1/artifacts/target/notes.txt")]);
+    assert_eq!(notes, "token [REDACTED]\n", "an artifact's text is redacted like every blob");
+    let log = env.cortex_at(&core, &env.repo, ["session", "log", &id, "--json"]).json();
+    let warned =
+        log.as_array().unwrap().iter().any(|event| event["message"] == "artifact `target/*.png` matched no file");
+    assert!(warned, "a pattern that matched nothing is said");
     let tests = |turn: usize| &turns[turn]["tests"][0];
     assert_eq!((tests(0)["passed"].as_u64(), tests(0)["failed"].as_u64()), (Some(1), Some(1)));
     assert_eq!(tests(0)["cases"][0]["name"], "m::divides", "failures first");
@@ -75,6 +88,7 @@ fn a_junit_artifact_becomes_a_test_table_that_says_what_was_fixed_and_travels_wi
     assert!(one.contains("<code>m::divides</code>") && one.contains("expected 4, got 5"), "{one}");
     assert!(two.contains("Since turn 1:") && two.contains("fixed: 1") && two.contains("still failing: 0"), "{two}");
     assert!(two.contains("Fixed: <code>m::divides</code>"), "{two}");
+    assert!(one.contains("target/lcov.info</code> · 50% of 2 lines in 1 file(s)"), "{one}");
 
     let stored = |repo: &std::path::Path| {
         env.git(repo, ["show", &format!("refs/cortex/sessions/{id}:turns/1/artifacts/target/junit.xml")])

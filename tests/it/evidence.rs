@@ -69,6 +69,9 @@ fn a_junit_artifact_becomes_a_test_table_that_says_what_was_fixed_and_travels_wi
     let warned =
         log.as_array().unwrap().iter().any(|event| event["message"] == "artifact `target/*.png` matched no file");
     assert!(warned, "a pattern that matched nothing is said");
+    let text = env.cortex_at(&core, &env.repo, ["session", "show", &id]).stdout;
+    assert!(text.contains("  tests target/junit.xml: 1 passed, 1 failed, 0 skipped"), "{text}");
+    assert!(text.contains("  artifact turns/1/artifacts/target/junit.xml ("), "{text}");
     let tests = |turn: usize| &turns[turn]["tests"][0];
     assert_eq!((tests(0)["passed"].as_u64(), tests(0)["failed"].as_u64()), (Some(1), Some(1)));
     assert_eq!(tests(0)["cases"][0]["name"], "m::divides", "failures first");

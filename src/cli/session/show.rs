@@ -62,6 +62,15 @@ pub(crate) fn run(args: ShowArgs, ctx: &Ctx) -> anyhow::Result<Exit> {
         for check in &turn.checks {
             writeln!(out, "  {}", check_line(check))?;
         }
+        for tests in &turn.tests {
+            writeln!(out, "  tests {}", tests.summary())?;
+        }
+        for coverage in &turn.coverage {
+            writeln!(out, "  coverage {}", coverage.summary())?;
+        }
+        for artifact in &turn.artifacts {
+            writeln!(out, "  artifact {} ({} bytes, {})", artifact.stored, artifact.bytes, artifact.media_type)?;
+        }
     }
     Ok(Exit::Ok)
 }

@@ -162,6 +162,11 @@ impl Client {
         })
     }
 
+    pub(crate) fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.runtime
+            .block_on(async { decode(self.request(reqwest::Method::DELETE, path).send().await, &self.base).await })
+    }
+
     /// Sends a command with a fresh id and returns its answer's value.
     pub(crate) fn command(&self, kind: CommandKind, target: Option<String>) -> anyhow::Result<serde_json::Value> {
         let command = Command {

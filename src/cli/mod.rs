@@ -17,6 +17,7 @@ mod refs;
 mod session;
 mod shell;
 mod term;
+mod tools;
 mod up;
 mod usage;
 mod workspace;
@@ -132,6 +133,12 @@ enum Command {
     Term(term::TermArgs),
     /// Tokens and cost summed by session, workspace, node or day.
     Usage(usage::UsageArgs),
+    /// The Tool Registry: MCP servers Core wants on its nodes.
+    #[command(subcommand)]
+    Tool(tools::ToolCommand),
+    /// The Plugin Registry: Agent Plugins packages (MCP servers and skills).
+    #[command(subcommand)]
+    Plugin(tools::PluginCommand),
     /// Print a completion script for your shell.
     Completions(shell::CompletionsArgs),
     /// Write the man pages into a folder.
@@ -172,6 +179,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Panel(command) => panel::run(command, &ctx)?,
         Command::Term(args) => term::run(args, &ctx)?,
         Command::Usage(args) => usage::run(args, &ctx)?,
+        Command::Tool(command) => tools::tool(command, &ctx)?,
+        Command::Plugin(command) => tools::plugin(command, &ctx)?,
         Command::Completions(args) => shell::completions(args)?,
         Command::ManPages(args) => shell::man_pages(args)?,
     };

@@ -47,6 +47,7 @@ pub fn api_router(state: Arc<CoreState>) -> Router {
         .route("/api/v1/index/rebuild", post(post_rebuild))
         .route("/api/v1/terminals/{id}", get(get_terminal))
         .route("/api/v1/terminals/{id}/ws", get(get_terminal_socket))
+        .merge(super::tools::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/api/v1/health", get(get_health))

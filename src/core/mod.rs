@@ -20,6 +20,7 @@ mod registry;
 mod state;
 pub mod telemetry;
 mod terminals;
+mod tools;
 
 use std::path::{Path, PathBuf};
 

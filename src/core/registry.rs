@@ -1,6 +1,7 @@
 //! Core's own state in `core.sqlite`: enrolled nodes (credentials stored as
 //! hashes only), one-time enrollment tokens, commands with their answers
-//! (the idempotency record), and node status events. Unlike the index this
+//! (the idempotency record), node status events, and the tool and plugin
+//! registries (`registry/tools.rs`). Unlike the index this
 //! is not derivable from the refs, so `index rebuild` never touches it.
 
 use std::path::{Path, PathBuf};
@@ -8,6 +9,8 @@ use std::path::{Path, PathBuf};
 use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
+
+mod tools;
 
 use super::{Error, Result};
 use crate::protocol::{Capabilities, CommandOutcome, NodeId, Resources};
@@ -52,6 +55,20 @@ const MIGRATIONS: &[&str] = &[
         workspace_id TEXT PRIMARY KEY,
         node_id TEXT NOT NULL,
         bound_at TEXT NOT NULL
+    );
+    ",
+    "
+    CREATE TABLE tool_deps (
+        name TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        plugin TEXT,
+        added_at TEXT NOT NULL
+    );
+    CREATE TABLE plugins (
+        name TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        package TEXT NOT NULL,
+        added_at TEXT NOT NULL
     );
     ",
 ];

@@ -33,5 +33,6 @@ mod support;
 mod telemetry;
 mod terminal;
 mod tidy;
+mod tools;
 mod usage;
 mod worktree;

@@ -1,0 +1,333 @@
+//! `cortex tool …` and `cortex plugin …`: the Tool Registry and the Plugin
+//! Registry in Core. A plugin is read from a directory (or a git URL,
+//! cloned into a scratch folder), checked here so mistakes are named before
+//! anything is sent, and checked by Core again before it installs it.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use super::Exit;
+use super::backend::Ctx;
+use super::client::Target;
+use super::output::{note, print_json, printable};
+use crate::protocol::{Dependency, Plugin, PluginPackage, Scope, Server};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ToolCommand {
+    /// Register an MCP server Core's nodes should run (or reach) for agents.
+    ///
+    /// Secrets are named, never given: `--env GITHUB_TOKEN` means the node
+    /// must have GITHUB_TOKEN set; its value never leaves the node.
+    #[command(after_help = "Examples:
+  cortex tool add files --command 'npx -y @modelcontextprotocol/server-filesystem .'
+  cortex tool add search --url https://mcp.example.com/mcp --scope node:build-box
+  cortex tool add github --command 'github-mcp-server stdio' --env GITHUB_TOKEN --json")]
+    Add {
+        /// Its name: letters, digits, `-`, `_`, `.`.
+        name: String,
+        /// The program and its arguments, as one string (split on spaces; quote with '…').
+        #[arg(long, conflicts_with = "url", required_unless_present = "url")]
+        command: Option<String>,
+        /// A streamable-HTTP MCP endpoint.
+        #[arg(long)]
+        url: Option<String>,
+        /// all (default), node:NAME, workspace:NAME or session:ID.
+        #[arg(long, default_value = "all")]
+        scope: String,
+        /// An environment variable the server needs on the node (repeatable).
+        #[arg(long = "env", value_name = "VAR")]
+        secrets: Vec<String>,
+        /// Print the registered tool as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List registered tools.
+    #[command(after_help = "Examples:
+  cortex tool list
+  cortex tool list --json | jq '.[].name'")]
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one tool.
+    #[command(after_help = "Examples:
+  cortex tool show files
+  cortex tool show files --json")]
+    Show {
+        /// The tool's name.
+        name: String,
+        /// Print a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a tool added by hand (a plugin's go with the plugin).
+    #[command(after_help = "Examples:
+  cortex tool remove search")]
+    Remove {
+        /// The tool's name.
+        name: String,
+        /// Print a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PluginCommand {
+    /// Install a plugin from a directory or a git URL (Agent Plugins 1.0).
+    ///
+    /// The package's `plugin.json` must follow the closed manifest schema
+    /// (`$schema` and a lowercase `name` required, no other keys), its
+    /// `mcp.json` the MCP schema, and each `skills/NAME/SKILL.md` have
+    /// `name` and `description`. Anything wrong refuses the whole package,
+    /// naming the field; nothing is installed.
+    #[command(after_help = "Examples:
+  cortex plugin add ./plugins/review-kit
+  cortex plugin add https://github.com/acme/review-kit.git --json")]
+    Add {
+        /// A plugin directory, or a git URL to clone.
+        source: String,
+        /// Print the installed plugin as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List installed plugins with their servers and skills.
+    #[command(after_help = "Examples:
+  cortex plugin list
+  cortex plugin list --json")]
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a plugin and the servers it brought.
+    #[command(after_help = "Examples:
+  cortex plugin remove review-kit")]
+    Remove {
+        /// The plugin's name.
+        name: String,
+        /// Print a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn tool(command: ToolCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
+    let client = Target::require(ctx, "the tool registry")?;
+    match command {
+        ToolCommand::Add { name, command, url, scope, secrets, json } => {
+            let scope: Scope = scope.parse().map_err(anyhow::Error::msg)?;
+            let server = match (command, url) {
+                (Some(command), _) => Server::Stdio { command: split_command(&command)? },
+                (None, Some(url)) => Server::Http { url },
+                (None, None) => bail!("give --command or --url"),
+            };
+            let tool = Dependency { name, server, scope, secrets, plugin: None, added_at: None };
+            tool.check().map_err(anyhow::Error::msg)?;
+            let added: Dependency = client.post("/api/v1/tools", &tool)?;
+            if json {
+                print_json(&added)?;
+            } else {
+                note!("Registered tool {} for {}.", added.name, added.scope);
+            }
+        }
+        ToolCommand::List { json } => {
+            let tools: Vec<Dependency> = client.get("/api/v1/tools", &[])?;
+            if json {
+                print_json(&tools)?;
+            } else if tools.is_empty() {
+                note!("No tools registered. Add one with `cortex tool add NAME --command '…'`.");
+            } else {
+                let mut out = std::io::stdout().lock();
+                for tool in &tools {
+                    writeln!(out, "{}", printable(&tool_line(tool)))?;
+                }
+            }
+        }
+        ToolCommand::Show { name, json } => {
+            let tool: Dependency = client.get(&format!("/api/v1/tools/{}", path_part(&name)), &[])?;
+            if json {
+                print_json(&tool)?;
+            } else {
+                writeln!(std::io::stdout().lock(), "{}", printable(&tool_line(&tool)))?;
+            }
+        }
+        ToolCommand::Remove { name, json } => {
+            let removed: serde_json::Value = client.delete(&format!("/api/v1/tools/{}", path_part(&name)))?;
+            if json {
+                print_json(&removed)?;
+            } else {
+                note!("Removed tool {name}.");
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+pub(crate) fn plugin(command: PluginCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
+    let client = Target::require(ctx, "the plugin registry")?;
+    match command {
+        PluginCommand::Add { source, json } => {
+            let package = read_source(&source)?;
+            // Named here first, so a mistake is said before Core is asked.
+            package.check().map_err(anyhow::Error::msg)?;
+            let plugin: Plugin = client.post("/api/v1/plugins", &package)?;
+            if json {
+                print_json(&plugin)?;
+            } else {
+                note!(
+                    "Installed plugin {} ({} server(s), {} skill(s)).",
+                    plugin.name,
+                    plugin.servers.len(),
+                    plugin.skills.len()
+                );
+            }
+        }
+        PluginCommand::List { json } => {
+            let plugins: Vec<Plugin> = client.get("/api/v1/plugins", &[])?;
+            if json {
+                print_json(&plugins)?;
+            } else if plugins.is_empty() {
+                note!("No plugins installed. Add one with `cortex plugin add PATH`.");
+            } else {
+                let mut out = std::io::stdout().lock();
+                for plugin in &plugins {
+                    let servers: Vec<&str> = plugin.servers.iter().map(|server| server.name.as_str()).collect();
+                    let skills: Vec<&str> = plugin.skills.iter().map(|skill| skill.name.as_str()).collect();
+                    let line = format!(
+                        "{} {}  servers: {}  skills: {}",
+                        plugin.name,
+                        plugin.version.as_deref().unwrap_or("-"),
+                        if servers.is_empty() { "-".into() } else { servers.join(", ") },
+                        if skills.is_empty() { "-".into() } else { skills.join(", ") }
+                    );
+                    writeln!(out, "{}", printable(&line))?;
+                }
+            }
+        }
+        PluginCommand::Remove { name, json } => {
+            let removed: serde_json::Value = client.delete(&format!("/api/v1/plugins/{}", path_part(&name)))?;
+            if json {
+                print_json(&removed)?;
+            } else {
+                note!("Removed plugin {name} and its servers.");
+            }
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn tool_line(tool: &Dependency) -> String {
+    let how = match &tool.server {
+        Server::Stdio { command } => format!("command: {}", command.join(" ")),
+        Server::Http { url } => format!("url: {url}"),
+    };
+    let secrets = if tool.secrets.is_empty() { String::new() } else { format!("  needs: {}", tool.secrets.join(", ")) };
+    let from = tool.plugin.as_ref().map(|plugin| format!("  (plugin {plugin})")).unwrap_or_default();
+    format!("{}  {}  scope: {}{secrets}{from}", tool.name, how, tool.scope)
+}
+
+/// A name as one URL path segment.
+fn path_part(name: &str) -> String {
+    askama::filters::urlencode(name).map(|encoded| encoded.to_string()).unwrap_or_default()
+}
+
+/// `npx -y 'a b'` → `["npx", "-y", "a b"]`: spaces split, single or double
+/// quotes keep a word whole.
+fn split_command(command: &str) -> anyhow::Result<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in command.chars() {
+        match (quote, c) {
+            (Some(open), c) if c == open => quote = None,
+            (Some(_), c) => word.get_or_insert_default().push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_default();
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_default().push(c),
+        }
+    }
+    if quote.is_some() {
+        bail!("the command has an unclosed quote: {command}");
+    }
+    words.extend(word);
+    if words.is_empty() {
+        bail!("the command is empty");
+    }
+    Ok(words)
+}
+
+/// A plugin package from a directory, or from a git URL cloned (shallow)
+/// into a scratch folder.
+fn read_source(source: &str) -> anyhow::Result<PluginPackage> {
+    let is_url = ["https://", "http://", "git@", "ssh://", "file://"].iter().any(|scheme| source.starts_with(scheme));
+    if !is_url {
+        return read_package(Path::new(source));
+    }
+    let scratch = tempfile::tempdir()?;
+    let status = std::process::Command::new("git")
+        .args(["clone", "-q", "--depth", "1", "--", source])
+        .arg(scratch.path().join("plugin"))
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .status()
+        .context("cannot run git")?;
+    if !status.success() {
+        bail!("cannot clone {source}");
+    }
+    read_package(&scratch.path().join("plugin"))
+}
+
+/// The package's files as text, every one a regular file inside the
+/// plugin's root (a symlink out of it is refused, never followed).
+fn read_package(root: &Path) -> anyhow::Result<PluginPackage> {
+    let root = root.canonicalize().with_context(|| format!("no plugin directory `{}`", root.display()))?;
+    let read = |relative: &str| -> anyhow::Result<Option<String>> {
+        let path = root.join(relative);
+        let Ok(meta) = path.symlink_metadata() else { return Ok(None) };
+        let real = path.canonicalize()?;
+        if !real.starts_with(&root) {
+            bail!("`{relative}` leads outside the plugin (a symlink?)");
+        }
+        if !meta.is_file() && !real.is_file() {
+            bail!("`{relative}` is not a file");
+        }
+        if real.metadata()?.len() > 1024 * 1024 {
+            bail!("`{relative}` is over 1 MiB");
+        }
+        Ok(Some(fs_err::read_to_string(&real)?))
+    };
+    let manifest = read("plugin.json")?
+        .with_context(|| format!("`{}` has no plugin.json: not an Agent Plugins package", root.display()))?;
+    let mcp = read("mcp.json")?;
+    let mut skills = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(root.join("skills")) {
+        let mut names: Vec<String> =
+            entries.flatten().filter_map(|entry| entry.file_name().to_str().map(str::to_string)).collect();
+        names.sort();
+        for name in names {
+            if let Some(text) = read(&format!("skills/{name}/SKILL.md"))? {
+                skills.push((name, text));
+            }
+        }
+    }
+    Ok(PluginPackage { manifest, mcp, skills })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_command;
+
+    #[test]
+    fn commands_split_on_spaces_and_keep_quoted_words() {
+        assert_eq!(split_command("npx -y 'a b' \"c d\"").unwrap(), ["npx", "-y", "a b", "c d"]);
+        assert!(split_command("npx 'open").unwrap_err().to_string().contains("unclosed quote"));
+        assert!(split_command("   ").is_err());
+    }
+}

@@ -1,0 +1,173 @@
+//! The Tool Registry and the Plugin Registry in Core: tools registered with
+//! scope and secret references (never values), plugins checked against the
+//! Agent Plugins 1.0 schemas before anything is installed, through the CLI
+//! and through the API alike.
+
+use std::path::Path;
+
+use crate::support::TestEnv;
+use crate::support::cluster::{CoreProcess, Http, free_port};
+
+const SCHEMA: &str = "https://agent-plugins.org/schemas/1.0.0/plugin.schema.json";
+const MCP_SCHEMA: &str = "https://agent-plugins.org/schemas/1.0.0/mcp.schema.json";
+
+fn write_plugin(dir: &Path, manifest: &str) {
+    std::fs::create_dir_all(dir.join("skills/review")).unwrap();
+    std::fs::write(dir.join("plugin.json"), manifest).unwrap();
+    let mcp = format!(
+        r#"{{"$schema": "{MCP_SCHEMA}", "mcpServers": {{
+            "fs": {{"type": "stdio", "command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "."]}},
+            "web": {{"type": "streamable-http", "url": "http://127.0.0.1:9/mcp"}}}}}}"#
+    );
+    std::fs::write(dir.join("mcp.json"), mcp).unwrap();
+    std::fs::write(
+        dir.join("skills/review/SKILL.md"),
+        "---\nname: review\ndescription: Reviews a diff line by line\n---\n\nRead the diff.\n",
+    )
+    .unwrap();
+}
+
+fn names(value: &serde_json::Value) -> Vec<String> {
+    value.as_array().unwrap().iter().map(|item| item["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn tools_are_registered_with_scopes_and_secret_names_never_values() {
+    let env = TestEnv::new();
+    let core: CoreProcess = env.start_core("up", &env.cortex_home, free_port());
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    assert_eq!(cortex(&["tool", "list", "--json"]).json(), serde_json::json!([]));
+
+    let added = cortex(&[
+        "tool",
+        "add",
+        "files",
+        "--command",
+        "npx -y '@modelcontextprotocol/server-filesystem' .",
+        "--env",
+        "GITHUB_TOKEN",
+        "--json",
+    ]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let tool = added.json();
+    assert_eq!(
+        tool["server"],
+        serde_json::json!({"transport": "stdio", "command": ["npx", "-y", "@modelcontextprotocol/server-filesystem", "."]})
+    );
+    assert_eq!((tool["scope"].as_str(), tool["secrets"][0].as_str()), (Some("all"), Some("GITHUB_TOKEN")));
+    let web = cortex(&["tool", "add", "search", "--url", "http://127.0.0.1:9/mcp", "--scope", "node:build-box"]);
+    assert_eq!(web.code, 0, "{}", web.stderr);
+    let listed = cortex(&["tool", "list"]).stdout;
+    assert!(listed.contains("search  url: http://127.0.0.1:9/mcp  scope: node:build-box"), "{listed}");
+    assert!(
+        listed.contains(
+            "files  command: npx -y @modelcontextprotocol/server-filesystem .  scope: all  needs: GITHUB_TOKEN"
+        ),
+        "{listed}"
+    );
+
+    // Refused, each naming why, and nothing written.
+    let value = cortex(&[
+        "tool",
+        "add",
+        "gh",
+        "--command",
+        "gh-mcp",
+        "--env",
+        "GITHUB_TOKEN=ghp_CorpusGithubToken0123456789abcdefgh",
+    ]);
+    assert_ne!(value.code, 0);
+    assert!(value.stderr.contains("never its value"), "{}", value.stderr);
+    let twice = cortex(&["tool", "add", "files", "--url", "http://127.0.0.1:9/x"]);
+    assert!(twice.code != 0 && twice.stderr.contains("tool `files` already exists"), "{}", twice.stderr);
+    let scope = cortex(&["tool", "add", "x", "--command", "x", "--scope", "planet:mars"]);
+    assert!(scope.code != 0 && scope.stderr.contains("is not `all`, `node:NAME`"), "{}", scope.stderr);
+    let http = Http::new(&core);
+    let (status, answer) = http.post(
+        "/api/v1/tools",
+        &serde_json::json!({"name": "y", "server": {"transport": "http", "url": "file:///etc/passwd"}, "scope": "all"}),
+    );
+    assert_eq!(status, 422, "Core checks again: {answer}");
+    let secret = serde_json::json!({"name": "gh", "server": {"transport": "stdio", "command": ["gh-mcp"]}, "scope": "all",
+        "secrets": ["GITHUB_TOKEN=ghp_CorpusGithubToken0123456789abcdefgh"]});
+    let (status, answer) = http.post("/api/v1/tools", &secret);
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("never its value"), "{answer}");
+    assert_eq!(names(&cortex(&["tool", "list", "--json"]).json()), ["files", "search"]);
+    let stored = std::fs::read(env.cortex_home.join("core.sqlite")).unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains("ghp_CorpusGithubToken"), "a secret value reached core.sqlite");
+
+    assert_eq!(cortex(&["tool", "show", "files", "--json"]).json()["name"], "files");
+    assert_eq!(cortex(&["tool", "remove", "search"]).code, 0);
+    let gone = cortex(&["tool", "show", "search"]);
+    assert!(gone.code != 0 && gone.stderr.contains("no tool `search`"), "{}", gone.stderr);
+    let no_core = env.cortex(["tool", "list", "--no-core"]);
+    assert!(no_core.code != 0 && no_core.stderr.contains("needs a running Core"), "{}", no_core.stderr);
+}
+
+#[test]
+fn a_bad_plugin_is_refused_naming_the_field_and_a_good_one_brings_its_servers_and_skill() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    let dir = env.path("review-kit");
+
+    for (manifest, expected) in [
+        (
+            format!(r#"{{"$schema": "{SCHEMA}", "name": "review-kit", "hooks": {{"pre": "rm -rf ~"}}}}"#),
+            "unknown field `hooks`",
+        ),
+        (r#"{"name": "review-kit"}"#.to_string(), "missing field `$schema`"),
+        (format!(r#"{{"$schema": "{SCHEMA}", "name": "Review-Kit"}}"#), "`name` `Review-Kit` must be"),
+    ] {
+        write_plugin(&dir, &manifest);
+        let refused = cortex(&["plugin", "add", dir.to_str().unwrap()]);
+        assert!(refused.code != 0 && refused.stderr.contains(expected), "{manifest}: {}", refused.stderr);
+        assert!(refused.stderr.contains("plugin.json"), "{}", refused.stderr);
+        // Core refuses it too when asked directly.
+        let package = serde_json::json!({"manifest": manifest, "skills": []});
+        let (status, answer) = Http::new(&core).post("/api/v1/plugins", &package);
+        assert_eq!(status, 422, "{answer}");
+        assert!(answer["message"].as_str().unwrap().contains(expected), "{answer}");
+    }
+    assert_eq!(cortex(&["plugin", "list", "--json"]).json(), serde_json::json!([]), "nothing installed");
+    assert_eq!(cortex(&["tool", "list", "--json"]).json(), serde_json::json!([]), "no server installed");
+
+    // A skill file that leads out of the plugin is refused, not followed.
+    write_plugin(&dir, &format!(r#"{{"$schema": "{SCHEMA}", "name": "review-kit", "version": "1.2.0"}}"#));
+    std::fs::create_dir_all(dir.join("skills/evil")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", dir.join("skills/evil/SKILL.md")).unwrap();
+    let escaped = cortex(&["plugin", "add", dir.to_str().unwrap()]);
+    assert!(escaped.code != 0 && escaped.stderr.contains("leads outside the plugin"), "{}", escaped.stderr);
+    std::fs::remove_dir_all(dir.join("skills/evil")).unwrap();
+
+    let installed = cortex(&["plugin", "add", dir.to_str().unwrap(), "--json"]);
+    assert_eq!(installed.code, 0, "{}", installed.stderr);
+    let plugins = cortex(&["plugin", "list", "--json"]).json();
+    assert_eq!(names(&plugins), ["review-kit"]);
+    assert_eq!(plugins[0]["version"], "1.2.0");
+    assert_eq!(
+        plugins[0]["skills"],
+        serde_json::json!([{"name": "review", "description": "Reviews a diff line by line"}])
+    );
+    let tools = cortex(&["tool", "list", "--json"]).json();
+    assert_eq!(names(&tools), ["review-kit.fs", "review-kit.web"]);
+    assert!(tools.as_array().unwrap().iter().all(|tool| tool["plugin"] == "review-kit"));
+    let text = cortex(&["plugin", "list"]).stdout;
+    assert!(text.contains("review-kit 1.2.0  servers: review-kit.fs, review-kit.web  skills: review"), "{text}");
+    let owned = cortex(&["tool", "remove", "review-kit.fs"]);
+    assert!(owned.code != 0 && owned.stderr.contains("remove the plugin instead"), "{}", owned.stderr);
+    let again = cortex(&["plugin", "add", dir.to_str().unwrap()]);
+    assert!(again.code != 0 && again.stderr.contains("already installed"), "{}", again.stderr);
+
+    // Removed with its servers; then installed again from a git URL.
+    assert_eq!(cortex(&["plugin", "remove", "review-kit"]).code, 0);
+    assert_eq!(cortex(&["tool", "list", "--json"]).json(), serde_json::json!([]));
+    env.git(&dir, ["init", "-q", "-b", "main"]);
+    env.git(&dir, ["add", "."]);
+    env.git(&dir, ["commit", "-q", "-m", "plugin"]);
+    let url = format!("file://{}", dir.display());
+    let cloned = cortex(&["plugin", "add", &url, "--json"]);
+    assert_eq!(cloned.code, 0, "{}", cloned.stderr);
+    assert_eq!(cloned.json()["servers"].as_array().unwrap().len(), 2);
+}

@@ -2,7 +2,7 @@
 //!
 //! - `ci`: fmt check, clippy (warnings denied), tests (tidy among them);
 //! - `tidy`: the repository's own rules (tests/it/tidy.rs);
-//! - `bench store|core|codex|panel|providers`: benchmarks, recorded in docs/benchmarks.md;
+//! - `bench store|core|codex|panel|providers|budget`: benchmarks, recorded in docs/benchmarks.md;
 //! - `dist [--check]`: the release tarball (binary, man pages, completions),
 //!   and with `--check` a try of it from a scratch prefix;
 //! - `conformance`: the agent × scenario matrix on the real agent CLIs,
@@ -39,10 +39,11 @@ fn main() -> anyhow::Result<()> {
         ["bench", "codex"] => bench::codex(),
         ["bench", "panel"] => bench::panel(),
         ["bench", "providers"] => bench::providers(),
-        ["bench", ..] => bail!("unknown benchmark; available: store, core, codex, panel, providers"),
+        ["bench", "budget"] => bench::budget(),
+        ["bench", ..] => bail!("unknown benchmark; available: store, core, codex, panel, providers, budget"),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | tidy | dist [--check] | conformance | fuzz [CASES] | soak [--turns N] [--seed S] | bench store | bench core | bench codex | bench panel | bench providers>"
+                "usage: cargo xtask <ci | tidy | dist [--check] | conformance | fuzz [CASES] | soak [--turns N] [--seed S] | bench store | bench core | bench codex | bench panel | bench providers | bench budget>"
             );
             std::process::exit(2);
         }

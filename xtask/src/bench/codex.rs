@@ -57,7 +57,7 @@ pub fn codex() -> anyhow::Result<()> {
     )
 }
 
-fn codex_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn codex_binary() -> anyhow::Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in the repository")?;
     let installed =
         root.join("target/tools/codex/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex");

@@ -1,6 +1,7 @@
 //! Benchmarks: each prints a Markdown table for docs/benchmarks.md, and
 //! measures a plain baseline in the same run where there is one.
 
+mod budget;
 mod codex;
 mod core;
 mod diff_page;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+pub use self::budget::budget;
 pub use self::codex::codex;
 pub use self::core::core;
 pub use self::panel::panel;

@@ -246,6 +246,16 @@ impl CoreState {
     }
 
     /// Token use and cost summed by `by` since `since`, nodes by name.
+    /// The Tool Registry, by name.
+    pub fn tools(&self) -> Result<Vec<crate::protocol::Dependency>> {
+        lock(&self.registry).dependencies()
+    }
+
+    /// The Plugin Registry, by name.
+    pub fn plugins(&self) -> Result<Vec<crate::protocol::Plugin>> {
+        lock(&self.registry).plugins()
+    }
+
     pub fn usage(&self, by: crate::protocol::UsageBy, since: Option<&str>) -> Result<crate::protocol::UsageReport> {
         let mut rows = lock(&self.index).usage(by, since)?;
         if by == crate::protocol::UsageBy::Node {

@@ -30,11 +30,11 @@ fn answer<T: serde::Serialize>(result: super::Result<T>) -> Response {
 }
 
 async fn get_tools(State(state): State<Arc<CoreState>>) -> Response {
-    answer(lock(&state.registry).dependencies())
+    answer(state.tools())
 }
 
 async fn get_tool(State(state): State<Arc<CoreState>>, Path(name): Path<String>) -> Response {
-    match lock(&state.registry).dependencies() {
+    match state.tools() {
         Ok(tools) => match tools.into_iter().find(|tool| tool.name == name) {
             Some(tool) => Json(tool).into_response(),
             None => ApiFailure::not_found(format!("no tool `{name}` (see `cortex tool list`)")).into_response(),
@@ -66,11 +66,11 @@ async fn delete_tool(State(state): State<Arc<CoreState>>, Path(name): Path<Strin
 }
 
 async fn get_plugins(State(state): State<Arc<CoreState>>) -> Response {
-    answer(lock(&state.registry).plugins())
+    answer(state.plugins())
 }
 
 async fn get_plugin(State(state): State<Arc<CoreState>>, Path(name): Path<String>) -> Response {
-    match lock(&state.registry).plugins() {
+    match state.plugins() {
         Ok(plugins) => match plugins.into_iter().find(|plugin| plugin.name == name) {
             Some(plugin) => Json(plugin).into_response(),
             None => ApiFailure::not_found(format!("no plugin `{name}` (see `cortex plugin list`)")).into_response(),

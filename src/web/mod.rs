@@ -23,6 +23,7 @@ mod session;
 mod sessions;
 mod terminal;
 mod timeline;
+mod tools;
 pub(crate) mod urls;
 mod usage;
 
@@ -128,6 +129,7 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
         .route("/commands/{id}", get(pages::get_command))
         .route("/search", get(pages::get_search))
         .route("/usage", get(usage::get_usage))
+        .route("/tools", get(tools::get_tools))
         .route("/panel/tree", get(pages::get_tree))
         .with_state(web.clone())
         .route_layer(middleware::from_fn_with_state(panel.clone(), auth::require_login));

@@ -67,6 +67,7 @@ fn every_screen_passes_axe_at_both_widths_with_a_quiet_console() {
         ("search", "/search?q=library".into()),
         ("sessions", "/sessions?sort=title".into()),
         ("usage", "/usage?by=session".into()),
+        ("tools", "/tools".into()),
         ("not found", "/sessions/ses_none".into()),
     ] {
         screens.push((name.into(), path));

@@ -170,4 +170,10 @@ fn a_bad_plugin_is_refused_naming_the_field_and_a_good_one_brings_its_servers_an
     let cloned = cortex(&["plugin", "add", &url, "--json"]);
     assert_eq!(cloned.code, 0, "{}", cloned.stderr);
     assert_eq!(cloned.json()["servers"].as_array().unwrap().len(), 2);
+
+    // The panel shows the same registry.
+    let page = crate::support::panel::logged_in(&env, &core).get(&format!("{}/tools", core.url));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<tr id=\"tool-review-kit.fs\"><td><code>review-kit.fs</code></td><td>stdio</td><td><code>npx -y @modelcontextprotocol/server-filesystem .</code></td><td>all</td>"), "{}", page.body);
+    assert!(page.body.contains("<strong>review</strong>: Reviews a diff line by line"), "{}", page.body);
 }

@@ -13,7 +13,7 @@ use super::Exit;
 use super::backend::Ctx;
 use super::client::Target;
 use super::output::{note, print_json, printable};
-use crate::protocol::{Dependency, Plugin, PluginPackage, Scope, Server};
+use crate::protocol::{Dependency, Plugin, PluginPackage, Scope, Server, ToolStatus};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ToolCommand {
@@ -61,6 +61,15 @@ pub(crate) enum ToolCommand {
         /// The tool's name.
         name: String,
         /// Print a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What each node actually runs: running (with its tools), or failed and why.
+    #[command(after_help = "Examples:
+  cortex tool status
+  cortex tool status --json | jq '.[] | select(.phase != \"running\")'")]
+    Status {
+        /// Print a JSON array.
         #[arg(long)]
         json: bool,
     },
@@ -154,6 +163,24 @@ pub(crate) fn tool(command: ToolCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
                 print_json(&tool)?;
             } else {
                 writeln!(std::io::stdout().lock(), "{}", printable(&tool_line(&tool)))?;
+            }
+        }
+        ToolCommand::Status { json } => {
+            let statuses: Vec<ToolStatus> = client.get("/api/v1/tools/status", &[])?;
+            if json {
+                print_json(&statuses)?;
+            } else if statuses.is_empty() {
+                note!("No node has reported tools yet.");
+            } else {
+                let mut out = std::io::stdout().lock();
+                for status in &statuses {
+                    let state = &status.state;
+                    let detail = match (&state.reason, state.tools.len()) {
+                        (Some(reason), _) => format!("{}: {reason}", state.phase.as_str()),
+                        (None, count) => format!("{} ({count} tools)", state.phase.as_str()),
+                    };
+                    writeln!(out, "{}", printable(&format!("{}  on {}  {detail}", state.name, status.node_name)))?;
+                }
             }
         }
         ToolCommand::Remove { name, json } => {

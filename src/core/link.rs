@@ -131,6 +131,7 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
     for command in state.unfinished_for(&node_id) {
         let _ = tx.send(CoreFrame::Command { command }).await;
     }
+    let _ = tx.send(CoreFrame::Tools { v: PROTOCOL_VERSION, tools: state.tools_for(&node_id) }).await;
 
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
@@ -291,6 +292,9 @@ async fn handle_frame(
             state.terminals.command(node_id, &terminal, super::TerminalCommand { at, command, offset });
         }
         NodeFrame::TermExit { terminal, code, .. } => state.terminals.exit(node_id, &terminal, code),
+        NodeFrame::ToolStates { states, .. } => {
+            lock(&state.tool_states).insert(node_id.clone(), states);
+        }
     }
 }
 

@@ -61,6 +61,8 @@ pub struct CoreState {
     pub(crate) index: Mutex<Index>,
     pub(crate) registry: Mutex<Registry>,
     pub(crate) links: Mutex<HashMap<NodeId, Link>>,
+    /// What each node last reported of the dependencies it was sent.
+    pub(crate) tool_states: Mutex<HashMap<NodeId, Vec<crate::protocol::ToolState>>>,
     pub(super) waiters: Mutex<HashMap<String, Vec<oneshot::Sender<CommandOutcome>>>>,
     pub(crate) events: broadcast::Sender<Arc<(SessionId, Event)>>,
     pub(super) next_conn_id: std::sync::atomic::AtomicU64,
@@ -97,6 +99,7 @@ impl CoreState {
             index: Mutex::new(index),
             registry: Mutex::new(registry),
             links: Mutex::new(HashMap::new()),
+            tool_states: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
             events,
             next_conn_id: std::sync::atomic::AtomicU64::new(1),

@@ -12,11 +12,12 @@ use axum::{Json, Router};
 
 use super::failure::ApiFailure;
 use super::state::{CoreState, lock};
-use crate::protocol::{Dependency, ErrorCode, PluginPackage};
+use crate::protocol::{CoreFrame, Dependency, ErrorCode, NodeId, PROTOCOL_VERSION, PluginPackage, Scope, ToolStatus};
 
 pub(super) fn routes() -> Router<Arc<CoreState>> {
     Router::new()
         .route("/api/v1/tools", get(get_tools).post(post_tool))
+        .route("/api/v1/tools/status", get(get_statuses))
         .route("/api/v1/tools/{name}", get(get_tool).delete(delete_tool))
         .route("/api/v1/plugins", get(get_plugins).post(post_plugin))
         .route("/api/v1/plugins/{name}", get(get_plugin).delete(delete_plugin))
@@ -49,16 +50,25 @@ async fn post_tool(State(state): State<Arc<CoreState>>, Json(mut tool): Json<Dep
     if let Err(message) = tool.check() {
         return ApiFailure::new(ErrorCode::BadInput, message).into_response();
     }
-    match lock(&state.registry).add_dependency(tool) {
-        Ok(Ok(tool)) => (axum::http::StatusCode::CREATED, Json(tool)).into_response(),
+    // The registry's lock is let go before the nodes are told.
+    let added = lock(&state.registry).add_dependency(tool);
+    match added {
+        Ok(Ok(tool)) => {
+            state.push_tools();
+            (axum::http::StatusCode::CREATED, Json(tool)).into_response()
+        }
         Ok(Err(refused)) => ApiFailure::new(ErrorCode::Conflict, refused).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),
     }
 }
 
 async fn delete_tool(State(state): State<Arc<CoreState>>, Path(name): Path<String>) -> Response {
-    match lock(&state.registry).remove_dependency(&name) {
-        Ok(Ok(true)) => Json(serde_json::json!({"removed": name})).into_response(),
+    let removed = lock(&state.registry).remove_dependency(&name);
+    match removed {
+        Ok(Ok(true)) => {
+            state.push_tools();
+            Json(serde_json::json!({"removed": name})).into_response()
+        }
         Ok(Ok(false)) => ApiFailure::not_found(format!("no tool `{name}`")).into_response(),
         Ok(Err(refused)) => ApiFailure::new(ErrorCode::Conflict, refused).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),
@@ -84,17 +94,93 @@ async fn post_plugin(State(state): State<Arc<CoreState>>, Json(package): Json<Pl
         Ok(plugin) => plugin,
         Err(message) => return ApiFailure::new(ErrorCode::BadInput, message).into_response(),
     };
-    match lock(&state.registry).add_plugin(plugin, &package) {
-        Ok(Ok(plugin)) => (axum::http::StatusCode::CREATED, Json(plugin)).into_response(),
+    let added = lock(&state.registry).add_plugin(plugin, &package);
+    match added {
+        Ok(Ok(plugin)) => {
+            state.push_tools();
+            (axum::http::StatusCode::CREATED, Json(plugin)).into_response()
+        }
         Ok(Err(refused)) => ApiFailure::new(ErrorCode::Conflict, refused).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),
     }
 }
 
 async fn delete_plugin(State(state): State<Arc<CoreState>>, Path(name): Path<String>) -> Response {
-    match lock(&state.registry).remove_plugin(&name) {
-        Ok(true) => Json(serde_json::json!({"removed": name})).into_response(),
+    let removed = lock(&state.registry).remove_plugin(&name);
+    match removed {
+        Ok(true) => {
+            state.push_tools();
+            Json(serde_json::json!({"removed": name})).into_response()
+        }
         Ok(false) => ApiFailure::not_found(format!("no plugin `{name}`")).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),
+    }
+}
+
+async fn get_statuses(State(state): State<Arc<CoreState>>) -> Response {
+    Json(state.tool_statuses()).into_response()
+}
+
+impl CoreState {
+    /// The dependencies `node` should run: those for every node, for it by
+    /// name, and for the workspaces bound to it. (Session scopes are the
+    /// gateway's, per session.)
+    pub(crate) fn tools_for(&self, node: &NodeId) -> Vec<Dependency> {
+        let name = lock(&self.registry)
+            .nodes()
+            .ok()
+            .and_then(|nodes| nodes.into_iter().find(|record| record.id == *node).map(|record| record.name));
+        let workspaces: Vec<String> = self
+            .workspaces()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|workspace| workspace.node == node.as_str())
+            .map(|workspace| workspace.name)
+            .collect();
+        self.tools()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|tool| match &tool.scope {
+                Scope::All => true,
+                Scope::Node(wanted) => name.as_deref() == Some(wanted.as_str()) || node.as_str() == wanted,
+                Scope::Workspace(wanted) => workspaces.contains(wanted),
+                Scope::Session(_) => false,
+            })
+            .collect()
+    }
+
+    /// Sends every connected node its dependencies again.
+    pub(crate) fn push_tools(&self) {
+        let links: Vec<(NodeId, tokio::sync::mpsc::Sender<CoreFrame>)> =
+            lock(&self.links).iter().map(|(id, link)| (id.clone(), link.tx.clone())).collect();
+        for (node, tx) in links {
+            let frame = CoreFrame::Tools { v: PROTOCOL_VERSION, tools: self.tools_for(&node) };
+            if tx.try_send(frame).is_err() {
+                tracing::warn!(%node, "a node's link is full; it gets its tools on its next connection");
+            }
+        }
+    }
+
+    /// Every node's last report, by tool then node.
+    pub fn tool_statuses(&self) -> Vec<ToolStatus> {
+        let names: std::collections::HashMap<String, String> = lock(&self.registry)
+            .nodes()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|record| (record.id.to_string(), record.name))
+            .collect();
+        let mut statuses: Vec<ToolStatus> = lock(&self.tool_states)
+            .iter()
+            .flat_map(|(node, states)| {
+                let node_name = names.get(node.as_str()).cloned().unwrap_or_else(|| node.to_string());
+                states.iter().map(move |state| ToolStatus {
+                    node: node.to_string(),
+                    node_name: node_name.clone(),
+                    state: state.clone(),
+                })
+            })
+            .collect();
+        statuses.sort_by(|a, b| (&a.state.name, &a.node_name).cmp(&(&b.state.name, &b.node_name)));
+        statuses
     }
 }

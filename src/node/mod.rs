@@ -15,6 +15,7 @@ mod gc;
 mod git;
 pub mod identity;
 mod ledger;
+mod mcp;
 mod meter;
 mod outbox;
 mod provenance;

@@ -29,7 +29,10 @@ pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
 pub use reply::{CommandError, ErrorCode, Reply};
 pub use review::{comment_place, open_review_comments, parse_lines, viewed_files};
-pub use tools::{Author, Dependency, Manifest, Plugin, PluginPackage, Scope, Server, Skill};
+pub use tools::{
+    Author, Dependency, Manifest, Plugin, PluginPackage, Scope, Server, Skill, ToolInfo, ToolPhase, ToolState,
+    ToolStatus,
+};
 pub use usage::{UsageBy, UsageReport, UsageRow, budget_text, dollars, usage_text};
 pub use wire::{
     Capabilities, Command, CommandKind, CommandOutcome, CoreFrame, Credential, DiskFree, NodeFrame, ProviderInfo,

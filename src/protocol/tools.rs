@@ -133,6 +133,60 @@ fn check_name(what: &str, name: &str) -> Result<(), String> {
     if valid { Ok(()) } else { Err(format!("{what} name `{name}` must be letters, digits, `-`, `_` or `.`")) }
 }
 
+/// Where a dependency stands on a node, as the node found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolPhase {
+    Configured,
+    Starting,
+    Running,
+    Degraded,
+    Failed,
+    Blocked,
+}
+
+impl ToolPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Configured => "configured",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Degraded => "degraded",
+            Self::Failed => "failed",
+            Self::Blocked => "blocked",
+        }
+    }
+}
+
+/// A tool an MCP server exposes: its name and the hash of its input schema.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    /// SHA-256 of the schema's JSON, hex.
+    pub schema_hash: String,
+}
+
+/// A dependency as a node reports it: what is actually there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolState {
+    pub name: String,
+    pub phase: ToolPhase,
+    /// Why it is not running: `missing secret NAME`, `missing binary X`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub tools: Vec<ToolInfo>,
+}
+
+/// A node's report on one dependency, as Core answers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolStatus {
+    pub node: String,
+    pub node_name: String,
+    #[serde(flatten)]
+    pub state: ToolState,
+}
+
 /// The identifiers `$schema` may take for Agent Plugins 1.0.0 (the spec's
 /// text and its schema files name different hosts).
 const PLUGIN_SCHEMAS: [&str; 2] = [

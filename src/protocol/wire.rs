@@ -161,6 +161,11 @@ pub enum NodeFrame {
         v: u32,
         resources: Resources,
     },
+    /// What the node actually runs of the dependencies Core sent.
+    ToolStates {
+        v: u32,
+        states: Vec<super::ToolState>,
+    },
     /// Events of one session in seq order, with the session as it stands.
     Events {
         v: u32,
@@ -240,6 +245,12 @@ pub enum CoreFrame {
     Command {
         #[serde(flatten)]
         command: Command,
+    },
+    /// The dependencies this node should run (the whole set, each time the
+    /// registry changes and on every welcome).
+    Tools {
+        v: u32,
+        tools: Vec<super::Dependency>,
     },
     /// Keys for a terminal.
     TermInput {

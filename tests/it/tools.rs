@@ -177,3 +177,91 @@ fn a_bad_plugin_is_refused_naming_the_field_and_a_good_one_brings_its_servers_an
     assert!(page.body.contains("<tr id=\"tool-review-kit.fs\"><td><code>review-kit.fs</code></td><td>stdio</td><td><code>npx -y @modelcontextprotocol/server-filesystem .</code></td><td>all</td>"), "{}", page.body);
     assert!(page.body.contains("<strong>review</strong>: Reviews a diff line by line"), "{}", page.body);
 }
+
+/// `cortex node run` for a new node named `name`, with `secret` set or not.
+fn start_node(env: &TestEnv, core: &CoreProcess, name: &str, secret: bool) -> crate::support::Background {
+    let token = env.enroll(core, name);
+    let log = std::fs::File::create(env.path(&format!("{name}.log"))).unwrap();
+    let mut command = env.cortex_command(env.root.path());
+    command
+        .env("CORTEX_HOME", env.path(&format!("{name}-node")))
+        .env("CORTEX_LOG", "cortex=debug")
+        .env_remove("CORTEX_TEST_MCP_SECRET")
+        .args(["node", "run", "--core", &core.url, "--token", &token, "--name", name]);
+    if secret {
+        command.env("CORTEX_TEST_MCP_SECRET", "present");
+    }
+    crate::support::Background(command.stdout(std::process::Stdio::null()).stderr(log).spawn().unwrap())
+}
+
+#[test]
+fn registered_once_real_mcp_servers_run_on_two_nodes_and_a_missing_secret_fails_on_one() {
+    let (Some(files), Some(everything)) =
+        (std::env::var_os("CORTEX_MCP_FILESYSTEM_BIN"), std::env::var_os("CORTEX_MCP_EVERYTHING_BIN"))
+    else {
+        return crate::support::skip(
+            "no MCP servers from npm (CORTEX_MCP_FILESYSTEM_BIN unset; .ci/run installs them)",
+        );
+    };
+    let env = TestEnv::new();
+    let core = env.start_core("core", &env.path("core"), free_port());
+    let _alpha = start_node(&env, &core, "alpha", true);
+    let _beta = start_node(&env, &core, "beta", false);
+    crate::support::cluster::wait_node_status(&env, &core, "alpha", "online");
+    crate::support::cluster::wait_node_status(&env, &core, "beta", "online");
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    let shared = env.path("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let files_command = format!("{} {}", files.to_str().unwrap(), shared.display());
+    assert_eq!(cortex(&["tool", "add", "files", "--command", &files_command]).code, 0);
+    let everything_command = everything.to_str().unwrap();
+    let added =
+        cortex(&["tool", "add", "everything", "--command", everything_command, "--env", "CORTEX_TEST_MCP_SECRET"]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    assert_eq!(cortex(&["tool", "add", "ghost", "--command", "/nowhere/mcp-ghost"]).code, 0);
+    assert_eq!(cortex(&["tool", "add", "alpha-only", "--command", &files_command, "--scope", "node:alpha"]).code, 0);
+
+    let state = |statuses: &serde_json::Value, tool: &str, node: &str| -> Option<serde_json::Value> {
+        statuses.as_array()?.iter().find(|status| status["name"] == tool && status["node_name"] == node).cloned()
+    };
+    let statuses = crate::support::wait_for(|| {
+        let statuses = cortex(&["tool", "status", "--json"]).json();
+        let settled = ["alpha", "beta"]
+            .iter()
+            .all(|node| ["files", "everything", "ghost"].iter().all(|tool| state(&statuses, tool, node).is_some()))
+            && state(&statuses, "alpha-only", "alpha").is_some();
+        settled.then_some(statuses)
+    })
+    .unwrap_or_else(|| panic!("not every node reported: {}", cortex(&["tool", "status"]).stdout));
+
+    for node in ["alpha", "beta"] {
+        let running = state(&statuses, "files", node).unwrap();
+        assert_eq!(running["phase"], "running", "{running}");
+        let tools: Vec<&str> =
+            running["tools"].as_array().unwrap().iter().map(|tool| tool["name"].as_str().unwrap()).collect();
+        assert!(tools.contains(&"list_directory"), "{tools:?}");
+        assert!(running["tools"][0]["schema_hash"].as_str().unwrap().len() == 64);
+        let ghost = state(&statuses, "ghost", node).unwrap();
+        assert_eq!(
+            (ghost["phase"].as_str(), ghost["reason"].as_str()),
+            (Some("failed"), Some("missing binary /nowhere/mcp-ghost"))
+        );
+    }
+    assert_eq!(state(&statuses, "everything", "alpha").unwrap()["phase"], "running");
+    let beta = state(&statuses, "everything", "beta").unwrap();
+    assert_eq!(
+        (beta["phase"].as_str(), beta["reason"].as_str()),
+        (Some("failed"), Some("missing secret CORTEX_TEST_MCP_SECRET"))
+    );
+    assert!(state(&statuses, "alpha-only", "beta").is_none(), "a node-scoped tool goes to its node only");
+    let text = cortex(&["tool", "status"]).stdout;
+    assert!(text.contains("everything  on beta  failed: missing secret CORTEX_TEST_MCP_SECRET"), "{text}");
+
+    // Removed from the registry: the nodes stop it and say so.
+    assert_eq!(cortex(&["tool", "remove", "ghost"]).code, 0);
+    let gone = crate::support::wait_for(|| {
+        let statuses = cortex(&["tool", "status", "--json"]).json();
+        (state(&statuses, "ghost", "alpha").is_none() && state(&statuses, "ghost", "beta").is_none()).then_some(())
+    });
+    assert!(gone.is_some(), "{}", cortex(&["tool", "status"]).stdout);
+}

@@ -191,6 +191,14 @@ fn on_frame(runtime: &Arc<Runtime>, out: &mpsc::Sender<NodeFrame>, text: &str) -
         Ok(CoreFrame::Refused { reason, message, .. }) => return Err(Error::Refused { reason, message }),
         Ok(CoreFrame::Error { code, message, .. }) => tracing::warn!(%code, %message, "Core reported an error"),
         Ok(CoreFrame::Welcome { .. }) => tracing::warn!("unexpected second welcome"),
+        Ok(CoreFrame::Tools { tools, .. }) => {
+            let runtime = runtime.clone();
+            let out = out.clone();
+            tokio::spawn(async move {
+                let states = runtime.servers.reconcile(tools).await;
+                let _ = out.send(NodeFrame::ToolStates { v: PROTOCOL_VERSION, states }).await;
+            });
+        }
         Err(error) => tracing::warn!(%error, "malformed frame from Core"),
     }
     Ok(())

@@ -69,6 +69,8 @@ struct Runtime {
     terminal_sessions: Mutex<HashMap<String, TerminalPlace>>,
     /// Keys for terminals, typed in arrival order by one worker.
     keys: Mutex<Option<std::sync::mpsc::Sender<(String, String)>>>,
+    /// The MCP servers this node runs for the Tool Registry.
+    servers: super::mcp::Servers,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,6 +118,7 @@ pub async fn run(config: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> R
         outlet: Default::default(),
         terminal_sessions: Mutex::new(HashMap::new()),
         keys: Mutex::new(None),
+        servers: Default::default(),
     });
     {
         let (keys, typed_keys) = std::sync::mpsc::channel::<(String, String)>();

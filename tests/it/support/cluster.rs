@@ -224,14 +224,21 @@ pub fn wait_node_status(env: &TestEnv, core: &CoreProcess, name: &str, status: &
     assert!(seen.is_some(), "node {name} never became {status}");
 }
 
-/// The next text frame from a WebSocket, as JSON (10 s at most).
+/// The next text frame from a WebSocket, as JSON (10 s at most), past the
+/// `tools` frames Core sends unasked.
 pub async fn next_json<S>(socket: &mut S) -> serde_json::Value
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     loop {
         match tokio::time::timeout(std::time::Duration::from_secs(10), socket.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(text.as_str()).unwrap(),
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let frame: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                // Core's `tools` frame follows every welcome unasked; it answers nothing.
+                if frame["type"] != "tools" {
+                    return frame;
+                }
+            }
             Ok(Some(Ok(_))) => continue,
             other => panic!("no frame from Core: {other:?}"),
         }

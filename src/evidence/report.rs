@@ -12,7 +12,8 @@ use askama::Template;
 
 use super::chart::{self, Bar};
 use crate::protocol::{
-    ArtifactSummary, CheckSummary, CoverageReport, Event, EventKind, TestChanges, TestReport, TurnOutcome, dollars,
+    ArtifactSummary, CheckSummary, CoverageReport, Event, EventKind, TestChanges, TestHistory, TestReport, TurnOutcome,
+    dollars,
 };
 
 /// Lines of a turn's diff kept in a report, and the images' total size.
@@ -89,7 +90,7 @@ pub fn build(
 ) -> Report {
     let mut turns: Vec<Turn> = Vec::new();
     let mut image_bytes = 0;
-    let mut last_reports: std::collections::HashMap<String, (u32, TestReport)> = Default::default();
+    let mut history = TestHistory::default();
     for event in events {
         let Some(number) = event.turn else { continue };
         if turns.last().is_none_or(|turn| turn.number != number) {
@@ -117,11 +118,9 @@ pub fn build(
                 turn.checks.push(CheckSummary { seq: event.seq, name, passed, exit_code, duration_ms, evidence })
             }
             EventKind::TestReport { report } => {
-                let before = last_reports.get(&report.path).map(|(turn, report)| (*turn, report));
-                let changes = TestChanges::between(before, report);
+                let changes = history.changes(number, report);
                 turn.tests.retain(|known| known.report.path != report.path);
                 turn.tests.push(Tests { report: report.clone(), changes });
-                last_reports.insert(report.path.clone(), (number, report.clone()));
             }
             EventKind::CoverageReport { report } => turn.coverage.push(report.clone()),
             EventKind::ArtifactStored { path, stored, bytes, media_type, check } => {

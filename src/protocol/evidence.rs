@@ -117,6 +117,27 @@ impl TestChanges {
     }
 }
 
+/// A session's test reports in turn order, so each one is compared with
+/// the same report's last run in an *earlier* turn (a check run again in
+/// the same turn is not compared with itself): the one rule the panel and
+/// the session report share.
+#[derive(Default)]
+pub struct TestHistory {
+    runs: std::collections::HashMap<String, Vec<(u32, TestReport)>>,
+}
+
+impl TestHistory {
+    /// How `report`, from `turn`, differs from its path's last earlier turn;
+    /// then remembers it.
+    pub fn changes(&mut self, turn: u32, report: &TestReport) -> TestChanges {
+        let runs = self.runs.entry(report.path.clone()).or_default();
+        let before = runs.iter().rev().find(|(earlier, _)| *earlier < turn).map(|(earlier, report)| (*earlier, report));
+        let changes = TestChanges::between(before, report);
+        runs.push((turn, report.clone()));
+        changes
+    }
+}
+
 /// Line coverage of one source file, from an lcov report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileCoverage {
@@ -196,6 +217,11 @@ mod tests {
         assert_eq!(changes.fixed, ["a"]);
         assert_eq!(changes.still_failing, ["b"]);
         assert_eq!(changes.newly_failing, ["c"]);
+        let mut history = TestHistory::default();
+        history.changes(1, &before);
+        history.changes(2, &now);
+        let rerun = history.changes(2, &now);
+        assert_eq!((rerun.since_turn, rerun.fixed.clone()), (Some(1), vec!["a".to_string()]), "not against itself");
         let first = TestChanges::between(None, &now);
         assert_eq!((first.since_turn, first.newly_failing), (None, vec!["b".to_string(), "c".to_string()]));
     }

@@ -24,7 +24,9 @@ pub use api::{
 pub use event::{
     ApprovalDecision, CostSource, Event, EventKind, FileChange, OutputStream, TokenUsage, TurnOutcome, Verdict,
 };
-pub use evidence::{ArtifactSummary, CoverageReport, FileCoverage, TestCase, TestChanges, TestOutcome, TestReport};
+pub use evidence::{
+    ArtifactSummary, CoverageReport, FileCoverage, TestCase, TestChanges, TestHistory, TestOutcome, TestReport,
+};
 pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
 pub use reply::{CommandError, ErrorCode, Reply};

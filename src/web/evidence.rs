@@ -26,7 +26,7 @@ use crate::evidence::media;
 use crate::protocol::reply::{ReportRendered, SessionFileRead};
 use crate::protocol::{
     ArtifactSummary, CheckSummary, CommandKind, CoverageReport, Event, EventKind, ReportFormat, SessionId,
-    SessionSummary, TestCase, TestChanges, TestReport, TurnSummary, dollars,
+    SessionSummary, TestCase, TestChanges, TestHistory, TestReport, TurnSummary, dollars,
 };
 
 pub(super) struct CheckView {
@@ -169,18 +169,15 @@ fn timing_events(web: &Web, session: &SessionId) -> Vec<Event> {
 
 /// Each turn's test reports beside the same report's last earlier run.
 pub(crate) fn test_views(turns: &[TurnSummary]) -> Vec<Vec<TestsView>> {
-    let mut last: HashMap<&str, (u32, &TestReport)> = HashMap::new();
+    let mut history = TestHistory::default();
     let mut views = Vec::new();
     for turn in turns {
         let mut these = Vec::new();
         for report in &turn.tests {
-            let changes = TestChanges::between(last.get(report.path.as_str()).copied(), report);
+            let changes = history.changes(turn.turn, report);
             let shown: Vec<TestCase> = report.cases.iter().take(MAX_ROWS).cloned().collect();
             let hidden = (report.passed + report.failed + report.skipped).saturating_sub(shown.len() as u64);
             these.push(TestsView { report: report.clone(), changes, shown, hidden });
-        }
-        for report in &turn.tests {
-            last.insert(&report.path, (turn.turn, report));
         }
         views.push(these);
     }

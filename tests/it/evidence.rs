@@ -127,6 +127,12 @@ fn an_image_the_agent_writes_is_shown_and_svg_or_html_only_downloads_without_run
 
     let browser = logged_in(&env, &core);
     let artifact = |name: &str| browser.get(&format!("{}/sessions/{id}/artifacts/1/out/{name}", core.url));
+    // Only files under the turn's artifacts: nothing else of the session tree.
+    for escape in ["..%2F..%2Fmeta.toml", "..%2F..%2F..%2Fmeta.toml", "%2E%2E/%2E%2E/prompt.md"] {
+        let page = artifact(escape);
+        assert_ne!(page.status, 200, "{escape}: {}", page.body);
+        assert!(!page.body.contains("schema ="), "{escape} leaked meta.toml");
+    }
     let png = artifact("shot.png");
     assert_eq!(png.headers["content-type"], "image/png");
     assert!(png.headers["content-disposition"].to_str().unwrap().starts_with("inline"));

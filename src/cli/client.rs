@@ -162,6 +162,12 @@ impl Client {
         })
     }
 
+    pub(crate) fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> anyhow::Result<T> {
+        self.runtime.block_on(async {
+            decode(self.request(reqwest::Method::PUT, path).json(body).send().await, &self.base).await
+        })
+    }
+
     pub(crate) fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.runtime
             .block_on(async { decode(self.request(reqwest::Method::DELETE, path).send().await, &self.base).await })

@@ -137,6 +137,7 @@ fn describe_raw(event: &Event) -> String {
         }
         EventKind::TestReport { report } => format!("tests {}", report.summary()),
         EventKind::CoverageReport { report } => format!("coverage {}", report.summary()),
+        EventKind::ToolCall { call } => format!("tool {}", call.summary()),
         EventKind::CommandOutput { text, .. } => format!("  {}", text.trim_end_matches('\n')),
         EventKind::CommandFinished { exit_code, duration_ms, .. } => match exit_code {
             Some(code) => format!("  exit {code} in {duration_ms} ms"),

@@ -13,7 +13,7 @@ use super::Exit;
 use super::backend::Ctx;
 use super::client::Target;
 use super::output::{note, print_json, printable};
-use crate::protocol::{Dependency, Plugin, PluginPackage, Scope, Server, ToolStatus};
+use crate::protocol::{Dependency, Plugin, PluginPackage, Policy, Risk, Scope, Server, ToolStatus};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ToolCommand {
@@ -70,6 +70,28 @@ pub(crate) enum ToolCommand {
   cortex tool status --json | jq '.[] | select(.phase != \"running\")'")]
     Status {
         /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set what agents may do with one tool of a server: allowed (the
+    /// default), denied (listed as denied; a call is refused and recorded)
+    /// or needs-approval (each call waits for a person, as an agent's
+    /// approval does).
+    #[command(after_help = "Examples:
+  cortex tool policy files write_file needs-approval --risk high
+  cortex tool policy files move_file denied
+  cortex tool policy everything '*' allowed --risk low")]
+    Policy {
+        /// The server's name, as registered.
+        name: String,
+        /// The tool's own name (as `cortex tool status --json` lists it), or `*` for every tool without a rule.
+        tool: String,
+        /// allowed, denied or needs-approval.
+        policy: String,
+        /// low (default), medium or high.
+        #[arg(long, default_value = "low")]
+        risk: String,
+        /// Print the tool, with its rules, as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -135,7 +157,8 @@ pub(crate) fn tool(command: ToolCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
                 (None, Some(url)) => Server::Http { url },
                 (None, None) => bail!("give --command or --url"),
             };
-            let tool = Dependency { name, server, scope, secrets, plugin: None, added_at: None };
+            let tool =
+                Dependency { name, server, scope, secrets, policies: Default::default(), plugin: None, added_at: None };
             tool.check().map_err(anyhow::Error::msg)?;
             let added: Dependency = client.post("/api/v1/tools", &tool)?;
             if json {
@@ -181,6 +204,17 @@ pub(crate) fn tool(command: ToolCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
                     };
                     writeln!(out, "{}", printable(&format!("{}  on {}  {detail}", state.name, status.node_name)))?;
                 }
+            }
+        }
+        ToolCommand::Policy { name, tool, policy, risk, json } => {
+            let policy: Policy = policy.parse().map_err(anyhow::Error::msg)?;
+            let risk: Risk = risk.parse().map_err(anyhow::Error::msg)?;
+            let body = serde_json::json!({"tool": tool, "policy": policy, "risk": risk});
+            let updated: Dependency = client.put(&format!("/api/v1/tools/{}/policy", path_part(&name)), &body)?;
+            if json {
+                print_json(&updated)?;
+            } else {
+                note!("{name}.{tool}: {policy} ({} risk).", risk.as_str());
             }
         }
         ToolCommand::Remove { name, json } => {
@@ -255,7 +289,13 @@ fn tool_line(tool: &Dependency) -> String {
     };
     let secrets = if tool.secrets.is_empty() { String::new() } else { format!("  needs: {}", tool.secrets.join(", ")) };
     let from = tool.plugin.as_ref().map(|plugin| format!("  (plugin {plugin})")).unwrap_or_default();
-    format!("{}  {}  scope: {}{secrets}{from}", tool.name, how, tool.scope)
+    let rules: Vec<String> = tool
+        .policies
+        .iter()
+        .map(|(name, rule)| format!("{name}: {} ({} risk)", rule.policy, rule.risk.as_str()))
+        .collect();
+    let rules = if rules.is_empty() { String::new() } else { format!("  rules: {}", rules.join(", ")) };
+    format!("{}  {}  scope: {}{secrets}{from}{rules}", tool.name, how, tool.scope)
 }
 
 /// A name as one URL path segment.

@@ -12,13 +12,16 @@ use axum::{Json, Router};
 
 use super::failure::ApiFailure;
 use super::state::{CoreState, lock};
-use crate::protocol::{CoreFrame, Dependency, ErrorCode, NodeId, PROTOCOL_VERSION, PluginPackage, Scope, ToolStatus};
+use crate::protocol::{
+    CoreFrame, Dependency, ErrorCode, NodeId, PROTOCOL_VERSION, PluginPackage, Scope, ToolPolicy, ToolStatus,
+};
 
 pub(super) fn routes() -> Router<Arc<CoreState>> {
     Router::new()
         .route("/api/v1/tools", get(get_tools).post(post_tool))
         .route("/api/v1/tools/status", get(get_statuses))
         .route("/api/v1/tools/{name}", get(get_tool).delete(delete_tool))
+        .route("/api/v1/tools/{name}/policy", axum::routing::put(put_policy))
         .route("/api/v1/plugins", get(get_plugins).post(post_plugin))
         .route("/api/v1/plugins/{name}", get(get_plugin).delete(delete_plugin))
 }
@@ -71,6 +74,36 @@ async fn delete_tool(State(state): State<Arc<CoreState>>, Path(name): Path<Strin
         }
         Ok(Ok(false)) => ApiFailure::not_found(format!("no tool `{name}`")).into_response(),
         Ok(Err(refused)) => ApiFailure::new(ErrorCode::Conflict, refused).into_response(),
+        Err(error) => ApiFailure::internal(error).into_response(),
+    }
+}
+
+/// `PUT /api/v1/tools/{name}/policy`: the rule for one tool of a server.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyBody {
+    /// The tool's own name, or `*` for every tool without a rule.
+    tool: String,
+    #[serde(flatten)]
+    rule: ToolPolicy,
+}
+
+async fn put_policy(
+    State(state): State<Arc<CoreState>>,
+    Path(name): Path<String>,
+    Json(body): Json<PolicyBody>,
+) -> Response {
+    let valid = !body.tool.is_empty() && body.tool.len() <= 128 && !body.tool.chars().any(char::is_control);
+    if !valid {
+        return ApiFailure::new(ErrorCode::BadInput, "`tool` is a tool's name or `*`").into_response();
+    }
+    let set = lock(&state.registry).set_policy(&name, &body.tool, body.rule);
+    match set {
+        Ok(Some(tool)) => {
+            state.push_tools();
+            Json(tool).into_response()
+        }
+        Ok(None) => ApiFailure::not_found(format!("no tool `{name}` (see `cortex tool list`)")).into_response(),
         Err(error) => ApiFailure::internal(error).into_response(),
     }
 }

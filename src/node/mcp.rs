@@ -28,8 +28,19 @@ pub struct Servers {
 struct Entry {
     dependency: Dependency,
     state: ToolState,
+    /// The tools as the server listed them, for the gateway.
+    tools: Vec<rmcp::model::Tool>,
     /// The live connection; dropping it stops a stdio server.
     service: Option<RunningService<RoleClient, ()>>,
+}
+
+/// A running server as the gateway offers it: its rules, its tools and
+/// the connection to forward calls on.
+#[derive(Clone)]
+pub struct Offered {
+    pub dependency: Dependency,
+    pub tools: Vec<rmcp::model::Tool>,
+    pub peer: rmcp::service::Peer<RoleClient>,
 }
 
 impl Servers {
@@ -39,7 +50,7 @@ impl Servers {
         let mut running = self.running.lock().await;
         let stale: Vec<String> = running
             .iter()
-            .filter(|(name, entry)| !desired.iter().any(|wanted| &wanted.name == *name && *wanted == entry.dependency))
+            .filter(|(_, entry)| !desired.iter().any(|wanted| wanted.same_server(&entry.dependency)))
             .map(|(name, _)| name.clone())
             .collect();
         for name in stale {
@@ -48,7 +59,11 @@ impl Servers {
             }
         }
         for dependency in desired {
-            if running.get(&dependency.name).is_some_and(|entry| entry.state.phase == ToolPhase::Running) {
+            if let Some(entry) = running.get_mut(&dependency.name)
+                && entry.state.phase == ToolPhase::Running
+            {
+                // Same server; its rules may have changed.
+                entry.dependency = dependency;
                 continue;
             }
             let entry = start(dependency).await;
@@ -57,6 +72,24 @@ impl Servers {
         let mut states: Vec<ToolState> = running.values().map(|entry| entry.state.clone()).collect();
         states.sort_by(|a, b| a.name.cmp(&b.name));
         states
+    }
+
+    /// The running servers, for a session's gateway.
+    pub async fn offered(&self) -> Vec<Offered> {
+        let running = self.running.lock().await;
+        let mut offered: Vec<Offered> = running
+            .values()
+            .filter_map(|entry| {
+                let service = entry.service.as_ref()?;
+                Some(Offered {
+                    dependency: entry.dependency.clone(),
+                    tools: entry.tools.clone(),
+                    peer: service.peer().clone(),
+                })
+            })
+            .collect();
+        offered.sort_by(|a, b| a.dependency.name.cmp(&b.dependency.name));
+        offered
     }
 }
 
@@ -69,7 +102,7 @@ async fn start(dependency: Dependency) -> Entry {
             reason: Some(reason),
             tools: Vec::new(),
         };
-        Entry { dependency, state, service: None }
+        Entry { dependency, state, tools: Vec::new(), service: None }
     };
     if let Some(missing) =
         dependency.secrets.iter().find(|name| std::env::var_os(name).is_none_or(|value| value.is_empty()))
@@ -108,16 +141,18 @@ async fn start(dependency: Dependency) -> Entry {
         Ok(Err(error)) => return failed(dependency.clone(), format!("tools/list failed: {error}")),
         Err(_) => return failed(dependency.clone(), "tools/list did not answer".into()),
     };
-    let tools = tools
-        .into_iter()
-        .map(|tool| {
-            let schema = serde_json::to_vec(&*tool.input_schema).unwrap_or_default();
-            ToolInfo { name: tool.name.to_string(), schema_hash: hex::encode(Sha256::digest(&schema)) }
-        })
-        .collect();
+    let infos =
+        tools.iter().map(|tool| ToolInfo { name: tool.name.to_string(), schema_hash: schema_hash(tool) }).collect();
     tracing::info!(tool = %dependency.name, "a tool is running");
-    let state = ToolState { name: dependency.name.clone(), phase: ToolPhase::Running, reason: None, tools };
-    Entry { dependency, state, service: Some(service) }
+    let state = ToolState { name: dependency.name.clone(), phase: ToolPhase::Running, reason: None, tools: infos };
+    Entry { dependency, state, tools, service: Some(service) }
+}
+
+/// SHA-256 of a tool's input schema as JSON, hex: what the registry and
+/// every call's event name it by.
+pub fn schema_hash(tool: &rmcp::model::Tool) -> String {
+    let schema = serde_json::to_vec(&*tool.input_schema).unwrap_or_default();
+    hex::encode(Sha256::digest(&schema))
 }
 
 /// Whether `program` can be run here: a path to a file, or a name on PATH.

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod files;
+mod gateway;
 mod gc;
 mod git;
 pub mod identity;
@@ -25,6 +26,7 @@ pub mod terminals;
 mod workspaces;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use gc::Collected;
 
@@ -131,6 +133,10 @@ pub struct Node {
     id: NodeId,
     /// Providers with a live process between turns, by session.
     live: runner::LiveProviders,
+    /// Turns running now, for the MCP gateway.
+    turns: runner::Turns,
+    /// The MCP gateway sessions' agents are given, on a node daemon.
+    gateway: Option<Arc<gateway::Gateway>>,
 }
 
 impl Node {
@@ -143,7 +149,40 @@ impl Node {
 
     /// A node enrolled with Core under `id`.
     pub fn with_identity(data_dir: &Path, id: &NodeId, name: &str) -> Node {
-        Node { data_dir: data_dir.to_path_buf(), id: id.clone(), name: name.to_string(), live: Default::default() }
+        Node {
+            data_dir: data_dir.to_path_buf(),
+            id: id.clone(),
+            name: name.to_string(),
+            live: Default::default(),
+            turns: Default::default(),
+            gateway: None,
+        }
+    }
+
+    /// This node with an MCP gateway serving its sessions' agents.
+    pub(crate) fn with_gateway(mut self, gateway: Arc<gateway::Gateway>) -> Node {
+        self.gateway = Some(gateway);
+        self
+    }
+
+    /// Where `meta`'s agent reaches Cortex's MCP gateway, on a node daemon.
+    fn gateway_url(&self, meta: &store::Meta) -> Option<String> {
+        let gateway = self.gateway.as_ref()?;
+        let workspaces = self.workspaces().unwrap_or_default();
+        let name =
+            workspaces.iter().find(|workspace| workspace.id.as_str() == meta.workspace).map(|ws| ws.name.as_str());
+        Some(gateway.url_for(&meta.id, name))
+    }
+
+    /// This node recording its turns' gateway calls through `turns`.
+    pub(crate) fn with_turns(mut self, turns: runner::Turns) -> Node {
+        self.turns = turns;
+        self
+    }
+
+    /// The turns running on this node, where a gateway records its calls.
+    pub fn turns(&self) -> &runner::Turns {
+        &self.turns
     }
 
     pub fn id(&self) -> &NodeId {

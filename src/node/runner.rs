@@ -13,11 +13,13 @@ use super::spec::{build_provider, script_path};
 use super::{Error, Node, Result};
 
 mod evidence;
+mod relay;
 use crate::protocol::{
     ApprovalDecision, CheckSummary, Event, EventKind, SessionId, SessionState, TurnOutcome, Workspace,
 };
 use crate::provider::{self, Provider, TurnEnd, TurnRequest, TurnSink};
 use crate::store::{FlushReason, META_SCHEMA, Meta, SessionWriter, Store};
+pub use relay::Turns;
 
 pub struct StartRequest {
     pub provider: ProviderSpec,
@@ -108,6 +110,8 @@ pub struct PreparedTurn {
     preamble: Vec<(Option<SessionState>, SessionState)>,
     /// Where a provider with a live process waits for the next turn.
     live: LiveProviders,
+    /// Where the session's gateway finds the running turn.
+    turns: Turns,
 }
 
 /// Providers whose process outlives a turn (a codex app-server), by session.
@@ -194,7 +198,7 @@ impl Node {
         writer.append(std::slice::from_mut(&mut first))?;
         writer.flush(FlushReason::Lifecycle)?;
         observer.event(&first, writer.meta());
-        let provider = build_provider(store, writer.meta())?;
+        let provider = build_provider(store, writer.meta(), self.gateway_url(writer.meta()))?;
         Ok(PreparedTurn {
             store: store.clone(),
             writer,
@@ -202,6 +206,7 @@ impl Node {
             prompt: request.prompt,
             preamble: Vec::new(),
             live: self.live.clone(),
+            turns: self.turns.clone(),
         })
     }
 
@@ -233,7 +238,7 @@ impl Node {
         let live = lock_live(&self.live).remove(session);
         let provider = match live {
             Some(provider) => provider,
-            None => build_provider(store, writer.meta())?,
+            None => build_provider(store, writer.meta(), self.gateway_url(writer.meta()))?,
         };
         Ok(PreparedTurn {
             store: store.clone(),
@@ -242,6 +247,7 @@ impl Node {
             prompt: prompt.to_string(),
             preamble,
             live: self.live.clone(),
+            turns: self.turns.clone(),
         })
     }
 
@@ -339,13 +345,13 @@ impl PreparedTurn {
     /// Runs the turn to its end. `cancel` stops it at the provider's next
     /// step; the turn then ends `interrupted` and the session `stopped`.
     pub fn run(self, approver: &mut dyn Approver, observer: &mut dyn Observer, cancel: &Cancel) -> Result<TurnResult> {
-        let PreparedTurn { store, writer, mut provider, prompt, preamble, live } = self;
+        let PreparedTurn { store, writer, mut provider, prompt, preamble, live, turns } = self;
         let session = writer.id().clone();
         let mut runner = Runner::new(writer, approver, observer);
         for (_, to) in preamble {
             runner.transition(to, None)?;
         }
-        let result = runner.run_turn(&store, provider.as_mut(), &prompt, cancel);
+        let result = runner.run_turn(&store, provider.as_mut(), &prompt, cancel, &turns);
         // A live process waits for the next turn, unless the session ended.
         let settled = result.as_ref().is_ok_and(|result| result.state == SessionState::Idle);
         if provider.is_live() && settled {
@@ -506,6 +512,7 @@ impl<'a> Runner<'a> {
         provider: &mut dyn Provider,
         prompt: &str,
         cancel: &Cancel,
+        turns: &Turns,
     ) -> Result<TurnResult> {
         let (turn, known_clean) = {
             let writer = self.writer();
@@ -544,7 +551,7 @@ impl<'a> Runner<'a> {
         let began = std::time::SystemTime::now();
         let request =
             TurnRequest { workspace: store.workdir(), turn, prompt, cancel: cancel.flag(), steer: &cancel.0.steer };
-        let ended = provider.run_turn(request, &mut self);
+        let ended = self.play(provider, request, turns);
         let crashed = !cancel.is_cancelled() && matches!(ended, Ok(TurnEnd::Crashed(_)));
         let (mut outcome, mut error) = match ended {
             _ if cancel.is_cancelled() => (TurnOutcome::Interrupted, None),
@@ -732,13 +739,21 @@ impl Runner<'_> {
     /// Records the request, waits in `awaiting_approval` for the approver,
     /// records the answer, and goes back to `running`.
     fn ask(&mut self, prompt: &str) -> Result<ApprovalDecision> {
+        self.ask_who(prompt).map(|(decision, _)| decision)
+    }
+
+    /// [`Runner::ask`], answering who decided too.
+    fn ask_who(&mut self, prompt: &str) -> Result<(ApprovalDecision, String)> {
         let seq = self.writer().last_seq() + 1;
         let approval_id = format!("apr_{seq}");
         self.record(EventKind::ApprovalRequested { approval_id: approval_id.clone(), prompt: prompt.to_string() })?;
         self.transition(SessionState::AwaitingApproval, None)?;
         let (decision, by) = self.approver.decide(&self.session, &approval_id, prompt);
-        self.record_caused(EventKind::ApprovalResolved { approval_id, decision, by }, Some(format!("seq:{seq}")))?;
+        self.record_caused(
+            EventKind::ApprovalResolved { approval_id, decision, by: by.clone() },
+            Some(format!("seq:{seq}")),
+        )?;
         self.transition(SessionState::Running, None)?;
-        Ok(decision)
+        Ok((decision, by))
     }
 }

@@ -186,8 +186,10 @@ pub fn installed_version(kind: ProviderKind, program: &std::path::Path) -> Optio
 }
 
 /// Builds a session's provider: the fake from its kept script, codex from
-/// the repository's config and the session's thread.
-pub(super) fn build_provider(store: &Store, meta: &Meta) -> Result<Box<dyn Provider>> {
+/// the repository's config and the session's thread. With `gateway` (the
+/// session's URL of Cortex's MCP gateway), the agent is given that one MCP
+/// server in its own way.
+pub(super) fn build_provider(store: &Store, meta: &Meta, gateway: Option<String>) -> Result<Box<dyn Provider>> {
     let unknown = || Error::UnknownProvider { session: meta.id.clone(), provider: meta.provider.clone() };
     match ProviderKind::of(&meta.provider) {
         ProviderKind::Fake => {
@@ -197,12 +199,18 @@ pub(super) fn build_provider(store: &Store, meta: &Meta) -> Result<Box<dyn Provi
             Ok(Box::new(FakeProvider::new(script)))
         }
         ProviderKind::Codex => {
-            let config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();
+            let mut config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();
+            if let Some(url) = gateway {
+                config.config.extend(codex_gateway(&url));
+            }
             let log = store.private_dir().join("codex").join(format!("{}.log", meta.id));
             Ok(Box::new(CodexProvider::new(config, meta.resume_ref.clone(), log)))
         }
         ProviderKind::CodexExec => {
-            let config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();
+            let mut config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();
+            if let Some(url) = gateway {
+                config.config.extend(codex_gateway(&url));
+            }
             let log = store.private_dir().join("codex").join(format!("{}.log", meta.id));
             let before = meta.usage_total.unwrap_or_default();
             Ok(Box::new(CodexExecProvider::new(config, meta.resume_ref.clone(), before, log)))
@@ -211,15 +219,29 @@ pub(super) fn build_provider(store: &Store, meta: &Meta) -> Result<Box<dyn Provi
             let config = RepoConfig::load(store.workdir())?.claude.unwrap_or_default();
             let dir = store.private_dir().join("claude");
             let log = dir.join(format!("{}.log", meta.id));
-            Ok(Box::new(ClaudeProvider::new(config, meta.resume_ref.clone(), dir.join("home"), log)))
+            let provider = ClaudeProvider::new(config, meta.resume_ref.clone(), dir.join("home"), log);
+            Ok(Box::new(provider.with_gateway(gateway)))
         }
         ProviderKind::Acp => {
             let declared = RepoConfig::load(store.workdir())?.agents;
             let config = AgentConfig::resolve(&meta.provider, &declared).ok_or_else(unknown)?;
             let log = store.private_dir().join("agents").join(format!("{}.log", meta.id));
-            Ok(Box::new(AcpProvider::new(meta.provider.clone(), config, meta.resume_ref.clone(), log)))
+            let provider = AcpProvider::new(meta.provider.clone(), config, meta.resume_ref.clone(), log);
+            Ok(Box::new(provider.with_gateway(gateway)))
         }
     }
+}
+
+/// Codex's `-c` settings for Cortex's gateway: a streamable-HTTP server
+/// named `cortex`, with time for a person to approve a call. Codex asks
+/// nobody itself: the gateway holds every call to Cortex's policy.
+fn codex_gateway(url: &str) -> [String; 4] {
+    [
+        format!("mcp_servers.cortex.url=\"{url}\""),
+        "mcp_servers.cortex.default_tools_approval_mode=\"approve\"".to_string(),
+        "mcp_servers.cortex.tool_timeout_sec=3600".to_string(),
+        "mcp_servers.cortex.startup_timeout_sec=30".to_string(),
+    ]
 }
 
 /// Where a fake session keeps its (redacted) script.

@@ -184,6 +184,10 @@ pub enum EventKind {
     CoverageReport {
         report: super::CoverageReport,
     },
+    /// A call the agent made through Cortex's MCP gateway.
+    ToolCall {
+        call: super::ToolCall,
+    },
 }
 
 /// Where a turn's cost came from.
@@ -310,6 +314,7 @@ impl EventKind {
             Self::ArtifactStored { .. } => "artifact_stored",
             Self::TestReport { .. } => "test_report",
             Self::CoverageReport { .. } => "coverage_report",
+            Self::ToolCall { .. } => "tool_call",
             Self::CommitCreated { .. } => "commit_created",
             Self::AssistantDelta { .. } => "assistant_delta",
             Self::TokenUsage { .. } => "token_usage",

@@ -10,6 +10,7 @@ mod event;
 mod evidence;
 mod id;
 mod lifecycle;
+mod policy;
 pub mod reply;
 mod review;
 mod tools;
@@ -29,6 +30,7 @@ pub use evidence::{
 };
 pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
+pub use policy::{Policy, Risk, ToolCall, ToolOutcome, ToolPolicy};
 pub use reply::{CommandError, ErrorCode, Reply};
 pub use review::{comment_place, open_review_comments, parse_lines, viewed_files};
 pub use tools::{

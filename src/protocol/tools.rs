@@ -86,6 +86,10 @@ pub struct Dependency {
     /// Variables the node must have set; their values never leave it.
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// The rule per tool of this server, by the tool's own name; `*` for
+    /// every tool without one. A tool with no rule is allowed, low risk.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policies: BTreeMap<String, super::ToolPolicy>,
     /// The plugin that contributed it, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
@@ -94,6 +98,17 @@ pub struct Dependency {
 }
 
 impl Dependency {
+    /// The rule for `tool`: its own, else the server's `*`, else allowed.
+    pub fn policy_for(&self, tool: &str) -> super::ToolPolicy {
+        self.policies.get(tool).or_else(|| self.policies.get("*")).copied().unwrap_or_default()
+    }
+
+    /// Whether `other` runs the same server (policies aside): a changed
+    /// rule never restarts it.
+    pub fn same_server(&self, other: &Dependency) -> bool {
+        self.name == other.name && self.server == other.server && self.secrets == other.secrets
+    }
+
     /// Every field checked: a name of letters, digits, `-`, `_`, `.`; a
     /// command with a program; an http(s) URL; secrets named as variables,
     /// never given as values.
@@ -396,6 +411,7 @@ fn mcp_servers(plugin: &str, text: &str) -> Result<Vec<Dependency>, String> {
             server,
             scope: Scope::All,
             secrets: Vec::new(),
+            policies: BTreeMap::new(),
             plugin: Some(plugin.to_string()),
             added_at: None,
         };
@@ -508,6 +524,7 @@ mod tests {
             server: Server::Stdio { command: vec!["npx".into()] },
             scope: Scope::All,
             secrets: vec!["GITHUB_TOKEN=ghp_x".into()],
+            policies: BTreeMap::new(),
             plugin: None,
             added_at: None,
         };

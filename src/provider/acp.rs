@@ -44,6 +44,9 @@ pub struct AgentConfig {
     /// Default: nothing more.
     #[serde(default)]
     pub features: Vec<String>,
+    /// The session's URL of Cortex's MCP gateway (set by the node).
+    #[serde(skip)]
+    pub gateway: Option<String>,
 }
 
 /// The ACP agents Cortex knows by name, with what the conformance matrix
@@ -62,6 +65,7 @@ impl AgentConfig {
                 command: vec![program("CORTEX_CODEX_ACP_BIN", "codex-acp")],
                 env: BTreeMap::new(),
                 features: features(&["resume", "output", "usage"]),
+                gateway: None,
             }),
             // Gemini CLI 0.61.0 advertises loadSession, but its
             // session/load rewrites the chat record before reading it and
@@ -71,6 +75,7 @@ impl AgentConfig {
                 command: vec![program("CORTEX_GEMINI_BIN", "gemini"), "--acp".into()],
                 env: BTreeMap::new(),
                 features: features(&["usage"]),
+                gateway: None,
             }),
             _ => None,
         }
@@ -111,6 +116,13 @@ impl AcpProvider {
         AcpProvider { name, config, session, process: None, log, version: None }
     }
 
+    /// The agent is given Cortex's MCP gateway at `url` in `mcpServers`,
+    /// when it takes HTTP servers.
+    pub fn with_gateway(mut self, url: Option<String>) -> AcpProvider {
+        self.config.gateway = url;
+        self
+    }
+
     /// The live agent with the session open.
     fn process(&mut self, workspace: &Path, sink: &mut dyn TurnSink) -> Result<(), Error> {
         if self.process.as_mut().is_some_and(Process::is_alive) {
@@ -129,10 +141,22 @@ impl AcpProvider {
             .as_str()
             .map(|version| version.chars().filter(|c| !c.is_control()).take(64).collect());
         let cwd = workspace.display().to_string();
+        let servers = match &self.config.gateway {
+            Some(url) if init["agentCapabilities"]["mcpCapabilities"]["http"] == json!(true) => {
+                json!([{"type": "http", "name": "cortex", "url": url, "headers": []}])
+            }
+            Some(_) => {
+                sink.emit(EventKind::Warning {
+                    message: "the agent takes no HTTP MCP servers, so it is not given Cortex's tools".into(),
+                })?;
+                json!([])
+            }
+            None => json!([]),
+        };
         let session = match self.session.clone() {
             // The history the agent replays while loading is already in the store.
             Some(id) if loads => {
-                match process.call("session/load", json!({"sessionId": id, "cwd": cwd, "mcpServers": []}), sink) {
+                match process.call("session/load", json!({"sessionId": id, "cwd": cwd, "mcpServers": servers}), sink) {
                     Ok(_) => id,
                     // The agent is still there and said why: the session
                     // goes on in a new conversation, and says so.
@@ -142,7 +166,7 @@ impl AcpProvider {
                                 "the agent could not load session {id} ({reason}): this turn starts a new conversation without the earlier turns"
                             ),
                         })?;
-                        new_session(&mut process, &cwd, sink)?
+                        new_session(&mut process, &cwd, &servers, sink)?
                     }
                     Err(error) => return Err(error),
                 }
@@ -153,9 +177,9 @@ impl AcpProvider {
                         "the agent cannot load session {id} (it does not advertise loadSession): this turn starts a new conversation"
                     ),
                 })?;
-                new_session(&mut process, &cwd, sink)?
+                new_session(&mut process, &cwd, &servers, sink)?
             }
-            None => new_session(&mut process, &cwd, sink)?,
+            None => new_session(&mut process, &cwd, &servers, sink)?,
         };
         self.session = Some(session);
         self.process = Some(process);
@@ -163,8 +187,8 @@ impl AcpProvider {
     }
 }
 
-fn new_session(process: &mut Process, cwd: &str, sink: &mut dyn TurnSink) -> Result<String, Error> {
-    let opened = process.call("session/new", json!({"cwd": cwd, "mcpServers": []}), sink)?;
+fn new_session(process: &mut Process, cwd: &str, servers: &Value, sink: &mut dyn TurnSink) -> Result<String, Error> {
+    let opened = process.call("session/new", json!({"cwd": cwd, "mcpServers": servers}), sink)?;
     opened["sessionId"]
         .as_str()
         .map(str::to_string)

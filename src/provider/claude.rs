@@ -42,6 +42,10 @@ pub struct ClaudeConfig {
     /// Extra environment for the child (`ANTHROPIC_BASE_URL`, an API key).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The session's URL of Cortex's MCP gateway (set by the node, never
+    /// read from the file).
+    #[serde(skip)]
+    pub gateway: Option<String>,
 }
 
 impl ClaudeConfig {
@@ -95,6 +99,14 @@ impl ClaudeProvider {
     /// A provider for a session; `session` resumes an existing Claude session.
     pub fn new(config: ClaudeConfig, session: Option<String>, home: PathBuf, log: PathBuf) -> ClaudeProvider {
         ClaudeProvider { config, session, process_cost: 0.0, process: None, home, log }
+    }
+
+    /// The agent is given Cortex's MCP gateway at `url` (`--mcp-config`),
+    /// and its tools need no second approval from Claude Code: the gateway
+    /// holds them to Cortex's policy.
+    pub fn with_gateway(mut self, url: Option<String>) -> ClaudeProvider {
+        self.config.gateway = url;
+        self
     }
 
     fn process(&mut self, workspace: &Path) -> Result<&mut AgentProcess, Error> {
@@ -438,6 +450,10 @@ fn spawn(
     }
     if let Some(session) = session {
         command.args(["--resume", session]);
+    }
+    if let Some(url) = &config.gateway {
+        let servers = serde_json::json!({"mcpServers": {"cortex": {"type": "http", "url": url}}});
+        command.args(["--mcp-config", &servers.to_string(), "--allowedTools", "mcp__cortex"]);
     }
     command
         .current_dir(workspace)

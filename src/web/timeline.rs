@@ -212,6 +212,13 @@ pub(super) fn block(session: &str, event: &Event) -> Block {
             ("tests".to_string(), report.summary())
         }
         EventKind::CoverageReport { report } => ("coverage".to_string(), report.summary()),
+        EventKind::ToolCall { call } => {
+            let hash = call
+                .schema_hash
+                .as_deref()
+                .map_or(String::new(), |hash| format!("\nschema {}", &hash[..hash.len().min(12)]));
+            ("tool call".to_string(), format!("{}\narguments {}{hash}", call.summary(), call.arguments))
+        }
         EventKind::CommitCreated { commit, message } => ("commit".to_string(), format!("{commit} {message}")),
         EventKind::Intervention { by, action, path, detail } => {
             let what = [path.as_deref(), detail.as_deref()].into_iter().flatten().collect::<Vec<_>>().join("\n");

@@ -13,6 +13,7 @@ mod codex;
 mod conformance;
 mod crash;
 mod evidence;
+mod gateway;
 mod index;
 mod inspector;
 mod lifecycle;

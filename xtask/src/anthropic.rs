@@ -9,6 +9,8 @@
 //! - `write PATH TEXT`: a Write tool call (PATH absolute), then `tool done: …`;
 //! - `recall`: `recalled: ` and every user text the model was sent, this one last;
 //! - `slowstream`: a `tickN ` text delta every 200 ms for 30 s (for interrupts);
+//! - `tool NAME ARGS`: a call of the offered tool whose name ends with NAME
+//!   (a `.` in NAME matches any one character) with the JSON ARGS;
 //! - anything else: `echo: PROMPT`.
 
 use std::sync::{Arc, Mutex};
@@ -111,6 +113,22 @@ async fn respond(State(requests): State<Arc<Mutex<Vec<Value>>>>, Json(body): Jso
             sse(&tool_use("Write", json!({"file_path": path, "content": format!("{}\n", text.join(" "))})))
         }
         ["slowstream"] => slowstream(),
+        ["tool", name, arguments @ ..] => {
+            let wanted: Vec<char> = name.chars().collect();
+            let offered = body["tools"].as_array().into_iter().flatten().filter_map(|tool| tool["name"].as_str());
+            let found = offered.clone().find(|offered| {
+                let chars: Vec<char> = offered.chars().collect();
+                chars.len() >= wanted.len()
+                    && chars[chars.len() - wanted.len()..].iter().zip(&wanted).all(|(a, b)| a == b || *b == '.')
+            });
+            match found {
+                Some(tool) => sse(&tool_use(tool, serde_json::from_str(&arguments.join(" ")).unwrap_or_default())),
+                None => {
+                    let names: Vec<&str> = offered.collect();
+                    sse(&text_blocks(&format!("no tool {name} among: {}", names.join(" ")), "end_turn"))
+                }
+            }
+        }
         _ => sse(&text_blocks(&format!("echo: {prompt}"), "end_turn")),
     }
 }

@@ -9,6 +9,11 @@
 //! - `update FILE OLD NEW` / `delete FILE`: `apply_patch` updating or deleting;
 //! - `fail TEXT`: `response.failed` with TEXT;
 //! - `slowstream`: text deltas every 200 ms for 30 s (for interrupts);
+//! - `tools [QUERY]`: a message naming every tool codex offered the model,
+//!   and those its `tool_search` finds for QUERY;
+//! - `tool NAME ARGS`: a call of the offered tool whose name ends with NAME
+//!   (dots may be any one character) with the JSON ARGS, then a message
+//!   quoting what the tool answered;
 //! - anything else: `echo: PROMPT`.
 
 use std::time::Duration;
@@ -116,6 +121,11 @@ async fn respond(Json(body): Json<Value>) -> Response {
         matches!(last_type.as_ref().and_then(Value::as_str), Some("function_call_output" | "custom_tool_call_output"));
     let words: Vec<&str> = prompt.split_whitespace().collect();
     if after_tool {
+        if words.first() == Some(&"tool") {
+            let output = body["input"].as_array().and_then(|items| items.last()).map(|item| item["output"].clone());
+            let output = output.map(|output| output.as_str().map_or_else(|| output.to_string(), str::to_string));
+            return sse(&[message(&format!("tool said: {}", output.unwrap_or_default())), completed()]);
+        }
         return sse(&[message(&format!("done with: {prompt}")), completed()]);
     }
     match words.as_slice() {
@@ -137,8 +147,82 @@ async fn respond(Json(body): Json<Value>) -> Response {
         ["fail", message @ ..] => sse(&[json!({"type": "response.failed", "response": {"id": "resp",
             "error": {"code": "insufficient_quota", "message": message.join(" ")}}})]),
         ["slowstream"] => slowstream(),
+        ["tools", query @ ..] => list_tools(&body, &query.join(" ")),
+        ["tool", name, arguments @ ..] => call_tool(&body, name, &arguments.join(" ")),
         _ => sse(&[message(&format!("echo: {prompt}")), completed()]),
     }
+}
+
+/// The names of the function tools in the request, nested ones included.
+fn offered_tools(body: &Value) -> Vec<String> {
+    tool_names(&body["tools"]).into_iter().map(|(name, _)| name).collect()
+}
+
+/// Each function tool in `tools` with the namespace it sits in.
+fn tool_names(tools: &Value) -> Vec<(String, Option<String>)> {
+    fn walk(tool: &Value, namespace: Option<&str>, names: &mut Vec<(String, Option<String>)>) {
+        let name = tool["name"].as_str();
+        if tool["type"] == "namespace" {
+            for nested in tool["tools"].as_array().into_iter().flatten() {
+                walk(nested, name, names);
+            }
+        } else if let Some(name) = name {
+            names.push((name.to_string(), namespace.map(str::to_string)));
+        }
+    }
+    let mut names = Vec::new();
+    for tool in tools.as_array().into_iter().flatten() {
+        walk(tool, None, &mut names);
+    }
+    names
+}
+
+fn list_tools(body: &Value, query: &str) -> Response {
+    let last = body["input"].as_array().and_then(|items| items.last()).cloned().unwrap_or_default();
+    let mut names = offered_tools(body);
+    if last["type"] == "tool_search_output" {
+        names.extend(tool_names(&last["tools"]).into_iter().map(|(name, namespace)| match namespace {
+            Some(namespace) => format!("{namespace}{name}"),
+            None => name,
+        }));
+    } else if !query.is_empty() {
+        let search = json!({"type": "tool_search_call", "call_id": "call_search", "execution": "client",
+            "status": "completed", "arguments": {"query": query, "limit": 50}});
+        return sse(&[done(search), completed()]);
+    }
+    sse(&[message(&format!("tools: {}", names.join(" "))), completed()])
+}
+
+/// `tool NAME ARGS`: calls the offered tool whose name ends with NAME;
+/// one codex defers (MCP tools are) is first looked up with `tool_search`.
+fn call_tool(body: &Value, name: &str, arguments: &str) -> Response {
+    let wanted: Vec<char> = name.chars().collect();
+    let ends_with = |offered: &str| {
+        let chars: Vec<char> = offered.chars().collect();
+        chars.len() >= wanted.len()
+            && chars[chars.len() - wanted.len()..].iter().zip(&wanted).all(|(a, b)| a == b || *b == '.')
+    };
+    let last = body["input"].as_array().and_then(|items| items.last()).cloned().unwrap_or_default();
+    let mut candidates = tool_names(&body["tools"]);
+    if last["type"] == "tool_search_output" {
+        candidates.extend(tool_names(&last["tools"]));
+    }
+    if let Some((tool, namespace)) = candidates.into_iter().find(|(offered, _)| ends_with(offered)) {
+        let mut call = json!({"type": "function_call", "call_id": "call_tool", "name": tool, "arguments": arguments});
+        if let Some(namespace) = namespace {
+            call["namespace"] = json!(namespace);
+        }
+        return sse(&[done(call), completed()]);
+    }
+    let searchable =
+        body["tools"].as_array().is_some_and(|tools| tools.iter().any(|tool| tool["type"] == "tool_search"));
+    if searchable && last["type"] != "tool_search_output" {
+        let query = name.replace(['.', '_'], " ");
+        let search = json!({"type": "tool_search_call", "call_id": "call_search", "execution": "client",
+            "status": "completed", "arguments": {"query": query, "limit": 8}});
+        return sse(&[done(search), completed()]);
+    }
+    sse(&[message(&format!("no tool {name} among: {}", offered_tools(body).join(" "))), completed()])
 }
 
 /// A message streamed as two deltas, then the whole item.

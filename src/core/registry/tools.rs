@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::Registry;
 use crate::core::Result;
-use crate::protocol::{Dependency, Plugin, PluginPackage};
+use crate::protocol::{Dependency, Plugin, PluginPackage, ToolPolicy};
 
 /// Why the registry refused a change, for the person who asked.
 pub type Refusal = String;
@@ -30,6 +30,25 @@ impl Registry {
         let rows = statement.query_map([], |row| row.get::<_, String>(0)).map_err(self.err("cannot read tools"))?;
         let bodies = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(self.err("cannot read tools"))?;
         Ok(bodies.iter().filter_map(|body| serde_json::from_str(body).ok()).collect())
+    }
+
+    /// Sets the rule for `tool` (or `*`) of dependency `name`; `Ok(None)`:
+    /// there is no such dependency.
+    pub fn set_policy(&self, name: &str, tool: &str, rule: ToolPolicy) -> Result<Option<Dependency>> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err("cannot set a tool policy"))?;
+        let body: Option<String> = tx
+            .query_row("SELECT body FROM tool_deps WHERE name = ?1", [name], |row| row.get(0))
+            .optional()
+            .map_err(self.err("cannot read tools"))?;
+        let Some(mut dependency) = body.and_then(|body| serde_json::from_str::<Dependency>(&body).ok()) else {
+            return Ok(None);
+        };
+        dependency.policies.insert(tool.to_string(), rule);
+        let body = serde_json::to_string(&dependency).unwrap_or_default();
+        tx.execute("UPDATE tool_deps SET body = ?2 WHERE name = ?1", params![name, body])
+            .map_err(self.err("cannot set a tool policy"))?;
+        tx.commit().map_err(self.err("cannot set a tool policy"))?;
+        Ok(Some(dependency))
     }
 
     /// Removes a dependency added by hand; one a plugin brought is removed

@@ -52,7 +52,11 @@ pub(super) async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<
     send(&mut sink, &hello).await?;
 
     let (node_id, acked, heartbeat) = welcome(&mut stream, &config.data_dir, &name).await?;
-    let node = runtime.node.get_or_init(|| Node::with_identity(&config.data_dir, &node_id, &name));
+    let node = runtime.node.get_or_init(|| {
+        Node::with_identity(&config.data_dir, &node_id, &name)
+            .with_turns(runtime.turns.clone())
+            .with_gateway(Arc::clone(&runtime.gateway))
+    });
     if *node.id() != node_id {
         return Err(Error::Link(format!("Core now calls this node {node_id}, but it was {}; restart it", node.id())));
     }

@@ -70,7 +70,11 @@ struct Runtime {
     /// Keys for terminals, typed in arrival order by one worker.
     keys: Mutex<Option<std::sync::mpsc::Sender<(String, String)>>>,
     /// The MCP servers this node runs for the Tool Registry.
-    servers: super::mcp::Servers,
+    servers: Arc<super::mcp::Servers>,
+    /// The MCP gateway this node's sessions' agents are given.
+    gateway: Arc<super::gateway::Gateway>,
+    /// The turns running here, shared by the node and the gateway.
+    turns: super::runner::Turns,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,6 +101,11 @@ enum Ended {
 /// Runs the daemon until `shutdown` turns true or Core refuses the node.
 pub async fn run(config: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     let _ = fs_err::create_dir_all(&config.data_dir);
+    let servers = Arc::new(super::mcp::Servers::default());
+    let turns = super::runner::Turns::default();
+    let gateway = super::gateway::Gateway::start(Arc::clone(&servers), turns.clone())
+        .await
+        .map_err(|error| Error::Link(format!("cannot start the MCP gateway on 127.0.0.1: {error}")))?;
     let runtime = Arc::new(Runtime {
         ledger: match super::ledger::Ledger::open(&config.data_dir) {
             Ok(ledger) => Some(ledger),
@@ -118,7 +127,9 @@ pub async fn run(config: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> R
         outlet: Default::default(),
         terminal_sessions: Mutex::new(HashMap::new()),
         keys: Mutex::new(None),
-        servers: Default::default(),
+        servers,
+        gateway,
+        turns,
     });
     {
         let (keys, typed_keys) = std::sync::mpsc::channel::<(String, String)>();

@@ -1,0 +1,184 @@
+//! Cortex's MCP gateway with a real agent: codex (and Claude Code) on a
+//! scripted model is given one MCP server, Cortex's, listing the tools of
+//! the registry's servers as `server.tool`. Calls are forwarded to the real
+//! filesystem server from npm, held to the registry's policy (denied,
+//! needs approval) and recorded as `tool_call` events.
+
+use crate::support::TestEnv;
+use crate::support::agents::{log, send_later};
+use crate::support::cluster::{CoreProcess, free_port, wait_state};
+use crate::support::model::Model;
+use crate::support::{codex_binary, skip, wait_for};
+
+/// A `cortex up` whose repository's codex talks to `model`, with the npm
+/// filesystem server registered as `files` on the repository, running.
+fn setup(env: &TestEnv) -> Option<(Model, CoreProcess)> {
+    let codex = codex_binary()?;
+    let Some(files) = std::env::var_os("CORTEX_MCP_FILESYSTEM_BIN") else {
+        skip("no MCP servers from npm (CORTEX_MCP_FILESYSTEM_BIN unset; .ci/run installs them)");
+        return None;
+    };
+    let model = Model::start();
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    // Codex defers MCP tools behind its `tool_search` tool, which the
+    // scripted model does not speak: it is offered them upfront instead.
+    let config = model.config(&codex, &env.path("codex-home"), "never");
+    let config = config.replace("config = [\n", "config = [\n  'features.tool_search=false',\n");
+    std::fs::write(env.repo.join(".cortex/config.toml"), config).unwrap();
+    std::fs::write(env.repo.join(".gitignore"), "target/\n.cortex/\n").unwrap();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    let command = format!("{} {}", files.to_str().unwrap(), env.repo.display());
+    assert_eq!(cortex(&["tool", "add", "files", "--command", &command]).code, 0);
+    let running = wait_for(|| {
+        let statuses = cortex(&["tool", "status", "--json"]).json();
+        statuses
+            .as_array()?
+            .iter()
+            .any(|status| status["name"] == "files" && status["phase"] == "running")
+            .then_some(())
+    });
+    assert!(running.is_some(), "{}", cortex(&["tool", "status"]).stdout);
+    Some((model, core))
+}
+
+fn tool_calls(env: &TestEnv, core: &CoreProcess, id: &str) -> Vec<serde_json::Value> {
+    log(env, core, id)
+        .into_iter()
+        .filter(|event| event["kind"] == "tool_call")
+        .map(|event| event["call"].clone())
+        .collect()
+}
+
+fn send(env: &TestEnv, core: &CoreProcess, id: &str, prompt: &str) -> serde_json::Value {
+    let run = env.cortex_at(core, &env.repo, ["session", "send", id, prompt, "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.json()
+}
+
+#[test]
+fn codex_calls_a_filesystem_tool_through_the_gateway_held_to_policy_and_recorded() {
+    let env = TestEnv::new();
+    let Some((_model, core)) = setup(&env) else { return };
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    std::fs::write(env.repo.join("notes.txt"), "the gateway read this\n").unwrap();
+    let denied = cortex(&["tool", "policy", "files", "move_file", "denied", "--risk", "medium"]);
+    assert_eq!(denied.code, 0, "{}", denied.stderr);
+    let ask = cortex(&["tool", "policy", "files", "write_file", "needs-approval", "--risk", "high", "--json"]);
+    assert_eq!(ask.code, 0, "{}", ask.stderr);
+    assert_eq!(ask.json()["policies"]["write_file"], serde_json::json!({"policy": "needs_approval", "risk": "high"}));
+
+    // The session's tool list is the gateway's: the registry's tools, namespaced.
+    let start = env.cortex_at(
+        &core,
+        &env.repo,
+        ["session", "start", "tools files directory file", "--provider", "codex", "--json"],
+    );
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    let id = start.json()["session_id"].as_str().unwrap().to_string();
+    let events = log(&env, &core, &id);
+    let listed = events.iter().find(|event| event["kind"] == "assistant_message").unwrap()["text"].clone();
+    let listed = listed.as_str().unwrap();
+    assert!(listed.contains("cortex") && listed.contains("files") && listed.contains("read_text_file"), "{listed}");
+
+    // An allowed call: forwarded, answered, recorded with its schema hash.
+    let path = env.repo.join("notes.txt");
+    let read = send(&env, &core, &id, &format!(r#"tool files.read_text_file {{"path":"{}"}}"#, path.display()));
+    assert_eq!(read["outcome"], "completed", "{read}");
+    let said = log(&env, &core, &id).into_iter().rev().find(|event| event["kind"] == "assistant_message").unwrap();
+    assert!(said["text"].as_str().unwrap().contains("the gateway read this"), "{said}");
+    let calls = tool_calls(&env, &core, &id);
+    let call = &calls[0];
+    assert_eq!((call["server"].as_str(), call["tool"].as_str()), (Some("files"), Some("read_text_file")), "{call}");
+    assert_eq!((call["outcome"].as_str(), call["policy"].as_str()), (Some("ok"), Some("allowed")), "{call}");
+    let statuses = cortex(&["tool", "status", "--json"]).json();
+    let listed_hash = statuses[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|tool| tool["name"] == "read_text_file")
+        .unwrap()["schema_hash"]
+        .clone();
+    assert_eq!(call["schema_hash"], listed_hash, "the call names the schema the node listed");
+    assert!(call["duration_ms"].is_u64() && call["result_bytes"].as_u64().unwrap() > 20, "{call}");
+    assert!(call["arguments"].as_str().unwrap().contains("notes.txt"), "{call}");
+
+    // A denied tool: refused, never forwarded, recorded.
+    let target = env.repo.join("moved.txt");
+    let arguments = format!(r#"{{"source":"{}","destination":"{}"}}"#, path.display(), target.display());
+    send(&env, &core, &id, &format!("tool files.move_file {arguments}"));
+    assert!(path.exists() && !target.exists(), "a denied tool never ran");
+    let call = tool_calls(&env, &core, &id).pop().unwrap();
+    assert_eq!((call["tool"].as_str(), call["outcome"].as_str()), (Some("move_file"), Some("denied")), "{call}");
+    assert_eq!(call["risk"], "medium");
+
+    // A tool that needs approval waits as awaiting_approval, then runs.
+    let written = env.repo.join("written.txt");
+    let arguments = format!(r#"{{"path":"{}","content":"approved"}}"#, written.display());
+    let waiting = send_later(&env, &core, &id, &format!("tool files.write_file {arguments}"));
+    let session = wait_state(&env, &core, &id, "awaiting_approval");
+    assert!(!written.exists(), "nothing runs before the approval: {session}");
+    let approve = cortex(&["session", "approve", &id]);
+    assert_eq!(approve.code, 0, "{}", approve.stderr);
+    let output = waiting.join().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "approved");
+    let call = tool_calls(&env, &core, &id).pop().unwrap();
+    assert_eq!((call["tool"].as_str(), call["outcome"].as_str()), (Some("write_file"), Some("ok")), "{call}");
+    assert!(call["approved_by"].is_string(), "{call}");
+    let requested =
+        log(&env, &core, &id).into_iter().rev().find(|event| event["kind"] == "approval_requested").unwrap();
+    assert!(requested["prompt"].as_str().unwrap().contains("files.write_file"), "{requested}");
+
+    // The timeline says what each call did.
+    let text = env.cortex_at(&core, &env.repo, ["session", "log", &id]).stdout;
+    assert!(text.contains("tool files.move_file denied"), "{text}");
+}
+
+#[test]
+fn claude_calls_a_filesystem_tool_through_the_gateway_and_a_denied_one_is_refused() {
+    let env = TestEnv::new();
+    let Some(claude) = crate::support::claude_binary() else { return };
+    let Some(files) = std::env::var_os("CORTEX_MCP_FILESYSTEM_BIN") else {
+        return skip("no MCP servers from npm (CORTEX_MCP_FILESYSTEM_BIN unset; .ci/run installs them)");
+    };
+    let model = crate::support::anthropic::Anthropic::start();
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    // Claude Code defers MCP tools behind ToolSearch, which the scripted
+    // model does not speak: they are offered upfront instead.
+    let config = model.config(&claude).replace("env = { ", "env = { ENABLE_TOOL_SEARCH = \"false\", ");
+    std::fs::write(env.repo.join(".cortex/config.toml"), config).unwrap();
+    std::fs::write(env.repo.join(".gitignore"), "target/\n.cortex/\n").unwrap();
+    std::fs::write(env.repo.join("notes.txt"), "claude read this through cortex\n").unwrap();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    let command = format!("{} {}", files.to_str().unwrap(), env.repo.display());
+    assert_eq!(cortex(&["tool", "add", "files", "--command", &command]).code, 0);
+    assert_eq!(cortex(&["tool", "policy", "files", "write_file", "denied"]).code, 0);
+    let running = wait_for(|| {
+        let statuses = cortex(&["tool", "status", "--json"]).json();
+        statuses
+            .as_array()?
+            .iter()
+            .any(|status| status["name"] == "files" && status["phase"] == "running")
+            .then_some(())
+    });
+    assert!(running.is_some(), "{}", cortex(&["tool", "status"]).stdout);
+
+    let path = env.repo.join("notes.txt");
+    let prompt = format!(r#"tool files.read_text_file {{"path":"{}"}}"#, path.display());
+    let id = crate::support::agents::start(&env, &core, "claude", &prompt);
+    let events = log(&env, &core, &id);
+    let said = events.iter().rev().find(|event| event["kind"] == "assistant_message").unwrap();
+    assert!(said["text"].as_str().unwrap().contains("claude read this through cortex"), "{said}");
+    let call = tool_calls(&env, &core, &id).pop().expect("the call is recorded");
+    assert_eq!((call["name"].as_str(), call["outcome"].as_str()), (Some("files.read_text_file"), Some("ok")), "{call}");
+    assert_eq!(call["schema_hash"].as_str().map(str::len), Some(64), "{call}");
+
+    let written = env.repo.join("written.txt");
+    let arguments = format!(r#"{{"path":"{}","content":"no"}}"#, written.display());
+    send(&env, &core, &id, &format!("tool files.write_file {arguments}"));
+    assert!(!written.exists(), "a denied tool never ran");
+    let call = tool_calls(&env, &core, &id).pop().unwrap();
+    assert_eq!((call["tool"].as_str(), call["outcome"].as_str()), (Some("write_file"), Some("denied")), "{call}");
+}

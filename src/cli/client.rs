@@ -120,6 +120,11 @@ impl Client {
         &self.base
     }
 
+    /// The bearer token this client presents.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token)
     }

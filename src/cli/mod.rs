@@ -9,6 +9,7 @@ mod gc;
 mod index;
 mod init;
 mod local;
+mod mcp;
 mod node;
 mod output;
 mod pager;
@@ -139,6 +140,8 @@ enum Command {
     /// The Plugin Registry: Agent Plugins packages (MCP servers and skills).
     #[command(subcommand)]
     Plugin(tools::PluginCommand),
+    /// Cortex's own tools for any MCP client, on stdin/stdout.
+    Mcp(mcp::McpArgs),
     /// Print a completion script for your shell.
     Completions(shell::CompletionsArgs),
     /// Write the man pages into a folder.
@@ -181,6 +184,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Usage(args) => usage::run(args, &ctx)?,
         Command::Tool(command) => tools::tool(command, &ctx)?,
         Command::Plugin(command) => tools::plugin(command, &ctx)?,
+        Command::Mcp(args) => mcp::run(args, &ctx)?,
         Command::Completions(args) => shell::completions(args)?,
         Command::ManPages(args) => shell::man_pages(args)?,
     };

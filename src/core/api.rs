@@ -53,6 +53,7 @@ pub fn api_router(state: Arc<CoreState>) -> Router {
         .route("/api/v1/health", get(get_health))
         .route("/api/v1/nodes/connect", get(super::link::connect))
         .merge(protected)
+        .merge(super::mcp::routes(state.clone()))
         .with_state(state)
         .layer(middleware::from_fn(errors_as_json))
 }

@@ -10,6 +10,7 @@ use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
+mod links;
 mod tools;
 
 use super::{Error, Result};
@@ -70,6 +71,15 @@ const MIGRATIONS: &[&str] = &[
         package TEXT NOT NULL,
         added_at TEXT NOT NULL
     );
+    ",
+    "
+    CREATE TABLE session_links (
+        child TEXT PRIMARY KEY,
+        parent TEXT NOT NULL,
+        depth INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX session_links_by_parent ON session_links (parent, child);
     ",
 ];
 

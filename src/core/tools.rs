@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use super::failure::ApiFailure;
 use super::state::{CoreState, lock};
 use crate::protocol::{
-    CoreFrame, Dependency, ErrorCode, NodeId, PROTOCOL_VERSION, PluginPackage, Scope, ToolPolicy, ToolStatus,
+    CoreFrame, Dependency, ErrorCode, NodeId, PROTOCOL_VERSION, PluginPackage, Scope, SessionId, ToolPolicy, ToolStatus,
 };
 
 pub(super) fn routes() -> Router<Arc<CoreState>> {
@@ -192,6 +192,22 @@ impl CoreState {
                 tracing::warn!(%node, "a node's link is full; it gets its tools on its next connection");
             }
         }
+    }
+
+    /// The session that started `id` through Cortex's native tools, and
+    /// those `id` started, each with its title and state.
+    pub fn lineage(
+        &self,
+        id: &SessionId,
+    ) -> (Option<crate::protocol::SessionSummary>, Vec<crate::protocol::SessionSummary>) {
+        let (parent, children) = {
+            let registry = lock(&self.registry);
+            let parent = registry.parent_of(id.as_str()).ok().flatten().map(|(parent, _)| parent);
+            (parent, registry.children_of(id.as_str()).unwrap_or_default())
+        };
+        let index = lock(&self.index);
+        let find = |id: &str| index.resolve_session(id).ok();
+        (parent.as_deref().and_then(find), children.iter().filter_map(|child| find(child)).collect())
     }
 
     /// Every node's last report, by tool then node.

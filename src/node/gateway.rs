@@ -39,6 +39,10 @@ pub struct Gateway {
 struct Shared {
     servers: Arc<Servers>,
     turns: Turns,
+    /// How to reach Core's own tools (`/mcp`), once the node is connected.
+    core: Mutex<Option<CoreAccess>>,
+    /// Core's tools as Core listed them last.
+    native: tokio::sync::Mutex<Vec<Tool>>,
     /// Each session's secret key (in its URL), and the session it names.
     keys: Mutex<HashMap<String, Place>>,
 }
@@ -56,7 +60,13 @@ impl Gateway {
     pub async fn start(servers: Arc<Servers>, turns: Turns) -> std::io::Result<Arc<Gateway>> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { servers, turns, keys: Mutex::default() });
+        let shared = Arc::new(Shared {
+            servers,
+            turns,
+            core: Mutex::default(),
+            native: tokio::sync::Mutex::default(),
+            keys: Mutex::default(),
+        });
         let handler = Handler(Arc::clone(&shared));
         let config = StreamableHttpServerConfig::default();
         let service: StreamableHttpService<Handler, LocalSessionManager> =
@@ -69,6 +79,17 @@ impl Gateway {
         });
         tracing::info!(%addr, "the MCP gateway listens");
         Ok(Arc::new(Gateway { addr, shared }))
+    }
+
+    /// Core's address and this node's credential: Cortex's own tools
+    /// (`cortex.session_start`, …) are Core's, called for the session.
+    pub fn set_core(&self, url: &str, node: &crate::protocol::NodeId, secret: &str) {
+        let access = CoreAccess {
+            url: url.trim_end_matches('/').to_string(),
+            node: node.to_string(),
+            secret: secret.to_string(),
+        };
+        *lock(&self.shared.core) = Some(access);
     }
 
     /// The URL `session`'s agent reaches the gateway at: the same for the
@@ -149,6 +170,11 @@ impl ServerHandler for Handler {
                 tools.push(listed);
             }
         }
+        for tool in self.native_tools(&place.session).await {
+            let mut listed = tool.clone();
+            listed.name = format!("{NATIVE}.{}", tool.name).into();
+            tools.push(listed);
+        }
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -158,8 +184,12 @@ impl ServerHandler for Handler {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let place = self.place(&context)?;
-        let offered = self.offered(&place).await;
         let began = Instant::now();
+        if let Some(tool) = request.name.strip_prefix(NATIVE).and_then(|rest| rest.strip_prefix('.')) {
+            let tool = tool.to_string();
+            return self.call_native(&place, tool, request, began).await;
+        }
+        let offered = self.offered(&place).await;
         let found = offered.iter().filter_map(|server| {
             let tool = request.name.strip_prefix(server.dependency.name.as_str())?.strip_prefix('.')?;
             Some((server, server.tools.iter().find(|listed| listed.name == tool)?))
@@ -233,6 +263,116 @@ impl Handler {
             Ok(Some(Err(error))) => Err(ErrorData::internal_error(format!("cannot record the call: {error}"), None)),
             _ => Err(no_turn()),
         }
+    }
+}
+
+/// The namespace of Cortex's own tools in a session's list.
+const NATIVE: &str = "cortex";
+
+/// Core's `/mcp` and this node's credential.
+#[derive(Clone)]
+struct CoreAccess {
+    url: String,
+    node: String,
+    secret: String,
+}
+
+impl CoreAccess {
+    /// A client of Core's `/mcp` acting for `session`.
+    async fn connect(
+        &self,
+        session: &SessionId,
+    ) -> Result<rmcp::service::RunningService<rmcp::RoleClient, ()>, String> {
+        use rmcp::ServiceExt;
+        use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+        let header = |value: &str| axum::http::HeaderValue::from_str(value).map_err(|error| error.to_string());
+        let headers = HashMap::from([
+            (axum::http::HeaderName::from_static("x-cortex-node"), header(&self.node)?),
+            (axum::http::HeaderName::from_static("x-cortex-session"), header(session.as_str())?),
+        ]);
+        let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", self.url))
+            .auth_header(self.secret.clone())
+            .custom_headers(headers);
+        let transport = rmcp::transport::StreamableHttpClientTransport::from_config(config);
+        match tokio::time::timeout(Duration::from_secs(30), ().serve(transport)).await {
+            Ok(Ok(service)) => Ok(service),
+            Ok(Err(error)) => Err(format!("Core's tools did not answer: {error}")),
+            Err(_) => Err("Core's tools did not answer within 30 s".into()),
+        }
+    }
+}
+
+impl Handler {
+    /// Core's tools (listed once per node run; empty while Core is unknown).
+    async fn native_tools(&self, session: &SessionId) -> Vec<Tool> {
+        let mut native = self.0.native.lock().await;
+        if native.is_empty() {
+            let access = lock(&self.0.core).clone();
+            if let Some(access) = access
+                && let Ok(client) = access.connect(session).await
+            {
+                *native = client.list_all_tools().await.unwrap_or_default();
+                let _ = client.cancel().await;
+            }
+        }
+        native.clone()
+    }
+
+    /// A call of one of Core's tools, for the session, recorded like any.
+    async fn call_native(
+        &self,
+        place: &Place,
+        tool: String,
+        request: CallToolRequestParams,
+        began: Instant,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let listed = self.native_tools(&place.session).await;
+        let Some(known) = listed.iter().find(|listed| listed.name == tool) else {
+            return Err(ErrorData::invalid_params(format!("no tool `{}` for this session", request.name), None));
+        };
+        let mut call = ToolCall {
+            name: request.name.to_string(),
+            server: NATIVE.to_string(),
+            tool: tool.clone(),
+            schema_hash: Some(schema_hash(known)),
+            arguments: arguments_text(&request),
+            policy: Policy::Allowed,
+            risk: crate::protocol::Risk::Low,
+            outcome: ToolOutcome::Ok,
+            duration_ms: 0,
+            result_bytes: 0,
+            error: None,
+            approved_by: None,
+        };
+        let access = lock(&self.0.core).clone();
+        let answered = match access {
+            Some(access) => match access.connect(&place.session).await {
+                Ok(client) => {
+                    let mut upstream = CallToolRequestParams::new(tool);
+                    upstream.arguments = request.arguments;
+                    let answered = client.call_tool(upstream).await.map_err(|error| error.to_string());
+                    let _ = client.cancel().await;
+                    answered
+                }
+                Err(error) => Err(error),
+            },
+            None => Err("this node is not connected to Core".to_string()),
+        };
+        let result = match answered {
+            Ok(result) => {
+                call.outcome = if result.is_error == Some(true) { ToolOutcome::Error } else { ToolOutcome::Ok };
+                redacted(result)
+            }
+            Err(message) => {
+                call.outcome = ToolOutcome::Error;
+                call.error = Some(message.clone());
+                CallToolResult::error(vec![ContentBlock::text(message)])
+            }
+        };
+        call.duration_ms = began.elapsed().as_millis() as u64;
+        call.result_bytes = serde_json::to_vec(&result).map_or(0, |bytes| bytes.len() as u64);
+        self.record(&place.session, call).await?;
+        Ok(result.into())
     }
 }
 

@@ -125,6 +125,10 @@ pub(super) struct SessionPage {
     blocks: Vec<Block>,
     controls: Controls,
     last_seq: u64,
+    /// The session that started this one through Cortex's tools, if any.
+    parent: Option<SessionSummary>,
+    /// The sessions this one started.
+    children: Vec<SessionSummary>,
 }
 
 pub(super) fn session_crumbs(web: &Web, session: &SessionSummary) -> Vec<(String, String)> {
@@ -153,7 +157,10 @@ fn session_page(web: &Web, id: &str, query: SessionQuery) -> Page {
     let nodes = web.core.node_summaries()?;
     let mut shell = shell(web, session_crumbs(web, &session));
     shell.state = Some(session.state.as_str().to_string());
+    let (parent, children) = web.core.lineage(&session.id);
     Ok(SessionPage {
+        parent,
+        children,
         shell,
         node_name: node_name(&nodes, &session.node),
         blocks: grouped(session.id.as_str(), &events),

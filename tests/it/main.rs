@@ -12,6 +12,7 @@ mod cluster;
 mod codex;
 mod conformance;
 mod crash;
+mod delegation;
 mod evidence;
 mod gateway;
 mod index;

@@ -61,6 +61,10 @@ pub(super) async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<
         return Err(Error::Link(format!("Core now calls this node {node_id}, but it was {}; restart it", node.id())));
     }
     tracing::info!(%node_id, "connected to Core");
+    // The credential as it stands after the welcome (an enrollment sets it).
+    if let Ok(identity) = Identity::load_or_create(&config.data_dir) {
+        runtime.gateway.set_core(&config.core_url, &node_id, &identity.secret);
+    }
 
     lock(&runtime.outbox).restart(&acked);
     {

@@ -83,7 +83,7 @@ impl ServerHandler for Native {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(super::native::tools()))
+        Ok(ListToolsResult::with_all_items(super::native::tools(&self.0)))
     }
 
     async fn call_tool(

@@ -20,7 +20,22 @@ const MAX_ANSWER: usize = 256 * 1024;
 
 type Answer = Result<String, String>;
 
-pub(super) fn tools() -> Vec<Tool> {
+/// Cortex's tools, and one `skill.PLUGIN.NAME` per skill of an installed
+/// plugin (it answers the skill's `SKILL.md`).
+pub(super) fn tools(state: &CoreState) -> Vec<Tool> {
+    let mut tools = session_tools();
+    let skills = lock(&state.registry).skills().unwrap_or_default();
+    for (plugin, skill, _) in skills {
+        let description =
+            format!("Skill `{}` from plugin `{plugin}`: {} (answers its SKILL.md)", skill.name, skill.description);
+        let name = format!("skill.{plugin}.{}", skill.name);
+        let schema = json!({"type": "object", "properties": {}, "additionalProperties": false});
+        tools.push(Tool::new(name, description, Arc::new(schema.as_object().cloned().unwrap_or_default())));
+    }
+    tools
+}
+
+fn session_tools() -> Vec<Tool> {
     let id = json!({"type": "string", "description": "a session id (a unique prefix is enough)"});
     vec![
         tool(
@@ -74,6 +89,7 @@ pub(super) async fn call(state: &Arc<CoreState>, caller: &Caller, name: &str, ar
         "session_wait" => session_wait(state, &args).await,
         "session_log" => session_log(state, &args),
         "session_diff" => session_diff(state, &args).await,
+        _ if name.starts_with("skill.") => skill(state, name),
         _ => Err(format!("no Cortex tool `{name}`")),
     };
     match answer {
@@ -87,6 +103,12 @@ pub(super) async fn call(state: &Arc<CoreState>, caller: &Caller, name: &str, ar
         }
         Err(message) => CallToolResult::error(vec![ContentBlock::text(message)]),
     }
+}
+
+fn skill(state: &CoreState, name: &str) -> Answer {
+    let skills = lock(&state.registry).skills().map_err(|error| error.to_string())?;
+    let found = skills.into_iter().find(|(plugin, skill, _)| format!("skill.{plugin}.{}", skill.name) == name);
+    found.map(|(_, _, text)| text).ok_or_else(|| format!("no skill `{name}` (its plugin may have been removed)"))
 }
 
 fn text_arg<'a>(args: &'a JsonObject, name: &str) -> Result<Option<&'a str>, String> {

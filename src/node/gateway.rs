@@ -92,6 +92,12 @@ impl Gateway {
         *lock(&self.shared.core) = Some(access);
     }
 
+    /// Core's tools are listed again on next use (plugins, and their
+    /// skills, may have come or gone).
+    pub async fn forget_native(&self) {
+        self.shared.native.lock().await.clear();
+    }
+
     /// The URL `session`'s agent reaches the gateway at: the same for the
     /// session's life, with a key nobody else knows.
     pub fn url_for(&self, session: &SessionId, workspace: Option<&str>) -> String {
@@ -303,7 +309,7 @@ impl CoreAccess {
 }
 
 impl Handler {
-    /// Core's tools (listed once per node run; empty while Core is unknown).
+    /// Core's tools (listed once per registry change; empty while Core is unknown).
     async fn native_tools(&self, session: &SessionId) -> Vec<Tool> {
         let mut native = self.0.native.lock().await;
         if native.is_empty() {

@@ -182,3 +182,65 @@ fn claude_calls_a_filesystem_tool_through_the_gateway_and_a_denied_one_is_refuse
     let call = tool_calls(&env, &core, &id).pop().unwrap();
     assert_eq!((call["tool"].as_str(), call["outcome"].as_str()), (Some("write_file"), Some("denied")), "{call}");
 }
+
+#[test]
+fn a_plugins_server_and_skill_are_in_the_sessions_tool_list_and_answer_through_the_gateway() {
+    let env = TestEnv::new();
+    let Some((_model, core)) = setup(&env) else { return };
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    let server = std::fs::canonicalize(std::env::var_os("CORTEX_MCP_FILESYSTEM_BIN").unwrap()).unwrap();
+    let kit = env.path("kit");
+    std::fs::create_dir_all(kit.join("skills/review")).unwrap();
+    std::fs::write(
+        kit.join("plugin.json"),
+        r#"{"$schema": "https://agent-plugins.org/schemas/1.0.0/plugin.schema.json", "name": "kit", "version": "1.0.0"}"#,
+    )
+    .unwrap();
+    let mcp = serde_json::json!({"$schema": "https://agent-plugins.org/schemas/1.0.0/mcp.schema.json",
+        "mcpServers": {"fs": {"type": "stdio", "command": "node", "args": [server, env.repo]}}});
+    std::fs::write(kit.join("mcp.json"), mcp.to_string()).unwrap();
+    std::fs::write(
+        kit.join("skills/review/SKILL.md"),
+        "---\nname: review\ndescription: Reviews a diff\n---\n\nRead the diff twice.\n",
+    )
+    .unwrap();
+    let added = cortex(&["plugin", "add", kit.to_str().unwrap()]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let running = wait_for(|| {
+        let statuses = cortex(&["tool", "status", "--json"]).json();
+        statuses
+            .as_array()?
+            .iter()
+            .any(|status| status["name"] == "kit.fs" && status["phase"] == "running")
+            .then_some(())
+    });
+    assert!(running.is_some(), "{}", cortex(&["tool", "status"]).stdout);
+
+    let start = env.cortex_at(
+        &core,
+        &env.repo,
+        ["session", "start", "tools kit fs read skill review", "--provider", "codex", "--json"],
+    );
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    let id = start.json()["session_id"].as_str().unwrap().to_string();
+    let said = |id: &str| {
+        let events = log(&env, &core, id);
+        events.iter().rev().find(|event| event["kind"] == "assistant_message").unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let listed = said(&id);
+    assert!(listed.contains("kit_fs_read_text_file") && listed.contains("cortex_skill_kit_review"), "{listed}");
+
+    send(&env, &core, &id, "tool cortex.skill.kit.review {}");
+    assert!(said(&id).contains("Read the diff twice."), "{}", said(&id));
+    std::fs::write(env.repo.join("notes.txt"), "through the plugin\n").unwrap();
+    let path = env.repo.join("notes.txt");
+    send(&env, &core, &id, &format!(r#"tool kit.fs.read_text_file {{"path":"{}"}}"#, path.display()));
+    assert!(said(&id).contains("through the plugin"), "{}", said(&id));
+    let calls = tool_calls(&env, &core, &id);
+    let names: Vec<(&str, &str)> =
+        calls.iter().map(|call| (call["server"].as_str().unwrap(), call["tool"].as_str().unwrap())).collect();
+    assert_eq!(names, [("cortex", "skill.kit.review"), ("kit.fs", "read_text_file")]);
+}

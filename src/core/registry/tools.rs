@@ -103,6 +103,33 @@ impl Registry {
         Ok(bodies.iter().filter_map(|body| serde_json::from_str(body).ok()).collect())
     }
 
+    /// Every installed plugin's skills: the plugin, the skill and its
+    /// `SKILL.md`, as the package brought them.
+    pub fn skills(&self) -> Result<Vec<(String, crate::protocol::Skill, String)>> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT body, package FROM plugins ORDER BY name")
+            .map_err(self.err("cannot read plugins"))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+            .map_err(self.err("cannot read plugins"))?;
+        let mut skills = Vec::new();
+        for row in rows {
+            let (body, package) = row.map_err(self.err("cannot read plugins"))?;
+            let (Ok(plugin), Ok(package)) =
+                (serde_json::from_str::<Plugin>(&body), serde_json::from_str::<PluginPackage>(&package))
+            else {
+                continue;
+            };
+            for skill in plugin.skills {
+                if let Some((_, text)) = package.skills.iter().find(|(dir, _)| *dir == skill.name) {
+                    skills.push((plugin.name.clone(), skill, text.clone()));
+                }
+            }
+        }
+        Ok(skills)
+    }
+
     /// Removes a plugin and the servers it brought; false when there was none.
     pub fn remove_plugin(&self, name: &str) -> Result<bool> {
         let tx = self.conn.unchecked_transaction().map_err(self.err("cannot remove a plugin"))?;

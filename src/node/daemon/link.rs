@@ -203,6 +203,7 @@ fn on_frame(runtime: &Arc<Runtime>, out: &mpsc::Sender<NodeFrame>, text: &str) -
             let runtime = runtime.clone();
             let out = out.clone();
             tokio::spawn(async move {
+                runtime.gateway.forget_native().await;
                 let states = runtime.servers.reconcile(tools).await;
                 let _ = out.send(NodeFrame::ToolStates { v: PROTOCOL_VERSION, states }).await;
             });

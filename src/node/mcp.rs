@@ -6,6 +6,10 @@
 //! is: `running` with its tools and their schema hashes, or `failed` with
 //! why (`missing secret NAME`, `missing binary X`, the server's error).
 //! Core never assumes desired equals actual.
+//!
+//! A server that exits is `degraded` while it is restarted with backoff
+//! (0.5 s, doubling), and `failed` after [`MAX_RESTARTS`] tries in a row;
+//! one that ran a minute counts as healthy again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,10 +23,27 @@ use crate::protocol::{Dependency, Server, ToolInfo, ToolPhase, ToolState};
 /// How long a server has to start and list its tools.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How often exited servers are looked for.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+/// The first wait before a restart; each next one doubles.
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+/// Restarts in a row before a server is left `failed`.
+pub const MAX_RESTARTS: u32 = 4;
+/// How long a server must run before its restarts count from zero again.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+
 /// The servers this node runs, by name.
-#[derive(Default)]
 pub struct Servers {
     running: tokio::sync::Mutex<HashMap<String, Entry>>,
+    /// Bumped whenever a state changes outside `reconcile` (a crash, a
+    /// restart), for whoever reports states to Core.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Servers {
+    fn default() -> Servers {
+        Servers { running: Default::default(), changed: tokio::sync::watch::channel(0).0 }
+    }
 }
 
 struct Entry {
@@ -32,6 +53,11 @@ struct Entry {
     tools: Vec<rmcp::model::Tool>,
     /// The live connection; dropping it stops a stdio server.
     service: Option<RunningService<RoleClient, ()>>,
+    /// Restarts tried in a row, when the next one is due, and since when
+    /// the server has been running.
+    restarts: u32,
+    retry_at: Option<std::time::Instant>,
+    started: std::time::Instant,
 }
 
 /// A running server as the gateway offers it: its rules, its tools and
@@ -74,6 +100,73 @@ impl Servers {
         states
     }
 
+    /// Every dependency's state as it stands.
+    pub async fn states(&self) -> Vec<ToolState> {
+        let running = self.running.lock().await;
+        let mut states: Vec<ToolState> = running.values().map(|entry| entry.state.clone()).collect();
+        states.sort_by(|a, b| a.name.cmp(&b.name));
+        states
+    }
+
+    /// Changes made outside `reconcile`: wait on it, then send `states()`.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Watches the running servers until the process ends: one that exited
+    /// is `degraded` and restarted after its backoff, or `failed` once it
+    /// has been restarted [`MAX_RESTARTS`] times in a row.
+    pub async fn supervise(self: std::sync::Arc<Self>) {
+        loop {
+            tokio::time::sleep(WATCH_EVERY).await;
+            let due = self.look().await;
+            for dependency in due {
+                let mut entry = start(dependency.clone()).await;
+                let mut running = self.running.lock().await;
+                // Removed or changed meanwhile: what reconcile decided stands.
+                let Some(old) = running.get(&dependency.name).filter(|old| old.dependency.same_server(&dependency))
+                else {
+                    continue;
+                };
+                entry.dependency = old.dependency.clone();
+                entry.restarts = old.restarts;
+                if entry.state.phase != ToolPhase::Running {
+                    let reason = entry.state.reason.clone().unwrap_or_default();
+                    crashed(&mut entry, &format!("the restart failed: {reason}"));
+                }
+                running.insert(dependency.name.clone(), entry);
+                drop(running);
+                self.changed.send_modify(|generation| *generation += 1);
+            }
+        }
+    }
+
+    /// Marks servers that exited, and answers those due for a restart.
+    async fn look(&self) -> Vec<Dependency> {
+        let mut running = self.running.lock().await;
+        let now = std::time::Instant::now();
+        let mut changed = false;
+        let mut due = Vec::new();
+        for entry in running.values_mut() {
+            let exited = entry.service.as_ref().is_some_and(|service| service.peer().is_transport_closed());
+            if entry.state.phase == ToolPhase::Running && exited {
+                if entry.started.elapsed() > HEALTHY_AFTER {
+                    entry.restarts = 0;
+                }
+                entry.service = None;
+                crashed(entry, "it exited");
+                changed = true;
+            } else if entry.state.phase == ToolPhase::Degraded && entry.retry_at.is_some_and(|at| at <= now) {
+                entry.retry_at = None;
+                due.push(entry.dependency.clone());
+            }
+        }
+        if changed {
+            self.changed.send_modify(|generation| *generation += 1);
+        }
+        due
+    }
+
     /// The running servers, for a session's gateway.
     pub async fn offered(&self) -> Vec<Offered> {
         let running = self.running.lock().await;
@@ -102,7 +195,15 @@ async fn start(dependency: Dependency) -> Entry {
             reason: Some(reason),
             tools: Vec::new(),
         };
-        Entry { dependency, state, tools: Vec::new(), service: None }
+        Entry {
+            dependency,
+            state,
+            tools: Vec::new(),
+            service: None,
+            restarts: 0,
+            retry_at: None,
+            started: std::time::Instant::now(),
+        }
     };
     if let Some(missing) =
         dependency.secrets.iter().find(|name| std::env::var_os(name).is_none_or(|value| value.is_empty()))
@@ -145,7 +246,36 @@ async fn start(dependency: Dependency) -> Entry {
         tools.iter().map(|tool| ToolInfo { name: tool.name.to_string(), schema_hash: schema_hash(tool) }).collect();
     tracing::info!(tool = %dependency.name, "a tool is running");
     let state = ToolState { name: dependency.name.clone(), phase: ToolPhase::Running, reason: None, tools: infos };
-    Entry { dependency, state, tools, service: Some(service) }
+    Entry {
+        dependency,
+        state,
+        tools,
+        service: Some(service),
+        restarts: 0,
+        retry_at: None,
+        started: std::time::Instant::now(),
+    }
+}
+
+/// A server that is down: `degraded` with its next restart, or `failed`
+/// when it has had its restarts.
+fn crashed(entry: &mut Entry, why: &str) {
+    entry.restarts += 1;
+    entry.tools.clear();
+    entry.state.tools.clear();
+    if entry.restarts > MAX_RESTARTS {
+        entry.state.phase = ToolPhase::Failed;
+        entry.state.reason =
+            Some(format!("crashed: {why}; restarted {MAX_RESTARTS} times in a row, then left stopped"));
+        tracing::warn!(tool = %entry.dependency.name, "a tool keeps crashing; it is left stopped");
+        return;
+    }
+    let delay = BACKOFF_FIRST * 2u32.pow(entry.restarts - 1);
+    entry.retry_at = Some(std::time::Instant::now() + delay);
+    entry.state.phase = ToolPhase::Degraded;
+    entry.state.reason =
+        Some(format!("crashed: {why}; restart {} of {MAX_RESTARTS} in {:.1} s", entry.restarts, delay.as_secs_f64()));
+    tracing::warn!(tool = %entry.dependency.name, ?delay, "a tool crashed; restarting it");
 }
 
 /// SHA-256 of a tool's input schema as JSON, hex: what the registry and

@@ -265,3 +265,39 @@ fn registered_once_real_mcp_servers_run_on_two_nodes_and_a_missing_secret_fails_
     });
     assert!(gone.is_some(), "{}", cortex(&["tool", "status"]).stdout);
 }
+
+#[test]
+fn a_crashed_server_is_degraded_restarted_with_backoff_and_failed_when_it_keeps_crashing() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    let folder = env.path("crashy");
+    std::fs::create_dir_all(&folder).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/crashy_mcp.py");
+    let command = format!("python3 {} {}", script.display(), folder.display());
+    assert_eq!(cortex(&["tool", "add", "crashy", "--command", &command]).code, 0);
+    let phase = |wanted: &str, reason: &str| {
+        crate::support::wait_for(|| {
+            let statuses = cortex(&["tool", "status", "--json"]).json();
+            let status = statuses.as_array()?.iter().find(|status| status["name"] == "crashy")?.clone();
+            let matches = status["phase"] == wanted && status["reason"].as_str().unwrap_or_default().contains(reason);
+            matches.then_some(status)
+        })
+        .unwrap_or_else(|| panic!("never {wanted} ({reason}): {}", cortex(&["tool", "status"]).stdout))
+    };
+    let running = phase("running", "");
+    assert_eq!(running["tools"][0]["name"], "echo");
+
+    // Crashed once: degraded, then running again by itself.
+    std::fs::write(folder.join("crash-now"), "").unwrap();
+    phase("degraded", "crashed: it exited; restart 1 of 4 in 0.5 s");
+    phase("running", "");
+
+    // Crashing for good: within a minute of the last crash, restarts go on
+    // counting; after the fourth, it is left failed.
+    std::fs::write(folder.join("crash-always"), "").unwrap();
+    std::fs::write(folder.join("crash-now"), "").unwrap();
+    phase("degraded", "restart 2 of 4 in 1.0 s");
+    let failed = phase("failed", "restarted 4 times in a row, then left stopped");
+    assert!(failed["reason"].as_str().unwrap().contains("the restart failed"), "{failed}");
+}

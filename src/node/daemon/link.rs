@@ -77,6 +77,19 @@ pub(super) async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<
     runtime.wake.notify_one();
 
     let (out_tx, mut out_rx) = mpsc::channel::<NodeFrame>(256);
+    {
+        // A crash or a restart of a tool's server is reported as it happens.
+        let mut changes = runtime.servers.changes();
+        let (runtime, out) = (runtime.clone(), out_tx.clone());
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let states = runtime.servers.states().await;
+                if out.send(NodeFrame::ToolStates { v: PROTOCOL_VERSION, states }).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
     *lock(&runtime.outlet) = Some(out_tx.clone());
     let mut ticker = tokio::time::interval(heartbeat);
     loop {

@@ -102,6 +102,7 @@ enum Ended {
 pub async fn run(config: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> Result<()> {
     let _ = fs_err::create_dir_all(&config.data_dir);
     let servers = Arc::new(super::mcp::Servers::default());
+    tokio::spawn(Arc::clone(&servers).supervise());
     let turns = super::runner::Turns::default();
     let gateway = super::gateway::Gateway::start(Arc::clone(&servers), turns.clone())
         .await

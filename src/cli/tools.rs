@@ -157,8 +157,16 @@ pub(crate) fn tool(command: ToolCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
                 (None, Some(url)) => Server::Http { url },
                 (None, None) => bail!("give --command or --url"),
             };
-            let tool =
-                Dependency { name, server, scope, secrets, policies: Default::default(), plugin: None, added_at: None };
+            let tool = Dependency {
+                name,
+                server,
+                scope,
+                secrets,
+                policies: Default::default(),
+                plugin: None,
+                cwd: None,
+                added_at: None,
+            };
             tool.check().map_err(anyhow::Error::msg)?;
             let added: Dependency = client.post("/api/v1/tools", &tool)?;
             if json {

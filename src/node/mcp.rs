@@ -35,6 +35,8 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// The servers this node runs, by name.
 pub struct Servers {
     running: tokio::sync::Mutex<HashMap<String, Entry>>,
+    /// Tools that could not even be read (a bad `.cortex/tools.toml`).
+    problems: std::sync::Mutex<Vec<ToolState>>,
     /// Bumped whenever a state changes outside `reconcile` (a crash, a
     /// restart), for whoever reports states to Core.
     changed: tokio::sync::watch::Sender<u64>,
@@ -42,7 +44,7 @@ pub struct Servers {
 
 impl Default for Servers {
     fn default() -> Servers {
-        Servers { running: Default::default(), changed: tokio::sync::watch::channel(0).0 }
+        Servers { running: Default::default(), problems: Default::default(), changed: tokio::sync::watch::channel(0).0 }
     }
 }
 
@@ -71,8 +73,15 @@ pub struct Offered {
 
 impl Servers {
     /// Makes this node run exactly `desired`: what is gone or changed is
-    /// stopped, what is new is started; every dependency's state comes back.
-    pub async fn reconcile(&self, desired: Vec<Dependency>) -> Vec<ToolState> {
+    /// stopped, what is new is started; every dependency's state comes back,
+    /// with `problems` (tools that could not be read) among them.
+    pub async fn reconcile(&self, desired: Vec<Dependency>, problems: Vec<ToolState>) -> Vec<ToolState> {
+        *self.problems.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = problems;
+        self.reconcile_running(desired).await;
+        self.states().await
+    }
+
+    async fn reconcile_running(&self, desired: Vec<Dependency>) {
         let mut running = self.running.lock().await;
         let stale: Vec<String> = running
             .iter()
@@ -95,15 +104,13 @@ impl Servers {
             let entry = start(dependency).await;
             running.insert(entry.dependency.name.clone(), entry);
         }
-        let mut states: Vec<ToolState> = running.values().map(|entry| entry.state.clone()).collect();
-        states.sort_by(|a, b| a.name.cmp(&b.name));
-        states
     }
 
     /// Every dependency's state as it stands.
     pub async fn states(&self) -> Vec<ToolState> {
         let running = self.running.lock().await;
         let mut states: Vec<ToolState> = running.values().map(|entry| entry.state.clone()).collect();
+        states.extend(self.problems.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().cloned());
         states.sort_by(|a, b| a.name.cmp(&b.name));
         states
     }
@@ -218,6 +225,9 @@ async fn start(dependency: Dependency) -> Entry {
             }
             let mut child = tokio::process::Command::new(program);
             child.args(&command[1..]).kill_on_drop(true);
+            if let Some(cwd) = &dependency.cwd {
+                child.current_dir(cwd);
+            }
             let spawned = rmcp::transport::TokioChildProcess::builder(child)
                 .stderr(std::process::Stdio::null())
                 .spawn()

@@ -19,6 +19,7 @@ mod ledger;
 mod mcp;
 mod meter;
 mod outbox;
+mod project_tools;
 mod provenance;
 mod runner;
 mod spec;

@@ -93,6 +93,10 @@ pub struct Dependency {
     /// The plugin that contributed it, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
+    /// Where a project's own server runs (its workspace), set by the node
+    /// that read `.cortex/tools.toml`; never sent or taken over the wire.
+    #[serde(skip)]
+    pub cwd: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub added_at: Option<jiff::Timestamp>,
 }
@@ -106,7 +110,7 @@ impl Dependency {
     /// Whether `other` runs the same server (policies aside): a changed
     /// rule never restarts it.
     pub fn same_server(&self, other: &Dependency) -> bool {
-        self.name == other.name && self.server == other.server && self.secrets == other.secrets
+        self.name == other.name && self.server == other.server && self.secrets == other.secrets && self.cwd == other.cwd
     }
 
     /// Every field checked: a name of letters, digits, `-`, `_`, `.`; a
@@ -413,6 +417,7 @@ fn mcp_servers(plugin: &str, text: &str) -> Result<Vec<Dependency>, String> {
             secrets: Vec::new(),
             policies: BTreeMap::new(),
             plugin: Some(plugin.to_string()),
+            cwd: None,
             added_at: None,
         };
         dependency.check().map_err(|error| format!("mcp.json: {error}"))?;
@@ -526,6 +531,7 @@ mod tests {
             secrets: vec!["GITHUB_TOKEN=ghp_x".into()],
             policies: BTreeMap::new(),
             plugin: None,
+            cwd: None,
             added_at: None,
         };
         assert!(dependency.check().unwrap_err().contains("never its value"));

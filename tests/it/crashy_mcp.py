@@ -27,7 +27,7 @@ threading.Thread(target=watch, daemon=True).start()
 
 TOOL = {
     "name": "echo",
-    "description": "Answers its text",
+    "description": "Echo: answers with the text it is given (the project echo tool)",
     "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
 }
 

@@ -244,3 +244,62 @@ fn a_plugins_server_and_skill_are_in_the_sessions_tool_list_and_answer_through_t
         calls.iter().map(|call| (call["server"].as_str().unwrap(), call["tool"].as_str().unwrap())).collect();
     assert_eq!(names, [("cortex", "skill.kit.review"), ("kit.fs", "read_text_file")]);
 }
+
+#[test]
+fn a_projects_own_tools_toml_gives_its_sessions_and_only_them_its_tools() {
+    let env = TestEnv::new();
+    let Some((model, core)) = setup(&env) else { return };
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/crashy_mcp.py");
+    let folder = env.path("proj");
+    std::fs::create_dir_all(&folder).unwrap();
+    let tools = format!(
+        "[[tool]]\nname = \"proj\"\ncommand = [\"python3\", \"{}\", \"{}\"]\npolicies = {{ echo = {{ policy = \"allowed\", risk = \"low\" }} }}\n",
+        script.display(),
+        folder.display()
+    );
+    std::fs::write(env.repo.join(".cortex/tools.toml"), tools).unwrap();
+    // Another workspace, whose tools file is wrong.
+    let other = env.repo("other");
+    std::fs::create_dir_all(other.join(".cortex")).unwrap();
+    std::fs::write(
+        other.join(".cortex/config.toml"),
+        std::fs::read_to_string(env.repo.join(".cortex/config.toml")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(other.join(".cortex/tools.toml"), "[[tool]]\nname = \"x\"\ncomand = [\"x\"]\n").unwrap();
+    for repo in [&env.repo, &other] {
+        assert_eq!(env.cortex_at(&core, repo, ["workspace", "bind"]).code, 0);
+    }
+    let settled = wait_for(|| {
+        let statuses = cortex(&["tool", "status", "--json"]).json();
+        let find = |name: &str| statuses.as_array()?.iter().find(|status| status["name"] == name).cloned();
+        let (proj, bad) = (find("proj")?, find("project:other")?);
+        (proj["phase"] == "running").then_some(bad)
+    });
+    let bad = settled.unwrap_or_else(|| panic!("{}", cortex(&["tool", "status"]).stdout));
+    assert_eq!(bad["phase"], "failed");
+    let reason = bad["reason"].as_str().unwrap();
+    assert!(reason.starts_with("other/.cortex/tools.toml") && reason.contains("unknown field `comand`"), "{reason}");
+
+    let start = env.cortex_at(
+        &core,
+        &env.repo,
+        ["session", "start", r#"tool proj.echo {"text":"from the project"}"#, "--provider", "codex", "--json"],
+    );
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    let id = start.json()["session_id"].as_str().unwrap().to_string();
+    let events = log(&env, &core, &id);
+    let said = events.iter().rev().find(|event| event["kind"] == "assistant_message").unwrap();
+    assert!(said["text"].as_str().unwrap().contains("from the project"), "{said}");
+    assert_eq!(tool_calls(&env, &core, &id)[0]["server"], "proj");
+
+    // The other workspace's sessions are not given it.
+    let start = env.cortex_at(&core, &other, ["session", "start", "tools proj echo", "--provider", "codex", "--json"]);
+    assert_eq!(start.code, 0, "{}", start.stderr);
+    let id = start.json()["session_id"].as_str().unwrap().to_string();
+    let events = log(&env, &core, &id);
+    let said = events.iter().rev().find(|event| event["kind"] == "assistant_message").unwrap();
+    assert!(!said["text"].as_str().unwrap().contains("proj_echo"), "{said}");
+    drop(model);
+}

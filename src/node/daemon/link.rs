@@ -77,19 +77,7 @@ pub(super) async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<
     runtime.wake.notify_one();
 
     let (out_tx, mut out_rx) = mpsc::channel::<NodeFrame>(256);
-    {
-        // A crash or a restart of a tool's server is reported as it happens.
-        let mut changes = runtime.servers.changes();
-        let (runtime, out) = (runtime.clone(), out_tx.clone());
-        tokio::spawn(async move {
-            while changes.changed().await.is_ok() {
-                let states = runtime.servers.states().await;
-                if out.send(NodeFrame::ToolStates { v: PROTOCOL_VERSION, states }).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    report_tool_changes(runtime, &out_tx);
     *lock(&runtime.outlet) = Some(out_tx.clone());
     let mut ticker = tokio::time::interval(heartbeat);
     loop {
@@ -185,6 +173,21 @@ where
     }
 }
 
+/// A crash or a restart of a tool's server is reported as it happens,
+/// while this link lasts.
+fn report_tool_changes(runtime: &Arc<Runtime>, out: &mpsc::Sender<NodeFrame>) {
+    let mut changes = runtime.servers.changes();
+    let (runtime, out) = (runtime.clone(), out.clone());
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let states = runtime.servers.states().await;
+            if out.send(NodeFrame::ToolStates { v: PROTOCOL_VERSION, states }).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
 /// One frame from Core: acks, resends, commands (run on their own task,
 /// answered through `out`), terminal keys. A refusal ends the link.
 fn on_frame(runtime: &Arc<Runtime>, out: &mpsc::Sender<NodeFrame>, text: &str) -> Result<()> {
@@ -199,8 +202,18 @@ fn on_frame(runtime: &Arc<Runtime>, out: &mpsc::Sender<NodeFrame>, text: &str) -
             let out = out.clone();
             tokio::spawn(async move {
                 let id = command.id.clone();
+                let binding = matches!(
+                    command.kind,
+                    crate::protocol::CommandKind::BindWorkspace { .. }
+                        | crate::protocol::CommandKind::UnbindWorkspace { .. }
+                );
                 let outcome = commands::execute(&runtime, command).await;
                 let _ = out.send(NodeFrame::CommandResult { v: PROTOCOL_VERSION, id, outcome }).await;
+                // A workspace's own tools come and go with it.
+                if binding {
+                    let states = super::reconcile_tools(&runtime).await;
+                    let _ = out.send(NodeFrame::ToolStates { v: PROTOCOL_VERSION, states }).await;
+                }
             });
         }
         Ok(CoreFrame::TermInput { terminal, data, .. }) => {
@@ -215,9 +228,9 @@ fn on_frame(runtime: &Arc<Runtime>, out: &mpsc::Sender<NodeFrame>, text: &str) -
         Ok(CoreFrame::Tools { tools, .. }) => {
             let runtime = runtime.clone();
             let out = out.clone();
+            *lock(&runtime.core_tools) = tools;
             tokio::spawn(async move {
-                runtime.gateway.forget_native().await;
-                let states = runtime.servers.reconcile(tools).await;
+                let states = super::reconcile_tools(&runtime).await;
                 let _ = out.send(NodeFrame::ToolStates { v: PROTOCOL_VERSION, states }).await;
             });
         }

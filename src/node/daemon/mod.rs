@@ -75,6 +75,31 @@ struct Runtime {
     gateway: Arc<super::gateway::Gateway>,
     /// The turns running here, shared by the node and the gateway.
     turns: super::runner::Turns,
+    /// The registry's tools for this node, as Core last sent them.
+    core_tools: Mutex<Vec<crate::protocol::Dependency>>,
+}
+
+/// Runs the registry's tools for this node and its workspaces' own
+/// (`.cortex/tools.toml`; a name the registry has is the registry's), and
+/// answers every tool's state.
+async fn reconcile_tools(runtime: &Arc<Runtime>) -> Vec<crate::protocol::ToolState> {
+    let mut desired = lock(&runtime.core_tools).clone();
+    let workspaces = runtime.node.get().map(|node| node.workspaces().unwrap_or_default()).unwrap_or_default();
+    let (project, mut problems) = super::project_tools::load_all(&workspaces);
+    for tool in project {
+        if desired.iter().any(|taken| taken.name == tool.name) {
+            problems.push(crate::protocol::ToolState {
+                name: tool.name.clone(),
+                phase: crate::protocol::ToolPhase::Failed,
+                reason: Some(format!("{}'s .cortex/tools.toml names a tool the registry has; rename it", tool.scope)),
+                tools: Vec::new(),
+            });
+        } else {
+            desired.push(tool);
+        }
+    }
+    runtime.gateway.forget_native().await;
+    runtime.servers.reconcile(desired, problems).await
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -131,6 +156,7 @@ pub async fn run(config: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> R
         servers,
         gateway,
         turns,
+        core_tools: Mutex::default(),
     });
     {
         let (keys, typed_keys) = std::sync::mpsc::channel::<(String, String)>();

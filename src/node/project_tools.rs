@@ -1,0 +1,102 @@
+//! A project's own tools: `.cortex/tools.toml` in the repository, versioned
+//! and reviewed with its code. Each `[[tool]]` is a dependency scoped to
+//! that workspace (only its sessions' gateways list it), run by the node
+//! that holds the workspace, like the registry's. A file Cortex cannot use
+//! is reported as a failed tool naming the file and why, never half-read.
+//!
+//! ```toml
+//! [[tool]]
+//! name = "files"
+//! command = ["npx", "-y", "@modelcontextprotocol/server-filesystem", "."]
+//! env = ["GITHUB_TOKEN"]            # names of variables on the node
+//! policies = { write_file = { policy = "needs_approval", risk = "high" } }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::protocol::{Dependency, Scope, Server, ToolPhase, ToolPolicy, ToolState, Workspace};
+
+/// The most a tools file may hold.
+const MAX_FILE: u64 = 1 << 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolsFile {
+    #[serde(default, rename = "tool")]
+    tools: Vec<ProjectTool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectTool {
+    name: String,
+    /// The program and its arguments (run in the workspace).
+    command: Option<Vec<String>>,
+    /// A streamable-HTTP endpoint instead.
+    url: Option<String>,
+    #[serde(default)]
+    env: Vec<String>,
+    #[serde(default)]
+    policies: BTreeMap<String, ToolPolicy>,
+}
+
+/// The tools every workspace declares, and a failed state for each file
+/// Cortex cannot use.
+pub fn load_all(workspaces: &[Workspace]) -> (Vec<Dependency>, Vec<ToolState>) {
+    let mut tools = Vec::new();
+    let mut problems = Vec::new();
+    for workspace in workspaces {
+        match load(workspace) {
+            Ok(found) => tools.extend(found),
+            Err(reason) => problems.push(ToolState {
+                name: format!("project:{}", workspace.name),
+                phase: ToolPhase::Failed,
+                reason: Some(reason),
+                tools: Vec::new(),
+            }),
+        }
+    }
+    (tools, problems)
+}
+
+fn load(workspace: &Workspace) -> Result<Vec<Dependency>, String> {
+    let path = Path::new(&workspace.path).join(".cortex/tools.toml");
+    let shown = format!("{}/.cortex/tools.toml", workspace.name);
+    let metadata = match std::fs::symlink_metadata(&path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(format!("{shown}: {error}")),
+    };
+    if !metadata.is_file() {
+        return Err(format!("{shown}: not a regular file (a link is never followed)"));
+    }
+    if metadata.len() > MAX_FILE {
+        return Err(format!("{shown}: larger than 1 MiB"));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|error| format!("{shown}: {error}"))?;
+    let file: ToolsFile = toml::from_str(&text).map_err(|error| format!("{shown}: {}", error.to_string().trim()))?;
+    let mut tools = Vec::new();
+    for tool in file.tools {
+        let server = match (tool.command, tool.url) {
+            (Some(command), None) => Server::Stdio { command },
+            (None, Some(url)) => Server::Http { url },
+            _ => return Err(format!("{shown}: tool `{}` needs one of `command` or `url`", tool.name)),
+        };
+        let dependency = Dependency {
+            name: tool.name,
+            server,
+            scope: Scope::Workspace(workspace.name.clone()),
+            secrets: tool.env,
+            policies: tool.policies,
+            plugin: None,
+            cwd: Some(workspace.path.clone()),
+            added_at: None,
+        };
+        dependency.check().map_err(|error| format!("{shown}: {error}"))?;
+        tools.push(dependency);
+    }
+    Ok(tools)
+}

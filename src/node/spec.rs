@@ -196,7 +196,7 @@ pub(super) fn build_provider(store: &Store, meta: &Meta, gateway: Option<String>
             let path = script_path(store, &meta.id);
             let script =
                 if path.exists() { Script::load(&path).map_err(provider::Error::from)? } else { Script::default() };
-            Ok(Box::new(FakeProvider::new(script)))
+            Ok(Box::new(FakeProvider::new(script).with_gateway(gateway)))
         }
         ProviderKind::Codex => {
             let mut config = RepoConfig::load(store.workdir())?.codex.unwrap_or_default();

@@ -2,7 +2,7 @@
 //!
 //! - `ci`: fmt check, clippy (warnings denied), tests (tidy among them);
 //! - `tidy`: the repository's own rules (tests/it/tidy.rs);
-//! - `bench store|core|codex|panel|providers|budget`: benchmarks, recorded in docs/benchmarks.md;
+//! - `bench store|core|codex|panel|providers|budget|tools`: benchmarks, recorded in docs/benchmarks.md;
 //! - `dist [--check]`: the release tarball (binary, man pages, completions),
 //!   and with `--check` a try of it from a scratch prefix;
 //! - `conformance`: the agent × scenario matrix on the real agent CLIs,
@@ -40,10 +40,12 @@ fn main() -> anyhow::Result<()> {
         ["bench", "panel"] => bench::panel(),
         ["bench", "providers"] => bench::providers(),
         ["bench", "budget"] => bench::budget(),
-        ["bench", ..] => bail!("unknown benchmark; available: store, core, codex, panel, providers, budget"),
+        ["bench", "tools"] => bench::tools(),
+        ["bench-tools-client", calls, out] => bench::tools_client(calls.parse()?, std::path::Path::new(out)),
+        ["bench", ..] => bail!("unknown benchmark; available: store, core, codex, panel, providers, budget, tools"),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | tidy | dist [--check] | conformance | fuzz [CASES] | soak [--turns N] [--seed S] | bench store | bench core | bench codex | bench panel | bench providers | bench budget>"
+                "usage: cargo xtask <ci | tidy | dist [--check] | conformance | fuzz [CASES] | soak [--turns N] [--seed S] | bench store | bench core | bench codex | bench panel | bench providers | bench budget | bench tools>"
             );
             std::process::exit(2);
         }

@@ -24,11 +24,21 @@ const MAX_LINE: usize = 64 * 1024;
 
 pub struct FakeProvider {
     script: Script,
+    /// The session's URL of Cortex's MCP gateway, which the script's
+    /// commands see as `CORTEX_MCP_URL`.
+    gateway: Option<String>,
 }
 
 impl FakeProvider {
     pub fn new(script: Script) -> FakeProvider {
-        FakeProvider { script }
+        FakeProvider { script, gateway: None }
+    }
+
+    /// Its commands are given the session's gateway (`CORTEX_MCP_URL`), so a
+    /// scripted session can call the session's tools as an agent would.
+    pub fn with_gateway(mut self, url: Option<String>) -> FakeProvider {
+        self.gateway = url;
+        self
     }
 }
 
@@ -60,7 +70,7 @@ impl Provider for FakeProvider {
                 }
                 Step::Command(command) => {
                     let command_id = format!("cmd_{}_{}", request.turn, step_idx + 1);
-                    run_command(request.workspace, &command_id, command, sink)?;
+                    run_command(request.workspace, &command_id, command, self.gateway.as_deref(), sink)?;
                 }
                 Step::WriteFile { path, content } => {
                     let root = open_root(request.workspace)?;
@@ -124,10 +134,20 @@ fn open_root(workspace: &Path) -> Result<Root, Error> {
 
 /// Runs `command` with `sh -c` in the workspace, streaming each output line
 /// as an event, then its exit code.
-fn run_command(workspace: &Path, command_id: &str, command: &str, sink: &mut dyn TurnSink) -> Result<(), Error> {
+fn run_command(
+    workspace: &Path,
+    command_id: &str,
+    command: &str,
+    gateway: Option<&str>,
+    sink: &mut dyn TurnSink,
+) -> Result<(), Error> {
     sink.emit(EventKind::CommandStarted { command_id: command_id.to_string(), command: command.to_string() })?;
     let started = Instant::now();
-    let mut child = Command::new("sh")
+    let mut child = Command::new("sh");
+    if let Some(url) = gateway {
+        child.env("CORTEX_MCP_URL", url);
+    }
+    let mut child = child
         .arg("-c")
         .arg(command)
         .current_dir(workspace)

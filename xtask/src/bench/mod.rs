@@ -9,6 +9,7 @@ mod direct;
 mod panel;
 mod providers;
 mod store;
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +23,7 @@ pub use self::core::core;
 pub use self::panel::panel;
 pub use self::providers::{installed_agents, providers};
 pub use self::store::store;
+pub use self::tools::{client as tools_client, tools};
 
 pub(crate) fn row(what: &str, result: String) -> String {
     format!("| {what} | {result} |")

@@ -384,9 +384,8 @@ async fn sse_latency(cortex: &Path, interval: Duration) -> anyhow::Result<Latenc
             LATENCY_SESSIONS as u64 * LATENCY_EVENTS_PER_SESSION
         );
     }
-    latencies.sort();
-    let pick = |quantile: f64| latencies[((latencies.len() - 1) as f64 * quantile).round() as usize];
-    Ok(Latency { p50: pick(0.50), p99: pick(0.99), samples: latencies.len(), pace })
+    let (p50, p99) = super::p50_p99(&mut latencies);
+    Ok(Latency { p50, p99, samples: latencies.len(), pace })
 }
 
 struct Fleet {

@@ -29,6 +29,13 @@ pub(crate) fn row(what: &str, result: String) -> String {
     format!("| {what} | {result} |")
 }
 
+/// The median and the 99th percentile of `samples` (sorted in place).
+pub(crate) fn p50_p99(samples: &mut [Duration]) -> (Duration, Duration) {
+    samples.sort();
+    let pick = |quantile: f64| samples[((samples.len() - 1) as f64 * quantile).round() as usize];
+    (pick(0.50), pick(0.99))
+}
+
 pub(crate) fn ms(duration: Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
 }

@@ -181,9 +181,8 @@ pub(super) async fn render_times(
         bytes = response.bytes().await?.len();
         times.push(started.elapsed());
     }
-    times.sort();
-    let pick = |quantile: f64| times[((times.len() - 1) as f64 * quantile).round() as usize];
-    Ok((pick(0.5), pick(0.99), bytes))
+    let (p50, p99) = super::p50_p99(&mut times);
+    Ok((p50, p99, bytes))
 }
 
 struct FanOut {
@@ -252,7 +251,6 @@ async fn fan_out(
     if latencies.is_empty() {
         bail!("no block reached an SSE client");
     }
-    latencies.sort();
-    let pick = |quantile: f64| latencies[((latencies.len() - 1) as f64 * quantile).round() as usize];
-    Ok(FanOut { delivered, p50: pick(0.5), p99: pick(0.99) })
+    let (p50, p99) = super::p50_p99(&mut latencies);
+    Ok(FanOut { delivered, p50, p99 })
 }

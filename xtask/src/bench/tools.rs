@@ -29,7 +29,7 @@ pub fn tools() -> anyhow::Result<()> {
     std::fs::create_dir_all(&folder)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
 
-    let direct = runtime.block_on(direct_calls(&server, &folder))?;
+    let mut direct = runtime.block_on(direct_calls(&server, &folder))?;
 
     let _up = super::Up::start(&cortex, &data)?;
     super::wait_url(&data)?;
@@ -58,9 +58,8 @@ pub fn tools() -> anyhow::Result<()> {
         bail!("{recorded} tool_call events for {CALLS} calls");
     }
 
-    let mut direct = direct;
-    let (direct50, direct99) = percentiles(&mut direct);
-    let (through50, through99) = percentiles(&mut through);
+    let (direct50, direct99) = super::p50_p99(&mut direct);
+    let (through50, through99) = super::p50_p99(&mut through);
     let rows = vec![
         row(&format!("direct call of `echo` (stdio server), p50 of {CALLS}"), ms(direct50)),
         row("direct, p99", ms(direct99)),
@@ -135,12 +134,6 @@ fn wait_running(cortex: &Path, repo: &Path, data: &Path) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn percentiles(samples: &mut [Duration]) -> (Duration, Duration) {
-    samples.sort();
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    (pick(0.50), pick(0.99))
 }
 
 fn toml_string(text: &str) -> String {

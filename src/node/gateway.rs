@@ -136,13 +136,12 @@ impl Handler {
 
     /// The servers this session's scope allows.
     async fn offered(&self, place: &Place) -> Vec<Offered> {
-        let mut offered = self.0.servers.offered().await;
-        offered.retain(|server| match &server.dependency.scope {
+        let wants = |dependency: &crate::protocol::Dependency| match &dependency.scope {
             Scope::All | Scope::Node(_) => true,
             Scope::Workspace(name) => place.workspace.as_deref() == Some(name.as_str()),
             Scope::Session(id) => place.session.as_str() == id,
-        });
-        offered
+        };
+        self.0.servers.offered(&place.session, wants).await
     }
 }
 

@@ -10,6 +10,12 @@
 //! A server that exits is `degraded` while it is restarted with backoff
 //! (0.5 s, doubling), and `failed` after [`MAX_RESTARTS`] tries in a row;
 //! one that ran a minute counts as healthy again.
+//!
+//! A server runs from reconciliation (to find its tools) for as long as a
+//! session of this node uses it: when the last session that listed or
+//! called its tools ends (stopped, expired or failed), it is stopped and
+//! `configured`, and started again when a session needs it. A server whose
+//! every tool the registry denies is never started: it is `blocked`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,7 +24,7 @@ use rmcp::ServiceExt;
 use rmcp::service::{RoleClient, RunningService};
 use sha2::{Digest, Sha256};
 
-use crate::protocol::{Dependency, Server, ToolInfo, ToolPhase, ToolState};
+use crate::protocol::{Dependency, Server, SessionId, ToolInfo, ToolPhase, ToolState};
 
 /// How long a server has to start and list its tools.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -60,6 +66,15 @@ struct Entry {
     restarts: u32,
     retry_at: Option<std::time::Instant>,
     started: std::time::Instant,
+    /// The sessions that listed or called its tools and have not ended.
+    users: std::collections::HashSet<SessionId>,
+}
+
+impl Entry {
+    /// Stopped with its last session, ready to start again.
+    fn is_idle(&self) -> bool {
+        self.state.phase == ToolPhase::Configured && self.service.is_none()
+    }
 }
 
 /// A running server as the gateway offers it: its rules, its tools and
@@ -95,13 +110,23 @@ impl Servers {
         }
         for dependency in desired {
             if let Some(entry) = running.get_mut(&dependency.name)
-                && entry.state.phase == ToolPhase::Running
+                && (entry.state.phase == ToolPhase::Running || entry.is_idle())
+                && entry.dependency.same_server(&dependency)
+                && !dependency.all_denied()
             {
                 // Same server; its rules may have changed.
                 entry.dependency = dependency;
                 continue;
             }
-            let entry = start(dependency).await;
+            let mut users = Default::default();
+            if let Some(old) = running.remove(&dependency.name) {
+                if let Some(service) = old.service {
+                    let _ = service.cancel().await;
+                }
+                users = old.users;
+            }
+            let mut entry = start(dependency).await;
+            entry.users = users;
             running.insert(entry.dependency.name.clone(), entry);
         }
     }
@@ -137,6 +162,7 @@ impl Servers {
                 };
                 entry.dependency = old.dependency.clone();
                 entry.restarts = old.restarts;
+                entry.users = old.users.clone();
                 if entry.state.phase != ToolPhase::Running {
                     let reason = entry.state.reason.clone().unwrap_or_default();
                     crashed(&mut entry, &format!("the restart failed: {reason}"));
@@ -174,11 +200,26 @@ impl Servers {
         due
     }
 
-    /// The running servers, for a session's gateway.
-    pub async fn offered(&self) -> Vec<Offered> {
-        let running = self.running.lock().await;
+    /// The running servers `wants` picks, for `session`'s gateway: one
+    /// stopped with its last session is started again, and each counts
+    /// `session` among its users until [`Servers::release`].
+    pub async fn offered(&self, session: &SessionId, wants: impl Fn(&Dependency) -> bool) -> Vec<Offered> {
+        let mut running = self.running.lock().await;
+        let mut changed = false;
+        for entry in running.values_mut().filter(|entry| wants(&entry.dependency)) {
+            if entry.is_idle() {
+                let users = std::mem::take(&mut entry.users);
+                *entry = start(entry.dependency.clone()).await;
+                entry.users = users;
+                changed = true;
+            }
+            if entry.service.is_some() {
+                entry.users.insert(session.clone());
+            }
+        }
         let mut offered: Vec<Offered> = running
             .values()
+            .filter(|entry| wants(&entry.dependency))
             .filter_map(|entry| {
                 let service = entry.service.as_ref()?;
                 Some(Offered {
@@ -188,8 +229,36 @@ impl Servers {
                 })
             })
             .collect();
+        drop(running);
+        if changed {
+            self.changed.send_modify(|generation| *generation += 1);
+        }
         offered.sort_by(|a, b| a.dependency.name.cmp(&b.dependency.name));
         offered
+    }
+
+    /// `session` has ended: each server it was the last user of is stopped,
+    /// `configured` (its tools still known) until a session needs it again.
+    pub async fn release(&self, session: &SessionId) {
+        let mut running = self.running.lock().await;
+        let mut changed = false;
+        for entry in running.values_mut() {
+            if !entry.users.remove(session) || !entry.users.is_empty() {
+                continue;
+            }
+            let Some(service) = entry.service.take() else { continue };
+            let _ = service.cancel().await;
+            entry.tools.clear();
+            entry.state.phase = ToolPhase::Configured;
+            entry.state.reason =
+                Some(format!("stopped with its last session ({session}); it starts again when a session needs it"));
+            tracing::info!(tool = %entry.dependency.name, %session, "a tool stopped with its last session");
+            changed = true;
+        }
+        drop(running);
+        if changed {
+            self.changed.send_modify(|generation| *generation += 1);
+        }
     }
 }
 
@@ -210,8 +279,20 @@ async fn start(dependency: Dependency) -> Entry {
             restarts: 0,
             retry_at: None,
             started: std::time::Instant::now(),
+            users: Default::default(),
         }
     };
+    if dependency.all_denied() {
+        let name = dependency.name.clone();
+        let mut entry = failed(
+            dependency,
+            format!(
+                "blocked by policy: every tool of {name} is denied (`cortex tool policy {name} '*' allowed` allows them)"
+            ),
+        );
+        entry.state.phase = ToolPhase::Blocked;
+        return entry;
+    }
     if let Some(missing) =
         dependency.secrets.iter().find(|name| std::env::var_os(name).is_none_or(|value| value.is_empty()))
     {
@@ -264,6 +345,7 @@ async fn start(dependency: Dependency) -> Entry {
         restarts: 0,
         retry_at: None,
         started: std::time::Instant::now(),
+        users: Default::default(),
     }
 }
 

@@ -107,6 +107,13 @@ impl Dependency {
         self.policies.get(tool).or_else(|| self.policies.get("*")).copied().unwrap_or_default()
     }
 
+    /// Whether every tool of this server is denied (`*` and every rule of
+    /// its own): nothing it offers could be called, so no node runs it.
+    pub fn all_denied(&self) -> bool {
+        let denied = |rule: &super::ToolPolicy| rule.policy == super::Policy::Denied;
+        self.policies.get("*").is_some_and(denied) && self.policies.values().all(denied)
+    }
+
     /// Whether `other` runs the same server (policies aside): a changed
     /// rule never restarts it.
     pub fn same_server(&self, other: &Dependency) -> bool {

@@ -1,7 +1,7 @@
 """A small MCP server (stdio, JSON-RPC lines, stdlib only) written for the
 tests: one `echo` tool. It exits at once when FOLDER/crash-always exists,
 and exits (removing the file first) when FOLDER/crash-now appears, so a
-test can crash it once or for good."""
+test can crash it once or for good. It writes its pid to FOLDER/pid."""
 
 import json
 import os
@@ -12,6 +12,8 @@ import time
 folder = sys.argv[1]
 if os.path.exists(os.path.join(folder, "crash-always")):
     sys.exit(3)
+with open(os.path.join(folder, "pid"), "w") as pid:
+    pid.write(str(os.getpid()))
 
 
 def watch():

@@ -276,15 +276,7 @@ fn a_crashed_server_is_degraded_restarted_with_backoff_and_failed_when_it_keeps_
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/crashy_mcp.py");
     let command = format!("python3 {} {}", script.display(), folder.display());
     assert_eq!(cortex(&["tool", "add", "crashy", "--command", &command]).code, 0);
-    let phase = |wanted: &str, reason: &str| {
-        crate::support::wait_for(|| {
-            let statuses = cortex(&["tool", "status", "--json"]).json();
-            let status = statuses.as_array()?.iter().find(|status| status["name"] == "crashy")?.clone();
-            let matches = status["phase"] == wanted && status["reason"].as_str().unwrap_or_default().contains(reason);
-            matches.then_some(status)
-        })
-        .unwrap_or_else(|| panic!("never {wanted} ({reason}): {}", cortex(&["tool", "status"]).stdout))
-    };
+    let phase = |wanted: &str, reason: &str| wait_phase(&cortex, "crashy", wanted, reason);
     let running = phase("running", "");
     assert_eq!(running["tools"][0]["name"], "echo");
 
@@ -300,4 +292,90 @@ fn a_crashed_server_is_degraded_restarted_with_backoff_and_failed_when_it_keeps_
     phase("degraded", "restart 2 of 4 in 1.0 s");
     let failed = phase("failed", "restarted 4 times in a row, then left stopped");
     assert!(failed["reason"].as_str().unwrap().contains("the restart failed"), "{failed}");
+}
+
+/// Waits until `tool` is reported `wanted` with a reason containing `reason`.
+fn wait_phase(
+    cortex: &dyn Fn(&[&str]) -> crate::support::Run,
+    tool: &str,
+    wanted: &str,
+    reason: &str,
+) -> serde_json::Value {
+    crate::support::wait_for(|| {
+        let statuses = cortex(&["tool", "status", "--json"]).json();
+        let status = statuses.as_array()?.iter().find(|status| status["name"] == tool)?.clone();
+        let matches = status["phase"] == wanted && status["reason"].as_str().unwrap_or_default().contains(reason);
+        matches.then_some(status)
+    })
+    .unwrap_or_else(|| panic!("{tool} never {wanted} ({reason}): {}", cortex(&["tool", "status"]).stdout))
+}
+
+fn is_alive(pid: &str) -> bool {
+    Path::new("/proc").join(pid.trim()).exists()
+}
+
+#[test]
+fn a_server_stops_with_its_last_session_starts_again_when_needed_and_is_blocked_when_every_tool_is_denied() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    let folder = env.path("echo");
+    std::fs::create_dir_all(&folder).unwrap();
+    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/crashy_mcp.py");
+    assert_eq!(
+        cortex(&["tool", "add", "echo", "--command", &format!("python3 {} {}", server.display(), folder.display())])
+            .code,
+        0
+    );
+    wait_phase(&cortex, "echo", "running", "");
+    let first = std::fs::read_to_string(folder.join("pid")).unwrap();
+
+    // A session calls the tool as an agent would, through its gateway.
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/mcp_call.py");
+    let step = format!(r#"python3 {} echo.echo '{{"text": "through the gateway"}}'"#, client.display());
+    let script = env.script("call.toml", &format!("[[step]]\ncommand = {}\n", toml::Value::String(step)));
+    let start = |prompt: &str| {
+        let run = env.cortex_at(
+            &core,
+            &env.repo,
+            ["session", "start", prompt, "--script", script.to_str().unwrap(), "--json"],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.json()["session_id"].as_str().unwrap().to_string()
+    };
+    let (one, two) = (start("first user"), start("second user"));
+    let calls = |id: &str| -> Vec<serde_json::Value> {
+        let log = env.cortex_at(&core, &env.repo, ["session", "log", id, "--json"]);
+        log.json().as_array().unwrap().iter().filter(|event| event["kind"] == "tool_call").cloned().collect()
+    };
+    let call = calls(&one).pop().unwrap_or_else(|| panic!("no tool call in {one}"));
+    assert_eq!(
+        (call["call"]["server"].as_str(), call["call"]["outcome"].as_str()),
+        (Some("echo"), Some("ok")),
+        "{call}"
+    );
+
+    // Idle sessions hold it up; it stops with the last one to end.
+    assert_eq!(cortex(&["session", "stop", &one]).code, 0);
+    assert_eq!(wait_phase(&cortex, "echo", "running", "")["phase"], "running");
+    assert!(is_alive(&first), "stopped while a session still uses it");
+    assert_eq!(cortex(&["session", "stop", &two]).code, 0);
+    let stopped = wait_phase(&cortex, "echo", "configured", "stopped with its last session");
+    assert!(stopped["reason"].as_str().unwrap().contains(&two), "{stopped}");
+    assert!(crate::support::wait_for(|| (!is_alive(&first)).then_some(())).is_some(), "pid {first} still runs");
+
+    // The next session that needs it starts it again.
+    let three = start("third user");
+    assert_eq!(calls(&three).pop().unwrap()["call"]["outcome"], "ok");
+    wait_phase(&cortex, "echo", "running", "");
+    let second = std::fs::read_to_string(folder.join("pid")).unwrap();
+    assert!(second != first && is_alive(&second), "{first} then {second}");
+
+    // Every tool denied: nothing it offers could be called, so it is not run.
+    assert_eq!(cortex(&["tool", "policy", "echo", "*", "denied"]).code, 0);
+    let blocked = wait_phase(&cortex, "echo", "blocked", "blocked by policy: every tool of echo is denied");
+    assert!(blocked["tools"].as_array().unwrap().is_empty(), "{blocked}");
+    assert!(crate::support::wait_for(|| (!is_alive(&second)).then_some(())).is_some(), "pid {second} still runs");
+    assert_eq!(cortex(&["tool", "policy", "echo", "*", "allowed"]).code, 0);
+    wait_phase(&cortex, "echo", "running", "");
 }

@@ -229,6 +229,12 @@ impl Observer for Forward {
             } else {
                 idle.remove(&meta.id);
             }
+            // An ended session no longer holds its tools' servers up.
+            let ended = matches!(to, SessionState::Stopped | SessionState::Expired | SessionState::Failed);
+            if let (true, Ok(handle)) = (ended, tokio::runtime::Handle::try_current()) {
+                let (servers, session) = (Arc::clone(&self.runtime.servers), meta.id.clone());
+                handle.spawn(async move { servers.release(&session).await });
+            }
         }
     }
 }

@@ -31,6 +31,7 @@ pub use failure::ApiFailure;
 pub use registry::new_secret;
 pub use state::{CoreState, ServeConfig, write_private};
 pub use terminals::{TerminalCommand, TerminalSummary, bridge as terminal_bridge};
+pub use tools::CALLS_SHOWN;
 
 use crate::index::{self, Index, SyncStats};
 use crate::protocol::{Event, SearchHit, SessionId, SessionState, SessionSummary, TurnSummary, Workspace};

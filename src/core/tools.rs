@@ -13,8 +13,12 @@ use axum::{Json, Router};
 use super::failure::ApiFailure;
 use super::state::{CoreState, lock};
 use crate::protocol::{
-    CoreFrame, Dependency, ErrorCode, NodeId, PROTOCOL_VERSION, PluginPackage, Scope, SessionId, ToolPolicy, ToolStatus,
+    CoreFrame, Dependency, ErrorCode, NodeId, OfferedTool, PROTOCOL_VERSION, PluginPackage, Scope, SessionId,
+    SessionSummary, SessionTool, ToolCallRecord, ToolPhase, ToolPlacement, ToolPolicy, ToolState, ToolStatus,
 };
+
+/// The most calls a tool's history shows.
+pub const CALLS_SHOWN: usize = 100;
 
 pub(super) fn routes() -> Router<Arc<CoreState>> {
     Router::new()
@@ -24,6 +28,9 @@ pub(super) fn routes() -> Router<Arc<CoreState>> {
         .route("/api/v1/tools/{name}/policy", axum::routing::put(put_policy))
         .route("/api/v1/plugins", get(get_plugins).post(post_plugin))
         .route("/api/v1/plugins/{name}", get(get_plugin).delete(delete_plugin))
+        .route("/api/v1/tools/{name}/nodes", get(get_placements))
+        .route("/api/v1/tools/{name}/calls", get(get_calls))
+        .route("/api/v1/sessions/{id}/tools", get(get_session_tools))
 }
 
 fn answer<T: serde::Serialize>(result: super::Result<T>) -> Response {
@@ -150,6 +157,26 @@ async fn delete_plugin(State(state): State<Arc<CoreState>>, Path(name): Path<Str
     }
 }
 
+async fn get_placements(State(state): State<Arc<CoreState>>, Path(name): Path<String>) -> Response {
+    match state.tool_placements(&name) {
+        Ok(Some(placements)) => Json(placements).into_response(),
+        Ok(None) => ApiFailure::not_found(format!("no tool `{name}` (see `cortex tool list`)")).into_response(),
+        Err(error) => ApiFailure::internal(error).into_response(),
+    }
+}
+
+async fn get_calls(State(state): State<Arc<CoreState>>, Path(name): Path<String>) -> Response {
+    answer(state.tool_calls(&name))
+}
+
+async fn get_session_tools(State(state): State<Arc<CoreState>>, Path(id): Path<String>) -> Response {
+    match state.session_tools(&id) {
+        Ok(Some((_, tools))) => Json(tools).into_response(),
+        Ok(None) => ApiFailure::not_found(format!("no session `{id}`")).into_response(),
+        Err(error) => ApiFailure::internal(error).into_response(),
+    }
+}
+
 async fn get_statuses(State(state): State<Arc<CoreState>>) -> Response {
     Json(state.tool_statuses()).into_response()
 }
@@ -232,4 +259,118 @@ impl CoreState {
         statuses.sort_by(|a, b| (&a.state.name, &a.node_name).cmp(&(&b.state.name, &b.node_name)));
         statuses
     }
+
+    /// Where `name` is wanted and what each node reports of it: every node
+    /// it is wanted on or reported by, by name. `None`: no such tool.
+    pub fn tool_placements(&self, name: &str) -> super::Result<Option<Vec<ToolPlacement>>> {
+        if !self.tools()?.iter().any(|tool| tool.name == name) {
+            return Ok(None);
+        }
+        let nodes = lock(&self.registry).nodes()?;
+        let mut placements: Vec<ToolPlacement> = nodes
+            .into_iter()
+            .filter_map(|record| {
+                let wanted = self.tools_for(&record.id).iter().any(|tool| tool.name == name);
+                let state = self.reported(&record.id, name);
+                (wanted || state.is_some()).then(|| ToolPlacement {
+                    node: record.id.to_string(),
+                    node_name: record.name,
+                    wanted,
+                    state,
+                })
+            })
+            .collect();
+        placements.sort_by(|a, b| a.node_name.cmp(&b.node_name));
+        Ok(Some(placements))
+    }
+
+    /// What `node` last reported of `name`.
+    fn reported(&self, node: &NodeId, name: &str) -> Option<ToolState> {
+        lock(&self.tool_states).get(node)?.iter().find(|state| state.name == name).cloned()
+    }
+
+    /// The last calls to `name`'s tools through any gateway, newest first.
+    pub fn tool_calls(&self, name: &str) -> super::Result<Vec<ToolCallRecord>> {
+        Ok(lock(&self.index).tool_calls(name, CALLS_SHOWN)?)
+    }
+
+    /// Each registry tool as session `id` sees it: in its scope or not, and
+    /// as its node reports it. `None`: no such session.
+    pub fn session_tools(&self, id: &str) -> super::Result<Option<(SessionSummary, Vec<SessionTool>)>> {
+        let Some((session, _)) = self.session(id)? else { return Ok(None) };
+        let node = lock(&self.registry)
+            .nodes()?
+            .into_iter()
+            .find(|node| node.id.as_str() == session.node || node.name == session.node);
+        let (node_id, node_name) = match &node {
+            Some(node) => (Some(node.id.clone()), node.name.clone()),
+            None => (None, session.node.clone()),
+        };
+        let workspace = self
+            .workspaces()?
+            .into_iter()
+            .find(|workspace| workspace.id == session.workspace_id)
+            .map(|workspace| workspace.name);
+        let tools = self
+            .tools()?
+            .into_iter()
+            .map(|tool| {
+                let out_of_scope = match &tool.scope {
+                    Scope::All => None,
+                    Scope::Node(name)
+                        if *name == node_name || node_id.as_ref().is_some_and(|id| id.as_str() == name) =>
+                    {
+                        None
+                    }
+                    Scope::Node(name) => Some(format!("scoped to node {name}; this session runs on {node_name}")),
+                    Scope::Workspace(name) if workspace.as_deref() == Some(name.as_str()) => None,
+                    Scope::Workspace(name) => Some(format!(
+                        "scoped to workspace {name}; this session's workspace is {}",
+                        workspace.as_deref().unwrap_or("not bound")
+                    )),
+                    Scope::Session(wanted) if *wanted == session.id.as_str() => None,
+                    Scope::Session(wanted) => Some(format!("scoped to session {wanted}")),
+                };
+                let state = node_id.as_ref().and_then(|node| self.reported(node, &tool.name));
+                session_tool(&tool, out_of_scope, state.as_ref(), &node_name)
+            })
+            .collect();
+        Ok(Some((session, tools)))
+    }
+}
+
+/// One registry tool for a session: out of scope, or as its node reports it.
+fn session_tool(tool: &Dependency, out_of_scope: Option<String>, state: Option<&ToolState>, node: &str) -> SessionTool {
+    let (available, why) = match (out_of_scope, state) {
+        (Some(why), _) => (false, why),
+        (None, None) => (false, format!("node {node} has not reported it: it is offline or still starting it")),
+        (None, Some(state)) => {
+            let reason = state.reason.as_deref().map(|reason| format!(": {reason}")).unwrap_or_default();
+            match state.phase {
+                ToolPhase::Running => (true, format!("running on {node}")),
+                ToolPhase::Configured => {
+                    (true, format!("stopped on {node} until a session needs it; it starts on first use"))
+                }
+                phase => (false, format!("{} on {node}{reason}", phase.as_str())),
+            }
+        }
+    };
+    let tools = state
+        .map(|state| {
+            state
+                .tools
+                .iter()
+                .map(|info| {
+                    let rule = tool.policy_for(&info.name);
+                    OfferedTool {
+                        name: info.name.clone(),
+                        schema_hash: info.schema_hash.clone(),
+                        policy: rule.policy,
+                        risk: rule.risk,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    SessionTool { name: tool.name.clone(), scope: tool.scope.clone(), available, why, tools }
 }

@@ -6,6 +6,7 @@
 
 mod evidence;
 mod schema;
+mod tool_calls;
 mod usage;
 
 use std::collections::HashMap;

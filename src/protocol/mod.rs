@@ -13,6 +13,7 @@ mod lifecycle;
 mod policy;
 pub mod reply;
 mod review;
+mod tool_view;
 mod tools;
 mod usage;
 mod wire;
@@ -33,6 +34,7 @@ pub use lifecycle::{IllegalTransition, SessionState};
 pub use policy::{Policy, Risk, ToolCall, ToolOutcome, ToolPolicy};
 pub use reply::{CommandError, ErrorCode, Reply};
 pub use review::{comment_place, open_review_comments, parse_lines, viewed_files};
+pub use tool_view::{OfferedTool, SessionTool, ToolCallRecord, ToolPlacement};
 pub use tools::{
     Author, Dependency, Manifest, Plugin, PluginPackage, Scope, Server, Skill, ToolInfo, ToolPhase, ToolState,
     ToolStatus,

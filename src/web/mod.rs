@@ -130,6 +130,8 @@ pub fn router(core: Arc<CoreState>, panel: Arc<Panel>) -> Router {
         .route("/search", get(pages::get_search))
         .route("/usage", get(usage::get_usage))
         .route("/tools", get(tools::get_tools))
+        .route("/tools/{name}", get(tools::get_tool))
+        .route("/sessions/{id}/tools", get(tools::get_session_tools))
         .route("/panel/tree", get(pages::get_tree))
         .with_state(web.clone())
         .route_layer(middleware::from_fn_with_state(panel.clone(), auth::require_login));

@@ -217,6 +217,7 @@ pub(super) fn block(session: &str, event: &Event) -> Block {
                 .schema_hash
                 .as_deref()
                 .map_or(String::new(), |hash| format!("\nschema {}", &hash[..hash.len().min(12)]));
+            links.push((format!("{} calls", call.server), urls::tool(&call.server)));
             ("tool call".to_string(), format!("{}\narguments {}{hash}", call.summary(), call.arguments))
         }
         EventKind::CommitCreated { commit, message } => ("commit".to_string(), format!("{commit} {message}")),

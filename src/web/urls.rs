@@ -15,6 +15,16 @@ pub(crate) fn session(id: impl Display) -> String {
     format!("/sessions/{id}")
 }
 
+/// A tool of the registry (or a project's), by its server's name.
+pub(crate) fn tool(name: &str) -> String {
+    format!("/tools/{}", encode(name))
+}
+
+/// What a session's gateway offers it, and why a tool is not offered.
+pub(crate) fn session_tools(session: impl Display) -> String {
+    format!("/sessions/{session}/tools")
+}
+
 pub(crate) fn turn(session: impl Display, turn: impl Display) -> String {
     format!("/sessions/{session}/turns/{turn}")
 }

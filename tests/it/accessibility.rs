@@ -36,6 +36,7 @@ fn every_screen_passes_axe_at_both_widths_with_a_quiet_console() {
     wait_state(&env, &core, &done, "idle");
     assert_eq!(cortex(&["session", "check", &done]).code, 0);
     let node = cortex(&["node", "list", "--json"]).json()[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(cortex(&["tool", "add", "ghost", "--command", "/nowhere/mcp-ghost"]).code, 0);
 
     // The login page, before logging in.
     chrome.goto(&format!("{}/", core.url));
@@ -68,6 +69,8 @@ fn every_screen_passes_axe_at_both_widths_with_a_quiet_console() {
         ("sessions", "/sessions?sort=title".into()),
         ("usage", "/usage?by=session".into()),
         ("tools", "/tools".into()),
+        ("tool", "/tools/ghost".into()),
+        ("session tools", format!("/sessions/{done}/tools")),
         ("not found", "/sessions/ses_none".into()),
     ] {
         screens.push((name.into(), path));

@@ -174,7 +174,7 @@ fn a_bad_plugin_is_refused_naming_the_field_and_a_good_one_brings_its_servers_an
     // The panel shows the same registry.
     let page = crate::support::panel::logged_in(&env, &core).get(&format!("{}/tools", core.url));
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("<tr id=\"tool-review-kit.fs\"><td><code>review-kit.fs</code></td><td>stdio</td><td><code>npx -y @modelcontextprotocol/server-filesystem .</code></td><td>all</td>"), "{}", page.body);
+    assert!(page.body.contains("<tr id=\"tool-review-kit.fs\"><td><a href=\"/tools/review-kit.fs\"><code>review-kit.fs</code></a></td><td>stdio</td><td><code>npx -y @modelcontextprotocol/server-filesystem .</code></td><td>all</td>"), "{}", page.body);
     assert!(page.body.contains("<strong>review</strong>: Reviews a diff line by line"), "{}", page.body);
 }
 
@@ -310,6 +310,29 @@ fn wait_phase(
     .unwrap_or_else(|| panic!("{tool} never {wanted} ({reason}): {}", cortex(&["tool", "status"]).stdout))
 }
 
+/// A fake session's script whose one command calls `echo.echo` through
+/// the session's gateway, as an agent would.
+fn calling_script(env: &TestEnv) -> std::path::PathBuf {
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/mcp_call.py");
+    let step = format!(r#"python3 {} echo.echo '{{"text": "through the gateway"}}'"#, client.display());
+    env.script("call.toml", &format!("[[step]]\ncommand = {}\n", toml::Value::String(step)))
+}
+
+fn start_session(env: &TestEnv, core: &CoreProcess, script: &Path, prompt: &str) -> String {
+    let run =
+        env.cortex_at(core, &env.repo, ["session", "start", prompt, "--script", script.to_str().unwrap(), "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.json()["session_id"].as_str().unwrap().to_string()
+}
+
+/// `python3 crashy_mcp.py FOLDER`, the tests' MCP server with one `echo` tool.
+fn echo_command(env: &TestEnv) -> (String, std::path::PathBuf) {
+    let folder = env.path("echo");
+    std::fs::create_dir_all(&folder).unwrap();
+    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/crashy_mcp.py");
+    (format!("python3 {} {}", server.display(), folder.display()), folder)
+}
+
 fn is_alive(pid: &str) -> bool {
     Path::new("/proc").join(pid.trim()).exists()
 }
@@ -331,18 +354,8 @@ fn a_server_stops_with_its_last_session_starts_again_when_needed_and_is_blocked_
     let first = std::fs::read_to_string(folder.join("pid")).unwrap();
 
     // A session calls the tool as an agent would, through its gateway.
-    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/mcp_call.py");
-    let step = format!(r#"python3 {} echo.echo '{{"text": "through the gateway"}}'"#, client.display());
-    let script = env.script("call.toml", &format!("[[step]]\ncommand = {}\n", toml::Value::String(step)));
-    let start = |prompt: &str| {
-        let run = env.cortex_at(
-            &core,
-            &env.repo,
-            ["session", "start", prompt, "--script", script.to_str().unwrap(), "--json"],
-        );
-        assert_eq!(run.code, 0, "{}", run.stderr);
-        run.json()["session_id"].as_str().unwrap().to_string()
-    };
+    let script = calling_script(&env);
+    let start = |prompt: &str| start_session(&env, &core, &script, prompt);
     let (one, two) = (start("first user"), start("second user"));
     let calls = |id: &str| -> Vec<serde_json::Value> {
         let log = env.cortex_at(&core, &env.repo, ["session", "log", id, "--json"]);
@@ -378,4 +391,85 @@ fn a_server_stops_with_its_last_session_starts_again_when_needed_and_is_blocked_
     assert!(crate::support::wait_for(|| (!is_alive(&second)).then_some(())).is_some(), "pid {second} still runs");
     assert_eq!(cortex(&["tool", "policy", "echo", "*", "allowed"]).code, 0);
     wait_phase(&cortex, "echo", "running", "");
+}
+
+#[test]
+fn the_panel_shows_each_tool_wanted_against_reported_why_a_session_lacks_one_and_its_calls() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    let (command, _) = echo_command(&env);
+    assert_eq!(cortex(&["tool", "add", "echo", "--command", &command]).code, 0);
+    assert_eq!(cortex(&["tool", "policy", "echo", "echo", "allowed", "--risk", "medium"]).code, 0);
+    assert_eq!(cortex(&["tool", "add", "ghost", "--command", "/nowhere/mcp-ghost"]).code, 0);
+    assert_eq!(cortex(&["tool", "add", "elsewhere", "--command", &command, "--scope", "workspace:other"]).code, 0);
+    wait_phase(&cortex, "echo", "running", "");
+    wait_phase(&cortex, "ghost", "failed", "missing binary");
+    let id = start_session(&env, &core, &calling_script(&env), "calls echo");
+    let browser = crate::support::panel::logged_in(&env, &core);
+    let get = |path: &str| {
+        let page = browser.get(&format!("{}{path}", core.url));
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        page.body
+    };
+
+    // Wanted against reported, per node.
+    let tools = get("/tools");
+    let row = |name: &str| {
+        tools.split(&format!("<tr id=\"tool-{name}\">")).nth(1).unwrap().split("</tr>").next().unwrap().to_string()
+    };
+    assert!(row("echo").contains("<span class=\"badge running\">running</span>"), "{}", row("echo"));
+    assert!(
+        row("ghost").contains(
+            "<span class=\"badge failed\">failed</span> <span class=\"reason\">missing binary /nowhere/mcp-ghost</span>"
+        ),
+        "{}",
+        row("ghost")
+    );
+    assert!(row("elsewhere").contains("no node in its scope"), "{}", row("elsewhere"));
+
+    // One tool: its tools with their rules, and its calls.
+    let echo = get("/tools/echo");
+    assert!(
+        echo.contains("<td><code>echo.echo</code></td>") && echo.contains("<td>allowed, medium risk</td>"),
+        "{echo}"
+    );
+    let calls = echo.split("<table id=\"calls\">").nth(1).expect("a calls table");
+    assert!(
+        calls.contains("<code>echo.echo</code>") && calls.contains("<span class=\"badge ok\">ok</span>"),
+        "{calls}"
+    );
+    assert!(calls.contains(&format!("href=\"/sessions/{id}\"")), "{calls}");
+
+    // What the session is offered, and why not.
+    let offered = get(&format!("/sessions/{id}/tools"));
+    let row = |name: &str| {
+        offered.split(&format!("<tr id=\"tool-{name}\">")).nth(1).unwrap().split("</tr>").next().unwrap().to_string()
+    };
+    assert!(
+        row("echo").contains("available</span>") && row("echo").contains("<code>echo.echo</code>"),
+        "{}",
+        row("echo")
+    );
+    assert!(
+        row("ghost").contains("unavailable</span> <span class=\"why\">failed on ")
+            && row("ghost").contains(": missing binary /nowhere/mcp-ghost"),
+        "{}",
+        row("ghost")
+    );
+    let workspace = env.repo.file_name().unwrap().to_str().unwrap();
+    assert!(
+        row("elsewhere").contains(&format!("scoped to workspace other; this session&#39;s workspace is {workspace}")),
+        "{}",
+        row("elsewhere")
+    );
+    // The API answers the same.
+    let http = Http::new(&core);
+    let (status, api) = http.get(&format!("/api/v1/sessions/{id}/tools"), Some(http.token()));
+    assert_eq!(status, 200, "{api}");
+    let ghost = api.as_array().unwrap().iter().find(|tool| tool["name"] == "ghost").unwrap();
+    assert_eq!(ghost["available"], false);
+    assert!(ghost["why"].as_str().unwrap().ends_with("missing binary /nowhere/mcp-ghost"), "{ghost}");
+    // The session's timeline links each call to its tool's page.
+    assert!(get(&format!("/sessions/{id}")).contains("href=\"/tools/echo\""));
 }

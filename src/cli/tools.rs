@@ -17,23 +17,33 @@ use crate::protocol::{Dependency, Plugin, PluginPackage, Policy, Risk, Scope, Se
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ToolCommand {
-    /// Register an MCP server Core's nodes should run (or reach) for agents.
+    /// Register an MCP server Core's nodes should run (or reach) for agents,
+    /// or a CLI binary they must have.
     ///
     /// Secrets are named, never given: `--env GITHUB_TOKEN` means the node
     /// must have GITHUB_TOKEN set; its value never leaves the node.
     #[command(after_help = "Examples:
   cortex tool add files --command 'npx -y @modelcontextprotocol/server-filesystem .'
   cortex tool add search --url https://mcp.example.com/mcp --scope node:build-box
-  cortex tool add github --command 'github-mcp-server stdio' --env GITHUB_TOKEN --json")]
+  cortex tool add github --command 'github-mcp-server stdio' --env GITHUB_TOKEN --json
+  cortex tool add git --binary git --version-req '>=2.30'")]
     Add {
         /// Its name: letters, digits, `-`, `_`, `.`.
         name: String,
         /// The program and its arguments, as one string (split on spaces; quote with '…').
-        #[arg(long, conflicts_with = "url", required_unless_present = "url")]
+        #[arg(long, conflicts_with_all = ["url", "binary"], required_unless_present_any = ["url", "binary"])]
         command: Option<String>,
         /// A streamable-HTTP MCP endpoint.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "binary")]
         url: Option<String>,
+        /// A CLI program each node must have (on PATH, or a path): checked
+        /// and reported with its version, offered to agents as NAME.run.
+        #[arg(long, value_name = "PROGRAM")]
+        binary: Option<String>,
+        /// The version `PROGRAM --version` must report, as a semver
+        /// requirement (`>=2.30`, `^1.4`).
+        #[arg(long, value_name = "REQ", requires = "binary")]
+        version_req: Option<String>,
         /// all (default), node:NAME, workspace:NAME or session:ID.
         #[arg(long, default_value = "all")]
         scope: String,
@@ -150,12 +160,13 @@ pub(crate) enum PluginCommand {
 pub(crate) fn tool(command: ToolCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
     let client = Target::require(ctx, "the tool registry")?;
     match command {
-        ToolCommand::Add { name, command, url, scope, secrets, json } => {
+        ToolCommand::Add { name, command, url, binary, version_req, scope, secrets, json } => {
             let scope: Scope = scope.parse().map_err(anyhow::Error::msg)?;
-            let server = match (command, url) {
-                (Some(command), _) => Server::Stdio { command: split_command(&command)? },
-                (None, Some(url)) => Server::Http { url },
-                (None, None) => bail!("give --command or --url"),
+            let server = match (command, url, binary) {
+                (Some(command), _, _) => Server::Stdio { command: split_command(&command)? },
+                (None, Some(url), _) => Server::Http { url },
+                (None, None, Some(program)) => Server::Binary { program, version: version_req },
+                (None, None, None) => bail!("give --command, --url or --binary"),
             };
             let tool = Dependency {
                 name,
@@ -206,9 +217,10 @@ pub(crate) fn tool(command: ToolCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
                 let mut out = std::io::stdout().lock();
                 for status in &statuses {
                     let state = &status.state;
-                    let detail = match (&state.reason, state.tools.len()) {
-                        (Some(reason), _) => format!("{}: {reason}", state.phase.as_str()),
-                        (None, count) => format!("{} ({count} tools)", state.phase.as_str()),
+                    let detail = match (&state.reason, &state.version, state.tools.len()) {
+                        (Some(reason), _, _) => format!("{}: {reason}", state.phase.as_str()),
+                        (None, Some(version), _) => format!("{} (version {version})", state.phase.as_str()),
+                        (None, None, count) => format!("{} ({count} tools)", state.phase.as_str()),
                     };
                     writeln!(out, "{}", printable(&format!("{}  on {}  {detail}", state.name, status.node_name)))?;
                 }
@@ -294,6 +306,7 @@ fn tool_line(tool: &Dependency) -> String {
     let how = match &tool.server {
         Server::Stdio { command } => format!("command: {}", command.join(" ")),
         Server::Http { url } => format!("url: {url}"),
+        Server::Binary { .. } => format!("binary: {}", tool.server.reach()),
     };
     let secrets = if tool.secrets.is_empty() { String::new() } else { format!("  needs: {}", tool.secrets.join(", ")) };
     let from = tool.plugin.as_ref().map(|plugin| format!("  (plugin {plugin})")).unwrap_or_default();

@@ -21,7 +21,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
-use super::mcp::{Offered, Servers, schema_hash};
+use super::mcp::{Offered, Reach, Servers, schema_hash};
 use super::runner::Turns;
 use crate::protocol::{ApprovalDecision, EventKind, Policy, Scope, SessionId, ToolCall, ToolOutcome};
 
@@ -47,11 +47,13 @@ struct Shared {
     keys: Mutex<HashMap<String, Place>>,
 }
 
-/// The session a key stands for, and its workspace's name for scopes.
+/// The session a key stands for, its workspace's name for scopes, and
+/// where it works (its worktree, else its workspace), where CLI tools run.
 #[derive(Clone)]
 struct Place {
     session: SessionId,
     workspace: Option<String>,
+    cwd: Option<std::path::PathBuf>,
 }
 
 impl Gateway {
@@ -100,12 +102,16 @@ impl Gateway {
 
     /// The URL `session`'s agent reaches the gateway at: the same for the
     /// session's life, with a key nobody else knows.
-    pub fn url_for(&self, session: &SessionId, workspace: Option<&str>) -> String {
+    pub fn url_for(&self, session: &SessionId, workspace: Option<&str>, cwd: Option<&std::path::Path>) -> String {
         let mut keys = lock(&self.shared.keys);
         let key = keys.iter().find(|(_, place)| place.session == *session).map(|(key, _)| key.clone());
         let key = key.unwrap_or_else(|| {
             let key = hex::encode(rand::random::<[u8; 32]>());
-            let place = Place { session: session.clone(), workspace: workspace.map(str::to_string) };
+            let place = Place {
+                session: session.clone(),
+                workspace: workspace.map(str::to_string),
+                cwd: cwd.map(std::path::Path::to_path_buf),
+            };
             keys.insert(key.clone(), place);
             key
         });
@@ -238,7 +244,7 @@ impl ServerHandler for Handler {
                 call.error = Some(message.clone());
                 CallToolResult::error(vec![ContentBlock::text(message)])
             }
-            None => forward(server, tool, request, &mut call).await,
+            None => forward(server, tool, request, &mut call, place.cwd.as_deref()).await,
         };
         call.duration_ms = began.elapsed().as_millis() as u64;
         call.result_bytes = serde_json::to_vec(&result).map_or(0, |bytes| bytes.len() as u64);
@@ -387,10 +393,27 @@ fn no_turn() -> ErrorData {
 
 /// Forwards the call to its server under the server's own tool name; the
 /// answer comes back redacted.
-async fn forward(server: &Offered, tool: &Tool, request: CallToolRequestParams, call: &mut ToolCall) -> CallToolResult {
+async fn forward(
+    server: &Offered,
+    tool: &Tool,
+    request: CallToolRequestParams,
+    call: &mut ToolCall,
+    cwd: Option<&std::path::Path>,
+) -> CallToolResult {
+    let peer = match &server.reach {
+        Reach::Mcp(peer) => peer,
+        Reach::Binary { program } => {
+            let (outcome, result) = super::cli_tool::run(program, request.arguments.as_ref(), cwd, CALL_TIMEOUT).await;
+            if outcome != ToolOutcome::Ok {
+                call.error = result.content.first().and_then(|block| block.as_text()).map(|text| text.text.clone());
+            }
+            call.outcome = outcome;
+            return redacted(result);
+        }
+    };
     let mut upstream = CallToolRequestParams::new(tool.name.clone());
     upstream.arguments = request.arguments;
-    let answered = tokio::time::timeout(CALL_TIMEOUT, server.peer.call_tool(upstream)).await;
+    let answered = tokio::time::timeout(CALL_TIMEOUT, peer.call_tool(upstream)).await;
     let (outcome, result) = match answered {
         Ok(Ok(result)) if result.is_error == Some(true) => (ToolOutcome::Error, redacted(result)),
         Ok(Ok(result)) => (ToolOutcome::Ok, redacted(result)),

@@ -78,12 +78,21 @@ impl Entry {
 }
 
 /// A running server as the gateway offers it: its rules, its tools and
-/// the connection to forward calls on.
+/// how to forward calls.
 #[derive(Clone)]
 pub struct Offered {
     pub dependency: Dependency,
     pub tools: Vec<rmcp::model::Tool>,
-    pub peer: rmcp::service::Peer<RoleClient>,
+    pub reach: Reach,
+}
+
+/// Where a call goes.
+#[derive(Clone)]
+pub enum Reach {
+    /// An MCP server's live connection.
+    Mcp(rmcp::service::Peer<RoleClient>),
+    /// A CLI binary, run for each call.
+    Binary { program: String },
 }
 
 impl Servers {
@@ -213,7 +222,7 @@ impl Servers {
                 entry.users = users;
                 changed = true;
             }
-            if entry.service.is_some() {
+            if entry.service.is_some() || entry.state.phase == ToolPhase::Running {
                 entry.users.insert(session.clone());
             }
         }
@@ -221,12 +230,14 @@ impl Servers {
             .values()
             .filter(|entry| wants(&entry.dependency))
             .filter_map(|entry| {
-                let service = entry.service.as_ref()?;
-                Some(Offered {
-                    dependency: entry.dependency.clone(),
-                    tools: entry.tools.clone(),
-                    peer: service.peer().clone(),
-                })
+                let reach = match (&entry.dependency.server, &entry.service) {
+                    (Server::Binary { program, .. }, _) if entry.state.phase == ToolPhase::Running => {
+                        Reach::Binary { program: program.clone() }
+                    }
+                    (_, Some(service)) => Reach::Mcp(service.peer().clone()),
+                    _ => return None,
+                };
+                Some(Offered { dependency: entry.dependency.clone(), tools: entry.tools.clone(), reach })
             })
             .collect();
         drop(running);
@@ -270,6 +281,7 @@ async fn start(dependency: Dependency) -> Entry {
             phase: ToolPhase::Failed,
             reason: Some(reason),
             tools: Vec::new(),
+            version: None,
         };
         Entry {
             dependency,
@@ -299,6 +311,13 @@ async fn start(dependency: Dependency) -> Entry {
         return failed(dependency.clone(), format!("missing secret {missing}"));
     }
     let connected = match &dependency.server {
+        Server::Binary { program, version } => {
+            let (program, version) = (program.clone(), version.clone());
+            return match check_binary(&program, version.as_deref()).await {
+                Ok((found, tool)) => running(dependency, vec![tool], None, found),
+                Err(reason) => failed(dependency, reason),
+            };
+        }
         Server::Stdio { command } => {
             let program = &command[0];
             if !is_installed(program) {
@@ -333,20 +352,92 @@ async fn start(dependency: Dependency) -> Entry {
         Ok(Err(error)) => return failed(dependency.clone(), format!("tools/list failed: {error}")),
         Err(_) => return failed(dependency.clone(), "tools/list did not answer".into()),
     };
+    running(dependency, tools, Some(service), None)
+}
+
+fn running(
+    dependency: Dependency,
+    tools: Vec<rmcp::model::Tool>,
+    service: Option<RunningService<RoleClient, ()>>,
+    version: Option<String>,
+) -> Entry {
     let infos =
         tools.iter().map(|tool| ToolInfo { name: tool.name.to_string(), schema_hash: schema_hash(tool) }).collect();
     tracing::info!(tool = %dependency.name, "a tool is running");
-    let state = ToolState { name: dependency.name.clone(), phase: ToolPhase::Running, reason: None, tools: infos };
+    let state =
+        ToolState { name: dependency.name.clone(), phase: ToolPhase::Running, reason: None, tools: infos, version };
     Entry {
         dependency,
         state,
         tools,
-        service: Some(service),
+        service,
         restarts: 0,
         retry_at: None,
         started: std::time::Instant::now(),
         users: Default::default(),
     }
+}
+
+/// How long `PROGRAM --version` may take.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A CLI binary checked: installed, and its version (`PROGRAM --version`,
+/// the first `X.Y[.Z]` in what it prints) meeting `wanted`. Answers the
+/// version found and the `run` tool the gateway offers for it.
+async fn check_binary(program: &str, wanted: Option<&str>) -> Result<(Option<String>, rmcp::model::Tool), String> {
+    if !is_installed(program) {
+        return Err(format!("missing binary {program}"));
+    }
+    let mut command = tokio::process::Command::new(program);
+    command.arg("--version").stdin(std::process::Stdio::null()).kill_on_drop(true);
+    let text = match tokio::time::timeout(VERSION_TIMEOUT, command.output()).await {
+        Ok(Ok(output)) => {
+            format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+        }
+        Ok(Err(error)) => return Err(format!("cannot run `{program} --version`: {error}")),
+        Err(_) => return Err(format!("`{program} --version` did not answer within {} s", VERSION_TIMEOUT.as_secs())),
+    };
+    let found = version_in(&text);
+    if let Some(wanted) = wanted {
+        let requirement = semver::VersionReq::parse(wanted).map_err(|error| format!("`{wanted}`: {error}"))?;
+        match &found {
+            None => {
+                return Err(format!(
+                    "cannot tell {program}'s version from `{program} --version`; {wanted} is required"
+                ));
+            }
+            Some(version) if !requirement.matches(version) => {
+                return Err(format!("{program} {version} does not meet {wanted}"));
+            }
+            Some(_) => {}
+        }
+    }
+    let found = found.map(|version| version.to_string());
+    let description = format!(
+        "Runs {program}{} on this session's node, in its workspace, with the given arguments (no shell); answers its exit code and output.",
+        found.as_deref().map(|version| format!(" {version}")).unwrap_or_default()
+    );
+    let tool = serde_json::from_value(serde_json::json!({
+        "name": "run",
+        "description": description,
+        "inputSchema": {
+            "type": "object",
+            "properties": {"args": {"type": "array", "items": {"type": "string"}, "description": "the arguments, one word each"}},
+            "required": ["args"],
+        },
+    }))
+    .map_err(|error| format!("cannot describe the run tool: {error}"))?;
+    Ok((found, tool))
+}
+
+/// The first `X.Y` or `X.Y.Z` in `text`, as a version.
+fn version_in(text: &str) -> Option<semver::Version> {
+    static VERSION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(\d+)\.(\d+)(?:\.(\d+))?").expect("holds because the pattern is valid")
+    });
+    let found = VERSION.captures(text)?;
+    let part = |index: usize| found.get(index).map_or(Some(0), |part| part.as_str().parse().ok());
+    Some(semver::Version::new(part(1)?, part(2)?, part(3)?))
 }
 
 /// A server that is down: `degraded` with its next restart, or `failed`

@@ -7,6 +7,7 @@
 
 mod artifacts;
 mod checks;
+mod cli_tool;
 pub mod commands;
 pub mod config;
 pub mod daemon;
@@ -170,9 +171,9 @@ impl Node {
     fn gateway_url(&self, meta: &store::Meta) -> Option<String> {
         let gateway = self.gateway.as_ref()?;
         let workspaces = self.workspaces().unwrap_or_default();
-        let name =
-            workspaces.iter().find(|workspace| workspace.id.as_str() == meta.workspace).map(|ws| ws.name.as_str());
-        Some(gateway.url_for(&meta.id, name))
+        let workspace = workspaces.iter().find(|workspace| workspace.id.as_str() == meta.workspace);
+        let cwd = meta.worktree.as_deref().or(workspace.map(|workspace| workspace.path.as_str()));
+        Some(gateway.url_for(&meta.id, workspace.map(|ws| ws.name.as_str()), cwd.map(Path::new)))
     }
 
     /// This node recording its turns' gateway calls through `turns`.

@@ -10,6 +10,11 @@
 //! command = ["npx", "-y", "@modelcontextprotocol/server-filesystem", "."]
 //! env = ["GITHUB_TOKEN"]            # names of variables on the node
 //! policies = { write_file = { policy = "needs_approval", risk = "high" } }
+//!
+//! [[tool]]
+//! name = "jq"
+//! binary = "jq"                     # a CLI the node must have, offered as jq.run
+//! version = ">=1.6"
 //! ```
 
 use std::collections::BTreeMap;
@@ -37,6 +42,9 @@ struct ProjectTool {
     command: Option<Vec<String>>,
     /// A streamable-HTTP endpoint instead.
     url: Option<String>,
+    /// Or a CLI program the node must have, with a semver requirement.
+    binary: Option<String>,
+    version: Option<String>,
     #[serde(default)]
     env: Vec<String>,
     #[serde(default)]
@@ -56,6 +64,7 @@ pub fn load_all(workspaces: &[Workspace]) -> (Vec<Dependency>, Vec<ToolState>) {
                 phase: ToolPhase::Failed,
                 reason: Some(reason),
                 tools: Vec::new(),
+                version: None,
             }),
         }
     }
@@ -80,10 +89,14 @@ fn load(workspace: &Workspace) -> Result<Vec<Dependency>, String> {
     let file: ToolsFile = toml::from_str(&text).map_err(|error| format!("{shown}: {}", error.to_string().trim()))?;
     let mut tools = Vec::new();
     for tool in file.tools {
-        let server = match (tool.command, tool.url) {
-            (Some(command), None) => Server::Stdio { command },
-            (None, Some(url)) => Server::Http { url },
-            _ => return Err(format!("{shown}: tool `{}` needs one of `command` or `url`", tool.name)),
+        if tool.version.is_some() && tool.binary.is_none() {
+            return Err(format!("{shown}: tool `{}`: `version` goes with `binary`", tool.name));
+        }
+        let server = match (tool.command, tool.url, tool.binary) {
+            (Some(command), None, None) => Server::Stdio { command },
+            (None, Some(url), None) => Server::Http { url },
+            (None, None, Some(program)) => Server::Binary { program, version: tool.version },
+            _ => return Err(format!("{shown}: tool `{}` needs one of `command`, `url` or `binary`", tool.name)),
         };
         let dependency = Dependency {
             name: tool.name,

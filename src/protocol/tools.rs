@@ -74,6 +74,36 @@ pub enum Server {
     Stdio { command: Vec<String> },
     /// A streamable-HTTP endpoint.
     Http { url: String },
+    /// A program on the node, with a semver requirement its `--version`
+    /// must meet; the gateway offers it as the tool `run` (arguments, no
+    /// shell, in the session's workspace).
+    Binary {
+        program: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+    },
+}
+
+impl Server {
+    /// How a node reaches it, in words.
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Server::Stdio { .. } => "stdio",
+            Server::Http { .. } => "streamable HTTP",
+            Server::Binary { .. } => "CLI binary",
+        }
+    }
+
+    /// What a node runs or reaches: the command, the URL, or the program
+    /// with its version requirement.
+    pub fn reach(&self) -> String {
+        match self {
+            Server::Stdio { command } => command.join(" "),
+            Server::Http { url } => url.clone(),
+            Server::Binary { program, version: Some(version) } => format!("{program} {version}"),
+            Server::Binary { program, version: None } => program.clone(),
+        }
+    }
 }
 
 /// A dependency in the Tool Registry: an MCP server, where it applies, and
@@ -131,6 +161,19 @@ impl Dependency {
             }
             Server::Http { url } if !(url.starts_with("http://") || url.starts_with("https://")) => {
                 return Err(format!("tool `{}`: `{url}` is not an http(s) URL", self.name));
+            }
+            Server::Binary { program, .. }
+                if program.trim().is_empty() || program.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                return Err(format!("tool `{}`: `{program}` is not a program's name or path", self.name));
+            }
+            Server::Binary { version: Some(version), .. } => {
+                if let Err(error) = semver::VersionReq::parse(version) {
+                    return Err(format!(
+                        "tool `{}`: `{version}` is not a version requirement ({error}); e.g. `>=2.30`",
+                        self.name
+                    ));
+                }
             }
             _ => {}
         }
@@ -202,6 +245,9 @@ pub struct ToolState {
     pub reason: Option<String>,
     #[serde(default)]
     pub tools: Vec<ToolInfo>,
+    /// A CLI binary's version, as its `--version` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// A node's report on one dependency, as Core answers it.

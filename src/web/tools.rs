@@ -17,9 +17,7 @@ use super::error::found;
 use super::pages::{Shell, not_found, shell};
 use super::session::session_crumbs;
 use super::urls;
-use crate::protocol::{
-    Dependency, Plugin, Server, SessionSummary, SessionTool, ToolCallRecord, ToolPlacement, ToolStatus,
-};
+use crate::protocol::{Dependency, Plugin, SessionSummary, SessionTool, ToolCallRecord, ToolPlacement, ToolStatus};
 
 /// A registry tool with where it is wanted and what each node reports.
 struct ToolRow {
@@ -108,14 +106,6 @@ pub(super) async fn get_session_tools(State(web): State<Arc<Web>>, Path(id): Pat
     let mut crumbs = session_crumbs(&web, &session);
     crumbs.push(("tools".to_string(), urls::session_tools(&session.id)));
     SessionToolsPage { shell: shell(&web, crumbs), session, tools }.into_response()
-}
-
-/// How a node reaches the server, in words.
-pub(super) fn reach(server: &Server) -> String {
-    match server {
-        Server::Stdio { command } => command.join(" "),
-        Server::Http { url } => url.clone(),
-    }
 }
 
 /// A schema hash's first 12 characters (a node's report may be shorter).

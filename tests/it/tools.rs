@@ -313,9 +313,15 @@ fn wait_phase(
 /// A fake session's script whose one command calls `echo.echo` through
 /// the session's gateway, as an agent would.
 fn calling_script(env: &TestEnv) -> std::path::PathBuf {
+    script_calling(env, "echo.echo", r#"{"text": "through the gateway"}"#)
+}
+
+/// A fake session's script whose one command calls `tool` with `arguments`
+/// (JSON) through the session's gateway.
+fn script_calling(env: &TestEnv, tool: &str, arguments: &str) -> std::path::PathBuf {
     let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/mcp_call.py");
-    let step = format!(r#"python3 {} echo.echo '{{"text": "through the gateway"}}'"#, client.display());
-    env.script("call.toml", &format!("[[step]]\ncommand = {}\n", toml::Value::String(step)))
+    let step = format!("python3 {} {tool} '{arguments}'", client.display());
+    env.script(&format!("call-{tool}.toml"), &format!("[[step]]\ncommand = {}\n", toml::Value::String(step)))
 }
 
 fn start_session(env: &TestEnv, core: &CoreProcess, script: &Path, prompt: &str) -> String {
@@ -472,4 +478,62 @@ fn the_panel_shows_each_tool_wanted_against_reported_why_a_session_lacks_one_and
     assert!(ghost["why"].as_str().unwrap().ends_with("missing binary /nowhere/mcp-ghost"), "{ghost}");
     // The session's timeline links each call to its tool's page.
     assert!(get(&format!("/sessions/{id}")).contains("href=\"/tools/echo\""));
+}
+
+#[test]
+fn a_cli_binary_is_checked_on_the_node_reported_with_its_version_and_run_in_the_sessions_workspace() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    let added = cortex(&["tool", "add", "git", "--binary", "git", "--version-req", ">=2", "--json"]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    assert_eq!(added.json()["server"], serde_json::json!({"transport": "binary", "program": "git", "version": ">=2"}));
+    assert_eq!(cortex(&["tool", "add", "future-git", "--binary", "git", "--version-req", ">=999"]).code, 0);
+    assert_eq!(cortex(&["tool", "add", "nope", "--binary", "/nowhere/nope"]).code, 0);
+    let bad = cortex(&["tool", "add", "bad", "--binary", "git", "--version-req", "two"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("`two` is not a version requirement"), "{}", bad.stderr);
+
+    let git = wait_phase(&cortex, "git", "running", "");
+    let version = git["version"].as_str().unwrap().to_string();
+    assert!(version.starts_with("2."), "{git}");
+    assert_eq!(git["tools"][0]["name"], "run");
+    wait_phase(&cortex, "future-git", "failed", &format!("git {version} does not meet >=999"));
+    wait_phase(&cortex, "nope", "failed", "missing binary /nowhere/nope");
+    let status = cortex(&["tool", "status"]).stdout;
+    let line = status.lines().find(|line| line.starts_with("git  on ")).unwrap_or_else(|| panic!("{status}"));
+    assert!(line.ends_with(&format!("running (version {version})")), "{status}");
+
+    // Called through the gateway: run with the call's words, in the session's workspace.
+    let script = script_calling(&env, "git.run", r#"{"args": ["rev-parse", "--show-toplevel"]}"#);
+    let id = start_session(&env, &core, &script, "asks git");
+    let log = env.cortex_at(&core, &env.repo, ["session", "log", &id, "--json"]).json();
+    let events = log.as_array().unwrap();
+    let call = events.iter().find(|event| event["kind"] == "tool_call").unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(
+        (call["call"]["name"].as_str(), call["call"]["outcome"].as_str()),
+        (Some("git.run"), Some("ok")),
+        "{call}"
+    );
+    let said: String = events
+        .iter()
+        .filter(|event| event["kind"] == "command_output")
+        .map(|event| event["text"].as_str().unwrap())
+        .collect();
+    let top = std::fs::canonicalize(&env.repo).unwrap();
+    assert!(said.contains("exit 0") && said.contains(top.to_str().unwrap()), "{said}");
+
+    // Arguments are words, never a shell line; policy holds as for any tool.
+    let script = script_calling(&env, "git.run", r#"{"args": "status; touch pwned"}"#);
+    let id = start_session(&env, &core, &script, "tries a shell line");
+    let log = env.cortex_at(&core, &env.repo, ["session", "log", &id, "--json"]).json();
+    let call = log.as_array().unwrap().iter().find(|event| event["kind"] == "tool_call").unwrap().clone();
+    assert_eq!(call["call"]["outcome"], "error", "{call}");
+    assert!(!env.repo.join("pwned").exists());
+    assert_eq!(cortex(&["tool", "policy", "git", "run", "denied"]).code, 0);
+    let script = script_calling(&env, "git.run", r#"{"args": ["status"]}"#);
+    let id = start_session(&env, &core, &script, "denied");
+    let log = env.cortex_at(&core, &env.repo, ["session", "log", &id, "--json"]).json();
+    let call = log.as_array().unwrap().iter().find(|event| event["kind"] == "tool_call").unwrap().clone();
+    assert_eq!(call["call"]["outcome"], "denied", "{call}");
 }

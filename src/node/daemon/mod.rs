@@ -93,6 +93,7 @@ async fn reconcile_tools(runtime: &Arc<Runtime>) -> Vec<crate::protocol::ToolSta
                 phase: crate::protocol::ToolPhase::Failed,
                 reason: Some(format!("{}'s .cortex/tools.toml names a tool the registry has; rename it", tool.scope)),
                 tools: Vec::new(),
+                version: None,
             });
         } else {
             desired.push(tool);

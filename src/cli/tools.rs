@@ -128,10 +128,14 @@ pub(crate) enum PluginCommand {
     /// naming the field; nothing is installed.
     #[command(after_help = "Examples:
   cortex plugin add ./plugins/review-kit
-  cortex plugin add https://github.com/acme/review-kit.git --json")]
+  cortex plugin add https://github.com/acme/review-kit.git --json
+  cortex plugin add ./plugins/review-kit --workspace api --workspace web")]
     Add {
         /// A plugin directory, or a git URL to clone.
         source: String,
+        /// Enable it only in this workspace (repeatable); every workspace without one.
+        #[arg(long = "workspace", value_name = "NAME")]
+        workspaces: Vec<String>,
         /// Print the installed plugin as JSON.
         #[arg(long)]
         json: bool,
@@ -142,6 +146,33 @@ pub(crate) enum PluginCommand {
   cortex plugin list --json")]
     List {
         /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable a plugin's servers and skills in a workspace (`*`: every one).
+    #[command(after_help = "Examples:
+  cortex plugin enable review-kit api
+  cortex plugin enable review-kit '*'")]
+    Enable {
+        /// The plugin's name.
+        name: String,
+        /// A workspace's name, or `*` for every workspace.
+        workspace: String,
+        /// Print the plugin as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop offering a plugin's servers and skills in a workspace (`*`: in
+    /// every one). Its servers stop on nodes where no workspace wants them.
+    #[command(after_help = "Examples:
+  cortex plugin disable review-kit api
+  cortex plugin disable review-kit '*'")]
+    Disable {
+        /// The plugin's name.
+        name: String,
+        /// A workspace's name, or `*` for every workspace.
+        workspace: String,
+        /// Print the plugin as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -175,6 +206,7 @@ pub(crate) fn tool(command: ToolCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
                 secrets,
                 policies: Default::default(),
                 plugin: None,
+                enabled_in: None,
                 cwd: None,
                 added_at: None,
             };
@@ -252,8 +284,9 @@ pub(crate) fn tool(command: ToolCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
 pub(crate) fn plugin(command: PluginCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
     let client = Target::require(ctx, "the plugin registry")?;
     match command {
-        PluginCommand::Add { source, json } => {
-            let package = read_source(&source)?;
+        PluginCommand::Add { source, workspaces, json } => {
+            let mut package = read_source(&source)?;
+            package.enabled = (!workspaces.is_empty()).then_some(workspaces);
             // Named here first, so a mistake is said before Core is asked.
             package.check().map_err(anyhow::Error::msg)?;
             let plugin: Plugin = client.post("/api/v1/plugins", &package)?;
@@ -280,16 +313,19 @@ pub(crate) fn plugin(command: PluginCommand, ctx: &Ctx) -> anyhow::Result<Exit> 
                     let servers: Vec<&str> = plugin.servers.iter().map(|server| server.name.as_str()).collect();
                     let skills: Vec<&str> = plugin.skills.iter().map(|skill| skill.name.as_str()).collect();
                     let line = format!(
-                        "{} {}  servers: {}  skills: {}",
+                        "{} {}  servers: {}  skills: {}  enabled in: {}",
                         plugin.name,
                         plugin.version.as_deref().unwrap_or("-"),
                         if servers.is_empty() { "-".into() } else { servers.join(", ") },
-                        if skills.is_empty() { "-".into() } else { skills.join(", ") }
+                        if skills.is_empty() { "-".into() } else { skills.join(", ") },
+                        enabled_text(plugin)
                     );
                     writeln!(out, "{}", printable(&line))?;
                 }
             }
         }
+        PluginCommand::Enable { name, workspace, json } => set_enabled(&client, &name, &workspace, true, json)?,
+        PluginCommand::Disable { name, workspace, json } => set_enabled(&client, &name, &workspace, false, json)?,
         PluginCommand::Remove { name, json } => {
             let removed: serde_json::Value = client.delete(&format!("/api/v1/plugins/{}", path_part(&name)))?;
             if json {
@@ -300,6 +336,35 @@ pub(crate) fn plugin(command: PluginCommand, ctx: &Ctx) -> anyhow::Result<Exit> 
         }
     }
     Ok(Exit::Ok)
+}
+
+/// `cortex plugin enable|disable NAME WORKSPACE`.
+fn set_enabled(
+    client: &super::client::Client,
+    name: &str,
+    workspace: &str,
+    on: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    crate::protocol::check_workspace_name(workspace).map_err(anyhow::Error::msg)?;
+    let verb = if on { "enable" } else { "disable" };
+    let path = format!("/api/v1/plugins/{}/{verb}", path_part(name));
+    let plugin: Plugin = client.post(&path, &serde_json::json!({"workspace": workspace}))?;
+    if json {
+        print_json(&plugin)?;
+    } else {
+        note!("Plugin {name} {verb}d in {workspace}; enabled in: {}.", enabled_text(&plugin));
+    }
+    Ok(())
+}
+
+/// Where a plugin is enabled, in words.
+fn enabled_text(plugin: &Plugin) -> String {
+    match plugin.enabled.as_slice() {
+        [] => "no workspace".into(),
+        [every] if every == crate::protocol::EVERY_WORKSPACE => "every workspace".into(),
+        list => list.join(", "),
+    }
 }
 
 fn tool_line(tool: &Dependency) -> String {
@@ -405,7 +470,7 @@ fn read_package(root: &Path) -> anyhow::Result<PluginPackage> {
             }
         }
     }
-    Ok(PluginPackage { manifest, mcp, skills })
+    Ok(PluginPackage { manifest, mcp, skills, enabled: None })
 }
 
 #[cfg(test)]

@@ -81,9 +81,11 @@ impl ServerHandler for Native {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(super::native::tools(&self.0)))
+        let parts = context.extensions.get::<axum::http::request::Parts>();
+        let caller = parts.and_then(|parts| parts.extensions.get::<Caller>());
+        Ok(ListToolsResult::with_all_items(super::native::tools(&self.0, caller)))
     }
 
     async fn call_tool(

@@ -21,11 +21,11 @@ const MAX_ANSWER: usize = 256 * 1024;
 type Answer = Result<String, String>;
 
 /// Cortex's tools, and one `skill.PLUGIN.NAME` per skill of an installed
-/// plugin (it answers the skill's `SKILL.md`).
-pub(super) fn tools(state: &CoreState) -> Vec<Tool> {
+/// plugin (it answers the skill's `SKILL.md`); a session is offered only
+/// the skills of plugins enabled in its workspace.
+pub(super) fn tools(state: &CoreState, caller: Option<&Caller>) -> Vec<Tool> {
     let mut tools = session_tools();
-    let skills = lock(&state.registry).skills().unwrap_or_default();
-    for (plugin, skill, _) in skills {
+    for (plugin, skill, _) in skills_for(state, caller) {
         let description =
             format!("Skill `{}` from plugin `{plugin}`: {} (answers its SKILL.md)", skill.name, skill.description);
         let name = format!("skill.{plugin}.{}", skill.name);
@@ -89,7 +89,7 @@ pub(super) async fn call(state: &Arc<CoreState>, caller: &Caller, name: &str, ar
         "session_wait" => session_wait(state, &args).await,
         "session_log" => session_log(state, &args),
         "session_diff" => session_diff(state, &args).await,
-        _ if name.starts_with("skill.") => skill(state, name),
+        _ if name.starts_with("skill.") => skill(state, caller, name),
         _ => Err(format!("no Cortex tool `{name}`")),
     };
     match answer {
@@ -105,10 +105,33 @@ pub(super) async fn call(state: &Arc<CoreState>, caller: &Caller, name: &str, ar
     }
 }
 
-fn skill(state: &CoreState, name: &str) -> Answer {
-    let skills = lock(&state.registry).skills().map_err(|error| error.to_string())?;
+/// The skills `caller` may have: every installed plugin's for the admin,
+/// those of plugins enabled in its session's workspace for a node's session.
+fn skills_for(state: &CoreState, caller: Option<&Caller>) -> Vec<(String, crate::protocol::Skill, String)> {
+    let skills = lock(&state.registry).skills().unwrap_or_default();
+    let Some(Caller::Node { session: Some(session), .. }) = caller else { return skills };
+    let workspace = state.session(session).ok().flatten().and_then(|(session, _)| {
+        let workspaces = state.workspaces().ok()?;
+        workspaces.into_iter().find(|workspace| workspace.id == session.workspace_id).map(|workspace| workspace.name)
+    });
+    let plugins = state.plugins().unwrap_or_default();
+    let enabled = |name: &str| {
+        plugins.iter().find(|plugin| plugin.name == name).is_some_and(|plugin| {
+            plugin
+                .enabled
+                .iter()
+                .any(|listed| listed == crate::protocol::EVERY_WORKSPACE || Some(listed) == workspace.as_ref())
+        })
+    };
+    skills.into_iter().filter(|(plugin, _, _)| enabled(plugin)).collect()
+}
+
+fn skill(state: &CoreState, caller: &Caller, name: &str) -> Answer {
+    let skills = skills_for(state, Some(caller));
     let found = skills.into_iter().find(|(plugin, skill, _)| format!("skill.{plugin}.{}", skill.name) == name);
-    found.map(|(_, _, text)| text).ok_or_else(|| format!("no skill `{name}` (its plugin may have been removed)"))
+    found.map(|(_, _, text)| text).ok_or_else(|| {
+        format!("no skill `{name}` (its plugin may have been removed, or is not enabled in this workspace)")
+    })
 }
 
 fn text_arg<'a>(args: &'a JsonObject, name: &str) -> Result<Option<&'a str>, String> {

@@ -250,8 +250,22 @@ impl CoreState {
 
     /// Token use and cost summed by `by` since `since`, nodes by name.
     /// The Tool Registry, by name.
+    /// The Tool Registry, by name; a plugin's servers say where their
+    /// plugin is enabled.
     pub fn tools(&self) -> Result<Vec<crate::protocol::Dependency>> {
-        lock(&self.registry).dependencies()
+        let registry = lock(&self.registry);
+        let plugins = registry.plugins()?;
+        let mut tools = registry.dependencies()?;
+        for tool in &mut tools {
+            tool.enabled_in = tool.plugin.as_ref().map(|name| {
+                plugins
+                    .iter()
+                    .find(|plugin| plugin.name == *name)
+                    .map(|plugin| plugin.enabled.clone())
+                    .unwrap_or_default()
+            });
+        }
+        Ok(tools)
     }
 
     /// The Plugin Registry, by name.

@@ -13,8 +13,9 @@ use axum::{Json, Router};
 use super::failure::ApiFailure;
 use super::state::{CoreState, lock};
 use crate::protocol::{
-    CoreFrame, Dependency, ErrorCode, NodeId, OfferedTool, PROTOCOL_VERSION, PluginPackage, Scope, SessionId,
-    SessionSummary, SessionTool, ToolCallRecord, ToolPhase, ToolPlacement, ToolPolicy, ToolState, ToolStatus,
+    CoreFrame, Dependency, EVERY_WORKSPACE, ErrorCode, NodeId, OfferedTool, PROTOCOL_VERSION, PluginPackage, Scope,
+    SessionId, SessionSummary, SessionTool, ToolCallRecord, ToolPhase, ToolPlacement, ToolPolicy, ToolState,
+    ToolStatus,
 };
 
 /// The most calls a tool's history shows.
@@ -28,6 +29,8 @@ pub(super) fn routes() -> Router<Arc<CoreState>> {
         .route("/api/v1/tools/{name}/policy", axum::routing::put(put_policy))
         .route("/api/v1/plugins", get(get_plugins).post(post_plugin))
         .route("/api/v1/plugins/{name}", get(get_plugin).delete(delete_plugin))
+        .route("/api/v1/plugins/{name}/enable", axum::routing::post(post_enable))
+        .route("/api/v1/plugins/{name}/disable", axum::routing::post(post_disable))
         .route("/api/v1/tools/{name}/nodes", get(get_placements))
         .route("/api/v1/tools/{name}/calls", get(get_calls))
         .route("/api/v1/sessions/{id}/tools", get(get_session_tools))
@@ -57,6 +60,7 @@ async fn get_tool(State(state): State<Arc<CoreState>>, Path(name): Path<String>)
 async fn post_tool(State(state): State<Arc<CoreState>>, Json(mut tool): Json<Dependency>) -> Response {
     // Only plugins bring plugin tools.
     tool.plugin = None;
+    tool.enabled_in = None;
     if let Err(message) = tool.check() {
         return ApiFailure::new(ErrorCode::BadInput, message).into_response();
     }
@@ -157,6 +161,46 @@ async fn delete_plugin(State(state): State<Arc<CoreState>>, Path(name): Path<Str
     }
 }
 
+/// `POST /api/v1/plugins/{name}/enable` and `/disable`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkspaceBody {
+    /// A workspace's name, or `*` for every workspace.
+    workspace: String,
+}
+
+async fn post_enable(
+    State(state): State<Arc<CoreState>>,
+    Path(name): Path<String>,
+    Json(body): Json<WorkspaceBody>,
+) -> Response {
+    set_enabled(&state, &name, &body.workspace, true)
+}
+
+async fn post_disable(
+    State(state): State<Arc<CoreState>>,
+    Path(name): Path<String>,
+    Json(body): Json<WorkspaceBody>,
+) -> Response {
+    set_enabled(&state, &name, &body.workspace, false)
+}
+
+fn set_enabled(state: &Arc<CoreState>, name: &str, workspace: &str, on: bool) -> Response {
+    if let Err(message) = crate::protocol::check_workspace_name(workspace) {
+        return ApiFailure::new(ErrorCode::BadInput, message).into_response();
+    }
+    let set = lock(&state.registry).set_plugin_enabled(name, workspace, on);
+    match set {
+        Ok(Some(Ok(plugin))) => {
+            state.push_tools();
+            Json(plugin).into_response()
+        }
+        Ok(Some(Err(refused))) => ApiFailure::new(ErrorCode::Conflict, refused).into_response(),
+        Ok(None) => ApiFailure::not_found(format!("no plugin `{name}` (see `cortex plugin list`)")).into_response(),
+        Err(error) => ApiFailure::internal(error).into_response(),
+    }
+}
+
 async fn get_placements(State(state): State<Arc<CoreState>>, Path(name): Path<String>) -> Response {
     match state.tool_placements(&name) {
         Ok(Some(placements)) => Json(placements).into_response(),
@@ -205,6 +249,12 @@ impl CoreState {
                 Scope::Node(wanted) => name.as_deref() == Some(wanted.as_str()) || node.as_str() == wanted,
                 Scope::Workspace(wanted) => workspaces.contains(wanted),
                 Scope::Session(_) => false,
+            })
+            // A plugin's server goes where its plugin is enabled: every node
+            // in scope (`*`), or those holding a workspace it is enabled in.
+            .filter(|tool| match &tool.enabled_in {
+                None => true,
+                Some(list) => list.iter().any(|name| name == EVERY_WORKSPACE || workspaces.contains(name)),
             })
             .collect()
     }
@@ -331,6 +381,13 @@ impl CoreState {
                     Scope::Session(wanted) if *wanted == session.id.as_str() => None,
                     Scope::Session(wanted) => Some(format!("scoped to session {wanted}")),
                 };
+                let out_of_scope = out_of_scope.or_else(|| {
+                    let plugin = tool.plugin.as_deref().filter(|_| !tool.enabled_for(workspace.as_deref()))?;
+                    let here = workspace.as_deref().unwrap_or("this session's");
+                    Some(format!(
+                        "plugin {plugin} is not enabled in workspace {here} (`cortex plugin enable {plugin} {here}`)"
+                    ))
+                });
                 let state = node_id.as_ref().and_then(|node| self.reported(node, &tool.name));
                 session_tool(&tool, out_of_scope, state.as_ref(), &node_name)
             })

@@ -41,8 +41,9 @@ struct Shared {
     turns: Turns,
     /// How to reach Core's own tools (`/mcp`), once the node is connected.
     core: Mutex<Option<CoreAccess>>,
-    /// Core's tools as Core listed them last.
-    native: tokio::sync::Mutex<Vec<Tool>>,
+    /// Core's tools as Core listed them last, by workspace (plugins'
+    /// skills are offered where their plugin is enabled).
+    native: tokio::sync::Mutex<HashMap<Option<String>, Vec<Tool>>>,
     /// Each session's secret key (in its URL), and the session it names.
     keys: Mutex<HashMap<String, Place>>,
 }
@@ -142,10 +143,13 @@ impl Handler {
 
     /// The servers this session's scope allows.
     async fn offered(&self, place: &Place) -> Vec<Offered> {
-        let wants = |dependency: &crate::protocol::Dependency| match &dependency.scope {
-            Scope::All | Scope::Node(_) => true,
-            Scope::Workspace(name) => place.workspace.as_deref() == Some(name.as_str()),
-            Scope::Session(id) => place.session.as_str() == id,
+        let wants = |dependency: &crate::protocol::Dependency| {
+            let in_scope = match &dependency.scope {
+                Scope::All | Scope::Node(_) => true,
+                Scope::Workspace(name) => place.workspace.as_deref() == Some(name.as_str()),
+                Scope::Session(id) => place.session.as_str() == id,
+            };
+            in_scope && dependency.enabled_for(place.workspace.as_deref())
         };
         self.0.servers.offered(&place.session, wants).await
     }
@@ -181,7 +185,7 @@ impl ServerHandler for Handler {
                 tools.push(listed);
             }
         }
-        for tool in self.native_tools(&place.session).await {
+        for tool in self.native_tools(&place).await {
             let mut listed = tool.clone();
             listed.name = format!("{NATIVE}.{}", tool.name).into();
             tools.push(listed);
@@ -314,19 +318,23 @@ impl CoreAccess {
 }
 
 impl Handler {
-    /// Core's tools (listed once per registry change; empty while Core is unknown).
-    async fn native_tools(&self, session: &SessionId) -> Vec<Tool> {
+    /// Core's tools for `place`'s workspace (listed once per registry
+    /// change; empty while Core is unknown).
+    async fn native_tools(&self, place: &Place) -> Vec<Tool> {
         let mut native = self.0.native.lock().await;
-        if native.is_empty() {
-            let access = lock(&self.0.core).clone();
-            if let Some(access) = access
-                && let Ok(client) = access.connect(session).await
-            {
-                *native = client.list_all_tools().await.unwrap_or_default();
-                let _ = client.cancel().await;
-            }
+        if let Some(listed) = native.get(&place.workspace) {
+            return listed.clone();
         }
-        native.clone()
+        let access = lock(&self.0.core).clone();
+        if let Some(access) = access
+            && let Ok(client) = access.connect(&place.session).await
+        {
+            let listed = client.list_all_tools().await.unwrap_or_default();
+            let _ = client.cancel().await;
+            native.insert(place.workspace.clone(), listed.clone());
+            return listed;
+        }
+        Vec::new()
     }
 
     /// A call of one of Core's tools, for the session, recorded like any.
@@ -337,7 +345,7 @@ impl Handler {
         request: CallToolRequestParams,
         began: Instant,
     ) -> Result<CallToolResponse, ErrorData> {
-        let listed = self.native_tools(&place.session).await;
+        let listed = self.native_tools(place).await;
         let Some(known) = listed.iter().find(|listed| listed.name == tool) else {
             return Err(ErrorData::invalid_params(format!("no tool `{}` for this session", request.name), None));
         };

@@ -105,6 +105,7 @@ fn load(workspace: &Workspace) -> Result<Vec<Dependency>, String> {
             secrets: tool.env,
             policies: tool.policies,
             plugin: None,
+            enabled_in: None,
             cwd: Some(workspace.path.clone()),
             added_at: None,
         };

@@ -123,6 +123,10 @@ pub struct Dependency {
     /// The plugin that contributed it, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
+    /// The workspaces its plugin is enabled in (`*`: every one), filled in
+    /// by Core from the plugin; none for a tool added by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled_in: Option<Vec<String>>,
     /// Where a project's own server runs (its workspace), set by the node
     /// that read `.cortex/tools.toml`; never sent or taken over the wire.
     #[serde(skip)]
@@ -142,6 +146,13 @@ impl Dependency {
     pub fn all_denied(&self) -> bool {
         let denied = |rule: &super::ToolPolicy| rule.policy == super::Policy::Denied;
         self.policies.get("*").is_some_and(denied) && self.policies.values().all(denied)
+    }
+
+    /// Whether its plugin (if any) is enabled for a session of `workspace`.
+    pub fn enabled_for(&self, workspace: Option<&str>) -> bool {
+        self.enabled_in
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|name| name == "*" || Some(name.as_str()) == workspace))
     }
 
     /// Whether `other` runs the same server (policies aside): a changed
@@ -363,6 +374,21 @@ pub struct PluginPackage {
     /// Each `skills/<dir>/SKILL.md`: the directory's name and the file.
     #[serde(default)]
     pub skills: Vec<(String, String)>,
+    /// The workspaces to enable it in; every one (`*`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<Vec<String>>,
+}
+
+/// Every workspace, as a plugin's `enabled` list says it.
+pub const EVERY_WORKSPACE: &str = "*";
+
+fn everywhere() -> Vec<String> {
+    vec![EVERY_WORKSPACE.to_string()]
+}
+
+/// `*`, or a workspace's name.
+pub fn check_workspace_name(name: &str) -> Result<(), String> {
+    if name == EVERY_WORKSPACE { Ok(()) } else { check_name("workspace", name) }
 }
 
 /// A plugin in the registry.
@@ -376,6 +402,10 @@ pub struct Plugin {
     /// The MCP servers it contributes, as dependencies (scope: every node).
     pub servers: Vec<Dependency>,
     pub skills: Vec<Skill>,
+    /// The workspaces its servers and skills are offered in (`*`: every
+    /// one; empty: none).
+    #[serde(default = "everywhere")]
+    pub enabled: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub added_at: Option<jiff::Timestamp>,
 }
@@ -409,6 +439,15 @@ impl PluginPackage {
             description: manifest.description,
             servers,
             skills,
+            enabled: match &self.enabled {
+                Some(list) => {
+                    for name in list {
+                        check_workspace_name(name)?;
+                    }
+                    list.clone()
+                }
+                None => everywhere(),
+            },
             added_at: None,
         })
     }
@@ -470,6 +509,7 @@ fn mcp_servers(plugin: &str, text: &str) -> Result<Vec<Dependency>, String> {
             secrets: Vec::new(),
             policies: BTreeMap::new(),
             plugin: Some(plugin.to_string()),
+            enabled_in: None,
             cwd: None,
             added_at: None,
         };
@@ -508,7 +548,7 @@ mod tests {
     use super::*;
 
     fn package(manifest: &str) -> PluginPackage {
-        PluginPackage { manifest: manifest.into(), mcp: None, skills: Vec::new() }
+        PluginPackage { manifest: manifest.into(), mcp: None, skills: Vec::new(), enabled: None }
     }
 
     const SCHEMA: &str = "https://agent-plugins.org/schemas/1.0.0/plugin.schema.json";
@@ -584,6 +624,7 @@ mod tests {
             secrets: vec!["GITHUB_TOKEN=ghp_x".into()],
             policies: BTreeMap::new(),
             plugin: None,
+            enabled_in: None,
             cwd: None,
             added_at: None,
         };

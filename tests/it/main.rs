@@ -21,6 +21,7 @@ mod lifecycle;
 mod limits;
 mod lists;
 mod panel;
+mod plugins;
 mod provenance;
 mod refs;
 mod review;

@@ -1,7 +1,8 @@
 """An MCP client in a few lines (streamable HTTP, stdlib only) written for
 the tests: a fake session's command calls one tool of the session's
 gateway at $CORTEX_MCP_URL, as an agent would, and prints what came back.
-Usage: mcp_call.py SERVER.TOOL '{"arg": "value"}'"""
+Usage: mcp_call.py SERVER.TOOL '{"arg": "value"}', or mcp_call.py --list
+(prints the names of the tools the gateway lists, one a line)."""
 
 import json
 import os
@@ -33,6 +34,11 @@ def post(message):
 post({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "mcp_call", "version": "1"}}})
 post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+if sys.argv[1] == "--list":
+    listed = post({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}})
+    for tool in listed["result"]["tools"]:
+        print("listed:", tool["name"])
+    sys.exit(0)
 answer = post({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                "params": {"name": sys.argv[1], "arguments": json.loads(sys.argv[2])}})
 if "error" in answer:

@@ -8,8 +8,8 @@ use std::path::Path;
 use crate::support::TestEnv;
 use crate::support::cluster::{CoreProcess, Http, free_port};
 
-const SCHEMA: &str = "https://agent-plugins.org/schemas/1.0.0/plugin.schema.json";
-const MCP_SCHEMA: &str = "https://agent-plugins.org/schemas/1.0.0/mcp.schema.json";
+pub(crate) const SCHEMA: &str = "https://agent-plugins.org/schemas/1.0.0/plugin.schema.json";
+pub(crate) const MCP_SCHEMA: &str = "https://agent-plugins.org/schemas/1.0.0/mcp.schema.json";
 
 fn write_plugin(dir: &Path, manifest: &str) {
     std::fs::create_dir_all(dir.join("skills/review")).unwrap();
@@ -295,7 +295,7 @@ fn a_crashed_server_is_degraded_restarted_with_backoff_and_failed_when_it_keeps_
 }
 
 /// Waits until `tool` is reported `wanted` with a reason containing `reason`.
-fn wait_phase(
+pub(crate) fn wait_phase(
     cortex: &dyn Fn(&[&str]) -> crate::support::Run,
     tool: &str,
     wanted: &str,
@@ -318,13 +318,13 @@ fn calling_script(env: &TestEnv) -> std::path::PathBuf {
 
 /// A fake session's script whose one command calls `tool` with `arguments`
 /// (JSON) through the session's gateway.
-fn script_calling(env: &TestEnv, tool: &str, arguments: &str) -> std::path::PathBuf {
+pub(crate) fn script_calling(env: &TestEnv, tool: &str, arguments: &str) -> std::path::PathBuf {
     let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/mcp_call.py");
     let step = format!("python3 {} {tool} '{arguments}'", client.display());
     env.script(&format!("call-{tool}.toml"), &format!("[[step]]\ncommand = {}\n", toml::Value::String(step)))
 }
 
-fn start_session(env: &TestEnv, core: &CoreProcess, script: &Path, prompt: &str) -> String {
+pub(crate) fn start_session(env: &TestEnv, core: &CoreProcess, script: &Path, prompt: &str) -> String {
     let run =
         env.cortex_at(core, &env.repo, ["session", "start", prompt, "--script", script.to_str().unwrap(), "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -332,7 +332,7 @@ fn start_session(env: &TestEnv, core: &CoreProcess, script: &Path, prompt: &str)
 }
 
 /// `python3 crashy_mcp.py FOLDER`, the tests' MCP server with one `echo` tool.
-fn echo_command(env: &TestEnv) -> (String, std::path::PathBuf) {
+pub(crate) fn echo_command(env: &TestEnv) -> (String, std::path::PathBuf) {
     let folder = env.path("echo");
     std::fs::create_dir_all(&folder).unwrap();
     let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/crashy_mcp.py");

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::Registry;
 use crate::core::Result;
-use crate::protocol::{Dependency, Plugin, PluginPackage, ToolPolicy};
+use crate::protocol::{Dependency, EVERY_WORKSPACE, Plugin, PluginPackage, ToolPolicy};
 
 /// Why the registry refused a change, for the person who asked.
 pub type Refusal = String;
@@ -128,6 +128,41 @@ impl Registry {
             }
         }
         Ok(skills)
+    }
+
+    /// Enables (`on`) or disables plugin `name` in `workspace` (`*`: every
+    /// workspace). `Ok(None)`: no such plugin; a refusal says why not.
+    pub fn set_plugin_enabled(&self, name: &str, workspace: &str, on: bool) -> Result<Option<Result<Plugin, Refusal>>> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err("cannot change a plugin"))?;
+        let body: Option<String> = tx
+            .query_row("SELECT body FROM plugins WHERE name = ?1", [name], |row| row.get(0))
+            .optional()
+            .map_err(self.err("cannot read plugins"))?;
+        let Some(mut plugin) = body.and_then(|body| serde_json::from_str::<Plugin>(&body).ok()) else {
+            return Ok(None);
+        };
+        let everywhere = plugin.enabled.iter().any(|listed| listed == EVERY_WORKSPACE);
+        match (on, workspace == EVERY_WORKSPACE) {
+            (true, true) => plugin.enabled = vec![EVERY_WORKSPACE.to_string()],
+            (true, false) if everywhere => {}
+            (true, false) if !plugin.enabled.iter().any(|listed| listed == workspace) => {
+                plugin.enabled.push(workspace.to_string());
+                plugin.enabled.sort();
+            }
+            (true, false) => {}
+            (false, true) => plugin.enabled.clear(),
+            (false, false) if everywhere => {
+                return Ok(Some(Err(format!(
+                    "plugin `{name}` is enabled in every workspace (`*`): disable `*`, then enable it in the workspaces it is for"
+                ))));
+            }
+            (false, false) => plugin.enabled.retain(|listed| listed != workspace),
+        }
+        let body = serde_json::to_string(&plugin).unwrap_or_default();
+        tx.execute("UPDATE plugins SET body = ?2 WHERE name = ?1", params![name, body])
+            .map_err(self.err("cannot change a plugin"))?;
+        tx.commit().map_err(self.err("cannot change a plugin"))?;
+        Ok(Some(Ok(plugin)))
     }
 
     /// Removes a plugin and the servers it brought; false when there was none.

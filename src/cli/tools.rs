@@ -86,11 +86,14 @@ pub(crate) enum ToolCommand {
     /// Set what agents may do with one tool of a server: allowed (the
     /// default), denied (listed as denied; a call is refused and recorded)
     /// or needs-approval (each call waits for a person, as an agent's
-    /// approval does).
+    /// approval does). With --scope, the rule holds only there, over the
+    /// tool's own rules: the most specific wins (session, then workspace,
+    /// then node).
     #[command(after_help = "Examples:
   cortex tool policy files write_file needs-approval --risk high
   cortex tool policy files move_file denied
-  cortex tool policy everything '*' allowed --risk low")]
+  cortex tool policy everything '*' allowed --risk low
+  cortex tool policy files write_file denied --scope workspace:prod")]
     Policy {
         /// The server's name, as registered.
         name: String,
@@ -101,6 +104,9 @@ pub(crate) enum ToolCommand {
         /// low (default), medium or high.
         #[arg(long, default_value = "low")]
         risk: String,
+        /// Only on node:NAME, in workspace:NAME or for session:ID.
+        #[arg(long)]
+        scope: Option<String>,
         /// Print the tool, with its rules, as JSON.
         #[arg(long)]
         json: bool,
@@ -205,6 +211,7 @@ pub(crate) fn tool(command: ToolCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
                 scope,
                 secrets,
                 policies: Default::default(),
+                scoped_policies: Vec::new(),
                 plugin: None,
                 enabled_in: None,
                 cwd: None,
@@ -258,15 +265,20 @@ pub(crate) fn tool(command: ToolCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
                 }
             }
         }
-        ToolCommand::Policy { name, tool, policy, risk, json } => {
+        ToolCommand::Policy { name, tool, policy, risk, scope, json } => {
             let policy: Policy = policy.parse().map_err(anyhow::Error::msg)?;
             let risk: Risk = risk.parse().map_err(anyhow::Error::msg)?;
-            let body = serde_json::json!({"tool": tool, "policy": policy, "risk": risk});
+            let scope: Option<Scope> = scope.map(|scope| scope.parse()).transpose().map_err(anyhow::Error::msg)?;
+            if scope == Some(Scope::All) {
+                bail!("--scope all is every place the tool reaches: leave --scope out");
+            }
+            let body = serde_json::json!({"tool": tool, "policy": policy, "risk": risk, "scope": scope});
             let updated: Dependency = client.put(&format!("/api/v1/tools/{}/policy", path_part(&name)), &body)?;
             if json {
                 print_json(&updated)?;
             } else {
-                note!("{name}.{tool}: {policy} ({} risk).", risk.as_str());
+                let place = scope.map(|scope| format!(" in {scope}")).unwrap_or_default();
+                note!("{name}.{tool}: {policy} ({} risk){place}.", risk.as_str());
             }
         }
         ToolCommand::Remove { name, json } => {
@@ -379,6 +391,12 @@ fn tool_line(tool: &Dependency) -> String {
         .policies
         .iter()
         .map(|(name, rule)| format!("{name}: {} ({} risk)", rule.policy, rule.risk.as_str()))
+        .collect();
+    let rules: Vec<String> = rules
+        .into_iter()
+        .chain(tool.scoped_policies.iter().map(|scoped| {
+            format!("{} in {}: {} ({} risk)", scoped.tool, scoped.scope, scoped.rule.policy, scoped.rule.risk.as_str())
+        }))
         .collect();
     let rules = if rules.is_empty() { String::new() } else { format!("  rules: {}", rules.join(", ")) };
     format!("{}  {}  scope: {}{secrets}{from}{rules}", tool.name, how, tool.scope)

@@ -13,8 +13,8 @@ use axum::{Json, Router};
 use super::failure::ApiFailure;
 use super::state::{CoreState, lock};
 use crate::protocol::{
-    CoreFrame, Dependency, EVERY_WORKSPACE, ErrorCode, NodeId, OfferedTool, PROTOCOL_VERSION, PluginPackage, Scope,
-    SessionId, SessionSummary, SessionTool, ToolCallRecord, ToolPhase, ToolPlacement, ToolPolicy, ToolState,
+    CallPlace, CoreFrame, Dependency, EVERY_WORKSPACE, ErrorCode, NodeId, OfferedTool, PROTOCOL_VERSION, PluginPackage,
+    Scope, SessionId, SessionSummary, SessionTool, ToolCallRecord, ToolPhase, ToolPlacement, ToolPolicy, ToolState,
     ToolStatus,
 };
 
@@ -95,6 +95,10 @@ async fn delete_tool(State(state): State<Arc<CoreState>>, Path(name): Path<Strin
 struct PolicyBody {
     /// The tool's own name, or `*` for every tool without a rule.
     tool: String,
+    /// Only there (`node:NAME`, `workspace:NAME`, `session:ID`); everywhere
+    /// the tool's scope reaches when absent.
+    #[serde(default)]
+    scope: Option<Scope>,
     #[serde(flatten)]
     rule: ToolPolicy,
 }
@@ -108,7 +112,10 @@ async fn put_policy(
     if !valid {
         return ApiFailure::new(ErrorCode::BadInput, "`tool` is a tool's name or `*`").into_response();
     }
-    let set = lock(&state.registry).set_policy(&name, &body.tool, body.rule);
+    if body.scope == Some(Scope::All) {
+        return ApiFailure::new(ErrorCode::BadInput, "leave `scope` out for a rule everywhere").into_response();
+    }
+    let set = lock(&state.registry).set_policy(&name, &body.tool, body.rule, body.scope);
     match set {
         Ok(Some(tool)) => {
             state.push_tools();
@@ -389,7 +396,13 @@ impl CoreState {
                     ))
                 });
                 let state = node_id.as_ref().and_then(|node| self.reported(node, &tool.name));
-                session_tool(&tool, out_of_scope, state.as_ref(), &node_name)
+                let place = CallPlace {
+                    session: session.id.as_str(),
+                    workspace: workspace.as_deref(),
+                    node_name: Some(&node_name),
+                    node_id: node_id.as_ref().map(NodeId::as_str),
+                };
+                session_tool(&tool, out_of_scope, state.as_ref(), &node_name, &place)
             })
             .collect();
         Ok(Some((session, tools)))
@@ -397,7 +410,13 @@ impl CoreState {
 }
 
 /// One registry tool for a session: out of scope, or as its node reports it.
-fn session_tool(tool: &Dependency, out_of_scope: Option<String>, state: Option<&ToolState>, node: &str) -> SessionTool {
+fn session_tool(
+    tool: &Dependency,
+    out_of_scope: Option<String>,
+    state: Option<&ToolState>,
+    node: &str,
+    place: &CallPlace<'_>,
+) -> SessionTool {
     let (available, why) = match (out_of_scope, state) {
         (Some(why), _) => (false, why),
         (None, None) => (false, format!("node {node} has not reported it: it is offline or still starting it")),
@@ -418,7 +437,7 @@ fn session_tool(tool: &Dependency, out_of_scope: Option<String>, state: Option<&
                 .tools
                 .iter()
                 .map(|info| {
-                    let rule = tool.policy_for(&info.name);
+                    let rule = tool.policy_at(&info.name, place);
                     OfferedTool {
                         name: info.name.clone(),
                         schema_hash: info.schema_hash.clone(),

@@ -86,10 +86,11 @@ impl Gateway {
 
     /// Core's address and this node's credential: Cortex's own tools
     /// (`cortex.session_start`, …) are Core's, called for the session.
-    pub fn set_core(&self, url: &str, node: &crate::protocol::NodeId, secret: &str) {
+    pub fn set_core(&self, url: &str, node: &crate::protocol::NodeId, name: &str, secret: &str) {
         let access = CoreAccess {
             url: url.trim_end_matches('/').to_string(),
             node: node.to_string(),
+            node_name: name.to_string(),
             secret: secret.to_string(),
         };
         *lock(&self.shared.core) = Some(access);
@@ -117,6 +118,18 @@ impl Gateway {
             key
         });
         format!("http://{}/mcp?key={key}", self.addr)
+    }
+}
+
+impl Place {
+    /// Where a call of this session is made, for scoped rules.
+    fn call_place<'a>(&'a self, node: Option<&'a CoreAccess>) -> crate::protocol::CallPlace<'a> {
+        crate::protocol::CallPlace {
+            session: self.session.as_str(),
+            workspace: self.workspace.as_deref(),
+            node_name: node.map(|node| node.node_name.as_str()),
+            node_id: node.map(|node| node.node.as_str()),
+        }
     }
 }
 
@@ -168,10 +181,12 @@ impl ServerHandler for Handler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let place = self.place(&context)?;
+        let node = lock(&self.0.core).clone();
+        let at = place.call_place(node.as_ref());
         let mut tools = Vec::new();
         for server in self.offered(&place).await {
             for tool in &server.tools {
-                let rule = server.dependency.policy_for(&tool.name);
+                let rule = server.dependency.policy_at(&tool.name, &at);
                 let mut listed: Tool = tool.clone();
                 listed.name = format!("{}.{}", server.dependency.name, tool.name).into();
                 let note = match rule.policy {
@@ -213,7 +228,8 @@ impl ServerHandler for Handler {
         let Some((server, tool)) = found.max_by_key(|(server, _)| server.dependency.name.len()) else {
             return Err(ErrorData::invalid_params(format!("no tool `{}` for this session", request.name), None));
         };
-        let rule = server.dependency.policy_for(&tool.name);
+        let node = lock(&self.0.core).clone();
+        let rule = server.dependency.policy_at(&tool.name, &place.call_place(node.as_ref()));
         let mut call = ToolCall {
             name: request.name.to_string(),
             server: server.dependency.name.clone(),
@@ -289,6 +305,7 @@ const NATIVE: &str = "cortex";
 struct CoreAccess {
     url: String,
     node: String,
+    node_name: String,
     secret: String,
 }
 

@@ -104,6 +104,7 @@ fn load(workspace: &Workspace) -> Result<Vec<Dependency>, String> {
             scope: Scope::Workspace(workspace.name.clone()),
             secrets: tool.env,
             policies: tool.policies,
+            scoped_policies: Vec::new(),
             plugin: None,
             enabled_in: None,
             cwd: Some(workspace.path.clone()),

@@ -31,7 +31,7 @@ pub use evidence::{
 };
 pub use id::{NodeId, SessionId, WorkspaceId};
 pub use lifecycle::{IllegalTransition, SessionState};
-pub use policy::{Policy, Risk, ToolCall, ToolOutcome, ToolPolicy};
+pub use policy::{CallPlace, Policy, Risk, ScopedPolicy, ToolCall, ToolOutcome, ToolPolicy};
 pub use reply::{CommandError, ErrorCode, Reply};
 pub use review::{comment_place, open_review_comments, parse_lines, viewed_files};
 pub use tool_view::{OfferedTool, SessionTool, ToolCallRecord, ToolPlacement};

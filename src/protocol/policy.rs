@@ -90,6 +90,42 @@ pub struct ToolPolicy {
     pub risk: Risk,
 }
 
+/// A rule that holds only where its scope does: on a node, in a
+/// workspace, or for one session. The most specific one wins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopedPolicy {
+    pub scope: super::Scope,
+    /// The tool's own name, or `*` for every tool without a rule there.
+    pub tool: String,
+    #[serde(flatten)]
+    pub rule: ToolPolicy,
+}
+
+/// Where a call is made, for the rules that hold there.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CallPlace<'a> {
+    pub session: &'a str,
+    pub workspace: Option<&'a str>,
+    /// The node's name and id (a node scope may name either).
+    pub node_name: Option<&'a str>,
+    pub node_id: Option<&'a str>,
+}
+
+impl CallPlace<'_> {
+    /// How specific `scope` is here: 0 for this session, 1 this workspace,
+    /// 2 this node; `None` when it does not hold here.
+    pub fn rank(&self, scope: &super::Scope) -> Option<u8> {
+        match scope {
+            super::Scope::Session(id) => (id == self.session).then_some(0),
+            super::Scope::Workspace(name) => (Some(name.as_str()) == self.workspace).then_some(1),
+            super::Scope::Node(name) => {
+                (Some(name.as_str()) == self.node_name || Some(name.as_str()) == self.node_id).then_some(2)
+            }
+            super::Scope::All => None,
+        }
+    }
+}
+
 /// How a call through the gateway ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -120,6 +120,10 @@ pub struct Dependency {
     /// every tool without one. A tool with no rule is allowed, low risk.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub policies: BTreeMap<String, super::ToolPolicy>,
+    /// Rules that hold only on a node, in a workspace or for a session,
+    /// over `policies` where they hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scoped_policies: Vec<super::ScopedPolicy>,
     /// The plugin that contributed it, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
@@ -141,11 +145,27 @@ impl Dependency {
         self.policies.get(tool).or_else(|| self.policies.get("*")).copied().unwrap_or_default()
     }
 
-    /// Whether every tool of this server is denied (`*` and every rule of
-    /// its own): nothing it offers could be called, so no node runs it.
+    /// The rule for `tool` at `place`: the most specific scoped rule that
+    /// holds there (session, then workspace, then node; the tool's own
+    /// before that scope's `*`), else [`Dependency::policy_for`].
+    pub fn policy_at(&self, tool: &str, place: &super::CallPlace<'_>) -> super::ToolPolicy {
+        let holding = |rule: &&super::ScopedPolicy| place.rank(&rule.scope).map(|rank| (rank, rule.tool != tool));
+        self.scoped_policies
+            .iter()
+            .filter(|rule| rule.tool == tool || rule.tool == "*")
+            .filter_map(|rule| holding(&rule).map(|key| (key, rule.rule)))
+            .min_by_key(|(key, _)| *key)
+            .map_or_else(|| self.policy_for(tool), |(_, rule)| rule)
+    }
+
+    /// Whether every tool of this server is denied everywhere (`*` and
+    /// every rule of its own, scoped ones too): nothing it offers could be
+    /// called, so no node runs it.
     pub fn all_denied(&self) -> bool {
         let denied = |rule: &super::ToolPolicy| rule.policy == super::Policy::Denied;
-        self.policies.get("*").is_some_and(denied) && self.policies.values().all(denied)
+        self.policies.get("*").is_some_and(denied)
+            && self.policies.values().all(denied)
+            && self.scoped_policies.iter().all(|scoped| denied(&scoped.rule))
     }
 
     /// Whether its plugin (if any) is enabled for a session of `workspace`.
@@ -508,6 +528,7 @@ fn mcp_servers(plugin: &str, text: &str) -> Result<Vec<Dependency>, String> {
             scope: Scope::All,
             secrets: Vec::new(),
             policies: BTreeMap::new(),
+            scoped_policies: Vec::new(),
             plugin: Some(plugin.to_string()),
             enabled_in: None,
             cwd: None,
@@ -623,6 +644,7 @@ mod tests {
             scope: Scope::All,
             secrets: vec!["GITHUB_TOKEN=ghp_x".into()],
             policies: BTreeMap::new(),
+            scoped_policies: Vec::new(),
             plugin: None,
             enabled_in: None,
             cwd: None,

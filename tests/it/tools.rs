@@ -537,3 +537,53 @@ fn a_cli_binary_is_checked_on_the_node_reported_with_its_version_and_run_in_the_
     let call = log.as_array().unwrap().iter().find(|event| event["kind"] == "tool_call").unwrap().clone();
     assert_eq!(call["call"]["outcome"], "denied", "{call}");
 }
+
+#[test]
+fn a_rule_scoped_to_a_workspace_or_node_holds_there_and_the_most_specific_wins() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    let (command, _) = echo_command(&env);
+    assert_eq!(cortex(&["tool", "add", "echo", "--command", &command]).code, 0);
+    wait_phase(&cortex, "echo", "running", "");
+    let workspace = format!("workspace:{}", env.repo.file_name().unwrap().to_str().unwrap());
+    let node = format!("node:{}", cortex(&["node", "list", "--json"]).json()[0]["name"].as_str().unwrap());
+    let script = calling_script(&env);
+    let outcome = |prompt: &str| {
+        let id = start_session(&env, &core, &script, prompt);
+        let log = env.cortex_at(&core, &env.repo, ["session", "log", &id, "--json"]).json();
+        let call = log.as_array().unwrap().iter().find(|event| event["kind"] == "tool_call").cloned();
+        (id, call.unwrap_or_else(|| panic!("no call in {log}"))["call"]["outcome"].as_str().unwrap().to_string())
+    };
+
+    // Denied in this workspace, allowed on this node: the workspace is more specific.
+    let policy = |args: &[&str]| {
+        let run = cortex(&[&["tool", "policy", "echo"][..], args].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run
+    };
+    policy(&["echo", "denied", "--scope", &workspace]);
+    let shown = policy(&["echo", "allowed", "--scope", &node, "--json"]).json();
+    assert_eq!(shown["scoped_policies"].as_array().unwrap().len(), 2, "{shown}");
+    let (id, denied) = outcome("denied here");
+    assert_eq!(denied, "denied");
+    let http = Http::new(&core);
+    let (_, tools) = http.get(&format!("/api/v1/sessions/{id}/tools"), Some(http.token()));
+    assert_eq!(tools[0]["tools"][0]["policy"], "denied", "{tools}");
+    // The tool's own rule beats the same scope's `*`.
+    policy(&["*", "allowed", "--scope", &workspace]);
+    assert_eq!(outcome("still denied").1, "denied");
+    // Replaced in the workspace: allowed.
+    policy(&["echo", "allowed", "--scope", &workspace]);
+    assert_eq!(outcome("allowed now").1, "ok");
+    // Denied everywhere but allowed in a workspace: not blocked, it still runs.
+    policy(&["*", "denied"]);
+    assert_eq!(outcome("allowed in the workspace").1, "ok");
+    assert_eq!(wait_phase(&cortex, "echo", "running", "")["phase"], "running");
+
+    let all = cortex(&["tool", "policy", "echo", "echo", "denied", "--scope", "all"]);
+    assert_eq!(all.code, 2, "{}", all.stderr);
+    assert!(all.stderr.contains("leave --scope out"), "{}", all.stderr);
+    let bad = cortex(&["tool", "policy", "echo", "echo", "denied", "--scope", "room:1"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+}

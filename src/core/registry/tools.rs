@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::Registry;
 use crate::core::Result;
-use crate::protocol::{Dependency, EVERY_WORKSPACE, Plugin, PluginPackage, ToolPolicy};
+use crate::protocol::{Dependency, EVERY_WORKSPACE, Plugin, PluginPackage, Scope, ScopedPolicy, ToolPolicy};
 
 /// Why the registry refused a change, for the person who asked.
 pub type Refusal = String;
@@ -32,9 +32,16 @@ impl Registry {
         Ok(bodies.iter().filter_map(|body| serde_json::from_str(body).ok()).collect())
     }
 
-    /// Sets the rule for `tool` (or `*`) of dependency `name`; `Ok(None)`:
-    /// there is no such dependency.
-    pub fn set_policy(&self, name: &str, tool: &str, rule: ToolPolicy) -> Result<Option<Dependency>> {
+    /// Sets the rule for `tool` (or `*`) of dependency `name`, everywhere
+    /// its scope reaches or only in `scope`; `Ok(None)`: there is no such
+    /// dependency.
+    pub fn set_policy(
+        &self,
+        name: &str,
+        tool: &str,
+        rule: ToolPolicy,
+        scope: Option<Scope>,
+    ) -> Result<Option<Dependency>> {
         let tx = self.conn.unchecked_transaction().map_err(self.err("cannot set a tool policy"))?;
         let body: Option<String> = tx
             .query_row("SELECT body FROM tool_deps WHERE name = ?1", [name], |row| row.get(0))
@@ -43,7 +50,15 @@ impl Registry {
         let Some(mut dependency) = body.and_then(|body| serde_json::from_str::<Dependency>(&body).ok()) else {
             return Ok(None);
         };
-        dependency.policies.insert(tool.to_string(), rule);
+        match scope {
+            None => {
+                dependency.policies.insert(tool.to_string(), rule);
+            }
+            Some(scope) => {
+                dependency.scoped_policies.retain(|known| !(known.scope == scope && known.tool == tool));
+                dependency.scoped_policies.push(ScopedPolicy { scope, tool: tool.to_string(), rule });
+            }
+        }
         let body = serde_json::to_string(&dependency).unwrap_or_default();
         tx.execute("UPDATE tool_deps SET body = ?2 WHERE name = ?1", params![name, body])
             .map_err(self.err("cannot set a tool policy"))?;

@@ -63,7 +63,7 @@ pub(super) async fn link(runtime: &Arc<Runtime>, shutdown: &mut watch::Receiver<
     tracing::info!(%node_id, "connected to Core");
     // The credential as it stands after the welcome (an enrollment sets it).
     if let Ok(identity) = Identity::load_or_create(&config.data_dir) {
-        runtime.gateway.set_core(&config.core_url, &node_id, &identity.secret);
+        runtime.gateway.set_core(&config.core_url, &node_id, &name, &identity.secret);
     }
 
     lock(&runtime.outbox).restart(&acked);

@@ -361,8 +361,7 @@ fn running(
     service: Option<RunningService<RoleClient, ()>>,
     version: Option<String>,
 ) -> Entry {
-    let infos =
-        tools.iter().map(|tool| ToolInfo { name: tool.name.to_string(), schema_hash: schema_hash(tool) }).collect();
+    let infos = tools.iter().map(info).collect();
     tracing::info!(tool = %dependency.name, "a tool is running");
     let state =
         ToolState { name: dependency.name.clone(), phase: ToolPhase::Running, reason: None, tools: infos, version };
@@ -459,6 +458,19 @@ fn crashed(entry: &mut Entry, why: &str) {
     entry.state.reason =
         Some(format!("crashed: {why}; restart {} of {MAX_RESTARTS} in {:.1} s", entry.restarts, delay.as_secs_f64()));
     tracing::warn!(tool = %entry.dependency.name, ?delay, "a tool crashed; restarting it");
+}
+
+/// A listed tool as this node reports it to Core.
+fn info(tool: &rmcp::model::Tool) -> ToolInfo {
+    let schema = serde_json::Value::Object((*tool.input_schema).clone());
+    let small = serde_json::to_vec(&schema).is_ok_and(|bytes| bytes.len() <= crate::protocol::MAX_SCHEMA);
+    let description = tool.description.as_deref().map(|text| text.chars().take(2000).collect());
+    ToolInfo {
+        name: tool.name.to_string(),
+        schema_hash: schema_hash(tool),
+        description,
+        input_schema: small.then_some(schema),
+    }
 }
 
 /// SHA-256 of a tool's input schema as JSON, hex: what the registry and

@@ -36,8 +36,8 @@ pub use reply::{CommandError, ErrorCode, Reply};
 pub use review::{comment_place, open_review_comments, parse_lines, viewed_files};
 pub use tool_view::{OfferedTool, SessionTool, ToolCallRecord, ToolPlacement};
 pub use tools::{
-    Author, Dependency, EVERY_WORKSPACE, Manifest, Plugin, PluginPackage, Scope, Server, Skill, ToolInfo, ToolPhase,
-    ToolState, ToolStatus, check_workspace_name,
+    Author, Dependency, EVERY_WORKSPACE, MAX_SCHEMA, Manifest, Plugin, PluginPackage, Scope, Server, Skill, ToolInfo,
+    ToolPhase, ToolState, ToolStatus, check_workspace_name,
 };
 pub use usage::{UsageBy, UsageReport, UsageRow, budget_text, dollars, usage_text};
 pub use wire::{

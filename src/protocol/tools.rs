@@ -258,13 +258,23 @@ impl ToolPhase {
     }
 }
 
-/// A tool an MCP server exposes: its name and the hash of its input schema.
+/// A tool an MCP server exposes: its name, what it says it does, its
+/// input schema and the schema's hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolInfo {
     pub name: String,
     /// SHA-256 of the schema's JSON, hex.
     pub schema_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The input schema, when its JSON is at most [`MAX_SCHEMA`] bytes
+    /// (the hash always names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_schema: Option<serde_json::Value>,
 }
+
+/// The largest input schema a node reports in full.
+pub const MAX_SCHEMA: usize = 16 * 1024;
 
 /// A dependency as a node reports it: what is actually there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

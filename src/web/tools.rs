@@ -112,3 +112,8 @@ pub(super) async fn get_session_tools(State(web): State<Arc<Web>>, Path(id): Pat
 pub(super) fn short(hash: &str) -> &str {
     hash.char_indices().nth(12).map_or(hash, |(end, _)| &hash[..end])
 }
+
+/// A schema as indented JSON, for reading.
+pub(super) fn pretty(schema: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(schema).unwrap_or_default()
+}

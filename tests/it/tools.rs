@@ -440,6 +440,8 @@ fn the_panel_shows_each_tool_wanted_against_reported_why_a_session_lacks_one_and
         echo.contains("<td><code>echo.echo</code></td>") && echo.contains("<td>allowed, medium risk</td>"),
         "{echo}"
     );
+    assert!(echo.contains("<td>Echo: answers with the text it is given (the project echo tool)</td>"), "{echo}");
+    assert!(echo.contains("&#34;required&#34;: [\n    &#34;text&#34;\n  ]"), "the schema, in full: {echo}");
     let calls = echo.split("<table id=\"calls\">").nth(1).expect("a calls table");
     assert!(
         calls.contains("<code>echo.echo</code>") && calls.contains("<span class=\"badge ok\">ok</span>"),

@@ -111,6 +111,20 @@ pub(crate) enum ToolCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Trust a workspace's `.cortex/tools.toml` as its node last read it, so
+    /// the node runs the programs it names. Read the file first: `cortex
+    /// tool status` says what it would run. Any change to the file needs
+    /// trust again.
+    #[command(after_help = "Examples:
+  cortex tool status          # project:api  on box  blocked: api/.cortex/tools.toml (sha256 …) is not trusted; it would run …
+  cortex tool trust api")]
+    Trust {
+        /// The workspace's name.
+        workspace: String,
+        /// Print what was trusted as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a tool added by hand (a plugin's go with the plugin).
     #[command(after_help = "Examples:
   cortex tool remove search")]
@@ -246,25 +260,7 @@ pub(crate) fn tool(command: ToolCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
                 writeln!(std::io::stdout().lock(), "{}", printable(&tool_line(&tool)))?;
             }
         }
-        ToolCommand::Status { json } => {
-            let statuses: Vec<ToolStatus> = client.get("/api/v1/tools/status", &[])?;
-            if json {
-                print_json(&statuses)?;
-            } else if statuses.is_empty() {
-                note!("No node has reported tools yet.");
-            } else {
-                let mut out = std::io::stdout().lock();
-                for status in &statuses {
-                    let state = &status.state;
-                    let detail = match (&state.reason, &state.version, state.tools.len()) {
-                        (Some(reason), _, _) => format!("{}: {reason}", state.phase.as_str()),
-                        (None, Some(version), _) => format!("{} (version {version})", state.phase.as_str()),
-                        (None, None, count) => format!("{} ({count} tools)", state.phase.as_str()),
-                    };
-                    writeln!(out, "{}", printable(&format!("{}  on {}  {detail}", state.name, status.node_name)))?;
-                }
-            }
-        }
+        ToolCommand::Status { json } => status(&client, json)?,
         ToolCommand::Policy { name, tool, policy, risk, scope, json } => {
             let policy: Policy = policy.parse().map_err(anyhow::Error::msg)?;
             let risk: Risk = risk.parse().map_err(anyhow::Error::msg)?;
@@ -279,6 +275,16 @@ pub(crate) fn tool(command: ToolCommand, ctx: &Ctx) -> anyhow::Result<Exit> {
             } else {
                 let place = scope.map(|scope| format!(" in {scope}")).unwrap_or_default();
                 note!("{name}.{tool}: {policy} ({} risk){place}.", risk.as_str());
+            }
+        }
+        ToolCommand::Trust { workspace, json } => {
+            let trusted: serde_json::Value =
+                client.post("/api/v1/tools/trust", &serde_json::json!({"workspace": workspace}))?;
+            if json {
+                print_json(&trusted)?;
+            } else {
+                let digest = trusted["digest"].as_str().unwrap_or_default();
+                note!("Trusted {workspace}/.cortex/tools.toml (sha256 {digest}); its node runs its tools now.");
             }
         }
         ToolCommand::Remove { name, json } => {
@@ -348,6 +354,28 @@ pub(crate) fn plugin(command: PluginCommand, ctx: &Ctx) -> anyhow::Result<Exit> 
         }
     }
     Ok(Exit::Ok)
+}
+
+/// `cortex tool status`: each node's report, one line per tool and node.
+fn status(client: &super::client::Client, json: bool) -> anyhow::Result<()> {
+    let statuses: Vec<ToolStatus> = client.get("/api/v1/tools/status", &[])?;
+    if json {
+        print_json(&statuses)?;
+    } else if statuses.is_empty() {
+        note!("No node has reported tools yet.");
+    } else {
+        let mut out = std::io::stdout().lock();
+        for status in &statuses {
+            let state = &status.state;
+            let detail = match (&state.reason, &state.version, state.tools.len()) {
+                (Some(reason), _, _) => format!("{}: {reason}", state.phase.as_str()),
+                (None, Some(version), _) => format!("{} (version {version})", state.phase.as_str()),
+                (None, None, count) => format!("{} ({count} tools)", state.phase.as_str()),
+            };
+            writeln!(out, "{}", printable(&format!("{}  on {}  {detail}", state.name, status.node_name)))?;
+        }
+    }
+    Ok(())
 }
 
 /// `cortex plugin enable|disable NAME WORKSPACE`.

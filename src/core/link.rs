@@ -131,7 +131,7 @@ async fn link(socket: WebSocket, state: Arc<CoreState>) {
     for command in state.unfinished_for(&node_id) {
         let _ = tx.send(CoreFrame::Command { command }).await;
     }
-    let _ = tx.send(CoreFrame::Tools { v: PROTOCOL_VERSION, tools: state.tools_for(&node_id) }).await;
+    let _ = tx.send(state.tools_frame(&node_id)).await;
 
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {

@@ -81,6 +81,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX session_links_by_parent ON session_links (parent, child);
     ",
+    "
+    CREATE TABLE trusted_tools (
+        workspace TEXT PRIMARY KEY,
+        digest TEXT NOT NULL,
+        trusted_at TEXT NOT NULL
+    );
+    ",
 ];
 
 /// A node as Core recorded it.

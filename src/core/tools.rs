@@ -31,6 +31,7 @@ pub(super) fn routes() -> Router<Arc<CoreState>> {
         .route("/api/v1/plugins/{name}", get(get_plugin).delete(delete_plugin))
         .route("/api/v1/plugins/{name}/enable", axum::routing::post(post_enable))
         .route("/api/v1/plugins/{name}/disable", axum::routing::post(post_disable))
+        .route("/api/v1/tools/trust", axum::routing::post(post_trust))
         .route("/api/v1/tools/{name}/nodes", get(get_placements))
         .route("/api/v1/tools/{name}/calls", get(get_calls))
         .route("/api/v1/sessions/{id}/tools", get(get_session_tools))
@@ -208,6 +209,30 @@ fn set_enabled(state: &Arc<CoreState>, name: &str, workspace: &str, on: bool) ->
     }
 }
 
+/// `POST /api/v1/tools/trust`: `{"workspace": NAME}` trusts the
+/// `.cortex/tools.toml` its node reported waiting, exactly as reported.
+async fn post_trust(State(state): State<Arc<CoreState>>, Json(body): Json<WorkspaceBody>) -> Response {
+    let name = format!("project:{}", body.workspace);
+    let waiting = state.tool_statuses().into_iter().find_map(|status| {
+        (status.state.name == name && status.state.phase == ToolPhase::Blocked).then_some(status.state.digest?)
+    });
+    let Some(digest) = waiting else {
+        let message = format!(
+            "workspace `{}` has no .cortex/tools.toml waiting for trust (see `cortex tool status`)",
+            body.workspace
+        );
+        return ApiFailure::not_found(message).into_response();
+    };
+    let trusted = lock(&state.registry).trust_tools(&body.workspace, &digest);
+    match trusted {
+        Ok(()) => {
+            state.push_tools();
+            Json(serde_json::json!({"workspace": body.workspace, "digest": digest})).into_response()
+        }
+        Err(error) => ApiFailure::internal(error).into_response(),
+    }
+}
+
 async fn get_placements(State(state): State<Arc<CoreState>>, Path(name): Path<String>) -> Response {
     match state.tool_placements(&name) {
         Ok(Some(placements)) => Json(placements).into_response(),
@@ -266,12 +291,19 @@ impl CoreState {
             .collect()
     }
 
+    /// What `node` is to run: its dependencies, and the project tools files
+    /// people trusted.
+    pub(crate) fn tools_frame(&self, node: &NodeId) -> CoreFrame {
+        let trusted = lock(&self.registry).trusted_tools().unwrap_or_default();
+        CoreFrame::Tools { v: PROTOCOL_VERSION, tools: self.tools_for(node), trusted }
+    }
+
     /// Sends every connected node its dependencies again.
     pub(crate) fn push_tools(&self) {
         let links: Vec<(NodeId, tokio::sync::mpsc::Sender<CoreFrame>)> =
             lock(&self.links).iter().map(|(id, link)| (id.clone(), link.tx.clone())).collect();
         for (node, tx) in links {
-            let frame = CoreFrame::Tools { v: PROTOCOL_VERSION, tools: self.tools_for(&node) };
+            let frame = self.tools_frame(&node);
             if tx.try_send(frame).is_err() {
                 tracing::warn!(%node, "a node's link is full; it gets its tools on its next connection");
             }

@@ -282,6 +282,7 @@ async fn start(dependency: Dependency) -> Entry {
             reason: Some(reason),
             tools: Vec::new(),
             version: None,
+            digest: None,
         };
         Entry {
             dependency,
@@ -363,8 +364,14 @@ fn running(
 ) -> Entry {
     let infos = tools.iter().map(info).collect();
     tracing::info!(tool = %dependency.name, "a tool is running");
-    let state =
-        ToolState { name: dependency.name.clone(), phase: ToolPhase::Running, reason: None, tools: infos, version };
+    let state = ToolState {
+        name: dependency.name.clone(),
+        phase: ToolPhase::Running,
+        reason: None,
+        tools: infos,
+        version,
+        digest: None,
+    };
     Entry {
         dependency,
         state,

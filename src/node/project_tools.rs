@@ -4,6 +4,11 @@
 //! that holds the workspace, like the registry's. A file Cortex cannot use
 //! is reported as a failed tool naming the file and why, never half-read.
 //!
+//! A cloned repository is not trusted to run programs on the node: its
+//! tools run only once a person trusted that very file (its SHA-256,
+//! `cortex tool trust WORKSPACE`); until then, and again after any change,
+//! the file is `blocked`, saying what it would run.
+//!
 //! ```toml
 //! [[tool]]
 //! name = "files"
@@ -51,32 +56,48 @@ struct ProjectTool {
     policies: BTreeMap<String, ToolPolicy>,
 }
 
-/// The tools every workspace declares, and a failed state for each file
-/// Cortex cannot use.
-pub fn load_all(workspaces: &[Workspace]) -> (Vec<Dependency>, Vec<ToolState>) {
+/// The tools every workspace declares in a file `trusted` (workspace name
+/// to SHA-256) names; a failed state for each file Cortex cannot use, a
+/// blocked one for each no person trusted as it is.
+pub fn load_all(workspaces: &[Workspace], trusted: &BTreeMap<String, String>) -> (Vec<Dependency>, Vec<ToolState>) {
     let mut tools = Vec::new();
     let mut problems = Vec::new();
     for workspace in workspaces {
+        let state = |phase, reason, digest| ToolState {
+            name: format!("project:{}", workspace.name),
+            phase,
+            reason: Some(reason),
+            tools: Vec::new(),
+            version: None,
+            digest,
+        };
         match load(workspace) {
-            Ok(found) => tools.extend(found),
-            Err(reason) => problems.push(ToolState {
-                name: format!("project:{}", workspace.name),
-                phase: ToolPhase::Failed,
-                reason: Some(reason),
-                tools: Vec::new(),
-                version: None,
-            }),
+            Ok((_, found)) if found.is_empty() => {}
+            Ok((digest, found)) if trusted.get(&workspace.name) == Some(&digest) => tools.extend(found),
+            Ok((digest, found)) => {
+                let runs: Vec<String> = found.iter().map(|tool| format!("`{}`", tool.server.reach())).collect();
+                let reason = format!(
+                    "{}/.cortex/tools.toml (sha256 {}) is not trusted; it would run {}: read it, then `cortex tool trust {}`",
+                    workspace.name,
+                    &digest[..12],
+                    runs.join(", "),
+                    workspace.name
+                );
+                problems.push(state(ToolPhase::Blocked, reason, Some(digest)));
+            }
+            Err(reason) => problems.push(state(ToolPhase::Failed, reason, None)),
         }
     }
     (tools, problems)
 }
 
-fn load(workspace: &Workspace) -> Result<Vec<Dependency>, String> {
+/// The file's SHA-256 and its tools (none when there is no file).
+fn load(workspace: &Workspace) -> Result<(String, Vec<Dependency>), String> {
     let path = Path::new(&workspace.path).join(".cortex/tools.toml");
     let shown = format!("{}/.cortex/tools.toml", workspace.name);
     let metadata = match std::fs::symlink_metadata(&path) {
         Ok(metadata) => metadata,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok((String::new(), Vec::new())),
         Err(error) => return Err(format!("{shown}: {error}")),
     };
     if !metadata.is_file() {
@@ -86,6 +107,7 @@ fn load(workspace: &Workspace) -> Result<Vec<Dependency>, String> {
         return Err(format!("{shown}: larger than 1 MiB"));
     }
     let text = std::fs::read_to_string(&path).map_err(|error| format!("{shown}: {error}"))?;
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
     let file: ToolsFile = toml::from_str(&text).map_err(|error| format!("{shown}: {}", error.to_string().trim()))?;
     let mut tools = Vec::new();
     for tool in file.tools {
@@ -113,5 +135,5 @@ fn load(workspace: &Workspace) -> Result<Vec<Dependency>, String> {
         dependency.check().map_err(|error| format!("{shown}: {error}"))?;
         tools.push(dependency);
     }
-    Ok(tools)
+    Ok((digest, tools))
 }

@@ -289,6 +289,10 @@ pub struct ToolState {
     /// A CLI binary's version, as its `--version` says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The SHA-256 of a project's `.cortex/tools.toml` waiting for a
+    /// person's trust (`cortex tool trust WORKSPACE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// A node's report on one dependency, as Core answers it.

@@ -251,6 +251,10 @@ pub enum CoreFrame {
     Tools {
         v: u32,
         tools: Vec<super::Dependency>,
+        /// The `.cortex/tools.toml` a person trusted, by workspace name:
+        /// the SHA-256 of the file; a project's tools run only from it.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        trusted: std::collections::BTreeMap<String, String>,
     },
     /// Keys for a terminal.
     TermInput {

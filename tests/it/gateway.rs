@@ -271,6 +271,9 @@ fn a_projects_own_tools_toml_gives_its_sessions_and_only_them_its_tools() {
     for repo in [&env.repo, &other] {
         assert_eq!(env.cortex_at(&core, repo, ["workspace", "bind"]).code, 0);
     }
+    // A person trusts the file the node read.
+    crate::tools::wait_phase(&cortex, "project:repo", "blocked", "is not trusted");
+    assert_eq!(cortex(&["tool", "trust", "repo"]).code, 0);
     let settled = wait_for(|| {
         let statuses = cortex(&["tool", "status", "--json"]).json();
         let find = |name: &str| statuses.as_array()?.iter().find(|status| status["name"] == name).cloned();

@@ -589,3 +589,46 @@ fn a_rule_scoped_to_a_workspace_or_node_holds_there_and_the_most_specific_wins()
     let bad = cortex(&["tool", "policy", "echo", "echo", "denied", "--scope", "room:1"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
 }
+
+#[test]
+fn a_projects_tools_run_only_once_a_person_trusted_that_very_file() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    let (command, folder) = echo_command(&env);
+    let words: Vec<String> = command.split(' ').map(|word| format!("{word:?}")).collect();
+    let file = format!("[[tool]]\nname = \"proj\"\ncommand = [{}]\n", words.join(", "));
+    std::fs::create_dir_all(env.repo.join(".cortex")).unwrap();
+    std::fs::write(env.repo.join(".cortex/tools.toml"), &file).unwrap();
+    let bind = || assert_eq!(env.cortex_at(&core, &env.repo, ["workspace", "bind"]).code, 0);
+    bind();
+
+    // Cloned, not trusted: nothing runs, and it says what it would run.
+    let blocked = wait_phase(&cortex, "project:repo", "blocked", "is not trusted; it would run `python3 ");
+    let reason = blocked["reason"].as_str().unwrap();
+    assert!(reason.ends_with("read it, then `cortex tool trust repo`"), "{reason}");
+    let digest = blocked["digest"].as_str().unwrap().to_string();
+    assert_eq!(digest.len(), 64);
+    assert!(!folder.join("pid").exists(), "a server of an untrusted file ran");
+
+    // Trusted as read: it runs.
+    let trusted = cortex(&["tool", "trust", "repo", "--json"]);
+    assert_eq!(trusted.code, 0, "{}", trusted.stderr);
+    assert_eq!(trusted.json()["digest"], digest.as_str());
+    wait_phase(&cortex, "proj", "running", "");
+    let pid = std::fs::read_to_string(folder.join("pid")).unwrap();
+
+    // Changed: blocked again, and the running server stops.
+    std::fs::write(env.repo.join(".cortex/tools.toml"), format!("{file}env = [\"HOME\"]\n")).unwrap();
+    bind();
+    let again = wait_phase(&cortex, "project:repo", "blocked", "is not trusted");
+    assert_ne!(again["digest"].as_str().unwrap(), digest);
+    assert!(crate::support::wait_for(|| (!is_alive(&pid)).then_some(())).is_some(), "pid {pid} still runs");
+    let none = cortex(&["tool", "trust", "elsewhere"]);
+    assert_ne!(none.code, 0);
+    assert!(
+        none.stderr.contains("workspace `elsewhere` has no .cortex/tools.toml waiting for trust"),
+        "{}",
+        none.stderr
+    );
+}

@@ -180,6 +180,31 @@ impl Registry {
         Ok(Some(Ok(plugin)))
     }
 
+    /// Trusts `digest` as workspace `workspace`'s `.cortex/tools.toml`
+    /// (in place of any it trusted before).
+    pub fn trust_tools(&self, workspace: &str, digest: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO trusted_tools (workspace, digest, trusted_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (workspace) DO UPDATE SET digest = excluded.digest, trusted_at = excluded.trusted_at",
+                params![workspace, digest, jiff::Timestamp::now().to_string()],
+            )
+            .map_err(self.err("cannot trust a tools file"))?;
+        Ok(())
+    }
+
+    /// Every trusted `.cortex/tools.toml`: its workspace and SHA-256.
+    pub fn trusted_tools(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT workspace, digest FROM trusted_tools")
+            .map_err(self.err("cannot read trusted tools"))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+            .map_err(self.err("cannot read trusted tools"))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err("cannot read trusted tools"))
+    }
+
     /// Removes a plugin and the servers it brought; false when there was none.
     pub fn remove_plugin(&self, name: &str) -> Result<bool> {
         let tx = self.conn.unchecked_transaction().map_err(self.err("cannot remove a plugin"))?;

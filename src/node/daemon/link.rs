@@ -225,10 +225,11 @@ fn on_frame(runtime: &Arc<Runtime>, out: &mpsc::Sender<NodeFrame>, text: &str) -
         Ok(CoreFrame::Refused { reason, message, .. }) => return Err(Error::Refused { reason, message }),
         Ok(CoreFrame::Error { code, message, .. }) => tracing::warn!(%code, %message, "Core reported an error"),
         Ok(CoreFrame::Welcome { .. }) => tracing::warn!("unexpected second welcome"),
-        Ok(CoreFrame::Tools { tools, .. }) => {
+        Ok(CoreFrame::Tools { tools, trusted, .. }) => {
             let runtime = runtime.clone();
             let out = out.clone();
             *lock(&runtime.core_tools) = tools;
+            *lock(&runtime.trusted_tools) = trusted;
             tokio::spawn(async move {
                 let states = super::reconcile_tools(&runtime).await;
                 let _ = out.send(NodeFrame::ToolStates { v: PROTOCOL_VERSION, states }).await;

@@ -77,6 +77,8 @@ struct Runtime {
     turns: super::runner::Turns,
     /// The registry's tools for this node, as Core last sent them.
     core_tools: Mutex<Vec<crate::protocol::Dependency>>,
+    /// The `.cortex/tools.toml` files people trusted, as Core last sent them.
+    trusted_tools: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 /// Runs the registry's tools for this node and its workspaces' own
@@ -85,7 +87,8 @@ struct Runtime {
 async fn reconcile_tools(runtime: &Arc<Runtime>) -> Vec<crate::protocol::ToolState> {
     let mut desired = lock(&runtime.core_tools).clone();
     let workspaces = runtime.node.get().map(|node| node.workspaces().unwrap_or_default()).unwrap_or_default();
-    let (project, mut problems) = super::project_tools::load_all(&workspaces);
+    let trusted = lock(&runtime.trusted_tools).clone();
+    let (project, mut problems) = super::project_tools::load_all(&workspaces, &trusted);
     for tool in project {
         if desired.iter().any(|taken| taken.name == tool.name) {
             problems.push(crate::protocol::ToolState {
@@ -94,6 +97,7 @@ async fn reconcile_tools(runtime: &Arc<Runtime>) -> Vec<crate::protocol::ToolSta
                 reason: Some(format!("{}'s .cortex/tools.toml names a tool the registry has; rename it", tool.scope)),
                 tools: Vec::new(),
                 version: None,
+                digest: None,
             });
         } else {
             desired.push(tool);
@@ -158,6 +162,7 @@ pub async fn run(config: DaemonConfig, mut shutdown: watch::Receiver<bool>) -> R
         gateway,
         turns,
         core_tools: Mutex::default(),
+        trusted_tools: Mutex::default(),
     });
     {
         let (keys, typed_keys) = std::sync::mpsc::channel::<(String, String)>();

@@ -126,6 +126,20 @@ impl CodexProvider {
     }
 }
 
+impl CodexProvider {
+    /// Sends `turn/start` on the live child (spawned if need be).
+    fn start_turn(&mut self, workspace: &Path, prompt: &str, sink: &mut dyn TurnSink) -> Result<Value, Error> {
+        self.server(workspace)?;
+        let thread = self.thread.clone().expect("holds because server() set it");
+        let server = self.server.as_mut().expect("holds because server() spawned it");
+        server.request_logged(
+            "turn/start",
+            json!({"threadId": thread, "input": [{"type": "text", "text": prompt, "text_elements": []}]}),
+            sink,
+        )
+    }
+}
+
 impl Provider for CodexProvider {
     fn name(&self) -> &str {
         "codex"
@@ -141,14 +155,21 @@ impl Provider for CodexProvider {
 
     fn run_turn(&mut self, request: TurnRequest<'_>, sink: &mut dyn TurnSink) -> Result<TurnEnd, Error> {
         let workspace = request.workspace.to_path_buf();
-        self.server(&workspace)?;
+        let reused = self.server.as_mut().is_some_and(AppServer::is_alive);
+        let result = match self.start_turn(&workspace, request.prompt, sink) {
+            // The live process died between turns (killed, or crashed as the
+            // turn began): a new one resumes the thread, once.
+            Err(error) if reused && self.server.as_mut().is_none_or(AppServer::is_dead_soon) => {
+                tracing::warn!(%error, "codex's live process was gone; a new one resumes the thread");
+                if let Some(mut server) = self.server.take() {
+                    server.kill_ladder();
+                }
+                self.start_turn(&workspace, request.prompt, sink)?
+            }
+            started => started?,
+        };
         let thread = self.thread.clone().expect("holds because server() set it");
         let server = self.server.as_mut().expect("holds because server() spawned it");
-        let result = server.request_logged(
-            "turn/start",
-            json!({"threadId": thread, "input": [{"type": "text", "text": request.prompt, "text_elements": []}]}),
-            sink,
-        )?;
         let turn = result["turn"]["id"].as_str().unwrap_or_default().to_string();
         let mut turn_state = TurnState { workspace, ..TurnState::default() };
         let mut interrupt_sent: Option<Instant> = None;
@@ -451,6 +472,18 @@ impl AppServer {
 
     fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Whether it has exited, or does within a second (its output closed).
+    fn is_dead_soon(&mut self) -> bool {
+        let until = Instant::now() + Duration::from_secs(1);
+        while self.is_alive() {
+            if Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
     }
 
     fn send(&mut self, message: &Value) -> Result<(), Error> {

@@ -35,8 +35,9 @@ pub fn tools() -> anyhow::Result<()> {
     super::wait_url(&data)?;
     let command = format!("python3 {} {}", server.display(), folder.display());
     super::cortex_json(&cortex, &repo, &data, &["tool", "add", "echo", "--command", &command, "--json"])?;
-    super::cortex_json(&cortex, &repo, &data, &["workspace", "bind", "--json"])?;
+    // Running means the local node is online: only then can it take the workspace.
     wait_running(&cortex, &repo, &data)?;
+    super::cortex_json(&cortex, &repo, &data, &["workspace", "bind", "--json"])?;
     let out = root.path().join("through.json");
     let client = std::env::current_exe()?;
     let script = root.path().join("s.toml");

@@ -213,8 +213,14 @@ fn set_enabled(state: &Arc<CoreState>, name: &str, workspace: &str, on: bool) ->
 /// `.cortex/tools.toml` its node reported waiting, exactly as reported.
 async fn post_trust(State(state): State<Arc<CoreState>>, Json(body): Json<WorkspaceBody>) -> Response {
     let name = format!("project:{}", body.workspace);
+    // Only the node the workspace is bound to speaks for its file.
+    let holder = state.workspaces().ok().and_then(|workspaces| {
+        workspaces.into_iter().find(|workspace| workspace.name == body.workspace).map(|workspace| workspace.node)
+    });
     let waiting = state.tool_statuses().into_iter().find_map(|status| {
-        (status.state.name == name && status.state.phase == ToolPhase::Blocked).then_some(status.state.digest?)
+        let from_holder = holder.as_deref() == Some(status.node.as_str());
+        (from_holder && status.state.name == name && status.state.phase == ToolPhase::Blocked)
+            .then_some(status.state.digest?)
     });
     let Some(digest) = waiting else {
         let message = format!(

@@ -98,3 +98,38 @@ fn a_rogue_node_cannot_take_over_another_nodes_workspace_sessions_or_commands() 
     assert_eq!(status, 200, "{listing}");
     assert!(listing.to_string().contains("README.md"), "{listing}");
 }
+
+#[test]
+fn a_rogue_node_cannot_get_a_tools_file_trusted_for_a_workspace_it_does_not_hold() {
+    let env = TestEnv::new();
+    let core = env.start_core("up", &env.cortex_home, free_port());
+    let http = Http::new(&core);
+    assert_eq!(env.cortex_at(&core, &env.repo, ["workspace", "bind"]).code, 0);
+    let token = env.enroll(&core, "rogue");
+    let url = format!("{}/api/v1/nodes/connect", core.url.replacen("http://", "ws://", 1));
+    let cortex = |args: &[&str]| env.cortex_at(&core, env.root.path(), args);
+    let trusted = http.block_on(async {
+        let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+        let hello = serde_json::json!({
+            "type": "hello", "v": 1,
+            "credential": { "kind": "enroll", "token": token, "name": "rogue" },
+            "capabilities": { "cortex_version": env!("CARGO_PKG_VERSION"), "protocol_version": 1, "os": "", "arch": "", "cpus": 1, "memory_bytes": 0, "providers": [] },
+            "workspaces": [], "sessions": []
+        });
+        socket.send(Message::text(hello.to_string())).await.unwrap();
+        next_json(&mut socket).await;
+        // The rogue says the victim's workspace has a tools file waiting, with its own digest.
+        let report = serde_json::json!({"type": "tool_states", "v": 1, "states": [{
+            "name": "project:repo", "phase": "blocked", "reason": "looks harmless", "digest": "ab".repeat(32)
+        }]});
+        socket.send(Message::text(report.to_string())).await.unwrap();
+        let seen = crate::support::wait_for(|| {
+            let statuses = cortex(&["tool", "status", "--json"]).json();
+            statuses.as_array()?.iter().any(|status| status["node_name"] == "rogue").then_some(())
+        });
+        assert!(seen.is_some(), "Core never took the rogue's report");
+        cortex(&["tool", "trust", "repo"])
+    });
+    assert_ne!(trusted.code, 0, "trusted what a node that does not hold the workspace reported");
+    assert!(trusted.stderr.contains("has no .cortex/tools.toml waiting for trust"), "{}", trusted.stderr);
+}

@@ -116,12 +116,10 @@ fn skills_for(state: &CoreState, caller: Option<&Caller>) -> Vec<(String, crate:
     });
     let plugins = state.plugins().unwrap_or_default();
     let enabled = |name: &str| {
-        plugins.iter().find(|plugin| plugin.name == name).is_some_and(|plugin| {
-            plugin
-                .enabled
-                .iter()
-                .any(|listed| listed == crate::protocol::EVERY_WORKSPACE || Some(listed) == workspace.as_ref())
-        })
+        plugins
+            .iter()
+            .find(|plugin| plugin.name == name)
+            .is_some_and(|plugin| crate::protocol::enabled_in(&plugin.enabled, workspace.as_deref()))
     };
     skills.into_iter().filter(|(plugin, _, _)| enabled(plugin)).collect()
 }

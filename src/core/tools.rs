@@ -358,25 +358,28 @@ impl CoreState {
     /// Where `name` is wanted and what each node reports of it: every node
     /// it is wanted on or reported by, by name. `None`: no such tool.
     pub fn tool_placements(&self, name: &str) -> super::Result<Option<Vec<ToolPlacement>>> {
-        if !self.tools()?.iter().any(|tool| tool.name == name) {
-            return Ok(None);
-        }
-        let nodes = lock(&self.registry).nodes()?;
-        let mut placements: Vec<ToolPlacement> = nodes
-            .into_iter()
-            .filter_map(|record| {
-                let wanted = self.tools_for(&record.id).iter().any(|tool| tool.name == name);
+        Ok(self.all_placements()?.remove(name))
+    }
+
+    /// [`CoreState::tool_placements`] of every registry tool, by name: each
+    /// node's wanted set is worked out once.
+    pub fn all_placements(&self) -> super::Result<std::collections::BTreeMap<String, Vec<ToolPlacement>>> {
+        let mut placements: std::collections::BTreeMap<String, Vec<ToolPlacement>> =
+            self.tools()?.into_iter().map(|tool| (tool.name, Vec::new())).collect();
+        let mut nodes = lock(&self.registry).nodes()?;
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        for record in nodes {
+            let wanted = self.tools_for(&record.id);
+            for (name, placed) in &mut placements {
+                let is_wanted = wanted.iter().any(|tool| tool.name == *name);
                 let state = self.reported(&record.id, name);
-                (wanted || state.is_some()).then(|| ToolPlacement {
-                    node: record.id.to_string(),
-                    node_name: record.name,
-                    wanted,
-                    state,
-                })
-            })
-            .collect();
-        placements.sort_by(|a, b| a.node_name.cmp(&b.node_name));
-        Ok(Some(placements))
+                if is_wanted || state.is_some() {
+                    let (node, node_name) = (record.id.to_string(), record.name.clone());
+                    placed.push(ToolPlacement { node, node_name, wanted: is_wanted, state });
+                }
+            }
+        }
+        Ok(placements)
     }
 
     /// What `node` last reported of `name`.
@@ -406,41 +409,18 @@ impl CoreState {
             .into_iter()
             .find(|workspace| workspace.id == session.workspace_id)
             .map(|workspace| workspace.name);
+        let place = CallPlace {
+            session: session.id.as_str(),
+            workspace: workspace.as_deref(),
+            node_name: Some(&node_name),
+            node_id: node_id.as_ref().map(NodeId::as_str),
+        };
         let tools = self
             .tools()?
             .into_iter()
             .map(|tool| {
-                let out_of_scope = match &tool.scope {
-                    Scope::All => None,
-                    Scope::Node(name)
-                        if *name == node_name || node_id.as_ref().is_some_and(|id| id.as_str() == name) =>
-                    {
-                        None
-                    }
-                    Scope::Node(name) => Some(format!("scoped to node {name}; this session runs on {node_name}")),
-                    Scope::Workspace(name) if workspace.as_deref() == Some(name.as_str()) => None,
-                    Scope::Workspace(name) => Some(format!(
-                        "scoped to workspace {name}; this session's workspace is {}",
-                        workspace.as_deref().unwrap_or("not bound")
-                    )),
-                    Scope::Session(wanted) if *wanted == session.id.as_str() => None,
-                    Scope::Session(wanted) => Some(format!("scoped to session {wanted}")),
-                };
-                let out_of_scope = out_of_scope.or_else(|| {
-                    let plugin = tool.plugin.as_deref().filter(|_| !tool.enabled_for(workspace.as_deref()))?;
-                    let here = workspace.as_deref().unwrap_or("this session's");
-                    Some(format!(
-                        "plugin {plugin} is not enabled in workspace {here} (`cortex plugin enable {plugin} {here}`)"
-                    ))
-                });
                 let state = node_id.as_ref().and_then(|node| self.reported(node, &tool.name));
-                let place = CallPlace {
-                    session: session.id.as_str(),
-                    workspace: workspace.as_deref(),
-                    node_name: Some(&node_name),
-                    node_id: node_id.as_ref().map(NodeId::as_str),
-                };
-                session_tool(&tool, out_of_scope, state.as_ref(), &node_name, &place)
+                session_tool(&tool, tool.unavailable_at(&place), state.as_ref(), &node_name, &place)
             })
             .collect();
         Ok(Some((session, tools)))

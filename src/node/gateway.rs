@@ -23,7 +23,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use super::mcp::{Offered, Reach, Servers, schema_hash};
 use super::runner::Turns;
-use crate::protocol::{ApprovalDecision, EventKind, Policy, Scope, SessionId, ToolCall, ToolOutcome};
+use crate::protocol::{ApprovalDecision, EventKind, Policy, SessionId, ToolCall, ToolOutcome};
 
 /// How long a forwarded call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -154,16 +154,9 @@ impl Handler {
             .ok_or_else(|| ErrorData::invalid_request("this gateway URL names no session of this node", None))
     }
 
-    /// The servers this session's scope allows.
-    async fn offered(&self, place: &Place) -> Vec<Offered> {
-        let wants = |dependency: &crate::protocol::Dependency| {
-            let in_scope = match &dependency.scope {
-                Scope::All | Scope::Node(_) => true,
-                Scope::Workspace(name) => place.workspace.as_deref() == Some(name.as_str()),
-                Scope::Session(id) => place.session.as_str() == id,
-            };
-            in_scope && dependency.enabled_for(place.workspace.as_deref())
-        };
+    /// The servers offered to the session at `at` (its scope, its plugins).
+    async fn offered(&self, place: &Place, at: &crate::protocol::CallPlace<'_>) -> Vec<Offered> {
+        let wants = |dependency: &crate::protocol::Dependency| dependency.unavailable_at(at).is_none();
         self.0.servers.offered(&place.session, wants).await
     }
 }
@@ -184,7 +177,7 @@ impl ServerHandler for Handler {
         let node = lock(&self.0.core).clone();
         let at = place.call_place(node.as_ref());
         let mut tools = Vec::new();
-        for server in self.offered(&place).await {
+        for server in self.offered(&place, &at).await {
             for tool in &server.tools {
                 let rule = server.dependency.policy_at(&tool.name, &at);
                 let mut listed: Tool = tool.clone();
@@ -219,7 +212,9 @@ impl ServerHandler for Handler {
             let tool = tool.to_string();
             return self.call_native(&place, tool, request, began).await;
         }
-        let offered = self.offered(&place).await;
+        let node = lock(&self.0.core).clone();
+        let at = place.call_place(node.as_ref());
+        let offered = self.offered(&place, &at).await;
         let found = offered.iter().filter_map(|server| {
             let tool = request.name.strip_prefix(server.dependency.name.as_str())?.strip_prefix('.')?;
             Some((server, server.tools.iter().find(|listed| listed.name == tool)?))
@@ -228,8 +223,7 @@ impl ServerHandler for Handler {
         let Some((server, tool)) = found.max_by_key(|(server, _)| server.dependency.name.len()) else {
             return Err(ErrorData::invalid_params(format!("no tool `{}` for this session", request.name), None));
         };
-        let node = lock(&self.0.core).clone();
-        let rule = server.dependency.policy_at(&tool.name, &place.call_place(node.as_ref()));
+        let rule = server.dependency.policy_at(&tool.name, &at);
         let mut call = ToolCall {
             name: request.name.to_string(),
             server: server.dependency.name.clone(),

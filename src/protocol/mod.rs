@@ -37,7 +37,7 @@ pub use review::{comment_place, open_review_comments, parse_lines, viewed_files}
 pub use tool_view::{OfferedTool, SessionTool, ToolCallRecord, ToolPlacement};
 pub use tools::{
     Author, Dependency, EVERY_WORKSPACE, MAX_SCHEMA, Manifest, Plugin, PluginPackage, Scope, Server, Skill, ToolInfo,
-    ToolPhase, ToolState, ToolStatus, check_workspace_name,
+    ToolPhase, ToolState, ToolStatus, check_workspace_name, enabled_in,
 };
 pub use usage::{UsageBy, UsageReport, UsageRow, budget_text, dollars, usage_text};
 pub use wire::{

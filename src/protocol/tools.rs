@@ -170,9 +170,29 @@ impl Dependency {
 
     /// Whether its plugin (if any) is enabled for a session of `workspace`.
     pub fn enabled_for(&self, workspace: Option<&str>) -> bool {
-        self.enabled_in
-            .as_ref()
-            .is_none_or(|list| list.iter().any(|name| name == "*" || Some(name.as_str()) == workspace))
+        self.enabled_in.as_ref().is_none_or(|list| enabled_in(list, workspace))
+    }
+
+    /// Why a session at `place` is not offered this tool (out of its scope,
+    /// or its plugin not enabled in the session's workspace); `None`: it is.
+    pub fn unavailable_at(&self, place: &super::CallPlace<'_>) -> Option<String> {
+        let node = place.node_name.or(place.node_id).unwrap_or("an unknown node");
+        let workspace = place.workspace.unwrap_or("not bound");
+        let out_of_scope = match &self.scope {
+            Scope::All => None,
+            scope if place.rank(scope).is_some() => None,
+            Scope::Node(name) => Some(format!("scoped to node {name}; this session runs on {node}")),
+            Scope::Workspace(name) => {
+                Some(format!("scoped to workspace {name}; this session's workspace is {workspace}"))
+            }
+            Scope::Session(id) => Some(format!("scoped to session {id}")),
+        };
+        if out_of_scope.is_some() {
+            return out_of_scope;
+        }
+        let plugin = self.plugin.as_deref().filter(|_| !self.enabled_for(place.workspace))?;
+        let here = place.workspace.unwrap_or("this session's");
+        Some(format!("plugin {plugin} is not enabled in workspace {here} (`cortex plugin enable {plugin} {here}`)"))
     }
 
     /// Whether `other` runs the same server (policies aside): a changed
@@ -415,6 +435,11 @@ pub struct PluginPackage {
 
 /// Every workspace, as a plugin's `enabled` list says it.
 pub const EVERY_WORKSPACE: &str = "*";
+
+/// Whether a plugin's `enabled` list holds for a session of `workspace`.
+pub fn enabled_in(list: &[String], workspace: Option<&str>) -> bool {
+    list.iter().any(|name| name == EVERY_WORKSPACE || Some(name.as_str()) == workspace)
+}
 
 fn everywhere() -> Vec<String> {
     vec![EVERY_WORKSPACE.to_string()]

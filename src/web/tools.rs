@@ -42,11 +42,11 @@ fn tools_crumbs() -> Vec<(String, String)> {
 pub(super) async fn get_tools(State(web): State<Arc<Web>>) -> Response {
     let tools = found!(&web, web.core.tools());
     let plugins = found!(&web, web.core.plugins());
-    let mut rows = Vec::new();
-    for tool in tools {
-        let placements = found!(&web, web.core.tool_placements(&tool.name)).unwrap_or_default();
-        rows.push(ToolRow { tool, placements });
-    }
+    let mut placements = found!(&web, web.core.all_placements());
+    let rows: Vec<ToolRow> = tools
+        .into_iter()
+        .map(|tool| ToolRow { placements: placements.remove(&tool.name).unwrap_or_default(), tool })
+        .collect();
     let mut unlisted = web.core.tool_statuses();
     unlisted.retain(|status| !rows.iter().any(|row| row.tool.name == status.state.name));
     ToolsPage { shell: shell(&web, tools_crumbs()), rows, unlisted, plugins }.into_response()
